@@ -1,1 +1,99 @@
-fn main() {}
+//! gati-mcp-server — an MCP server whose tools query the gati backend.
+//!
+//! USAGE
+//!     gati-mcp-server               MCP over stdio (desktop assistants)
+//!     gati-mcp-server --http        MCP over streamable HTTP at GATI_HOST:GATI_PORT/mcp
+//!     gati-mcp-server healthcheck   exit 0 only if the local HTTP server answers /health
+//!
+//! ENVIRONMENT
+//!     BACKEND_URL              the gati backend (default http://127.0.0.1:8000)
+//!     GATI_PORT                HTTP port (default 8080)
+//!     GATI_HOST                HTTP bind address (default 127.0.0.1; 0.0.0.0 in the image)
+//!     GATI_MCP_ALLOWED_HOSTS   extra Host names accepted over HTTP, comma-separated
+//!                              (loopback names are always accepted; others are refused
+//!                              to block DNS rebinding)
+
+mod tools;
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use rmcp::{
+    transport::streamable_http_server::{
+        session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
+    },
+    ServiceExt,
+};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn main() -> anyhow::Result<()> {
+    let port: u16 = match std::env::var("GATI_PORT") {
+        Ok(p) => p.parse().with_context(|| format!("GATI_PORT={p:?} is not a port number"))?,
+        Err(_) => 8080,
+    };
+    let backend = std::env::var("BACKEND_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
+    let rt = tokio::runtime::Runtime::new()?;
+    match std::env::args().nth(1).as_deref() {
+        None | Some("--stdio") => rt.block_on(serve_stdio(backend)),
+        Some("--http") => rt.block_on(serve_http(backend, port)),
+        Some("healthcheck") => rt.block_on(healthcheck(port)),
+        Some("--version") => {
+            println!("gati-mcp-server {VERSION}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown argument {other:?}; usage: gati-mcp-server [--http|healthcheck|--version]"),
+    }
+}
+
+async fn serve_stdio(backend: String) -> anyhow::Result<()> {
+    let server = tools::Gati::new(backend).serve(rmcp::transport::stdio()).await?;
+    server.waiting().await?;
+    Ok(())
+}
+
+async fn serve_http(backend: String, port: u16) -> anyhow::Result<()> {
+    let host = std::env::var("GATI_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let mut allowed_hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
+    if let Ok(extra) = std::env::var("GATI_MCP_ALLOWED_HOSTS") {
+        allowed_hosts.extend(extra.split(',').map(str::trim).filter(|h| !h.is_empty()).map(String::from));
+    }
+    let config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed_hosts);
+    let cancel = config.cancellation_token.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(tools::Gati::new(backend.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let app = axum::Router::new()
+        .nest_service("/mcp", mcp)
+        .route("/health", axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok", "version": VERSION })) }));
+    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+        .await
+        .with_context(|| format!("binding {host}:{port}"))?;
+    eprintln!("gati-mcp-server {VERSION} serving MCP on http://{host}:{port}/mcp");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            cancel.cancel();
+        })
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// The image's HEALTHCHECK (HTTP mode): there is no shell or curl in a scratch image.
+async fn healthcheck(port: u16) -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{port}/health");
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?;
+    client.get(&url).send().await.and_then(|r| r.error_for_status()).with_context(|| format!("{url} is not healthy"))?;
+    Ok(())
+}
