@@ -1,1 +1,126 @@
-fn main() {}
+//! gati-dashboard — serves the single-page UI and proxies the backend's API to it.
+//!
+//! USAGE
+//!     gati-dashboard               serve on GATI_HOST:GATI_PORT (127.0.0.1:3000)
+//!     gati-dashboard healthcheck   exit 0 only if the local server answers /healthz
+//!
+//! ENVIRONMENT
+//!     BACKEND_URL   the gati backend (default http://127.0.0.1:8000)
+//!     GATI_PORT     port to listen on (default 3000)
+//!     GATI_HOST     address to bind (default 127.0.0.1; 0.0.0.0 in the image)
+//!
+//! The UI is plain HTML, CSS and JavaScript compiled into the binary: no npm build step. The
+//! browser asks this server for `/api/*` and `/health`, which are forwarded to the backend, so
+//! the backend needs no CORS.
+
+use anyhow::{bail, Context};
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const INDEX_HTML: &str = include_str!("../ui/index.html");
+const APP_JS: &str = include_str!("../ui/app.js");
+const STYLE_CSS: &str = include_str!("../ui/style.css");
+
+fn main() -> anyhow::Result<()> {
+    let port: u16 = match std::env::var("GATI_PORT") {
+        Ok(p) => p.parse().with_context(|| format!("GATI_PORT={p:?} is not a port number"))?,
+        Err(_) => 3000,
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    match std::env::args().nth(1).as_deref() {
+        None => rt.block_on(serve(port)),
+        Some("healthcheck") => rt.block_on(healthcheck(port)),
+        Some("--version") => {
+            println!("gati-dashboard {VERSION}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown argument {other:?}; usage: gati-dashboard [healthcheck|--version]"),
+    }
+}
+
+#[derive(Clone)]
+struct Backend {
+    url: String,
+    http: reqwest::Client,
+}
+
+async fn serve(port: u16) -> anyhow::Result<()> {
+    let host = std::env::var("GATI_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let url = std::env::var("BACKEND_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
+    let backend = Backend {
+        url: url.trim_end_matches('/').to_string(),
+        http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build()?,
+    };
+    let app = Router::new()
+        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
+        .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
+        .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok", "version": VERSION })) }))
+        .route("/health", get(proxy))
+        .route("/api/{*path}", get(proxy))
+        .with_state(backend);
+    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+        .await
+        .with_context(|| format!("binding {host}:{port}"))?;
+    eprintln!("gati-dashboard {VERSION} on http://{host}:{port}, backend {url}");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+/// Forwards a read to the backend; the UI only reads, so only GET is proxied.
+async fn proxy(State(backend): State<Backend>, request: Request) -> Response {
+    let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("{}{path_and_query}", backend.url);
+    match backend.http.get(&url).send().await {
+        Ok(upstream) => {
+            let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let content_type = upstream.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+            match upstream.bytes().await {
+                Ok(body) => {
+                    let mut response = (status, Body::from(body)).into_response();
+                    if let Some(v) = content_type.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+                        response.headers_mut().insert(header::CONTENT_TYPE, v);
+                    }
+                    response
+                }
+                Err(e) => unreachable_backend(&backend.url, e),
+            }
+        }
+        Err(e) => unreachable_backend(&backend.url, e),
+    }
+}
+
+fn unreachable_backend(url: &str, e: reqwest::Error) -> Response {
+    let message = format!("the gati backend at {url} is not reachable: {e}");
+    (StatusCode::BAD_GATEWAY, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// The image's HEALTHCHECK. It asks the dashboard itself (`/healthz`), not the proxied
+/// backend, so a dashboard is healthy while it can tell the user that the backend is down.
+async fn healthcheck(port: u16) -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?;
+    client.get(&url).send().await.and_then(|r| r.error_for_status()).with_context(|| format!("{url} is not healthy"))?;
+    Ok(())
+}
