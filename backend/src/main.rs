@@ -21,7 +21,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn main() -> anyhow::Result<()> {
     let port: u16 = match std::env::var("GATI_PORT") {
-        Ok(p) => p.parse().with_context(|| format!("GATI_PORT={p:?} is not a port number"))?,
+        Ok(p) => p
+            .parse()
+            .with_context(|| format!("GATI_PORT={p:?} is not a port number"))?,
         Err(_) => 8000,
     };
     match std::env::args().nth(1).as_deref() {
@@ -31,7 +33,9 @@ fn main() -> anyhow::Result<()> {
             println!("gati-backend {VERSION}");
             Ok(())
         }
-        Some(other) => bail!("unknown argument {other:?}; usage: gati-backend [healthcheck|--version]"),
+        Some(other) => {
+            bail!("unknown argument {other:?}; usage: gati-backend [healthcheck|--version]")
+        }
     }
 }
 
@@ -48,7 +52,10 @@ fn serve(port: u16) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind((host.as_str(), port))
             .await
             .with_context(|| format!("binding {host}:{port}"))?;
-        eprintln!("gati-backend {VERSION} listening on {host}:{port}, data in {}", db.display());
+        eprintln!(
+            "gati-backend {VERSION} listening on {host}:{port}, data in {}",
+            db.display()
+        );
         axum::serve(listener, api::router(store))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
@@ -77,7 +84,10 @@ fn healthcheck(port: u16) -> anyhow::Result<()> {
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     if !response.starts_with("HTTP/1.1 200") || !response.contains("\"ok\"") {
-        bail!("unhealthy: {}", response.lines().next().unwrap_or("empty response"));
+        bail!(
+            "unhealthy: {}",
+            response.lines().next().unwrap_or("empty response")
+        );
     }
     Ok(())
 }

@@ -1,1 +1,37 @@
-fn main() {}
+//! NAME
+//!     cargo xtask — gati's automation: tests now; bump, images and release next.
+//!
+//! SYNOPSIS
+//!     cargo xtask test [-k EXPR] [--no-images]
+//!
+//! DESCRIPTION
+//!     Runs from anywhere in the repository: the shell moves to the workspace root first.
+//!     `main` only parses flags and dispatches; each task is a module with a `run` method.
+
+mod docker;
+mod flags;
+mod provision;
+mod services;
+mod test;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use xshell::Shell;
+
+fn main() -> anyhow::Result<()> {
+    let flags = flags::Xtask::parse();
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    match flags.command {
+        flags::Command::Test(cmd) => cmd.run(&sh),
+    }
+}
+
+/// The workspace root: xtask's manifest sits one level below it.
+fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}

@@ -1,0 +1,141 @@
+"""Shared fixtures for the system tests, run by `cargo xtask test`.
+
+The binaries and images under test come from xtask (GATI_BIN_DIR, GATI_TEST_IMAGE_PREFIX,
+GATI_VERSION). A missing one is an error, never a skip: run the tests through `cargo xtask test`.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "images: builds on the Docker images (needs a Docker daemon)")
+
+
+def required_env(name):
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run these tests through `cargo xtask test`", pytrace=False)
+    return value
+
+
+@pytest.fixture(scope="session")
+def bin_dir():
+    path = Path(required_env("GATI_BIN_DIR"))
+    for name in ("gati-backend", "gati-dashboard", "gati-mcp-server"):
+        if not (path / name).is_file():
+            pytest.fail(f"{path / name} is missing: run `cargo xtask test`", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def version():
+    return required_env("GATI_VERSION")
+
+
+@pytest.fixture(scope="session")
+def artifacts():
+    path = ROOT / "target" / "test-artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(method, url, body=None, timeout=10):
+    """(status, parsed JSON body) of one HTTP request; HTTP errors are returned, not raised."""
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw)
+        except ValueError:
+            return e.code, raw.decode(errors="replace")
+
+
+def wait_for(url, timeout=30, proc=None):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{proc.args[0]} exited with {proc.returncode} before answering {url}")
+        try:
+            status, body = request("GET", url, timeout=2)
+            if status == 200:
+                return body
+            last = status
+        except OSError as e:
+            last = e
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer 200 within {timeout}s (last: {last})")
+
+
+class Service:
+    """A service binary running on a free loopback port, stopped with SIGTERM at the end."""
+
+    def __init__(self, binary, args=(), env=None, port=None, health="/health"):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, "GATI_HOST": "127.0.0.1", "GATI_PORT": str(self.port), **(env or {})}
+        self.proc = subprocess.Popen([str(binary), *args], env=full_env, stderr=subprocess.PIPE)
+        wait_for(self.url + health, proc=self.proc)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+
+def event(event_id, run_id="run-1", agent="support-bot", event_type="llm_call", ts="2026-01-31T12:00:00Z", **data):
+    return {
+        "event_id": event_id,
+        "run_id": run_id,
+        "agent_name": agent,
+        "event_type": event_type,
+        "timestamp": ts,
+        "data": data,
+    }
+
+
+SAMPLE_EVENTS = [
+    event("e1", event_type="run_start", ts="2026-01-31T12:00:00Z", input="where is my order?"),
+    event("e2", event_type="llm_call", ts="2026-01-31T12:00:01Z", model="gpt-x", tokens=120, cost=0.002,
+          prompt="Find order 42"),
+    event("e3", event_type="tool_call", ts="2026-01-31T12:00:02Z", tool="lookup_order", order=42),
+    event("e4", event_type="run_end", ts="2026-01-31T12:00:03Z", output="shipped"),
+    event("e5", run_id="run-2", agent="triage-bot", event_type="llm_call", tokens=30, cost=0.001),
+]
+
+
+@pytest.fixture
+def backend(bin_dir, tmp_path):
+    service = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(tmp_path / "data")})
+    service.data_dir = tmp_path / "data"
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def seeded_backend(backend):
+    status, body = request("POST", backend.url + "/api/events", {"events": SAMPLE_EVENTS})
+    assert status == 200, body
+    return backend

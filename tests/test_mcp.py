@@ -1,0 +1,134 @@
+"""gati-mcp-server in real MCP sessions against a running backend holding data.
+
+Two clients: the raw protocol over stdio (newline-delimited JSON-RPC, written out here), and
+the official Python `mcp` SDK, an independent implementation, over stdio and streamable HTTP.
+"""
+
+import json
+import os
+import subprocess
+
+import anyio
+import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from conftest import Service, free_port
+
+TOOLS = {"list_agents", "list_runs", "get_run", "search_events", "get_summary"}
+
+
+def rpc(id, method, params=None):
+    message = {"jsonrpc": "2.0", "id": id, "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+def test_raw_protocol_session_over_stdio(bin_dir, seeded_backend, version):
+    messages = [
+        rpc(1, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                              "clientInfo": {"name": "raw-test", "version": "1"}}),
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        rpc(2, "tools/list"),
+        rpc(3, "tools/call", {"name": "get_summary", "arguments": {}}),
+    ]
+    stdin = "".join(json.dumps(m) + "\n" for m in messages)
+    proc = subprocess.Popen([bin_dir / "gati-mcp-server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            env={**os.environ, "BACKEND_URL": seeded_backend.url}, text=True)
+    proc.stdin.write(stdin)
+    proc.stdin.flush()
+    replies = {}
+    while len(replies) < 3:
+        line = proc.stdout.readline()
+        assert line, f"server closed stdout after {len(replies)} replies"
+        reply = json.loads(line)
+        replies[reply["id"]] = reply
+    proc.stdin.close()
+    assert proc.wait(timeout=10) == 0
+
+    assert replies[1]["result"]["serverInfo"] == {"name": "gati", "version": version}
+    tools = replies[2]["result"]["tools"]
+    assert {t["name"] for t in tools} == TOOLS
+    assert all(t["inputSchema"]["type"] == "object" for t in tools)
+    summary = json.loads(replies[3]["result"]["content"][0]["text"])
+    assert summary["events"] == 5
+
+
+async def exercise_every_tool(session):
+    """Calls each tool the way an assistant would and checks the answers against the seeded data."""
+    await session.initialize()
+    listed = await session.list_tools()
+    assert {t.name for t in listed.tools} == TOOLS
+
+    async def call(name, arguments):
+        result = await session.call_tool(name, arguments)
+        return result.is_error, result.content[0].text
+
+    error, text = await call("list_agents", {})
+    assert not error and {a["name"] for a in json.loads(text)["agents"]} == {"support-bot", "triage-bot"}
+    error, text = await call("list_runs", {"agent_name": "support-bot"})
+    assert not error and [r["run_id"] for r in json.loads(text)["runs"]] == ["run-1"]
+    error, text = await call("get_run", {"run_id": "run-1"})
+    assert not error and [e["event_id"] for e in json.loads(text)["events"]] == ["e1", "e2", "e3", "e4"]
+    error, text = await call("search_events", {"event_type": "tool_call", "query": "lookup"})
+    assert not error and [e["event_id"] for e in json.loads(text)["events"]] == ["e3"]
+    error, text = await call("get_summary", {})
+    assert not error and json.loads(text)["total_tokens"] == 150
+
+    error, text = await call("get_run", {"run_id": "no-such-run"})
+    assert error and "no-such-run" in text
+
+
+def test_python_sdk_over_stdio(bin_dir, seeded_backend):
+    params = StdioServerParameters(command=str(bin_dir / "gati-mcp-server"),
+                                   env={"BACKEND_URL": seeded_backend.url})
+
+    async def main():
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                await exercise_every_tool(session)
+
+    anyio.run(main)
+
+
+@pytest.fixture
+def mcp_http(bin_dir, seeded_backend):
+    service = Service(bin_dir / "gati-mcp-server", args=["--http"], env={"BACKEND_URL": seeded_backend.url})
+    yield service
+    service.stop()
+
+
+def test_python_sdk_over_streamable_http(mcp_http):
+    async def main():
+        async with streamable_http_client(mcp_http.url + "/mcp") as (read, write, *_):
+            async with ClientSession(read, write) as session:
+                await exercise_every_tool(session)
+
+    anyio.run(main)
+
+
+def test_backend_down_is_a_readable_tool_error(bin_dir):
+    dead = f"http://127.0.0.1:{free_port()}"
+    params = StdioServerParameters(command=str(bin_dir / "gati-mcp-server"), env={"BACKEND_URL": dead})
+
+    async def main():
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                result = await session.call_tool("list_agents", {})
+                assert result.is_error
+                assert "not reachable" in result.content[0].text and dead in result.content[0].text
+                # The server is still there for the next call.
+                assert (await session.list_tools()).tools
+
+    anyio.run(main)
+
+
+def test_http_healthcheck_subcommand(bin_dir, mcp_http):
+    env = {"GATI_PORT": str(mcp_http.port)}
+    assert subprocess.run([bin_dir / "gati-mcp-server", "healthcheck"], env=env).returncode == 0
+    mcp_http.stop()
+    assert subprocess.run([bin_dir / "gati-mcp-server", "healthcheck"], env=env,
+                          capture_output=True).returncode != 0

@@ -1,0 +1,140 @@
+//! What the tests need on a fresh Debian machine: packages, the pinned Python tools, a Docker
+//! daemon. Installs only what is missing; where it cannot (not root, not Debian), it stops and
+//! prints exactly what to install.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use xshell::{cmd, Shell};
+
+use crate::docker::daemon_answers;
+
+/// The repository's ignored tool directory.
+pub const TOOLS_DIR: &str = ".tools";
+const PYTHON_TOOLS: &str = "xtask/python-tools.txt";
+
+/// Installs the Debian packages that are not installed yet.
+pub fn debian_packages(sh: &Shell, packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            let format = "-f=${Status}";
+            let status = cmd!(sh, "dpkg-query -W {format} {p}")
+                .quiet()
+                .ignore_stderr()
+                .read();
+            !status.is_ok_and(|s| s.ends_with("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_debian = Path::new("/etc/debian_version").exists();
+    let is_root = cmd!(sh, "id -u").quiet().read().is_ok_and(|uid| uid == "0");
+    if !is_debian || !is_root {
+        bail!(
+            "the tests need these packages, which are not installed: {list}\n\
+             install them as root, e.g. `apt-get install {list}` (Debian's names), then run again",
+            list = missing.join(" ")
+        );
+    }
+    let list = missing.join(" ");
+    eprintln!("installing Debian packages: {list}");
+    cmd!(sh, "apt-get update -qq")
+        .run()
+        .context("apt-get update")?;
+    cmd!(sh, "apt-get install -y -qq {missing...}")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()
+        .with_context(|| format!("installing {list}"))?;
+    Ok(())
+}
+
+/// The virtual environment with the pinned Python tools; returns its `python`.
+/// Reinstalls only when the pinned list changed.
+pub fn python_tools(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let venv = sh.current_dir().join(TOOLS_DIR).join("venv");
+    let python = venv.join("bin").join("python");
+    let wanted = sh.read_file(PYTHON_TOOLS)?;
+    let stamp = venv.join("installed-requirements.txt");
+    if python.exists() && sh.read_file(&stamp).is_ok_and(|have| have == wanted) {
+        return Ok(python);
+    }
+    eprintln!(
+        "installing the pinned Python tools from {PYTHON_TOOLS} into {}",
+        venv.display()
+    );
+    let system_python = ["python3", "python"]
+        .into_iter()
+        .find(|p| cmd!(sh, "{p} --version").quiet().ignore_stdout().ignore_stderr().run().is_ok())
+        .context("no python3 found: install Python 3.9 or newer (Debian: `apt-get install python3 python3-venv`)")?;
+    cmd!(sh, "{system_python} -m venv --clear {venv}")
+        .run()
+        .context("creating the tools' virtual environment")?;
+    cmd!(
+        sh,
+        "{python} -m pip install --quiet --disable-pip-version-check -r {PYTHON_TOOLS}"
+    )
+    .run()
+    .with_context(|| format!("installing {PYTHON_TOOLS}"))?;
+    sh.write_file(stamp, wanted)?;
+    Ok(python)
+}
+
+/// A Docker daemon for the duration of a task: the running one, or one started here and
+/// stopped when this value is dropped.
+pub struct Dockerd {
+    started: Option<Child>,
+}
+
+impl Dockerd {
+    pub fn ensure(sh: &Shell) -> anyhow::Result<Dockerd> {
+        if daemon_answers(sh) {
+            return Ok(Dockerd { started: None });
+        }
+        let log_path = sh.current_dir().join(TOOLS_DIR).join("dockerd.log");
+        sh.create_dir(log_path.parent().unwrap())?;
+        let log = std::fs::File::create(&log_path)?;
+        eprintln!("starting dockerd (log: {})", log_path.display());
+        let child = Command::new("dockerd")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context(
+                "starting dockerd: install Docker Engine (Debian: `apt-get install docker.io`)",
+            )?;
+        let dockerd = Dockerd {
+            started: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !daemon_answers(sh) {
+            if Instant::now() > deadline {
+                bail!(
+                    "dockerd did not answer within 60 s; see {}",
+                    log_path.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Ok(dockerd)
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.started {
+            // SIGTERM lets dockerd stop its containers and release its state cleanly.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! `cargo xtask test`: the README's test command, and what CI runs.
+//!
+//! 1. Provision what is missing: Debian packages, the pinned Python tools, a Docker daemon.
+//! 2. Rust tests, in the same release profile and static target as the images, so the
+//!    dependencies are compiled once for both.
+//! 3. The static service binaries and, from them, the three images.
+//! 4. pytest (`tests/`): the services over real HTTP, MCP, Chromium and Docker.
+
+use anyhow::Context;
+use xshell::{cmd, Shell};
+
+use crate::{
+    docker, flags, provision,
+    services::{self, SERVICES, STATIC_RUSTFLAGS, TARGET},
+};
+
+/// The image prefix the tests build under; never pushed anywhere.
+pub const TEST_IMAGE_PREFIX: &str = "gati-test";
+const DEBIAN_PACKAGES: &[&str] = &["docker.io", "chromium"];
+
+impl flags::Test {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        provision::debian_packages(sh, DEBIAN_PACKAGES)?;
+        let python = provision::python_tools(sh)?;
+        let _dockerd = if self.no_images {
+            None
+        } else {
+            Some(provision::Dockerd::ensure(sh)?)
+        };
+
+        cmd!(sh, "cargo test --workspace --release --target {TARGET}")
+            .env(STATIC_RUSTFLAGS.0, STATIC_RUSTFLAGS.1)
+            .run()
+            .context("Rust tests failed")?;
+
+        let bin_dir = services::build_binaries(sh)?;
+        let version = env!("CARGO_PKG_VERSION");
+        if !self.no_images {
+            let builds = SERVICES
+                .iter()
+                .map(|service| {
+                    Ok(docker::Build {
+                        context: docker::stage_context(sh, service, &bin_dir)?,
+                        tags: vec![format!(
+                            "{TEST_IMAGE_PREFIX}/{}:{version}",
+                            service.binary()
+                        )],
+                        build_args: vec![("VERSION".into(), version.into())],
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            docker::build_all(&builds).context("building the test images")?;
+        }
+
+        let filter: Vec<String> = self
+            .filter
+            .map(|k| vec!["-k".into(), k])
+            .unwrap_or_default();
+        let skip_images: &[&str] = if self.no_images {
+            &["-m", "not images"]
+        } else {
+            &[]
+        };
+        let _env = [
+            sh.push_env("GATI_BIN_DIR", &bin_dir),
+            sh.push_env("GATI_VERSION", version),
+            sh.push_env("GATI_TEST_IMAGE_PREFIX", TEST_IMAGE_PREFIX),
+        ];
+        cmd!(
+            sh,
+            "{python} -m pytest tests -ra {skip_images...} {filter...}"
+        )
+        .run()
+        .context("pytest tests failed")?;
+        Ok(())
+    }
+}
