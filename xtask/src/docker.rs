@@ -18,7 +18,8 @@ pub fn daemon_answers(sh: &Shell) -> bool {
 }
 
 /// A minimal build context under `target/images/<service>`: the Dockerfile, its
-/// `.dockerignore` and the binary, nothing else, so nothing from the tree can leak in.
+/// `.dockerignore`, the binary and the empty directories the image owns, nothing else, so
+/// nothing from the tree can leak in.
 pub fn stage_context(sh: &Shell, service: &Service, bin_dir: &Path) -> anyhow::Result<PathBuf> {
     let context = sh
         .current_dir()
@@ -38,6 +39,9 @@ pub fn stage_context(sh: &Shell, service: &Service, bin_dir: &Path) -> anyhow::R
             );
         }
         sh.copy_file(&from, context.join(file))?;
+    }
+    for dir in service.empty_dirs {
+        sh.create_dir(context.join(dir))?;
     }
     let binary = bin_dir.join(service.binary());
     sh.copy_file(&binary, context.join(service.binary()))

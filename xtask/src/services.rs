@@ -8,12 +8,14 @@ use xshell::{cmd, Shell};
 pub struct Service {
     /// The folder, and the image's name after `gati-`.
     pub name: &'static str,
+    /// Empty directories staged into the build context, for the image to own (see its Dockerfile).
+    pub empty_dirs: &'static [&'static str],
 }
 
 pub const SERVICES: [Service; 3] = [
-    Service { name: "backend" },
-    Service { name: "dashboard" },
-    Service { name: "mcp-server" },
+    Service { name: "backend", empty_dirs: &["data"] },
+    Service { name: "dashboard", empty_dirs: &[] },
+    Service { name: "mcp-server", empty_dirs: &[] },
 ];
 
 /// The target the images are built for: static glibc binaries run in a `FROM scratch` image.
