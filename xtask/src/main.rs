@@ -8,11 +8,13 @@
 //!     Runs from anywhere in the repository: the shell moves to the workspace root first.
 //!     `main` only parses flags and dispatches; each task is a module with a `run` method.
 
+mod config;
 mod docker;
 mod flags;
 mod provision;
 mod services;
 mod test;
+mod version;
 
 use std::path::PathBuf;
 

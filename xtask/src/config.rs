@@ -1,0 +1,165 @@
+//! Where a release goes: `[workspace.metadata.release]` in `Cargo.toml`, overridden by the
+//! environment and then by flags. Validated on load; errors name the key and the fix.
+
+use anyhow::{bail, Context};
+use toml_edit::DocumentMut;
+
+pub const CONFIG_FILE: &str = "Cargo.toml";
+const TABLE: &str = "[workspace.metadata.release]";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `host[:port]` of the image registry, e.g. `docker.io`.
+    pub registry: String,
+    pub namespace: String,
+    /// Service folders, each with a Dockerfile; the image is `gati-<service>`.
+    pub services: Vec<String>,
+    /// twine's upload URL.
+    pub index: String,
+    /// The only branch releases are made from.
+    pub branch: String,
+}
+
+/// Command-line overrides, applied after the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub registry: Option<String>,
+    pub namespace: Option<String>,
+}
+
+impl Config {
+    pub fn load(cargo_toml: &str, env: impl Fn(&str) -> Option<String>, flags: &Overrides) -> anyhow::Result<Config> {
+        let doc: DocumentMut = cargo_toml.parse().with_context(|| format!("{CONFIG_FILE} is not valid TOML"))?;
+        let table = doc
+            .get("workspace")
+            .and_then(|w| w.get("metadata"))
+            .and_then(|m| m.get("release"))
+            .with_context(|| format!("{CONFIG_FILE} has no {TABLE} table: add one (see README)"))?;
+        let text = |key: &str| -> anyhow::Result<String> {
+            table
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .with_context(|| format!("{CONFIG_FILE} {TABLE}: `{key}` is missing or not a string"))
+        };
+        let services = table
+            .get("services")
+            .and_then(|v| v.as_array())
+            .with_context(|| format!("{CONFIG_FILE} {TABLE}: `services` is missing or not a list"))?
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .with_context(|| format!("{CONFIG_FILE} {TABLE}: `services` must be a list of strings"))?;
+        let config = Config {
+            registry: flags.registry.clone().or_else(|| env("GATI_REGISTRY")).map_or_else(|| text("registry"), Ok)?,
+            namespace: flags
+                .namespace
+                .clone()
+                .or_else(|| env("GATI_NAMESPACE"))
+                .or_else(|| env("DOCKER_USERNAME"))
+                .map_or_else(|| text("namespace"), Ok)?,
+            services,
+            index: env("GATI_INDEX").map_or_else(|| text("index"), Ok)?,
+            branch: text("branch")?,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        let registry_ok = !self.registry.is_empty()
+            && !self.registry.contains("://")
+            && self.registry.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+        if !registry_ok {
+            problems.push(format!("registry {:?} must be a host[:port] such as docker.io or 127.0.0.1:5000, without a scheme", self.registry));
+        }
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+                && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        };
+        if !name_ok(&self.namespace) {
+            problems.push(format!("namespace {:?} must be lowercase letters, digits, `.`, `_` or `-` (a Docker Hub user or organisation)", self.namespace));
+        }
+        if self.services.is_empty() {
+            problems.push("services must name at least one service folder".into());
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            if !name_ok(s) {
+                problems.push(format!("service {s:?} must be lowercase letters, digits, `.`, `_` or `-`"));
+            }
+            if self.services[..i].contains(s) {
+                problems.push(format!("service {s:?} is listed twice"));
+            }
+        }
+        if !(self.index.starts_with("https://") || self.index.starts_with("http://")) {
+            problems.push(format!("index {:?} must be an http(s) URL such as https://upload.pypi.org/legacy/", self.index));
+        }
+        if self.branch.trim().is_empty() {
+            problems.push("branch must name the release branch, e.g. \"main\"".into());
+        }
+        if !problems.is_empty() {
+            bail!("{CONFIG_FILE} {TABLE} (or its overrides) is not valid:\n  - {}", problems.join("\n  - "));
+        }
+        Ok(())
+    }
+
+    /// `registry/namespace/gati-<service>`, without a tag.
+    pub fn image(&self, service: &str) -> String {
+        format!("{}/{}/gati-{service}", self.registry, self.namespace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CARGO_TOML: &str = r#"
+[workspace.metadata.release]
+registry = "docker.io"
+namespace = "gatidev"
+services = ["backend", "dashboard"]
+index = "https://upload.pypi.org/legacy/"
+branch = "main"
+"#;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn loads_and_names_images() {
+        let config = Config::load(CARGO_TOML, no_env, &Overrides::default()).unwrap();
+        assert_eq!(config.image("backend"), "docker.io/gatidev/gati-backend");
+        assert_eq!(config.services, ["backend", "dashboard"]);
+    }
+
+    #[test]
+    fn flags_beat_environment_beats_file() {
+        let env = |k: &str| match k {
+            "DOCKER_USERNAME" => Some("fromenv".to_string()),
+            "GATI_REGISTRY" => Some("127.0.0.1:5000".to_string()),
+            _ => None,
+        };
+        let config = Config::load(CARGO_TOML, env, &Overrides::default()).unwrap();
+        assert_eq!((config.registry.as_str(), config.namespace.as_str()), ("127.0.0.1:5000", "fromenv"));
+        let flags = Overrides { namespace: Some("fromflag".into()), ..Default::default() };
+        assert_eq!(Config::load(CARGO_TOML, env, &flags).unwrap().namespace, "fromflag");
+    }
+
+    #[test]
+    fn invalid_values_are_all_named() {
+        let bad = CARGO_TOML
+            .replace("\"docker.io\"", "\"https://docker.io\"")
+            .replace("\"gatidev\"", "\"Gati Dev\"")
+            .replace("\"dashboard\"]", "\"backend\"]");
+        let err = Config::load(&bad, no_env, &Overrides::default()).unwrap_err().to_string();
+        for needle in ["registry \"https://docker.io\"", "namespace \"Gati Dev\"", "listed twice"] {
+            assert!(err.contains(needle), "{needle} in {err}");
+        }
+        let missing = CARGO_TOML.replace("branch = \"main\"\n", "");
+        let err = Config::load(&missing, no_env, &Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("`branch` is missing"), "{err}");
+    }
+}
