@@ -16,7 +16,45 @@ pub struct Xtask {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Test(Test),
+    Bump(Bump),
+    Version(Version),
 }
+
+/// Write a new version into every version surface: sdk/gati/version.py (PEP 440 spelling), the
+/// gati image tags in sdk/gati/docker-compose.yml, [workspace.package] version in Cargo.toml,
+/// and Cargo.lock. All files are replaced together, or none.
+#[derive(clap::Args, Debug)]
+#[command(after_help = BUMP_RULES)]
+pub struct Bump {
+    /// major | minor | patch | alpha | beta | rc | release | an explicit VERSION
+    #[arg(value_name = "KIND|VERSION")]
+    pub to: String,
+    /// Print a unified diff of every file and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write a version that is not greater than the current one.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+}
+
+const BUMP_RULES: &str = "\
+Bump rules:
+  patch, minor, major   1.2.3 -> 1.2.4, 1.3.0, 2.0.0. On a pre-release they finish it when it is
+                        the same line: 1.2.4-rc.1 + patch = 1.2.4; 1.3.0-beta.2 + minor = 1.3.0;
+                        1.0.0-rc.2 + major = 1.0.0 (as cargo-release does).
+  alpha, beta, rc       On a release, start the next patch's pre-release: 1.2.3 + rc = 1.2.4-rc.1.
+                        On a pre-release, advance (rc.1 -> rc.2) or move up a stage
+                        (beta.3 + rc = rc.1); never down (rc.1 + beta is refused).
+  release               Drop the pre-release part: 1.2.4-rc.2 -> 1.2.4.
+  VERSION               Either spelling: 0.2.0-rc.1 or 0.2.0rc1. Refused: build metadata (+x),
+                        missing parts (1.2), leading zeros, a `v` prefix, labels other than
+                        alpha/beta/rc.
+The new version must be greater than the current one (--allow-downgrade to force).";
+
+/// Print the current version in both spellings and what each surface holds; exit non-zero when
+/// the surfaces disagree.
+#[derive(clap::Args, Debug)]
+pub struct Version {}
 
 /// Run every test: Rust unit tests, the services over HTTP, MCP and in Chromium, and the images
 /// in Docker. Installs what is missing on a Debian machine (as root) and starts `dockerd` if

@@ -1,18 +1,22 @@
 //! NAME
-//!     cargo xtask — gati's automation: tests now; bump, images and release next.
+//!     cargo xtask — gati's automation: tests, version bumps; images and release next.
 //!
 //! SYNOPSIS
 //!     cargo xtask test [-k EXPR] [--no-images]
+//!     cargo xtask bump <major|minor|patch|alpha|beta|rc|release|VERSION> [--dry-run]
+//!     cargo xtask version
 //!
 //! DESCRIPTION
 //!     Runs from anywhere in the repository: the shell moves to the workspace root first.
 //!     `main` only parses flags and dispatches; each task is a module with a `run` method.
 
+mod bump;
 mod config;
 mod docker;
 mod flags;
 mod provision;
 mod services;
+mod surfaces;
 mod test;
 mod version;
 
@@ -27,6 +31,8 @@ fn main() -> anyhow::Result<()> {
     sh.change_dir(project_root());
     match flags.command {
         flags::Command::Test(cmd) => cmd.run(&sh),
+        flags::Command::Bump(cmd) => cmd.run(&sh),
+        flags::Command::Version(cmd) => cmd.run(&sh),
     }
 }
 

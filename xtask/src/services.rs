@@ -13,9 +13,18 @@ pub struct Service {
 }
 
 pub const SERVICES: [Service; 3] = [
-    Service { name: "backend", empty_dirs: &["data"] },
-    Service { name: "dashboard", empty_dirs: &[] },
-    Service { name: "mcp-server", empty_dirs: &[] },
+    Service {
+        name: "backend",
+        empty_dirs: &["data"],
+    },
+    Service {
+        name: "dashboard",
+        empty_dirs: &[],
+    },
+    Service {
+        name: "mcp-server",
+        empty_dirs: &[],
+    },
 ];
 
 /// The target the images are built for: static glibc binaries run in a `FROM scratch` image.

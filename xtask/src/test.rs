@@ -12,6 +12,7 @@ use xshell::{cmd, Shell};
 use crate::{
     docker, flags, provision,
     services::{self, SERVICES, STATIC_RUSTFLAGS, TARGET},
+    surfaces::Surfaces,
 };
 
 /// The image prefix the tests build under; never pushed anywhere.
@@ -34,7 +35,11 @@ impl flags::Test {
             .context("Rust tests failed")?;
 
         let bin_dir = services::build_binaries(sh)?;
-        let version = env!("CARGO_PKG_VERSION");
+        let config = crate::bump::load_config(sh)?;
+        let version = Surfaces::read(&sh.current_dir())?
+            .current(&config.services)?
+            .to_string();
+        let version = version.as_str();
         if !self.no_images {
             let builds = SERVICES
                 .iter()
