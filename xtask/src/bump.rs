@@ -1,5 +1,7 @@
 //! `cargo xtask bump` and `cargo xtask version`: one version, every surface, never half-written.
 
+use std::path::Path;
+
 use anyhow::bail;
 use xshell::Shell;
 
@@ -20,13 +22,21 @@ pub fn load_config(sh: &Shell) -> anyhow::Result<Config> {
 
 impl flags::Bump {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let root = sh.current_dir();
-        if surfaces::recover(&root)? {
-            eprintln!("finished an interrupted bump: every surface was written before it stopped");
-        }
         let config = load_config(sh)?;
-        let found = Surfaces::read(&root)?;
-        let current = found.current(&config.services)?;
+        print!("{}", self.bump_tree(&sh.current_dir(), &config.services)?);
+        Ok(())
+    }
+
+    /// Bumps the surfaces under `root`; returns the report (the diffs, on a dry run).
+    pub fn bump_tree(&self, root: &Path, services: &[String]) -> anyhow::Result<String> {
+        let mut report = String::new();
+        if surfaces::recover(root)? {
+            report.push_str(
+                "finished an interrupted bump: every surface had been written before it stopped\n",
+            );
+        }
+        let found = Surfaces::read(root)?;
+        let current = found.current(services)?;
         let new = current.bump(&self.to)?;
         if new <= current && !self.allow_downgrade {
             bail!(
@@ -34,29 +44,26 @@ impl flags::Bump {
                  pass --allow-downgrade to write it anyway"
             );
         }
-        let edits = found.edits(&config.services, &new)?;
+        let edits = found.edits(services, &new)?;
+        let changed: Vec<_> = edits.iter().filter(|e| e.before != e.after).collect();
         if self.dry_run {
-            for edit in edits.iter().filter(|e| e.before != e.after) {
-                print!("{}", surfaces::unified_diff(edit));
-            }
-            println!(
-                "dry run: nothing was written; run `cargo xtask bump {}` to write it",
+            changed
+                .iter()
+                .for_each(|edit| report.push_str(&surfaces::unified_diff(edit)));
+            report.push_str(&format!(
+                "dry run: nothing was written; run `cargo xtask bump {}` to write it\n",
                 self.to
-            );
-            return Ok(());
+            ));
+            return Ok(report);
         }
-        surfaces::write_all(&root, &edits)?;
-        let files: Vec<&str> = edits
-            .iter()
-            .filter(|e| e.before != e.after)
-            .map(|e| e.path)
-            .collect();
-        println!(
-            "{current} -> {new} (Python: {}) in {}",
+        surfaces::write_all(root, &edits)?;
+        let files: Vec<&str> = changed.iter().map(|e| e.path).collect();
+        report.push_str(&format!(
+            "{current} -> {new} (Python: {}) in {}\n",
             new.pep440(),
             files.join(", ")
-        );
-        Ok(())
+        ));
+        Ok(report)
     }
 }
 
@@ -70,5 +77,228 @@ impl flags::Version {
         let current = found.current(&config.services)?;
         println!("\nversion {current} (Python: {})", current.pep440());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Golden tests on copies of the real surface files (`test-data/bump/`), and one test per
+    //! refusal proving that every file is left as it was.
+
+    use std::path::{Path, PathBuf};
+
+    use crate::{flags, surfaces};
+
+    const FILES: [&str; 4] = [
+        surfaces::VERSION_PY,
+        surfaces::COMPOSE,
+        surfaces::CARGO_TOML,
+        surfaces::CARGO_LOCK,
+    ];
+
+    fn services() -> Vec<String> {
+        ["backend", "dashboard", "mcp-server"]
+            .map(String::from)
+            .into()
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("test-data/bump")
+            .join(name)
+    }
+
+    /// A scratch copy of the `before` tree, with `change` applied to one file.
+    fn tree(test: &str, change: Option<(&str, &dyn Fn(String) -> String)>) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("xtask-bump-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for file in FILES {
+            let mut text = std::fs::read_to_string(fixture("before").join(file)).unwrap();
+            if let Some((path, f)) = &change {
+                if *path == file {
+                    text = f(text);
+                }
+            }
+            std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
+            std::fs::write(root.join(file), text).unwrap();
+        }
+        root
+    }
+
+    fn snapshot(root: &Path) -> Vec<String> {
+        FILES
+            .iter()
+            .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
+            .collect()
+    }
+
+    fn bump(to: &str) -> flags::Bump {
+        flags::Bump {
+            to: to.into(),
+            dry_run: false,
+            allow_downgrade: false,
+        }
+    }
+
+    #[test]
+    fn golden_bump_to_a_release_candidate() {
+        let root = tree("golden", None);
+        let report = bump("0.2.0rc1").bump_tree(&root, &services()).unwrap();
+        assert_eq!(report, "0.1.0 -> 0.2.0-rc.1 (Python: 0.2.0rc1) in sdk/gati/version.py, sdk/gati/docker-compose.yml, Cargo.toml, Cargo.lock\n");
+        for file in FILES {
+            let want = std::fs::read_to_string(fixture("after").join(file)).unwrap();
+            assert!(
+                std::fs::read_to_string(root.join(file)).unwrap() == want,
+                "{file} differs from test-data/bump/after/{file}"
+            );
+        }
+        assert!(!root.join("target").join("xtask-bump-complete").exists());
+    }
+
+    #[test]
+    fn dry_run_prints_diffs_and_writes_nothing() {
+        let root = tree("dry-run", None);
+        let before = snapshot(&root);
+        let report = flags::Bump {
+            dry_run: true,
+            ..bump("minor")
+        }
+        .bump_tree(&root, &services())
+        .unwrap();
+        assert!(
+            report.contains("-__version__ = \"0.1.0\"\n+__version__ = \"0.2.0\"\n"),
+            "{report}"
+        );
+        assert!(report.contains("+++ b/Cargo.lock\n"), "{report}");
+        assert_eq!(snapshot(&root), before);
+    }
+
+    #[test]
+    fn refusals_leave_every_file_unchanged() {
+        let cases: Vec<(&str, &str, Option<(&str, &dyn Fn(String) -> String)>, &str)> = vec![
+            (
+                "lower",
+                "0.0.9",
+                None,
+                "not greater than the current version 0.1.0",
+            ),
+            (
+                "same",
+                "0.1.0",
+                None,
+                "not greater than the current version 0.1.0",
+            ),
+            (
+                "invalid",
+                "1.2.0-foo",
+                None,
+                "only alpha.N, beta.N and rc.N",
+            ),
+            ("metadata", "1.2.0+x", None, "build metadata"),
+            (
+                "disagree",
+                "patch",
+                Some((surfaces::VERSION_PY, &|t: String| {
+                    t.replace("0.1.0", "0.1.5")
+                })),
+                "sdk/gati/version.py          __version__                      0.1.5",
+            ),
+            (
+                "no-service",
+                "patch",
+                Some((surfaces::COMPOSE, &|t: String| {
+                    t.replace("gati-dashboard:", "other-dashboard:")
+                })),
+                "no `image: …/gati-dashboard:<version>` line",
+            ),
+            (
+                "twice",
+                "patch",
+                Some((surfaces::COMPOSE, &|t: String| {
+                    t.replace("gati-dashboard:", "gati-backend:")
+                })),
+                "image gati-backend is named twice",
+            ),
+            (
+                "two-versions",
+                "patch",
+                Some((surfaces::VERSION_PY, &|t: String| {
+                    t + "__version__ = \"0.1.0\"\n"
+                })),
+                "expected exactly one `__version__",
+            ),
+            (
+                "no-version",
+                "patch",
+                Some((surfaces::VERSION_PY, &|t: String| {
+                    t.replace("__version__", "VERSION")
+                })),
+                "found 0",
+            ),
+            (
+                "bad-toml",
+                "patch",
+                Some((surfaces::CARGO_TOML, &|t: String| {
+                    t.replace("[workspace.package]", "[workspace.package")
+                })),
+                "Cargo.toml is not valid TOML",
+            ),
+            (
+                "already-released",
+                "release",
+                None,
+                "0.1.0 is already a release",
+            ),
+        ];
+        for (name, to, change, message) in cases {
+            let root = tree(name, change);
+            let before = snapshot(&root);
+            let err = format!("{:#}", bump(to).bump_tree(&root, &services()).unwrap_err());
+            assert!(err.contains(message), "{name}: {err}");
+            assert_eq!(snapshot(&root), before, "{name} changed a file");
+        }
+    }
+
+    #[test]
+    fn an_interrupted_write_is_finished_or_discarded() {
+        // Interrupted after every temporary and the marker were written: the next run finishes.
+        let root = tree("interrupted", None);
+        let found = surfaces::Surfaces::read(&root).unwrap();
+        let new = crate::version::ReleaseVersion::parse("0.2.0-rc.1").unwrap();
+        let edits = found.edits(&services(), &new).unwrap();
+        for edit in &edits {
+            let path = root.join(edit.path);
+            let temp = path.with_file_name(format!(
+                ".{}.xtask-new",
+                path.file_name().unwrap().to_string_lossy()
+            ));
+            std::fs::write(temp, &edit.after).unwrap();
+        }
+        std::fs::create_dir_all(root.join("target")).unwrap();
+        std::fs::write(root.join("target/xtask-bump-complete"), FILES.join("\n")).unwrap();
+        // Simulate the crash after the first rename.
+        std::fs::rename(
+            root.join("sdk/gati/.version.py.xtask-new"),
+            root.join(surfaces::VERSION_PY),
+        )
+        .unwrap();
+        assert!(surfaces::recover(&root).unwrap());
+        let after: Vec<String> = FILES
+            .iter()
+            .map(|f| std::fs::read_to_string(fixture("after").join(f)).unwrap())
+            .collect();
+        assert_eq!(snapshot(&root), after);
+
+        // Interrupted while writing temporaries (no marker): they are discarded, the tree is old.
+        let root = tree("interrupted-early", None);
+        let before = snapshot(&root);
+        std::fs::write(
+            root.join("sdk/gati/.version.py.xtask-new"),
+            "__version__ = \"9.9",
+        )
+        .unwrap();
+        assert!(!surfaces::recover(&root).unwrap());
+        assert_eq!(snapshot(&root), before);
+        assert!(!root.join("sdk/gati/.version.py.xtask-new").exists());
     }
 }
