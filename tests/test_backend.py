@@ -4,7 +4,7 @@ import signal
 import subprocess
 import urllib.parse
 
-from conftest import SAMPLE_EVENTS, Service, event, request
+from gati_testing import SAMPLE_EVENTS, Service, event, request
 
 
 def post(backend, body):

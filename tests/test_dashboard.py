@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import Service, free_port, request
+from gati_testing import Service, free_port, request
 
 # Without the background-networking flags Chromium keeps calling out, and this network refuses.
 CHROMIUM_FLAGS = [

@@ -11,7 +11,7 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import SAMPLE_EVENTS, request, required_env
+from gati_testing import SAMPLE_EVENTS, request, required_env
 
 pytestmark = pytest.mark.images
 

@@ -14,7 +14,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import Service, free_port
+from gati_testing import Service, free_port
 
 TOOLS = {"list_agents", "list_runs", "get_run", "search_events", "get_summary"}
 

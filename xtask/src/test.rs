@@ -4,7 +4,8 @@
 //! 2. Rust tests, in the same release profile and static target as the images, so the
 //!    dependencies are compiled once for both.
 //! 3. The static service binaries and, from them, the three images.
-//! 4. pytest (`tests/`): the services over real HTTP, MCP, Chromium and Docker.
+//! 4. pytest (`tests/`, `sdk/tests/`): the services over real HTTP, MCP, Chromium and Docker;
+//!    the Python package, its client and `gati start` end to end.
 
 use anyhow::Context;
 use xshell::{cmd, Shell};
@@ -17,7 +18,7 @@ use crate::{
 
 /// The image prefix the tests build under; never pushed anywhere.
 pub const TEST_IMAGE_PREFIX: &str = "gati-test";
-const DEBIAN_PACKAGES: &[&str] = &["docker.io", "chromium"];
+const DEBIAN_PACKAGES: &[&str] = &["docker.io", "docker-compose", "chromium"];
 
 impl flags::Test {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -73,7 +74,7 @@ impl flags::Test {
         ];
         cmd!(
             sh,
-            "{python} -m pytest tests -ra {skip_images...} {filter...}"
+            "{python} -m pytest tests sdk/tests -ra {skip_images...} {filter...}"
         )
         .run()
         .context("pytest tests failed")?;

@@ -1,8 +1,4 @@
-"""Shared fixtures for the system tests, run by `cargo xtask test`.
-
-The binaries and images under test come from xtask (GATI_BIN_DIR, GATI_TEST_IMAGE_PREFIX,
-GATI_VERSION). A missing one is an error, never a skip: run the tests through `cargo xtask test`.
-"""
+"""Helpers shared by the system tests (tests/) and the SDK tests (sdk/tests/)."""
 
 import json
 import os
@@ -19,36 +15,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "images: builds on the Docker images (needs a Docker daemon)")
-
-
 def required_env(name):
     value = os.environ.get(name)
     if not value:
         pytest.fail(f"{name} is not set: run these tests through `cargo xtask test`", pytrace=False)
     return value
-
-
-@pytest.fixture(scope="session")
-def bin_dir():
-    path = Path(required_env("GATI_BIN_DIR"))
-    for name in ("gati-backend", "gati-dashboard", "gati-mcp-server"):
-        if not (path / name).is_file():
-            pytest.fail(f"{path / name} is missing: run `cargo xtask test`", pytrace=False)
-    return path
-
-
-@pytest.fixture(scope="session")
-def version():
-    return required_env("GATI_VERSION")
-
-
-@pytest.fixture(scope="session")
-def artifacts():
-    path = ROOT / "target" / "test-artifacts"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def free_port():
@@ -124,18 +95,3 @@ SAMPLE_EVENTS = [
     event("e4", event_type="run_end", ts="2026-01-31T12:00:03Z", output="shipped"),
     event("e5", run_id="run-2", agent="triage-bot", event_type="llm_call", tokens=30, cost=0.001),
 ]
-
-
-@pytest.fixture
-def backend(bin_dir, tmp_path):
-    service = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(tmp_path / "data")})
-    service.data_dir = tmp_path / "data"
-    yield service
-    service.stop()
-
-
-@pytest.fixture
-def seeded_backend(backend):
-    status, body = request("POST", backend.url + "/api/events", {"events": SAMPLE_EVENTS})
-    assert status == 200, body
-    return backend

@@ -1,0 +1,63 @@
+"""Fixtures for every pytest test of the repository, run by `cargo xtask test`.
+
+The binaries and images under test come from xtask (GATI_BIN_DIR, GATI_TEST_IMAGE_PREFIX,
+GATI_VERSION). A missing one is an error, never a skip: run the tests through `cargo xtask test`.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
+
+from gati_testing import ROOT, SAMPLE_EVENTS, Service, request, required_env  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def bin_dir():
+    path = Path(required_env("GATI_BIN_DIR"))
+    for name in ("gati-backend", "gati-dashboard", "gati-mcp-server"):
+        if not (path / name).is_file():
+            pytest.fail(f"{path / name} is missing: run `cargo xtask test`", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def version():
+    return required_env("GATI_VERSION")
+
+
+@pytest.fixture(scope="session")
+def artifacts():
+    path = ROOT / "target" / "test-artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def backend(bin_dir, tmp_path):
+    service = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(tmp_path / "data")})
+    service.data_dir = tmp_path / "data"
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def seeded_backend(backend):
+    status, body = request("POST", backend.url + "/api/events", {"events": SAMPLE_EVENTS})
+    assert status == 200, body
+    return backend
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory):
+    """The sdist and wheel of sdk/, built once per session with `python -m build`."""
+    out = tmp_path_factory.mktemp("dist")
+    result = subprocess.run([sys.executable, "-m", "build", str(ROOT / "sdk"), "--outdir", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (wheel,) = out.glob("*.whl")
+    (sdist,) = out.glob("*.tar.gz")
+    return {"wheel": wheel, "sdist": sdist}

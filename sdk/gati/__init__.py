@@ -1,0 +1,6 @@
+"""gati: local-first observability for AI agents."""
+
+from . import observe
+from .version import __version__
+
+__all__ = ["__version__", "observe"]
