@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
 
-from gati_testing import ROOT, SAMPLE_EVENTS, Service, request, required_env  # noqa: E402
+from gati_testing import ROOT, SAMPLE_EVENTS, Service, request, required_env  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from gati_testing import SAMPLE_EVENTS, request, required_env
 
-pytestmark = pytest.mark.images
+pytestmark = pytest.mark.docker
 
 SERVICES = {"backend": 8000, "dashboard": 3000, "mcp-server": 8080}
 MAX_IMAGE_BYTES = 15 * 1000 * 1000

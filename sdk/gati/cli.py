@@ -98,6 +98,9 @@ def check_ports_free():
     for service, env_var, default in PORTS:
         number = port(env_var, default)
         with socket.socket() as s:
+            # SO_REUSEADDR: connections of a stack that just stopped (TIME_WAIT) are not "in use";
+            # a listening socket still is.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", number))
             except OSError:

@@ -63,7 +63,7 @@ impl flags::Test {
             .map(|k| vec!["-k".into(), k])
             .unwrap_or_default();
         let skip_images: &[&str] = if self.no_images {
-            &["-m", "not images"]
+            &["-m", "not docker"]
         } else {
             &[]
         };

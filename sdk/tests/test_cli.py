@@ -1,0 +1,91 @@
+"""The `gati` CLI: its choice of compose command and every error path, each a plain one-line
+message and a non-zero exit."""
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from gati_testing import ROOT
+
+sys.path.insert(0, str(ROOT / "sdk"))
+from gati import cli  # noqa: E402
+
+
+def gati(*args, **env):
+    """Runs `gati ARGS` from sdk/ with `env` on top of this environment."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT / "sdk"), "GATI_PROJECT": f"gati-cli-{uuid.uuid4().hex[:8]}",
+                **env}
+    return subprocess.run([sys.executable, "-m", "gati.cli", *args], capture_output=True, text=True, env=full_env,
+                          timeout=120)
+
+
+def test_compose_v2_is_preferred_then_v1():
+    assert cli.choose_compose(lambda cmd: True) == ["docker", "compose"]
+    assert cli.choose_compose(lambda cmd: cmd == ["docker-compose"]) == ["docker-compose"]
+    with pytest.raises(cli.GatiError, match="Docker Compose is not installed"):
+        cli.choose_compose(lambda cmd: False)
+
+
+def test_the_compose_command_found_here_answers():
+    chosen = cli.choose_compose()
+    assert chosen in (["docker", "compose"], ["docker-compose"])
+    assert subprocess.run([*chosen, "version"], capture_output=True).returncode == 0
+
+
+def test_images_follow_the_package_version_and_the_mirror_prefix(monkeypatch):
+    from gati.version import __version__
+    monkeypatch.delenv("GATI_IMAGE_PREFIX", raising=False)
+    assert cli.images() == {s: f"docker.io/gatidev/gati-{s}:{__version__}" for s in ("backend", "dashboard", "mcp-server")}
+    monkeypatch.setenv("GATI_IMAGE_PREFIX", "mirror.example:5000/team")
+    assert cli.images()["backend"] == f"mirror.example:5000/team/gati-backend:{__version__}"
+
+
+def one_line_error(result, expected):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert lines[0].startswith("gati: ")
+
+
+def test_docker_missing(tmp_path):
+    one_line_error(gati("start", "-d", PATH=str(tmp_path)), "Docker is not installed")
+
+
+@pytest.mark.docker
+def test_compose_missing(tmp_path):
+    (tmp_path / "docker").symlink_to(subprocess.check_output(["which", "docker"], text=True).strip())
+    one_line_error(gati("start", "-d", PATH=str(tmp_path)), "Docker Compose is not installed")
+
+
+def test_daemon_not_running(tmp_path):
+    one_line_error(gati("start", "-d", DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock"),
+                   "the Docker daemon is not running")
+
+
+@pytest.mark.docker
+def test_port_taken_is_named():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        one_line_error(gati("start", "-d", GATI_BACKEND_PORT=str(port)),
+                       f"port {port} (backend) is already in use on 127.0.0.1")
+
+
+@pytest.mark.docker
+def test_pull_failure_names_image_and_registry():
+    from gati.version import __version__
+    result = gati("start", "-d", "--pull", "always", GATI_IMAGE_PREFIX="127.0.0.1:9/nobody")
+    one_line_error(result, f"could not pull 127.0.0.1:9/nobody/gati-backend:{__version__} from 127.0.0.1:9")
+
+
+def test_version_prints_the_pinned_images():
+    from gati.version import __version__
+    result = gati("version", GATI_IMAGE_PREFIX="gati-test")
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0] == f"gati {__version__}"
+    assert f"gati-test/gati-mcp-server:{__version__}" in result.stdout
