@@ -22,10 +22,7 @@ const MAX_LIMIT: u32 = 500;
 
 pub fn router(store: Store) -> Router {
     Router::new()
-        .route(
-            "/health",
-            get(|| async { Json(json!({ "status": "ok", "version": crate::VERSION })) }),
-        )
+        .route("/health", get(|| async { Json(json!({ "status": "ok", "version": crate::VERSION })) }))
         .route("/api/events", post(post_events).get(search_events))
         .route("/api/agents", get(list_agents))
         .route("/api/agents/{name}/runs", get(list_runs))
@@ -46,52 +43,31 @@ fn error(status: StatusCode, message: String) -> Response {
 impl IntoResponse for BatchError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
-        (
-            status,
-            Json(json!({ "error": self.error, "field": self.field, "index": self.index })),
-        )
-            .into_response()
+        (status, Json(json!({ "error": self.error, "field": self.field, "index": self.index }))).into_response()
     }
 }
 
 /// Runs a store call off the async threads; a database failure becomes a 500 with its message.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> rusqlite::Result<T> + Send + 'static,
-) -> Result<T, Response> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> rusqlite::Result<T> + Send + 'static) -> Result<T, Response> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("database error: {e}"),
-        )),
-        Err(e) => Err(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("internal error: {e}"),
-        )),
+        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("database error: {e}"))),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))),
     }
 }
 
 fn page(params: &HashMap<String, String>) -> Result<Page, Response> {
     let number = |key: &str, default: u32| match params.get(key) {
         None => Ok(default),
-        Some(v) => v.parse::<u32>().map_err(|_| {
-            error(
-                StatusCode::BAD_REQUEST,
-                format!("`{key}` must be a non-negative integer, got {v:?}"),
-            )
-        }),
+        Some(v) => v
+            .parse::<u32>()
+            .map_err(|_| error(StatusCode::BAD_REQUEST, format!("`{key}` must be a non-negative integer, got {v:?}"))),
     };
     let limit = number("limit", DEFAULT_LIMIT)?;
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("`limit` must be between 1 and {MAX_LIMIT}"),
-        ));
+        return Err(error(StatusCode::BAD_REQUEST, format!("`limit` must be between 1 and {MAX_LIMIT}")));
     }
-    Ok(Page {
-        limit,
-        offset: number("offset", 0)?,
-    })
+    Ok(Page { limit, offset: number("offset", 0)? })
 }
 
 async fn post_events(State(store): State<Store>, body: Bytes) -> Response {
@@ -101,9 +77,7 @@ async fn post_events(State(store): State<Store>, body: Bytes) -> Response {
     };
     // The response is sent only after the transaction has committed.
     match blocking(move || store.ingest(&events)).await {
-        Ok((stored, duplicates)) => {
-            Json(json!({ "stored": stored, "duplicates": duplicates })).into_response()
-        }
+        Ok((stored, duplicates)) => Json(json!({ "stored": stored, "duplicates": duplicates })).into_response(),
         Err(response) => response,
     }
 }
@@ -116,11 +90,7 @@ async fn list_agents(State(store): State<Store>, Query(params): Params) -> Respo
     respond(blocking(move || store.agents(page)).await)
 }
 
-async fn list_runs(
-    State(store): State<Store>,
-    Path(name): Path<String>,
-    Query(params): Params,
-) -> Response {
+async fn list_runs(State(store): State<Store>, Path(name): Path<String>, Query(params): Params) -> Response {
     let page = match page(&params) {
         Ok(page) => page,
         Err(response) => return response,

@@ -32,33 +32,20 @@ pub struct BatchError {
 
 impl BatchError {
     fn new(status: u16, error: impl Into<String>) -> Self {
-        BatchError {
-            status,
-            error: error.into(),
-            field: None,
-            index: None,
-        }
+        BatchError { status, error: error.into(), field: None, index: None }
     }
     fn at(index: usize, field: &str, error: impl Into<String>) -> Self {
-        BatchError {
-            status: 422,
-            error: error.into(),
-            field: Some(field.into()),
-            index: Some(index),
-        }
+        BatchError { status: 422, error: error.into(), field: Some(field.into()), index: Some(index) }
     }
 }
 
 /// Accepts `{"events": [...]}` or a bare array of events.
 pub fn parse_batch(body: &[u8]) -> Result<Vec<Event>, BatchError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(BatchError::new(
-            413,
-            format!("body is larger than {MAX_BODY_BYTES} bytes"),
-        ));
+        return Err(BatchError::new(413, format!("body is larger than {MAX_BODY_BYTES} bytes")));
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| BatchError::new(400, format!("body is not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| BatchError::new(400, format!("body is not valid JSON: {e}")))?;
     let events = match value {
         Value::Array(events) => events,
         Value::Object(mut object) => match object.remove("events") {
@@ -68,55 +55,28 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<Event>, BatchError> {
                 e.field = Some("events".into());
                 return Err(e);
             }
-            None => {
-                return Err(BatchError::new(
-                    422,
-                    "body must be an array of events or {\"events\": [...]}",
-                ))
-            }
+            None => return Err(BatchError::new(422, "body must be an array of events or {\"events\": [...]}")),
         },
-        _ => {
-            return Err(BatchError::new(
-                422,
-                "body must be an array of events or {\"events\": [...]}",
-            ))
-        }
+        _ => return Err(BatchError::new(422, "body must be an array of events or {\"events\": [...]}")),
     };
     if events.len() > MAX_EVENTS {
         return Err(BatchError::new(
             413,
-            format!(
-                "batch has {} events; at most {MAX_EVENTS} are accepted at once",
-                events.len()
-            ),
+            format!("batch has {} events; at most {MAX_EVENTS} are accepted at once", events.len()),
         ));
     }
-    events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| parse_event(i, e))
-        .collect()
+    events.iter().enumerate().map(|(i, e)| parse_event(i, e)).collect()
 }
 
 fn parse_event(index: usize, value: &Value) -> Result<Event, BatchError> {
     let Value::Object(object) = value else {
-        return Err(BatchError::at(
-            index,
-            "event",
-            "each event must be a JSON object",
-        ));
+        return Err(BatchError::at(index, "event", "each event must be a JSON object"));
     };
     let text = |field: &str| required_text(index, object, field);
     let timestamp = text("timestamp")?;
     let data = match object.get("data") {
         Some(Value::Object(data)) => Value::Object(data.clone()).to_string(),
-        Some(_) => {
-            return Err(BatchError::at(
-                index,
-                "data",
-                "`data` must be a JSON object",
-            ))
-        }
+        Some(_) => return Err(BatchError::at(index, "data", "`data` must be a JSON object")),
         None => return Err(BatchError::at(index, "data", "`data` is missing")),
     };
     let parent_event_id = match object.get("parent_event_id") {
@@ -140,35 +100,19 @@ fn parse_event(index: usize, value: &Value) -> Result<Event, BatchError> {
     })
 }
 
-fn required_text(
-    index: usize,
-    object: &Map<String, Value>,
-    field: &str,
-) -> Result<String, BatchError> {
+fn required_text(index: usize, object: &Map<String, Value>, field: &str) -> Result<String, BatchError> {
     match object.get(field) {
-        Some(Value::String(s)) if s.trim().is_empty() => Err(BatchError::at(
-            index,
-            field,
-            format!("`{field}` must not be empty"),
-        )),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            Err(BatchError::at(index, field, format!("`{field}` must not be empty")))
+        }
         Some(Value::String(s)) if s.len() > MAX_ID_LEN && field != "timestamp" => {
-            Err(BatchError::at(
-                index,
-                field,
-                format!("`{field}` is longer than {MAX_ID_LEN} bytes"),
-            ))
+            Err(BatchError::at(index, field, format!("`{field}` is longer than {MAX_ID_LEN} bytes")))
         }
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Null) | None => Err(BatchError::at(
-            index,
-            field,
-            format!("`{field}` is missing"),
-        )),
-        Some(other) => Err(BatchError::at(
-            index,
-            field,
-            format!("`{field}` must be a string, not {}", json_type(other)),
-        )),
+        Some(Value::Null) | None => Err(BatchError::at(index, field, format!("`{field}` is missing"))),
+        Some(other) => {
+            Err(BatchError::at(index, field, format!("`{field}` must be a string, not {}", json_type(other))))
+        }
     }
 }
 
@@ -188,9 +132,7 @@ pub fn normalize_timestamp(s: &str) -> Option<String> {
     use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
     let utc: DateTime<Utc> = match DateTime::parse_from_rfc3339(s) {
         Ok(t) => t.with_timezone(&Utc),
-        Err(_) => NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-            .ok()?
-            .and_utc(),
+        Err(_) => NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok()?.and_utc(),
     };
     Some(utc.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
@@ -221,18 +163,9 @@ mod tests {
     #[test]
     fn accepts_both_batch_shapes() {
         let one = event(serde_json::json!({}));
-        assert_eq!(
-            parse_batch(serde_json::json!([one]).to_string().as_bytes())
-                .unwrap()
-                .len(),
-            1
-        );
-        let wrapped =
-            serde_json::json!({"events": [one, event(serde_json::json!({"event_id": "e2"}))]});
-        assert_eq!(
-            parse_batch(wrapped.to_string().as_bytes()).unwrap().len(),
-            2
-        );
+        assert_eq!(parse_batch(serde_json::json!([one]).to_string().as_bytes()).unwrap().len(), 1);
+        let wrapped = serde_json::json!({"events": [one, event(serde_json::json!({"event_id": "e2"}))]});
+        assert_eq!(parse_batch(wrapped.to_string().as_bytes()).unwrap().len(), 2);
     }
 
     #[test]
@@ -248,11 +181,7 @@ mod tests {
         ];
         for (overrides, field) in cases {
             let err = refuse(serde_json::json!([good, event(overrides)]));
-            assert_eq!(
-                (err.status, err.field.as_deref(), err.index),
-                (422, Some(field), Some(1)),
-                "{err:?}"
-            );
+            assert_eq!((err.status, err.field.as_deref(), err.index), (422, Some(field), Some(1)), "{err:?}");
         }
     }
 

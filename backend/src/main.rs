@@ -21,9 +21,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn main() -> anyhow::Result<()> {
     let port: u16 = match std::env::var("GATI_PORT") {
-        Ok(p) => p
-            .parse()
-            .with_context(|| format!("GATI_PORT={p:?} is not a port number"))?,
+        Ok(p) => p.parse().with_context(|| format!("GATI_PORT={p:?} is not a port number"))?,
         Err(_) => 8000,
     };
     match std::env::args().nth(1).as_deref() {
@@ -52,13 +50,8 @@ fn serve(port: u16) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind((host.as_str(), port))
             .await
             .with_context(|| format!("binding {host}:{port}"))?;
-        eprintln!(
-            "gati-backend {VERSION} listening on {host}:{port}, data in {}",
-            db.display()
-        );
-        axum::serve(listener, api::router(store))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        eprintln!("gati-backend {VERSION} listening on {host}:{port}, data in {}", db.display());
+        axum::serve(listener, api::router(store)).with_graceful_shutdown(shutdown_signal()).await?;
         eprintln!("gati-backend stopped");
         Ok(())
     })
@@ -77,17 +70,14 @@ async fn shutdown_signal() {
 fn healthcheck(port: u16) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(3);
     let addr = ([127, 0, 0, 1], port).into();
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("nothing answers on 127.0.0.1:{port}"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("nothing answers on 127.0.0.1:{port}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     if !response.starts_with("HTTP/1.1 200") || !response.contains("\"ok\"") {
-        bail!(
-            "unhealthy: {}",
-            response.lines().next().unwrap_or("empty response")
-        );
+        bail!("unhealthy: {}", response.lines().next().unwrap_or("empty response"));
     }
     Ok(())
 }

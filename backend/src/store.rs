@@ -63,19 +63,11 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
     }
 
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
-        let mut conn = self
-            .conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut conn)
     }
 
@@ -85,13 +77,10 @@ impl Store {
             let tx = conn.transaction()?;
             let mut stored = 0;
             {
-                let mut agent =
-                    tx.prepare_cached("INSERT OR IGNORE INTO agents VALUES (?1, ?2)")?;
-                let mut run =
-                    tx.prepare_cached("INSERT OR IGNORE INTO runs VALUES (?1, ?2, ?3)")?;
-                let mut event = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
+                let mut agent = tx.prepare_cached("INSERT OR IGNORE INTO agents VALUES (?1, ?2)")?;
+                let mut run = tx.prepare_cached("INSERT OR IGNORE INTO runs VALUES (?1, ?2, ?3)")?;
+                let mut event =
+                    tx.prepare_cached("INSERT OR IGNORE INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
                 for e in events {
                     agent.execute(params![e.agent_name, e.timestamp])?;
                     run.execute(params![e.run_id, e.agent_name, e.timestamp])?;
@@ -138,15 +127,10 @@ impl Store {
     /// An agent's runs, newest first; `None` if the agent is unknown.
     pub fn runs(&self, agent: &str, page: Page) -> rusqlite::Result<Option<Value>> {
         self.with(|conn| {
-            let total: i64 = conn.query_row(
-                "SELECT count(*) FROM runs WHERE agent_name = ?1",
-                [agent],
-                |r| r.get(0),
-            )?;
+            let total: i64 =
+                conn.query_row("SELECT count(*) FROM runs WHERE agent_name = ?1", [agent], |r| r.get(0))?;
             if total == 0 {
-                let known = conn
-                    .query_row("SELECT 1 FROM agents WHERE name = ?1", [agent], |_| Ok(()))
-                    .optional()?;
+                let known = conn.query_row("SELECT 1 FROM agents WHERE name = ?1", [agent], |_| Ok(())).optional()?;
                 if known.is_none() {
                     return Ok(None);
                 }
@@ -158,9 +142,7 @@ impl Store {
             let runs = stmt
                 .query_map(params![agent, page.limit, page.offset], run_json)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(Some(
-                json!({ "runs": runs, "total": total, "limit": page.limit, "offset": page.offset }),
-            ))
+            Ok(Some(json!({ "runs": runs, "total": total, "limit": page.limit, "offset": page.offset })))
         })
     }
 
@@ -168,19 +150,12 @@ impl Store {
     pub fn run(&self, run_id: &str) -> rusqlite::Result<Option<Value>> {
         self.with(|conn| {
             let run = conn
-                .query_row(
-                    &format!("{RUN_SELECT} WHERE r.run_id = ?1 GROUP BY r.run_id"),
-                    [run_id],
-                    run_json,
-                )
+                .query_row(&format!("{RUN_SELECT} WHERE r.run_id = ?1 GROUP BY r.run_id"), [run_id], run_json)
                 .optional()?;
             let Some(mut run) = run else { return Ok(None) };
-            let mut stmt = conn.prepare_cached(&format!(
-                "{EVENT_SELECT} WHERE run_id = ?1 ORDER BY timestamp, rowid"
-            ))?;
-            let events = stmt
-                .query_map([run_id], event_json)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut stmt =
+                conn.prepare_cached(&format!("{EVENT_SELECT} WHERE run_id = ?1 ORDER BY timestamp, rowid"))?;
+            let events = stmt.query_map([run_id], event_json)?.collect::<rusqlite::Result<Vec<_>>>()?;
             run["events"] = Value::Array(events);
             Ok(Some(run))
         })

@@ -31,9 +31,7 @@ const STYLE_CSS: &str = include_str!("../ui/style.css");
 
 fn main() -> anyhow::Result<()> {
     let port: u16 = match std::env::var("GATI_PORT") {
-        Ok(p) => p
-            .parse()
-            .with_context(|| format!("GATI_PORT={p:?} is not a port number"))?,
+        Ok(p) => p.parse().with_context(|| format!("GATI_PORT={p:?} is not a port number"))?,
         Err(_) => 3000,
     };
     let rt = tokio::runtime::Runtime::new()?;
@@ -61,73 +59,39 @@ async fn serve(port: u16) -> anyhow::Result<()> {
     let url = std::env::var("BACKEND_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
     let backend = Backend {
         url: url.trim_end_matches('/').to_string(),
-        http: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(15))
-            .build()?,
+        http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build()?,
     };
     let app = Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
-        )
-        .route(
-            "/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(
-            "/style.css",
-            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
-        )
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({ "status": "ok", "version": VERSION })) }),
-        )
+        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
+        .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
+        .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok", "version": VERSION })) }))
         .route("/health", get(proxy))
         .route("/api/{*path}", get(proxy))
         .with_state(backend);
-    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
-        .await
-        .with_context(|| format!("binding {host}:{port}"))?;
+    let listener =
+        tokio::net::TcpListener::bind((host.as_str(), port)).await.with_context(|| format!("binding {host}:{port}"))?;
     eprintln!("gati-dashboard {VERSION} on http://{host}:{port}, backend {url}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
 }
 
 /// Forwards a read to the backend; the UI only reads, so only GET is proxied.
 async fn proxy(State(backend): State<Backend>, request: Request) -> Response {
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
+    let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{}{path_and_query}", backend.url);
     match backend.http.get(&url).send().await {
         Ok(upstream) => {
-            let status =
-                StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            let content_type = upstream
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .cloned();
+            let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let content_type = upstream.headers().get(reqwest::header::CONTENT_TYPE).cloned();
             match upstream.bytes().await {
                 Ok(body) => {
                     let mut response = (status, Body::from(body)).into_response();
-                    if let Some(v) =
-                        content_type.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
-                    {
+                    if let Some(v) = content_type.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
                         response.headers_mut().insert(header::CONTENT_TYPE, v);
                     }
                     response
@@ -141,11 +105,7 @@ async fn proxy(State(backend): State<Backend>, request: Request) -> Response {
 
 fn unreachable_backend(url: &str, e: reqwest::Error) -> Response {
     let message = format!("the gati backend at {url} is not reachable: {e}");
-    (
-        StatusCode::BAD_GATEWAY,
-        Json(serde_json::json!({ "error": message })),
-    )
-        .into_response()
+    (StatusCode::BAD_GATEWAY, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 async fn shutdown_signal() {
@@ -161,9 +121,7 @@ async fn shutdown_signal() {
 /// backend, so a dashboard is healthy while it can tell the user that the backend is down.
 async fn healthcheck(port: u16) -> anyhow::Result<()> {
     let url = format!("http://127.0.0.1:{port}/healthz");
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(3))
-        .build()?;
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?;
     client
         .get(&url)
         .send()

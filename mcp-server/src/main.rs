@@ -29,9 +29,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn main() -> anyhow::Result<()> {
     let port: u16 = match std::env::var("GATI_PORT") {
-        Ok(p) => p
-            .parse()
-            .with_context(|| format!("GATI_PORT={p:?} is not a port number"))?,
+        Ok(p) => p.parse().with_context(|| format!("GATI_PORT={p:?} is not a port number"))?,
         Err(_) => 8080,
     };
     let backend = std::env::var("BACKEND_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
@@ -44,16 +42,12 @@ fn main() -> anyhow::Result<()> {
             println!("gati-mcp-server {VERSION}");
             Ok(())
         }
-        Some(other) => bail!(
-            "unknown argument {other:?}; usage: gati-mcp-server [--http|healthcheck|--version]"
-        ),
+        Some(other) => bail!("unknown argument {other:?}; usage: gati-mcp-server [--http|healthcheck|--version]"),
     }
 }
 
 async fn serve_stdio(backend: String) -> anyhow::Result<()> {
-    let server = tools::Gati::new(backend)
-        .serve(rmcp::transport::stdio())
-        .await?;
+    let server = tools::Gati::new(backend).serve(rmcp::transport::stdio()).await?;
     server.waiting().await?;
     Ok(())
 }
@@ -62,13 +56,7 @@ async fn serve_http(backend: String, port: u16) -> anyhow::Result<()> {
     let host = std::env::var("GATI_HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let mut allowed_hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
     if let Ok(extra) = std::env::var("GATI_MCP_ALLOWED_HOSTS") {
-        allowed_hosts.extend(
-            extra
-                .split(',')
-                .map(str::trim)
-                .filter(|h| !h.is_empty())
-                .map(String::from),
-        );
+        allowed_hosts.extend(extra.split(',').map(str::trim).filter(|h| !h.is_empty()).map(String::from));
     }
     let config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed_hosts);
     let cancel = config.cancellation_token.clone();
@@ -79,13 +67,10 @@ async fn serve_http(backend: String, port: u16) -> anyhow::Result<()> {
     );
     let app = axum::Router::new().nest_service("/mcp", mcp).route(
         "/health",
-        axum::routing::get(|| async {
-            axum::Json(serde_json::json!({ "status": "ok", "version": VERSION }))
-        }),
+        axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok", "version": VERSION })) }),
     );
-    let listener = tokio::net::TcpListener::bind((host.as_str(), port))
-        .await
-        .with_context(|| format!("binding {host}:{port}"))?;
+    let listener =
+        tokio::net::TcpListener::bind((host.as_str(), port)).await.with_context(|| format!("binding {host}:{port}"))?;
     eprintln!("gati-mcp-server {VERSION} serving MCP on http://{host}:{port}/mcp");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -108,9 +93,7 @@ async fn shutdown_signal() {
 /// The image's HEALTHCHECK (HTTP mode): there is no shell or curl in a scratch image.
 async fn healthcheck(port: u16) -> anyhow::Result<()> {
     let url = format!("http://127.0.0.1:{port}/health");
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(3))
-        .build()?;
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?;
     client
         .get(&url)
         .send()

@@ -65,49 +65,27 @@ impl Gati {
         }
     }
 
-    #[tool(
-        description = "List the agents gati has seen, with their run and event counts and last activity."
-    )]
-    async fn list_agents(
-        &self,
-        Parameters(args): Parameters<PageArgs>,
-    ) -> Result<CallToolResult, ErrorData> {
-        Ok(self
-            .get("/api/agents", &page(args.limit, args.offset))
-            .await)
+    #[tool(description = "List the agents gati has seen, with their run and event counts and last activity.")]
+    async fn list_agents(&self, Parameters(args): Parameters<PageArgs>) -> Result<CallToolResult, ErrorData> {
+        Ok(self.get("/api/agents", &page(args.limit, args.offset)).await)
     }
 
     #[tool(description = "List one agent's runs, newest first, with start time and event count.")]
-    async fn list_runs(
-        &self,
-        Parameters(args): Parameters<ListRunsArgs>,
-    ) -> Result<CallToolResult, ErrorData> {
+    async fn list_runs(&self, Parameters(args): Parameters<ListRunsArgs>) -> Result<CallToolResult, ErrorData> {
         let path = format!("/api/agents/{}/runs", path_segment(&args.agent_name));
         Ok(self.get(&path, &page(args.limit, args.offset)).await)
     }
 
     #[tool(description = "Get one run with all its events in time order.")]
-    async fn get_run(
-        &self,
-        Parameters(args): Parameters<GetRunArgs>,
-    ) -> Result<CallToolResult, ErrorData> {
-        Ok(self
-            .get(&format!("/api/runs/{}", path_segment(&args.run_id)), &[])
-            .await)
+    async fn get_run(&self, Parameters(args): Parameters<GetRunArgs>) -> Result<CallToolResult, ErrorData> {
+        Ok(self.get(&format!("/api/runs/{}", path_segment(&args.run_id)), &[]).await)
     }
 
     #[tool(description = "Search events by agent, type, run and text in their data, newest first.")]
-    async fn search_events(
-        &self,
-        Parameters(args): Parameters<SearchArgs>,
-    ) -> Result<CallToolResult, ErrorData> {
+    async fn search_events(&self, Parameters(args): Parameters<SearchArgs>) -> Result<CallToolResult, ErrorData> {
         let mut query = page(args.limit, args.offset);
-        let filters = [
-            ("agent", args.agent_name),
-            ("type", args.event_type),
-            ("run_id", args.run_id),
-            ("q", args.query),
-        ];
+        let filters =
+            [("agent", args.agent_name), ("type", args.event_type), ("run_id", args.run_id), ("q", args.query)];
         query.extend(filters.into_iter().filter_map(|(k, v)| Some((k, v?))));
         Ok(self.get("/api/events", &query).await)
     }
@@ -140,26 +118,19 @@ impl Gati {
             .ok()
             .and_then(|v| v["error"].as_str().map(String::from))
             .unwrap_or(body);
-        CallToolResult::error(vec![ContentBlock::text(format!(
-            "the gati backend answered {status}: {message}"
-        ))])
+        CallToolResult::error(vec![ContentBlock::text(format!("the gati backend answered {status}: {message}"))])
     }
 }
 
 fn page(limit: Option<u32>, offset: Option<u32>) -> Vec<(&'static str, String)> {
-    [("limit", limit), ("offset", offset)]
-        .into_iter()
-        .filter_map(|(k, v)| Some((k, v?.to_string())))
-        .collect()
+    [("limit", limit), ("offset", offset)].into_iter().filter_map(|(k, v)| Some((k, v?.to_string()))).collect()
 }
 
 /// Percent-encodes an id for use as one URL path segment.
 fn path_segment(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -170,9 +141,7 @@ impl ServerHandler for Gati {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("gati", crate::VERSION))
-            .with_instructions(
-                "Query what AI agents recorded with gati: agents, their runs, events, totals.",
-            )
+            .with_instructions("Query what AI agents recorded with gati: agents, their runs, events, totals.")
     }
 }
 

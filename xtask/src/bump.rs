@@ -13,11 +13,7 @@ use crate::{
 
 pub fn load_config(sh: &Shell) -> anyhow::Result<Config> {
     let cargo_toml = sh.read_file(crate::config::CONFIG_FILE)?;
-    Config::load(
-        &cargo_toml,
-        |k| std::env::var(k).ok(),
-        &Overrides::default(),
-    )
+    Config::load(&cargo_toml, |k| std::env::var(k).ok(), &Overrides::default())
 }
 
 impl flags::Bump {
@@ -31,9 +27,7 @@ impl flags::Bump {
     pub fn bump_tree(&self, root: &Path, services: &[String]) -> anyhow::Result<String> {
         let mut report = String::new();
         if surfaces::recover(root)? {
-            report.push_str(
-                "finished an interrupted bump: every surface had been written before it stopped\n",
-            );
+            report.push_str("finished an interrupted bump: every surface had been written before it stopped\n");
         }
         let found = Surfaces::read(root)?;
         let current = found.current(services)?;
@@ -47,22 +41,13 @@ impl flags::Bump {
         let edits = found.edits(services, &new)?;
         let changed: Vec<_> = edits.iter().filter(|e| e.before != e.after).collect();
         if self.dry_run {
-            changed
-                .iter()
-                .for_each(|edit| report.push_str(&surfaces::unified_diff(edit)));
-            report.push_str(&format!(
-                "dry run: nothing was written; run `cargo xtask bump {}` to write it\n",
-                self.to
-            ));
+            changed.iter().for_each(|edit| report.push_str(&surfaces::unified_diff(edit)));
+            report.push_str(&format!("dry run: nothing was written; run `cargo xtask bump {}` to write it\n", self.to));
             return Ok(report);
         }
         surfaces::write_all(root, &edits)?;
         let files: Vec<&str> = changed.iter().map(|e| e.path).collect();
-        report.push_str(&format!(
-            "{current} -> {new} (Python: {}) in {}\n",
-            new.pep440(),
-            files.join(", ")
-        ));
+        report.push_str(&format!("{current} -> {new} (Python: {}) in {}\n", new.pep440(), files.join(", ")));
         Ok(report)
     }
 }
@@ -89,23 +74,14 @@ mod tests {
 
     use crate::{flags, surfaces};
 
-    const FILES: [&str; 4] = [
-        surfaces::VERSION_PY,
-        surfaces::COMPOSE,
-        surfaces::CARGO_TOML,
-        surfaces::CARGO_LOCK,
-    ];
+    const FILES: [&str; 4] = [surfaces::VERSION_PY, surfaces::COMPOSE, surfaces::CARGO_TOML, surfaces::CARGO_LOCK];
 
     fn services() -> Vec<String> {
-        ["backend", "dashboard", "mcp-server"]
-            .map(String::from)
-            .into()
+        ["backend", "dashboard", "mcp-server"].map(String::from).into()
     }
 
     fn fixture(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("test-data/bump")
-            .join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("test-data/bump").join(name)
     }
 
     /// A scratch copy of the `before` tree, with `change` applied to one file.
@@ -126,18 +102,11 @@ mod tests {
     }
 
     fn snapshot(root: &Path) -> Vec<String> {
-        FILES
-            .iter()
-            .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
-            .collect()
+        FILES.iter().map(|f| std::fs::read_to_string(root.join(f)).unwrap()).collect()
     }
 
     fn bump(to: &str) -> flags::Bump {
-        flags::Bump {
-            to: to.into(),
-            dry_run: false,
-            allow_downgrade: false,
-        }
+        flags::Bump { to: to.into(), dry_run: false, allow_downgrade: false }
     }
 
     #[test]
@@ -159,16 +128,8 @@ mod tests {
     fn dry_run_prints_diffs_and_writes_nothing() {
         let root = tree("dry-run", None);
         let before = snapshot(&root);
-        let report = flags::Bump {
-            dry_run: true,
-            ..bump("minor")
-        }
-        .bump_tree(&root, &services())
-        .unwrap();
-        assert!(
-            report.contains("-__version__ = \"0.1.0\"\n+__version__ = \"0.2.0\"\n"),
-            "{report}"
-        );
+        let report = flags::Bump { dry_run: true, ..bump("minor") }.bump_tree(&root, &services()).unwrap();
+        assert!(report.contains("-__version__ = \"0.1.0\"\n+__version__ = \"0.2.0\"\n"), "{report}");
         assert!(report.contains("+++ b/Cargo.lock\n"), "{report}");
         assert_eq!(snapshot(&root), before);
     }
@@ -176,79 +137,47 @@ mod tests {
     #[test]
     fn refusals_leave_every_file_unchanged() {
         let cases: Vec<(&str, &str, Option<(&str, &dyn Fn(String) -> String)>, &str)> = vec![
-            (
-                "lower",
-                "0.0.9",
-                None,
-                "not greater than the current version 0.1.0",
-            ),
-            (
-                "same",
-                "0.1.0",
-                None,
-                "not greater than the current version 0.1.0",
-            ),
-            (
-                "invalid",
-                "1.2.0-foo",
-                None,
-                "only alpha.N, beta.N and rc.N",
-            ),
+            ("lower", "0.0.9", None, "not greater than the current version 0.1.0"),
+            ("same", "0.1.0", None, "not greater than the current version 0.1.0"),
+            ("invalid", "1.2.0-foo", None, "only alpha.N, beta.N and rc.N"),
             ("metadata", "1.2.0+x", None, "build metadata"),
             (
                 "disagree",
                 "patch",
-                Some((surfaces::VERSION_PY, &|t: String| {
-                    t.replace("0.1.0", "0.1.5")
-                })),
+                Some((surfaces::VERSION_PY, &|t: String| t.replace("0.1.0", "0.1.5"))),
                 "sdk/gati/version.py          __version__                      0.1.5",
             ),
             (
                 "no-service",
                 "patch",
-                Some((surfaces::COMPOSE, &|t: String| {
-                    t.replace("gati-dashboard:", "other-dashboard:")
-                })),
+                Some((surfaces::COMPOSE, &|t: String| t.replace("gati-dashboard:", "other-dashboard:"))),
                 "no `image: …/gati-dashboard:<version>` line",
             ),
             (
                 "twice",
                 "patch",
-                Some((surfaces::COMPOSE, &|t: String| {
-                    t.replace("gati-dashboard:", "gati-backend:")
-                })),
+                Some((surfaces::COMPOSE, &|t: String| t.replace("gati-dashboard:", "gati-backend:"))),
                 "image gati-backend is named twice",
             ),
             (
                 "two-versions",
                 "patch",
-                Some((surfaces::VERSION_PY, &|t: String| {
-                    t + "__version__ = \"0.1.0\"\n"
-                })),
+                Some((surfaces::VERSION_PY, &|t: String| t + "__version__ = \"0.1.0\"\n")),
                 "expected exactly one `__version__",
             ),
             (
                 "no-version",
                 "patch",
-                Some((surfaces::VERSION_PY, &|t: String| {
-                    t.replace("__version__", "VERSION")
-                })),
+                Some((surfaces::VERSION_PY, &|t: String| t.replace("__version__", "VERSION"))),
                 "found 0",
             ),
             (
                 "bad-toml",
                 "patch",
-                Some((surfaces::CARGO_TOML, &|t: String| {
-                    t.replace("[workspace.package]", "[workspace.package")
-                })),
+                Some((surfaces::CARGO_TOML, &|t: String| t.replace("[workspace.package]", "[workspace.package"))),
                 "Cargo.toml is not valid TOML",
             ),
-            (
-                "already-released",
-                "release",
-                None,
-                "0.1.0 is already a release",
-            ),
+            ("already-released", "release", None, "0.1.0 is already a release"),
         ];
         for (name, to, change, message) in cases {
             let root = tree(name, change);
@@ -268,35 +197,22 @@ mod tests {
         let edits = found.edits(&services(), &new).unwrap();
         for edit in &edits {
             let path = root.join(edit.path);
-            let temp = path.with_file_name(format!(
-                ".{}.xtask-new",
-                path.file_name().unwrap().to_string_lossy()
-            ));
+            let temp = path.with_file_name(format!(".{}.xtask-new", path.file_name().unwrap().to_string_lossy()));
             std::fs::write(temp, &edit.after).unwrap();
         }
         std::fs::create_dir_all(root.join("target")).unwrap();
         std::fs::write(root.join("target/xtask-bump-complete"), FILES.join("\n")).unwrap();
         // Simulate the crash after the first rename.
-        std::fs::rename(
-            root.join("sdk/gati/.version.py.xtask-new"),
-            root.join(surfaces::VERSION_PY),
-        )
-        .unwrap();
+        std::fs::rename(root.join("sdk/gati/.version.py.xtask-new"), root.join(surfaces::VERSION_PY)).unwrap();
         assert!(surfaces::recover(&root).unwrap());
-        let after: Vec<String> = FILES
-            .iter()
-            .map(|f| std::fs::read_to_string(fixture("after").join(f)).unwrap())
-            .collect();
+        let after: Vec<String> =
+            FILES.iter().map(|f| std::fs::read_to_string(fixture("after").join(f)).unwrap()).collect();
         assert_eq!(snapshot(&root), after);
 
         // Interrupted while writing temporaries (no marker): they are discarded, the tree is old.
         let root = tree("interrupted-early", None);
         let before = snapshot(&root);
-        std::fs::write(
-            root.join("sdk/gati/.version.py.xtask-new"),
-            "__version__ = \"9.9",
-        )
-        .unwrap();
+        std::fs::write(root.join("sdk/gati/.version.py.xtask-new"), "__version__ = \"9.9").unwrap();
         assert!(!surfaces::recover(&root).unwrap());
         assert_eq!(snapshot(&root), before);
         assert!(!root.join("sdk/gati/.version.py.xtask-new").exists());

@@ -28,14 +28,8 @@ pub struct Overrides {
 }
 
 impl Config {
-    pub fn load(
-        cargo_toml: &str,
-        env: impl Fn(&str) -> Option<String>,
-        flags: &Overrides,
-    ) -> anyhow::Result<Config> {
-        let doc: DocumentMut = cargo_toml
-            .parse()
-            .with_context(|| format!("{CONFIG_FILE} is not valid TOML"))?;
+    pub fn load(cargo_toml: &str, env: impl Fn(&str) -> Option<String>, flags: &Overrides) -> anyhow::Result<Config> {
+        let doc: DocumentMut = cargo_toml.parse().with_context(|| format!("{CONFIG_FILE} is not valid TOML"))?;
         let table = doc
             .get("workspace")
             .and_then(|w| w.get("metadata"))
@@ -46,9 +40,7 @@ impl Config {
                 .get(key)
                 .and_then(|v| v.as_str())
                 .map(str::to_owned)
-                .with_context(|| {
-                    format!("{CONFIG_FILE} {TABLE}: `{key}` is missing or not a string")
-                })
+                .with_context(|| format!("{CONFIG_FILE} {TABLE}: `{key}` is missing or not a string"))
         };
         let services = table
             .get("services")
@@ -57,15 +49,9 @@ impl Config {
             .iter()
             .map(|v| v.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()
-            .with_context(|| {
-                format!("{CONFIG_FILE} {TABLE}: `services` must be a list of strings")
-            })?;
+            .with_context(|| format!("{CONFIG_FILE} {TABLE}: `services` must be a list of strings"))?;
         let config = Config {
-            registry: flags
-                .registry
-                .clone()
-                .or_else(|| env("GATI_REGISTRY"))
-                .map_or_else(|| text("registry"), Ok)?,
+            registry: flags.registry.clone().or_else(|| env("GATI_REGISTRY")).map_or_else(|| text("registry"), Ok)?,
             namespace: flags
                 .namespace
                 .clone()
@@ -84,49 +70,44 @@ impl Config {
         let mut problems = Vec::new();
         let registry_ok = !self.registry.is_empty()
             && !self.registry.contains("://")
-            && self
-                .registry
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+            && self.registry.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
         if !registry_ok {
-            problems.push(format!("registry {:?} must be a host[:port] such as docker.io or 127.0.0.1:5000, without a scheme", self.registry));
+            problems.push(format!(
+                "registry {:?} must be a host[:port] such as docker.io or 127.0.0.1:5000, without a scheme",
+                self.registry
+            ));
         }
         let name_ok = |s: &str| {
             !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+                && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
                 && s.starts_with(|c: char| c.is_ascii_alphanumeric())
         };
         if !name_ok(&self.namespace) {
-            problems.push(format!("namespace {:?} must be lowercase letters, digits, `.`, `_` or `-` (a Docker Hub user or organisation)", self.namespace));
+            problems.push(format!(
+                "namespace {:?} must be lowercase letters, digits, `.`, `_` or `-` (a Docker Hub user or organisation)",
+                self.namespace
+            ));
         }
         if self.services.is_empty() {
             problems.push("services must name at least one service folder".into());
         }
         for (i, s) in self.services.iter().enumerate() {
             if !name_ok(s) {
-                problems.push(format!(
-                    "service {s:?} must be lowercase letters, digits, `.`, `_` or `-`"
-                ));
+                problems.push(format!("service {s:?} must be lowercase letters, digits, `.`, `_` or `-`"));
             }
             if self.services[..i].contains(s) {
                 problems.push(format!("service {s:?} is listed twice"));
             }
         }
         if !(self.index.starts_with("https://") || self.index.starts_with("http://")) {
-            problems.push(format!(
-                "index {:?} must be an http(s) URL such as https://upload.pypi.org/legacy/",
-                self.index
-            ));
+            problems
+                .push(format!("index {:?} must be an http(s) URL such as https://upload.pypi.org/legacy/", self.index));
         }
         if self.branch.trim().is_empty() {
             problems.push("branch must name the release branch, e.g. \"main\"".into());
         }
         if !problems.is_empty() {
-            bail!(
-                "{CONFIG_FILE} {TABLE} (or its overrides) is not valid:\n  - {}",
-                problems.join("\n  - ")
-            );
+            bail!("{CONFIG_FILE} {TABLE} (or its overrides) is not valid:\n  - {}", problems.join("\n  - "));
         }
         Ok(())
     }
@@ -152,10 +133,7 @@ branch = "main"
     #[test]
     fn loads_and_names_images() {
         let config = Config::load(CARGO_TOML, no_env, &Overrides::default()).unwrap();
-        assert_eq!(
-            (config.registry.as_str(), config.namespace.as_str()),
-            ("docker.io", "gatidev")
-        );
+        assert_eq!((config.registry.as_str(), config.namespace.as_str()), ("docker.io", "gatidev"));
         assert_eq!(config.services, ["backend", "dashboard"]);
     }
 
@@ -167,18 +145,9 @@ branch = "main"
             _ => None,
         };
         let config = Config::load(CARGO_TOML, env, &Overrides::default()).unwrap();
-        assert_eq!(
-            (config.registry.as_str(), config.namespace.as_str()),
-            ("127.0.0.1:5000", "fromenv")
-        );
-        let flags = Overrides {
-            namespace: Some("fromflag".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            Config::load(CARGO_TOML, env, &flags).unwrap().namespace,
-            "fromflag"
-        );
+        assert_eq!((config.registry.as_str(), config.namespace.as_str()), ("127.0.0.1:5000", "fromenv"));
+        let flags = Overrides { namespace: Some("fromflag".into()), ..Default::default() };
+        assert_eq!(Config::load(CARGO_TOML, env, &flags).unwrap().namespace, "fromflag");
     }
 
     #[test]
@@ -187,20 +156,12 @@ branch = "main"
             .replace("\"docker.io\"", "\"https://docker.io\"")
             .replace("\"gatidev\"", "\"Gati Dev\"")
             .replace("\"dashboard\"]", "\"backend\"]");
-        let err = Config::load(&bad, no_env, &Overrides::default())
-            .unwrap_err()
-            .to_string();
-        for needle in [
-            "registry \"https://docker.io\"",
-            "namespace \"Gati Dev\"",
-            "listed twice",
-        ] {
+        let err = Config::load(&bad, no_env, &Overrides::default()).unwrap_err().to_string();
+        for needle in ["registry \"https://docker.io\"", "namespace \"Gati Dev\"", "listed twice"] {
             assert!(err.contains(needle), "{needle} in {err}");
         }
         let missing = CARGO_TOML.replace("branch = \"main\"\n", "");
-        let err = Config::load(&missing, no_env, &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let err = Config::load(&missing, no_env, &Overrides::default()).unwrap_err().to_string();
         assert!(err.contains("`branch` is missing"), "{err}");
     }
 }

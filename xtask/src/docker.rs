@@ -1,52 +1,15 @@
-//! Docker Engine operations: staging a build context, building images in parallel.
+//! Docker Engine operations: building images in parallel, logging in, inspecting.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
-use crate::services::Service;
+use crate::registry::Credentials;
 
 pub fn daemon_answers(sh: &Shell) -> bool {
     let format = "{{.ServerVersion}}";
-    cmd!(sh, "docker info --format {format}")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-        .is_ok()
-}
-
-/// A minimal build context under `target/images/<service>`: the Dockerfile, its
-/// `.dockerignore`, the binary and the empty directories the image owns, nothing else, so
-/// nothing from the tree can leak in.
-pub fn stage_context(sh: &Shell, service: &Service, bin_dir: &Path) -> anyhow::Result<PathBuf> {
-    let context = sh
-        .current_dir()
-        .join("target")
-        .join("images")
-        .join(service.name);
-    if context.exists() {
-        sh.remove_path(&context)?;
-    }
-    sh.create_dir(&context)?;
-    for file in ["Dockerfile", ".dockerignore"] {
-        let from = Path::new(service.name).join(file);
-        if !sh.path_exists(&from) {
-            bail!(
-                "{} is missing: every service folder needs a {file}",
-                from.display()
-            );
-        }
-        sh.copy_file(&from, context.join(file))?;
-    }
-    for dir in service.empty_dirs {
-        sh.create_dir(context.join(dir))?;
-    }
-    let binary = bin_dir.join(service.binary());
-    sh.copy_file(&binary, context.join(service.binary()))
-        .with_context(|| format!("staging {}: build it first", binary.display()))?;
-    Ok(context)
+    cmd!(sh, "docker info --format {format}").quiet().ignore_stdout().ignore_stderr().run().is_ok()
 }
 
 /// One image to build: its context, every tag it gets, and its `--build-arg`s.
@@ -62,15 +25,7 @@ pub fn build_all(builds: &[Build]) -> anyhow::Result<()> {
     let started = builds
         .iter()
         .map(|b| {
-            let mut args = vec!["build".to_string(), "--quiet".into()];
-            for tag in &b.tags {
-                args.extend(["--tag".into(), tag.clone()]);
-            }
-            for (key, value) in &b.build_args {
-                args.extend(["--build-arg".into(), format!("{key}={value}")]);
-            }
-            args.push(b.context.display().to_string());
-            duct::cmd("docker", args)
+            duct::cmd("docker", build_args(b))
                 .env("DOCKER_BUILDKIT", "0")
                 .stdout_capture()
                 .stderr_capture()
@@ -94,4 +49,41 @@ pub fn build_all(builds: &[Build]) -> anyhow::Result<()> {
         bail!("{}", failures.join("\n\n"));
     }
     Ok(())
+}
+
+/// The `docker build` arguments of one image.
+pub fn build_args(build: &Build) -> Vec<String> {
+    let mut args = vec!["build".to_string(), "--quiet".into()];
+    for tag in &build.tags {
+        args.extend(["--tag".into(), tag.clone()]);
+    }
+    for (key, value) in &build.build_args {
+        args.extend(["--build-arg".into(), format!("{key}={value}")]);
+    }
+    args.push(build.context.display().to_string());
+    args
+}
+
+/// `docker login` with the password on stdin, never on the command line.
+pub fn login(sh: &Shell, registry: &str, credentials: &Credentials) -> anyhow::Result<()> {
+    let user = &credentials.user;
+    cmd!(sh, "docker login --username {user} --password-stdin {registry}")
+        .stdin(&credentials.password)
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .with_context(|| format!("{registry} refused the login of user {user:?}"))
+}
+
+/// Size in bytes of a local image.
+pub fn size(sh: &Shell, image: &str) -> anyhow::Result<u64> {
+    let format = "{{.Size}}";
+    Ok(cmd!(sh, "docker image inspect --format {format} {image}").quiet().read()?.trim().parse()?)
+}
+
+/// The digests under which a local image is known to have been pushed: `repo@sha256:…`.
+pub fn repo_digests(sh: &Shell, image: &str) -> anyhow::Result<Vec<String>> {
+    let format = "{{range .RepoDigests}}{{println .}}{{end}}";
+    let out = cmd!(sh, "docker image inspect --format {format} {image}").quiet().read()?;
+    Ok(out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
 }

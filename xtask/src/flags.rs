@@ -3,11 +3,7 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "cargo xtask",
-    about = "gati's build, test and release automation",
-    version
-)]
+#[command(name = "cargo xtask", about = "gati's build, test and release automation", version)]
 pub struct Xtask {
     #[command(subcommand)]
     pub command: Command,
@@ -18,6 +14,32 @@ pub enum Command {
     Test(Test),
     Bump(Bump),
     Version(Version),
+    Images(Images),
+}
+
+/// Build the service images (one `cargo build`, then every `docker build` at once) and, with
+/// `--push`, push them: every immutable tag first, each digest verified against the registry,
+/// and only then the floating tags (`X.Y`, `latest`, `edge`), which never move backwards.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Images {
+    /// Push to the registry (logs in first when DOCKER_USERNAME and DOCKER_PASSWORD are set).
+    #[arg(long)]
+    pub push: bool,
+    /// Only this service (repeatable).
+    #[arg(long, value_name = "SERVICE")]
+    pub only: Vec<String>,
+    /// A build of `main` that is not a release: tags `edge` and `sha-<commit>`.
+    #[arg(long)]
+    pub edge: bool,
+    /// Registry host[:port] (default: [workspace.metadata.release] registry, or GATI_REGISTRY).
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// Namespace (default: GATI_NAMESPACE, DOCKER_USERNAME, or the configured one).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Print every command and tag; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Write a new version into every version surface: sdk/gati/version.py (PEP 440 spelling), the

@@ -12,11 +12,16 @@
 
 mod bump;
 mod config;
+mod context;
 mod docker;
 mod flags;
+mod git;
+mod images;
 mod provision;
+mod registry;
 mod services;
 mod surfaces;
+mod tags;
 mod test;
 mod version;
 
@@ -33,13 +38,11 @@ fn main() -> anyhow::Result<()> {
         flags::Command::Test(cmd) => cmd.run(&sh),
         flags::Command::Bump(cmd) => cmd.run(&sh),
         flags::Command::Version(cmd) => cmd.run(&sh),
+        flags::Command::Images(cmd) => cmd.run(&sh),
     }
 }
 
 /// The workspace root: xtask's manifest sits one level below it.
 fn project_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }

@@ -24,10 +24,7 @@ pub fn debian_packages(sh: &Shell, packages: &[&str]) -> anyhow::Result<()> {
         .copied()
         .filter(|p| {
             let format = "-f=${Status}";
-            let status = cmd!(sh, "dpkg-query -W {format} {p}")
-                .quiet()
-                .ignore_stderr()
-                .read();
+            let status = cmd!(sh, "dpkg-query -W {format} {p}").quiet().ignore_stderr().read();
             !status.is_ok_and(|s| s.ends_with("install ok installed"))
         })
         .collect();
@@ -45,9 +42,7 @@ pub fn debian_packages(sh: &Shell, packages: &[&str]) -> anyhow::Result<()> {
     }
     let list = missing.join(" ");
     eprintln!("installing Debian packages: {list}");
-    cmd!(sh, "apt-get update -qq")
-        .run()
-        .context("apt-get update")?;
+    cmd!(sh, "apt-get update -qq").run().context("apt-get update")?;
     cmd!(sh, "apt-get install -y -qq {missing...}")
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()
@@ -65,23 +60,15 @@ pub fn python_tools(sh: &Shell) -> anyhow::Result<PathBuf> {
     if python.exists() && sh.read_file(&stamp).is_ok_and(|have| have == wanted) {
         return Ok(python);
     }
-    eprintln!(
-        "installing the pinned Python tools from {PYTHON_TOOLS} into {}",
-        venv.display()
-    );
+    eprintln!("installing the pinned Python tools from {PYTHON_TOOLS} into {}", venv.display());
     let system_python = ["python3", "python"]
         .into_iter()
         .find(|p| cmd!(sh, "{p} --version").quiet().ignore_stdout().ignore_stderr().run().is_ok())
         .context("no python3 found: install Python 3.9 or newer (Debian: `apt-get install python3 python3-venv`)")?;
-    cmd!(sh, "{system_python} -m venv --clear {venv}")
+    cmd!(sh, "{system_python} -m venv --clear {venv}").run().context("creating the tools' virtual environment")?;
+    cmd!(sh, "{python} -m pip install --quiet --disable-pip-version-check -r {PYTHON_TOOLS}")
         .run()
-        .context("creating the tools' virtual environment")?;
-    cmd!(
-        sh,
-        "{python} -m pip install --quiet --disable-pip-version-check -r {PYTHON_TOOLS}"
-    )
-    .run()
-    .with_context(|| format!("installing {PYTHON_TOOLS}"))?;
+        .with_context(|| format!("installing {PYTHON_TOOLS}"))?;
     sh.write_file(stamp, wanted)?;
     Ok(python)
 }
@@ -106,19 +93,12 @@ impl Dockerd {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .context(
-                "starting dockerd: install Docker Engine (Debian: `apt-get install docker.io`)",
-            )?;
-        let dockerd = Dockerd {
-            started: Some(child),
-        };
+            .context("starting dockerd: install Docker Engine (Debian: `apt-get install docker.io`)")?;
+        let dockerd = Dockerd { started: Some(child) };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !daemon_answers(sh) {
             if Instant::now() > deadline {
-                bail!(
-                    "dockerd did not answer within 60 s; see {}",
-                    log_path.display()
-                );
+                bail!("dockerd did not answer within 60 s; see {}", log_path.display());
             }
             std::thread::sleep(Duration::from_millis(250));
         }
@@ -130,10 +110,7 @@ impl Drop for Dockerd {
     fn drop(&mut self) {
         if let Some(child) = &mut self.started {
             // SIGTERM lets dockerd stop its containers and release its state cleanly.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
             let _ = child.wait();
         }
     }

@@ -33,9 +33,7 @@ pub struct Edit {
 
 impl Surfaces {
     pub fn read(root: &Path) -> anyhow::Result<Surfaces> {
-        let read = |path: &str| {
-            std::fs::read_to_string(root.join(path)).with_context(|| format!("reading {path}"))
-        };
+        let read = |path: &str| std::fs::read_to_string(root.join(path)).with_context(|| format!("reading {path}"));
         Ok(Surfaces {
             version_py: read(VERSION_PY)?,
             compose: read(COMPOSE)?,
@@ -45,27 +43,12 @@ impl Surfaces {
     }
 
     /// What each surface holds: `(file, what, value)`, one row per version it spells.
-    pub fn found(
-        &self,
-        services: &[String],
-    ) -> anyhow::Result<Vec<(&'static str, String, String)>> {
-        let mut rows = vec![(
-            VERSION_PY,
-            "__version__".to_string(),
-            version_py_value(&self.version_py)?.1,
-        )];
+    pub fn found(&self, services: &[String]) -> anyhow::Result<Vec<(&'static str, String, String)>> {
+        let mut rows = vec![(VERSION_PY, "__version__".to_string(), version_py_value(&self.version_py)?.1)];
         for (service, span) in compose_tags(&self.compose, services)? {
-            rows.push((
-                COMPOSE,
-                format!("gati-{service} image tag"),
-                self.compose[span].to_string(),
-            ));
+            rows.push((COMPOSE, format!("gati-{service} image tag"), self.compose[span].to_string()));
         }
-        rows.push((
-            CARGO_TOML,
-            "[workspace.package] version".into(),
-            workspace_version(&self.cargo_toml)?,
-        ));
+        rows.push((CARGO_TOML, "[workspace.package] version".into(), workspace_version(&self.cargo_toml)?));
         for (package, version) in lock_versions(&self.cargo_lock)? {
             rows.push((CARGO_LOCK, format!("package {package}"), version));
         }
@@ -75,17 +58,12 @@ impl Surfaces {
     /// The version every surface agrees on; otherwise an error naming each file and value.
     pub fn current(&self, services: &[String]) -> anyhow::Result<ReleaseVersion> {
         let rows = self.found(services)?;
-        let parsed: Vec<Option<ReleaseVersion>> = rows
-            .iter()
-            .map(|(_, _, v)| ReleaseVersion::parse(v).ok())
-            .collect();
+        let parsed: Vec<Option<ReleaseVersion>> = rows.iter().map(|(_, _, v)| ReleaseVersion::parse(v).ok()).collect();
         if parsed[0].is_some() && parsed.iter().all(|p| p == &parsed[0]) {
             return Ok(parsed[0].clone().unwrap());
         }
-        let table: Vec<String> = rows
-            .iter()
-            .map(|(file, what, value)| format!("  {file:<28} {what:<32} {value}"))
-            .collect();
+        let table: Vec<String> =
+            rows.iter().map(|(file, what, value)| format!("  {file:<28} {what:<32} {value}")).collect();
         bail!(
             "the version surfaces disagree:\n{}\nmake them agree with `cargo xtask bump <VERSION> --allow-downgrade` \
              (it rewrites every one), or fix the odd file by hand",
@@ -102,49 +80,29 @@ impl Surfaces {
         let version_py = replace_spans(&self.version_py, &[span], &pep440);
         expect_value(VERSION_PY, &version_py_value(&version_py)?.1, &pep440)?;
 
-        let spans: Vec<_> = compose_tags(&self.compose, services)?
-            .into_iter()
-            .map(|(_, span)| span)
-            .collect();
+        let spans: Vec<_> = compose_tags(&self.compose, services)?.into_iter().map(|(_, span)| span).collect();
         let compose = replace_spans(&self.compose, &spans, &semver);
         let written = compose_tags(&compose, services)?;
-        if written.len() != services.len()
-            || written.iter().any(|(_, s)| compose[s.clone()] != semver)
-        {
-            bail!(
-                "{COMPOSE}: rewriting {} image tags did not give {} tags of {semver}",
-                spans.len(),
-                services.len()
-            );
+        if written.len() != services.len() || written.iter().any(|(_, s)| compose[s.clone()] != semver) {
+            bail!("{COMPOSE}: rewriting {} image tags did not give {} tags of {semver}", spans.len(), services.len());
         }
 
-        let mut doc: DocumentMut = self
-            .cargo_toml
-            .parse()
-            .with_context(|| format!("{CARGO_TOML} is not valid TOML"))?;
+        let mut doc: DocumentMut =
+            self.cargo_toml.parse().with_context(|| format!("{CARGO_TOML} is not valid TOML"))?;
         let item = &mut doc["workspace"]["package"]["version"];
-        let Some(value) = item.as_value_mut() else {
-            bail!("{CARGO_TOML}: [workspace.package] version is missing")
-        };
+        let Some(value) = item.as_value_mut() else { bail!("{CARGO_TOML}: [workspace.package] version is missing") };
         let decor = value.decor().clone();
         *value = toml_edit::Value::from(semver.as_str());
         *value.decor_mut() = decor;
         let cargo_toml = doc.to_string();
         expect_value(CARGO_TOML, &workspace_version(&cargo_toml)?, &semver)?;
 
-        let mut lock: DocumentMut = self
-            .cargo_lock
-            .parse()
-            .with_context(|| format!("{CARGO_LOCK} is not valid TOML"))?;
+        let mut lock: DocumentMut =
+            self.cargo_lock.parse().with_context(|| format!("{CARGO_LOCK} is not valid TOML"))?;
         let members = lock_versions(&self.cargo_lock)?.len();
-        let packages = lock["package"]
-            .as_array_of_tables_mut()
-            .context("Cargo.lock has no [[package]]")?;
+        let packages = lock["package"].as_array_of_tables_mut().context("Cargo.lock has no [[package]]")?;
         for package in packages.iter_mut().filter(|p| p.get("source").is_none()) {
-            let decor = package["version"]
-                .as_value()
-                .map(|v| v.decor().clone())
-                .unwrap_or_default();
+            let decor = package["version"].as_value().map(|v| v.decor().clone()).unwrap_or_default();
             package["version"] = toml_edit::value(semver.as_str());
             *package["version"].as_value_mut().unwrap().decor_mut() = decor;
         }
@@ -161,11 +119,7 @@ impl Surfaces {
             (CARGO_LOCK, &self.cargo_lock, cargo_lock),
         ]
         .into_iter()
-        .map(|(path, before, after)| Edit {
-            path,
-            before: before.clone(),
-            after,
-        })
+        .map(|(path, before, after)| Edit { path, before: before.clone(), after })
         .collect())
     }
 }
@@ -220,10 +174,7 @@ fn version_py_value(text: &str) -> anyhow::Result<(std::ops::Range<usize>, Strin
 
 /// For each configured service, the span of its image tag in the compose file: exactly one
 /// `image: …/gati-<service>:<tag>` each, and no gati image that is not configured.
-fn compose_tags(
-    text: &str,
-    services: &[String],
-) -> anyhow::Result<Vec<(String, std::ops::Range<usize>)>> {
+fn compose_tags(text: &str, services: &[String]) -> anyhow::Result<Vec<(String, std::ops::Range<usize>)>> {
     let mut found: Vec<(String, std::ops::Range<usize>)> = Vec::new();
     let mut offset = 0;
     for (number, line) in text.split_inclusive('\n').enumerate() {
@@ -233,7 +184,10 @@ fn compose_tags(
             let last = value.rsplit('/').next().unwrap_or(value);
             if let Some(image) = last.strip_prefix("gati-") {
                 let Some((service, tag)) = image.split_once(':') else {
-                    bail!("{COMPOSE} line {}: image {value:?} has no tag; pin it as gati-{image}:<version>", number + 1);
+                    bail!(
+                        "{COMPOSE} line {}: image {value:?} has no tag; pin it as gati-{image}:<version>",
+                        number + 1
+                    );
                 };
                 if !services.iter().any(|s| s == service) {
                     bail!(
@@ -243,10 +197,7 @@ fn compose_tags(
                     );
                 }
                 if found.iter().any(|(s, _)| s == service) {
-                    bail!(
-                        "{COMPOSE} line {}: image gati-{service} is named twice; keep one",
-                        number + 1
-                    );
+                    bail!("{COMPOSE} line {}: image gati-{service} is named twice; keep one", number + 1);
                 }
                 let start = offset + content.rfind(tag).unwrap();
                 found.push((service.to_string(), start..start + tag.len()));
@@ -256,45 +207,32 @@ fn compose_tags(
     }
     for service in services {
         if !found.iter().any(|(s, _)| s == service) {
-            bail!(
-                "{COMPOSE}: no `image: …/gati-{service}:<version>` line; add the {service} service"
-            );
+            bail!("{COMPOSE}: no `image: …/gati-{service}:<version>` line; add the {service} service");
         }
     }
     Ok(found)
 }
 
 fn workspace_version(text: &str) -> anyhow::Result<String> {
-    let doc: DocumentMut = text
-        .parse()
-        .with_context(|| format!("{CARGO_TOML} is not valid TOML"))?;
+    let doc: DocumentMut = text.parse().with_context(|| format!("{CARGO_TOML} is not valid TOML"))?;
     doc.get("workspace")
         .and_then(|w| w.get("package"))
         .and_then(|p| p.get("version"))
         .and_then(|v| v.as_str())
         .map(str::to_owned)
-        .with_context(|| {
-            format!("{CARGO_TOML}: [workspace.package] version is missing; add version = \"X.Y.Z\"")
-        })
+        .with_context(|| format!("{CARGO_TOML}: [workspace.package] version is missing; add version = \"X.Y.Z\""))
 }
 
 /// `(name, version)` of the workspace's own packages in Cargo.lock: those without a `source`.
 fn lock_versions(text: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let doc: DocumentMut = text
-        .parse()
-        .with_context(|| format!("{CARGO_LOCK} is not valid TOML"))?;
+    let doc: DocumentMut = text.parse().with_context(|| format!("{CARGO_LOCK} is not valid TOML"))?;
     let packages = doc.get("package").and_then(|p| p.as_array_of_tables()).with_context(|| {
         format!("{CARGO_LOCK} has no [[package]] entries; regenerate it with `cargo generate-lockfile`")
     })?;
     Ok(packages
         .iter()
         .filter(|p| p.get("source").is_none())
-        .filter_map(|p| {
-            Some((
-                p.get("name")?.as_str()?.to_owned(),
-                p.get("version")?.as_str()?.to_owned(),
-            ))
-        })
+        .filter_map(|p| Some((p.get("name")?.as_str()?.to_owned(), p.get("version")?.as_str()?.to_owned())))
         .collect())
 }
 
@@ -329,10 +267,7 @@ pub fn recover(root: &Path) -> anyhow::Result<bool> {
         if !temp.exists() {
             continue;
         }
-        if complete
-            .as_deref()
-            .is_some_and(|list| list.lines().any(|l| l == path))
-        {
+        if complete.as_deref().is_some_and(|list| list.lines().any(|l| l == path)) {
             std::fs::rename(&temp, root.join(path)).with_context(|| format!("replacing {path}"))?;
             finished = true;
         } else {
@@ -361,8 +296,7 @@ fn write_synced(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file =
-        std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut file = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     Ok(())
@@ -380,9 +314,7 @@ pub fn unified_diff(edit: &Edit) -> String {
         after.iter().for_each(|l| out.push_str(&format!("+{l}\n")));
         return out;
     }
-    let changed: Vec<usize> = (0..before.len())
-        .filter(|&i| before[i] != after[i])
-        .collect();
+    let changed: Vec<usize> = (0..before.len()).filter(|&i| before[i] != after[i]).collect();
     let mut i = 0;
     while i < changed.len() {
         // Changes closer than seven lines share a hunk.
@@ -392,11 +324,7 @@ pub fn unified_diff(edit: &Edit) -> String {
         }
         let start = changed[i].saturating_sub(3);
         let end = (changed[j] + 4).min(before.len());
-        out.push_str(&format!(
-            "@@ -{0},{1} +{0},{1} @@\n",
-            start + 1,
-            end - start
-        ));
+        out.push_str(&format!("@@ -{0},{1} +{0},{1} @@\n", start + 1, end - start));
         for k in start..end {
             if before[k] == after[k] {
                 out.push_str(&format!(" {}\n", before[k]));

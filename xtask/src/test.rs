@@ -11,8 +11,8 @@ use anyhow::Context;
 use xshell::{cmd, Shell};
 
 use crate::{
-    docker, flags, provision,
-    services::{self, SERVICES, STATIC_RUSTFLAGS, TARGET},
+    context, docker, flags, provision,
+    services::{self, STATIC_RUSTFLAGS, TARGET},
     surfaces::Surfaces,
 };
 
@@ -24,33 +24,25 @@ impl flags::Test {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         provision::debian_packages(sh, DEBIAN_PACKAGES)?;
         let python = provision::python_tools(sh)?;
-        let _dockerd = if self.no_images {
-            None
-        } else {
-            Some(provision::Dockerd::ensure(sh)?)
-        };
+        let _dockerd = if self.no_images { None } else { Some(provision::Dockerd::ensure(sh)?) };
 
         cmd!(sh, "cargo test --workspace --release --target {TARGET}")
             .env(STATIC_RUSTFLAGS.0, STATIC_RUSTFLAGS.1)
             .run()
             .context("Rust tests failed")?;
 
-        let bin_dir = services::build_binaries(sh)?;
         let config = crate::bump::load_config(sh)?;
-        let version = Surfaces::read(&sh.current_dir())?
-            .current(&config.services)?
-            .to_string();
+        let bin_dir = services::build_binaries(sh, &config.services)?;
+        let version = Surfaces::read(&sh.current_dir())?.current(&config.services)?.to_string();
         let version = version.as_str();
         if !self.no_images {
-            let builds = SERVICES
+            let builds = config
+                .services
                 .iter()
                 .map(|service| {
                     Ok(docker::Build {
-                        context: docker::stage_context(sh, service, &bin_dir)?,
-                        tags: vec![format!(
-                            "{TEST_IMAGE_PREFIX}/{}:{version}",
-                            service.binary()
-                        )],
+                        context: context::stage(sh, service, &bin_dir)?,
+                        tags: vec![format!("{TEST_IMAGE_PREFIX}/gati-{service}:{version}")],
                         build_args: vec![("VERSION".into(), version.into())],
                     })
                 })
@@ -58,26 +50,16 @@ impl flags::Test {
             docker::build_all(&builds).context("building the test images")?;
         }
 
-        let filter: Vec<String> = self
-            .filter
-            .map(|k| vec!["-k".into(), k])
-            .unwrap_or_default();
-        let skip_images: &[&str] = if self.no_images {
-            &["-m", "not docker"]
-        } else {
-            &[]
-        };
+        let filter: Vec<String> = self.filter.map(|k| vec!["-k".into(), k]).unwrap_or_default();
+        let skip_images: &[&str] = if self.no_images { &["-m", "not docker"] } else { &[] };
         let _env = [
             sh.push_env("GATI_BIN_DIR", &bin_dir),
             sh.push_env("GATI_VERSION", version),
             sh.push_env("GATI_TEST_IMAGE_PREFIX", TEST_IMAGE_PREFIX),
         ];
-        cmd!(
-            sh,
-            "{python} -m pytest tests sdk/tests -ra {skip_images...} {filter...}"
-        )
-        .run()
-        .context("pytest tests failed")?;
+        cmd!(sh, "{python} -m pytest tests sdk/tests -ra {skip_images...} {filter...}")
+            .run()
+            .context("pytest tests failed")?;
         Ok(())
     }
 }

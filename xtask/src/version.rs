@@ -27,9 +27,8 @@ impl ReleaseVersion {
             Some((base, stage, n)) => format!("{base}-{stage}.{n}"),
             None => s.to_string(),
         };
-        let version = Version::parse(&semver_spelling).map_err(|e| {
-            anyhow::anyhow!("{input:?} is not a version like 1.2.3, 1.2.3-rc.1 or 1.2.3rc1: {e}")
-        })?;
+        let version = Version::parse(&semver_spelling)
+            .map_err(|e| anyhow::anyhow!("{input:?} is not a version like 1.2.3, 1.2.3-rc.1 or 1.2.3rc1: {e}"))?;
         if !version.pre.is_empty() {
             let parts: Vec<&str> = version.pre.as_str().split('.').collect();
             let valid = matches!(parts.as_slice(), [stage, n]
@@ -45,23 +44,23 @@ impl ReleaseVersion {
         Ok(ReleaseVersion(version))
     }
 
+    pub fn semver(&self) -> &Version {
+        &self.0
+    }
+
+    pub fn is_prerelease(&self) -> bool {
+        !self.0.pre.is_empty()
+    }
+
     /// `(stage index, N)` of a pre-release.
     fn stage(&self) -> Option<(usize, u64)> {
         let (name, n) = self.0.pre.as_str().split_once('.')?;
-        Some((
-            STAGES.iter().position(|(s, _)| *s == name)?,
-            n.parse().ok()?,
-        ))
+        Some((STAGES.iter().position(|(s, _)| *s == name)?, n.parse().ok()?))
     }
 
     /// The PEP 440 spelling: `1.2.0rc1`.
     pub fn pep440(&self) -> String {
-        let Version {
-            major,
-            minor,
-            patch,
-            ..
-        } = self.0;
+        let Version { major, minor, patch, .. } = self.0;
         match self.stage() {
             Some((i, n)) => format!("{major}.{minor}.{patch}{}{n}", STAGES[i].1),
             None => format!("{major}.{minor}.{patch}"),
@@ -79,12 +78,7 @@ impl ReleaseVersion {
     /// The next version for a bump kind (`major`, `minor`, `patch`, `alpha`, `beta`, `rc`,
     /// `release`) or an explicit version.
     pub fn bump(&self, how: &str) -> anyhow::Result<ReleaseVersion> {
-        let Version {
-            major,
-            minor,
-            patch,
-            ..
-        } = self.0;
+        let Version { major, minor, patch, .. } = self.0;
         let pre = self.stage();
         Ok(match how {
             // On a pre-release of the same line, `major`/`minor`/`patch` finish it (cargo-release).
@@ -96,27 +90,17 @@ impl ReleaseVersion {
             "patch" => Self::new(major, minor, patch + 1, None),
             "release" => match pre {
                 Some(_) => Self::new(major, minor, patch, None),
-                None => bail!(
-                    "{self} is already a release: use major, minor, patch or a pre-release kind"
-                ),
+                None => bail!("{self} is already a release: use major, minor, patch or a pre-release kind"),
             },
             stage if STAGES.iter().any(|(s, _)| *s == stage) => {
                 let want = STAGES.iter().position(|(s, _)| *s == stage).unwrap();
                 match pre {
                     None => Self::new(major, minor, patch + 1, Some((want, 1))),
-                    Some((have, n)) if have == want => {
-                        Self::new(major, minor, patch, Some((want, n + 1)))
-                    }
-                    Some((have, _)) if have < want => {
-                        Self::new(major, minor, patch, Some((want, 1)))
-                    }
+                    Some((have, n)) if have == want => Self::new(major, minor, patch, Some((want, n + 1))),
+                    Some((have, _)) if have < want => Self::new(major, minor, patch, Some((want, 1))),
                     Some(_) => bail!(
                         "{self} is past {stage}: pre-releases never go down; use {} or `release`",
-                        STAGES[pre.unwrap().0..]
-                            .iter()
-                            .map(|(s, _)| format!("`{s}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        STAGES[pre.unwrap().0..].iter().map(|(s, _)| format!("`{s}`")).collect::<Vec<_>>().join(", ")
                     ),
                 }
             }
@@ -139,9 +123,7 @@ fn is_number(s: &str) -> bool {
 fn split_pep440(s: &str) -> Option<(&str, &str, &str)> {
     let at = s.find(|c: char| c.is_ascii_alphabetic())?;
     let (base, rest) = s.split_at(at);
-    let letters = rest
-        .find(|c: char| !c.is_ascii_alphabetic())
-        .unwrap_or(rest.len());
+    let letters = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
     let (short, n) = rest.split_at(letters);
     let (stage, _) = STAGES.iter().find(|(_, p)| *p == short)?;
     (base.split('.').count() == 3 && is_number(n)).then_some((base, stage, n))
@@ -169,11 +151,7 @@ mod tests {
         ];
         for (input, semver, pep440) in table {
             let parsed = v(input);
-            assert_eq!(
-                (parsed.to_string().as_str(), parsed.pep440().as_str()),
-                (semver, pep440),
-                "{input}"
-            );
+            assert_eq!((parsed.to_string().as_str(), parsed.pep440().as_str()), (semver, pep440), "{input}");
             // Round trips: each spelling parses back to the same version.
             assert_eq!(v(&parsed.pep440()), parsed);
             assert_eq!(v(&parsed.to_string()), parsed);
@@ -251,12 +229,9 @@ mod tests {
 
     #[test]
     fn bumps_never_go_down() {
-        for (from, how) in [
-            ("1.2.4-rc.1", "beta"),
-            ("1.2.4-rc.1", "alpha"),
-            ("1.2.4-beta.1", "alpha"),
-            ("1.2.4", "release"),
-        ] {
+        for (from, how) in
+            [("1.2.4-rc.1", "beta"), ("1.2.4-rc.1", "alpha"), ("1.2.4-beta.1", "alpha"), ("1.2.4", "release")]
+        {
             assert!(v(from).bump(how).is_err(), "{from} + {how}");
         }
     }
