@@ -30,6 +30,16 @@ def version():
 
 
 @pytest.fixture(scope="session")
+def images(version):
+    """The test images `cargo xtask test` built, by service."""
+    prefix = required_env("GATI_TEST_IMAGE_PREFIX")
+    refs = {name: f"{prefix}/gati-{name}:{version}" for name in ("backend", "dashboard", "mcp-server")}
+    for ref in refs.values():
+        subprocess.run(["docker", "image", "inspect", ref], check=True, capture_output=True)
+    return refs
+
+
+@pytest.fixture(scope="session")
 def artifacts():
     path = ROOT / "target" / "test-artifacts"
     path.mkdir(parents=True, exist_ok=True)

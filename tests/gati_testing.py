@@ -95,3 +95,110 @@ SAMPLE_EVENTS = [
     event("e4", event_type="run_end", ts="2026-01-31T12:00:03Z", output="shipped"),
     event("e5", run_id="run-2", agent="triage-bot", event_type="llm_call", tokens=30, cost=0.001),
 ]
+
+
+def copy_repository(dest, commit=True):
+    """A copy of the repository's tracked files (as they are in the work tree) at `dest`; with
+    `commit`, a git repository with them as one clean commit."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    archive = subprocess.run(["tar", "-c", "--null", "-T", "-", "-f", "-"], cwd=ROOT, input=files,
+                             capture_output=True, check=True).stdout
+    dest.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-f", "-"], cwd=dest, input=archive, check=True)
+    if commit:
+        git(dest, "init", "--quiet", "--initial-branch=main")
+        git(dest, "add", "--all")
+        git(dest, "commit", "--quiet", "--message", "copy of the gati repository for a test")
+    return dest
+
+
+def git(tree, *args):
+    env = {**os.environ, "GIT_AUTHOR_NAME": "gati tests", "GIT_AUTHOR_EMAIL": "tests@gati.invalid",
+           "GIT_COMMITTER_NAME": "gati tests", "GIT_COMMITTER_EMAIL": "tests@gati.invalid"}
+    return subprocess.run(["git", *args], cwd=tree, env=env, capture_output=True, text=True, check=True).stdout
+
+
+# A copy's own target directory, kept between runs: a copy's binaries must never replace the ones
+# the other tests use, and its dependencies are compiled once.
+COPY_TARGET_DIR = ROOT / "target" / "copy"
+STATIC_RUSTFLAGS = {"CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS": "-C target-feature=+crt-static"}
+
+
+def xtask(tree, *args, env=None, check=True, timeout=900):
+    """`cargo xtask ARGS` in `tree`; output is stdout and stderr together."""
+    full_env = {**os.environ, "CARGO_TARGET_DIR": str(COPY_TARGET_DIR), "CI": "true", "RUST_BACKTRACE": "0",
+                **(env or {})}
+    result = subprocess.run(["cargo", "xtask", *args], cwd=tree, env=full_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, f"cargo xtask {' '.join(args)} failed:\n{result.stdout[-5000:]}"
+    return result
+
+
+class LocalRegistry:
+    """Debian's docker-registry on a loopback port, with htpasswd (bcrypt) auth. The password
+    reaches htpasswd on stdin and the registry in a file: never on a command line."""
+
+    def __init__(self, workdir, user="gatitest"):
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.user = user
+        self.password = os.urandom(12).hex()
+        htpasswd = subprocess.run(["htpasswd", "-niB", user], input=self.password, capture_output=True, text=True,
+                                  check=True).stdout
+        (self.dir / "htpasswd").write_text(htpasswd.strip() + "\n")
+        (self.dir / "config.yml").write_text(
+            "version: 0.1\nlog:\n  level: warn\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.dir / 'storage'}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.address}\n  secret: {os.urandom(8).hex()}\n"
+            f"auth:\n  htpasswd:\n    realm: gati-test\n    path: {self.dir / 'htpasswd'}\n")
+        self.proc = None
+        self.start()
+
+    def start(self):
+        log = open(self.dir / "registry.log", "ab")
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(self.dir / "config.yml")], stdout=log,
+                                     stderr=log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.api("/v2/")[0] == 200:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"docker-registry did not answer on {self.address}; see {self.dir / 'registry.log'}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def api(self, path, method="GET", accept=None):
+        """(status, headers, body) of one authenticated request; (0, {}, b"") if unreachable."""
+        import base64
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        headers = {"Authorization": f"Basic {token}"}
+        if accept:
+            headers["Accept"] = accept
+        req = urllib.request.Request(f"http://{self.address}{path}", method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+        except OSError:
+            return 0, {}, b""
+
+    def tags(self, repo):
+        status, _, body = self.api(f"/v2/{repo}/tags/list")
+        return set(json.loads(body)["tags"] or []) if status == 200 else set()
+
+    def digest(self, repo, tag):
+        accept = "application/vnd.docker.distribution.manifest.v2+json"
+        status, headers, _ = self.api(f"/v2/{repo}/manifests/{tag}", method="HEAD", accept=accept)
+        return headers.get("Docker-Content-Digest") if status == 200 else None
+
+    def env(self, docker_config):
+        """What `cargo xtask images --push` needs to push here as this user."""
+        return {"GATI_REGISTRY": self.address, "DOCKER_USERNAME": self.user, "DOCKER_PASSWORD": self.password,
+                "DOCKER_CONFIG": str(docker_config)}

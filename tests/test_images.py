@@ -11,7 +11,7 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from gati_testing import SAMPLE_EVENTS, request, required_env
+from gati_testing import SAMPLE_EVENTS, request
 
 pytestmark = pytest.mark.docker
 
@@ -24,15 +24,6 @@ def docker(*args, check=True):
     if check and result.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout.strip()
-
-
-@pytest.fixture(scope="session")
-def images(version):
-    prefix = required_env("GATI_TEST_IMAGE_PREFIX")
-    refs = {name: f"{prefix}/gati-{name}:{version}" for name in SERVICES}
-    for ref in refs.values():
-        docker("image", "inspect", ref)
-    return refs
 
 
 def inspect(ref):

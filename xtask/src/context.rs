@@ -51,10 +51,15 @@ fn copy_sources(dockerfile: &str) -> Vec<String> {
         .collect()
 }
 
+/// Where `service`'s context is staged.
+pub fn dir(sh: &Shell, service: &str) -> PathBuf {
+    sh.current_dir().join("target").join("images").join(service)
+}
+
 /// Stages `service`'s context from its folder and `bin_dir`; returns the context's path.
 pub fn stage(sh: &Shell, service: &str, bin_dir: &Path) -> anyhow::Result<PathBuf> {
     let root = sh.current_dir();
-    let context = root.join("target").join("images").join(service);
+    let context = dir(sh, service);
     if context.exists() {
         sh.remove_path(&context)?;
     }

@@ -20,7 +20,7 @@ use crate::{
     config::{Config, Overrides},
     context, docker, flags,
     git::Head,
-    registry::{Credentials, Registry},
+    registry::{retry_budget, Credentials, Registry},
     services,
     surfaces::Surfaces,
     tags::{self, Move, Tags},
@@ -119,11 +119,14 @@ impl Plan {
         }
         if push {
             let registry = self.registry(sh);
-            for image in &self.images {
-                if let Err(e) = registry.check_access(&image.repo) {
-                    problems.push(format!("{e:#}"));
-                    break;
-                }
+            let access = self.images.iter().try_for_each(|image| registry.check_access(&image.repo));
+            // The registry accepts these credentials: log the daemon in for the pushes.
+            let login = access.and_then(|()| match &self.credentials {
+                Some(credentials) => docker::login(sh, &self.config.registry, credentials),
+                None => Ok(()),
+            });
+            if let Err(e) = login {
+                problems.push(format!("{e:#}"));
             }
         }
         problems
@@ -168,8 +171,7 @@ pub fn dry_run(sh: &Shell, plan: &Plan, push: bool) -> String {
         plan.config.namespace,
         plan.images.len()
     );
-    let services: Vec<String> = plan.images.iter().map(|i| i.service.clone()).collect();
-    out.push_str(&format!("$ {}\n", services::build_command(sh, &services)));
+    out.push_str(&format!("$ {}\n", services::build_command(sh, &plan.config.services)));
     for image in &plan.images {
         let build = docker_build(sh, plan, image);
         out.push_str(&format!("$ docker {}\n", docker::build_args(&build).join(" ")));
@@ -206,7 +208,7 @@ pub fn dry_run(sh: &Shell, plan: &Plan, push: bool) -> String {
 
 fn docker_build(sh: &Shell, plan: &Plan, image: &Image) -> docker::Build {
     docker::Build {
-        context: sh.current_dir().join("target").join("images").join(&image.service),
+        context: context::dir(sh, &image.service),
         tags: plan.tags.immutable.iter().map(|t| format!("{}:{t}", image.reference)).collect(),
         build_args: plan.build_args.clone(),
     }
@@ -214,10 +216,11 @@ fn docker_build(sh: &Shell, plan: &Plan, image: &Image) -> docker::Build {
 
 /// The binaries, the contexts, and every image at once.
 pub fn build(sh: &Shell, plan: &Plan) -> anyhow::Result<Vec<Outcome>> {
-    let services: Vec<String> = plan.images.iter().map(|i| i.service.clone()).collect();
-    let bin_dir = services::build_binaries(sh, &services)?;
-    for service in &services {
-        context::stage(sh, service, &bin_dir)?;
+    // Every service, even with --only: cargo unifies dependency features across the packages
+    // of one build, so building one alone would give it a different binary and a new digest.
+    let bin_dir = services::build_binaries(sh, &plan.config.services)?;
+    for image in &plan.images {
+        context::stage(sh, &image.service, &bin_dir)?;
     }
     let builds: Vec<docker::Build> = plan.images.iter().map(|image| docker_build(sh, plan, image)).collect();
     let mut board = Board::new(plan.images.iter().map(|i| i.service.clone()).collect());
@@ -277,13 +280,32 @@ fn wait_all(handles: &[duct::Handle], mut done: impl FnMut(usize, &std::process:
 }
 
 /// Immutable tags, verified; then the floating tags. Nothing floating moves unless every
-/// image's immutable tags are on the registry with the digests that were pushed.
+/// image's immutable tags are on the registry with the digests that were pushed. The daemon
+/// was logged in by the preflight ([`Plan::problems`]).
 pub fn push(sh: &Shell, plan: &Plan, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
     let registry = plan.registry(sh);
-    if let Some(credentials) = &plan.credentials {
-        docker::login(sh, &plan.config.registry, credentials)?;
-    }
     let mut board = Board::new(plan.images.iter().map(|i| i.service.clone()).collect());
+    push_immutable(sh, plan, &registry, &mut board, outcomes).with_context(|| {
+        format!("no floating tag was moved. Run the same command again once {} answers", plan.config.registry)
+    })?;
+    move_floating(plan, &registry, &mut board, outcomes).with_context(|| {
+        format!(
+            "every image is pushed and verified, but not every floating tag moved. Run the same command again \
+             once {} answers: it moves the rest",
+            plan.config.registry
+        )
+    })?;
+    board.all("done");
+    Ok(())
+}
+
+fn push_immutable(
+    sh: &Shell,
+    plan: &Plan,
+    registry: &Registry,
+    board: &mut Board,
+    outcomes: &mut [Outcome],
+) -> anyhow::Result<()> {
     let started = Instant::now();
     for tag in &plan.tags.immutable {
         // The registry already has this exact image: nothing to send.
@@ -302,7 +324,7 @@ pub fn push(sh: &Shell, plan: &Plan, outcomes: &mut [Outcome]) -> anyhow::Result
                 _ => to_push.push(i),
             }
         }
-        let digests = push_with_retries(plan, tag, &to_push, &mut board)?;
+        let digests = push_with_retries(plan, tag, &to_push, board)?;
         for (i, pushed) in digests {
             let image = &plan.images[i];
             board.set(i, format!("verifying {tag}"));
@@ -320,8 +342,12 @@ pub fn push(sh: &Shell, plan: &Plan, outcomes: &mut [Outcome]) -> anyhow::Result
             outcomes[i].tags.push(tag.clone());
         }
     }
+    Ok(())
+}
 
-    // Every immutable tag is verified: the floating tags may move, decided once for all images.
+/// Every immutable tag is verified: the floating tags may move, decided once for all images
+/// from the tags of all of them, so that they move together or not at all.
+fn move_floating(plan: &Plan, registry: &Registry, board: &mut Board, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
     let mut existing = Vec::new();
     for image in &plan.images {
         existing.extend(registry.tags(&image.repo)?);
@@ -343,7 +369,6 @@ pub fn push(sh: &Shell, plan: &Plan, outcomes: &mut [Outcome]) -> anyhow::Result
             }
         }
     }
-    board.all("done");
     Ok(())
 }
 
@@ -404,7 +429,7 @@ fn push_with_retries(
             let why: Vec<String> =
                 retry.iter().map(|(i, why)| format!("{}:{tag}: {why}", plan.images[*i].reference)).collect();
             bail!(
-                "{} kept failing for {} s; no floating tag was moved. Run the same command again once it is back:\n  {}",
+                "{} kept failing for {} s:\n  {}",
                 plan.config.registry,
                 started.elapsed().as_secs(),
                 why.join("\n  ")
@@ -417,12 +442,6 @@ fn push_with_retries(
         pending = retry.into_iter().map(|(i, _)| i).collect();
     }
     Ok(pushed)
-}
-
-/// How long transient registry failures are retried: `GATI_RETRY_SECONDS`, default 60.
-pub fn retry_budget() -> Duration {
-    let seconds = std::env::var("GATI_RETRY_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
-    Duration::from_secs(seconds)
 }
 
 /// The digest in `docker push`'s last line: `<tag>: digest: sha256:… size: N`.

@@ -31,6 +31,11 @@ use clap::Parser;
 use xshell::Shell;
 
 fn main() -> anyhow::Result<()> {
+    // An error here is a message for a person, with its causes: a backtrace only buries it.
+    // (RUST_BACKTRACE still applies to panics; set RUST_LIB_BACKTRACE=1 to see error backtraces.)
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let flags = flags::Xtask::parse();
     let sh = Shell::new()?;
     sh.change_dir(project_root());
@@ -42,7 +47,18 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The workspace root: xtask's manifest sits one level below it.
+/// The workspace root: xtask's manifest sits one level below it. `cargo run` tells the running
+/// binary where that manifest is; the compile-time path is only a fallback, since a binary
+/// cargo reuses may have been built from another copy of the tree.
 fn project_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    PathBuf::from(manifest_dir).parent().unwrap().to_owned()
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR`, or `target/` in the workspace.
+pub fn target_dir(sh: &Shell) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => sh.current_dir().join(dir),
+        None => sh.current_dir().join("target"),
+    }
 }

@@ -37,7 +37,12 @@ impl Credentials {
 const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, \
     application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
     application/vnd.oci.image.index.v1+json";
-const RETRY_BUDGET: Duration = Duration::from_secs(60);
+
+/// How long transient registry failures are retried: `GATI_RETRY_SECONDS`, default 60.
+pub fn retry_budget() -> Duration {
+    let seconds = std::env::var("GATI_RETRY_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    Duration::from_secs(seconds)
+}
 
 pub struct Registry {
     /// As configured, e.g. `docker.io` or `127.0.0.1:5000`.
@@ -167,7 +172,7 @@ impl Registry {
                 Failure::Permanent(e) => return Err(e),
                 Failure::Transient(why, retry_after) => {
                     let wait = retry_after.unwrap_or(delay).min(Duration::from_secs(30));
-                    if started.elapsed() + wait > RETRY_BUDGET {
+                    if started.elapsed() + wait > retry_budget() {
                         bail!(
                             "{} is not answering ({why}) after retrying for {} s: {method} {path}",
                             self.name,

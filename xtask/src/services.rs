@@ -21,5 +21,5 @@ pub fn build_command<'a>(sh: &'a Shell, services: &[String]) -> xshell::Cmd<'a> 
 /// Builds the binaries; returns the folder that holds them.
 pub fn build_binaries(sh: &Shell, services: &[String]) -> anyhow::Result<PathBuf> {
     build_command(sh, services).run().context("building the static service binaries")?;
-    Ok(sh.current_dir().join("target").join(TARGET).join("release"))
+    Ok(crate::target_dir(sh).join(TARGET).join("release"))
 }
