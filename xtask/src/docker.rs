@@ -17,6 +17,8 @@ pub struct Build {
     pub context: PathBuf,
     pub tags: Vec<String>,
     pub build_args: Vec<(String, String)>,
+    /// Build every layer again (benchmarks compare cold builds).
+    pub no_cache: bool,
 }
 
 /// Builds every image at once with the classic builder (BuildKit is absent here and nothing
@@ -54,6 +56,9 @@ pub fn build_all(builds: &[Build]) -> anyhow::Result<()> {
 /// The `docker build` arguments of one image.
 pub fn build_args(build: &Build) -> Vec<String> {
     let mut args = vec!["build".to_string(), "--quiet".into()];
+    if build.no_cache {
+        args.push("--no-cache".into());
+    }
     for tag in &build.tags {
         args.extend(["--tag".into(), tag.clone()]);
     }

@@ -15,6 +15,25 @@ pub enum Command {
     Bump(Bump),
     Version(Version),
     Images(Images),
+    Bench(Bench),
+}
+
+/// Measure, and print figures: no pass or fail.
+#[derive(clap::Args, Debug)]
+pub struct Bench {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchWhat {
+    /// `cargo xtask images --push` against the old flow (three `docker build`s, then six
+    /// `docker push`es, one after another), cold, each into its own throwaway registry.
+    Images {
+        /// Rounds of each flow; the median is reported.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+    },
 }
 
 /// Build the service images (one `cargo build`, then every `docker build` at once) and, with

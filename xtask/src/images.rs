@@ -36,6 +36,10 @@ pub struct Plan {
     pub tags: Tags,
     pub build_args: Vec<(String, String)>,
     pub credentials: Option<Credentials>,
+    /// Build every layer again (`cargo xtask bench images` compares cold builds).
+    pub no_cache: bool,
+    /// Push from a tree with uncommitted changes (only into a throwaway registry).
+    pub allow_dirty: bool,
 }
 
 pub struct Image {
@@ -84,7 +88,17 @@ impl Plan {
             ("CREATED".to_string(), head.date.clone()),
             ("SOURCE".to_string(), source),
         ];
-        Ok(Plan { config, version, head, images, tags, build_args, credentials: Credentials::from_env() })
+        Ok(Plan {
+            config,
+            version,
+            head,
+            images,
+            tags,
+            build_args,
+            credentials: Credentials::from_env(),
+            no_cache: false,
+            allow_dirty: false,
+        })
     }
 
     pub fn registry(&self, sh: &Shell) -> Registry {
@@ -92,7 +106,7 @@ impl Plan {
     }
 
     /// Every problem that would stop the build or the push, found without changing anything.
-    pub fn problems(&self, sh: &Shell, push: bool, edge: bool) -> Vec<String> {
+    pub fn problems(&self, sh: &Shell, push: bool) -> Vec<String> {
         let root = sh.current_dir();
         let mut problems = Vec::new();
         if !docker::daemon_answers(sh) {
@@ -111,9 +125,9 @@ impl Plan {
                 ));
             }
         }
-        if push && self.head.dirty && !edge {
+        if push && self.head.dirty && !self.allow_dirty {
             problems.push(format!(
-                "the tree has uncommitted changes: a release tag ({}) is pushed only from a clean commit; commit or stash them",
+                "the tree has uncommitted changes: images ({}) are pushed only from a clean commit; commit or stash them",
                 self.tags.immutable.join(", ")
             ));
         }
@@ -149,7 +163,7 @@ impl flags::Images {
             print!("{}", dry_run(sh, &plan, self.push));
             return Ok(());
         }
-        let problems = plan.problems(sh, self.push, self.edge);
+        let problems = plan.problems(sh, self.push);
         if !problems.is_empty() {
             bail!("nothing was built or pushed:\n  - {}", problems.join("\n  - "));
         }
@@ -211,6 +225,7 @@ fn docker_build(sh: &Shell, plan: &Plan, image: &Image) -> docker::Build {
         context: context::dir(sh, &image.service),
         tags: plan.tags.immutable.iter().map(|t| format!("{}:{t}", image.reference)).collect(),
         build_args: plan.build_args.clone(),
+        no_cache: plan.no_cache,
     }
 }
 

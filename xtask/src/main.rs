@@ -10,6 +10,7 @@
 //!     Runs from anywhere in the repository: the shell moves to the workspace root first.
 //!     `main` only parses flags and dispatches; each task is a module with a `run` method.
 
+mod bench;
 mod bump;
 mod config;
 mod context;
@@ -19,6 +20,7 @@ mod git;
 mod images;
 mod provision;
 mod registry;
+mod sandbox;
 mod services;
 mod surfaces;
 mod tags;
@@ -44,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         flags::Command::Bump(cmd) => cmd.run(&sh),
         flags::Command::Version(cmd) => cmd.run(&sh),
         flags::Command::Images(cmd) => cmd.run(&sh),
+        flags::Command::Bench(cmd) => cmd.run(&sh),
     }
 }
 

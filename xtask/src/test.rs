@@ -18,7 +18,8 @@ use crate::{
 
 /// The image prefix the tests build under; never pushed anywhere.
 pub const TEST_IMAGE_PREFIX: &str = "gati-test";
-const DEBIAN_PACKAGES: &[&str] = &["docker.io", "docker-compose", "chromium"];
+const DEBIAN_PACKAGES: &[&str] =
+    &["docker.io", "docker-compose", "docker-registry", "apache2-utils", "chromium", "curl"];
 
 impl flags::Test {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -44,6 +45,7 @@ impl flags::Test {
                         context: context::stage(sh, service, &bin_dir)?,
                         tags: vec![format!("{TEST_IMAGE_PREFIX}/gati-{service}:{version}")],
                         build_args: vec![("VERSION".into(), version.into())],
+                        no_cache: false,
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;

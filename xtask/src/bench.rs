@@ -1,0 +1,121 @@
+//! `cargo xtask bench`: figures, measured against a baseline in the same run.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use xshell::{cmd, Shell};
+
+use crate::{
+    context, flags, images, provision,
+    sandbox::{self, LocalRegistry},
+    services,
+};
+
+impl flags::Bench {
+    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        match self.what {
+            flags::BenchWhat::Images { rounds } => bench_images(sh, rounds.max(1)),
+        }
+    }
+}
+
+fn bench_images(sh: &Shell, rounds: usize) -> anyhow::Result<()> {
+    provision::debian_packages(sh, &["docker.io", "docker-registry", "apache2-utils"])?;
+    let _dockerd = provision::Dockerd::ensure(sh)?;
+    let dir = crate::target_dir(sh).join("bench");
+    std::env::set_var("DOCKER_CONFIG", sandbox::private_docker_config(&dir)?);
+
+    let flags = flags::Images {
+        push: true,
+        only: vec![],
+        edge: false,
+        registry: None,
+        namespace: Some("bench".into()),
+        dry_run: false,
+    };
+    let mut plan = images::Plan::new(sh, &flags)?;
+    plan.allow_dirty = true; // throwaway registries: nothing published depends on this tree
+                             // Both flows start from the same binaries and contexts, built here and not timed.
+    let bin_dir = services::build_binaries(sh, &plan.config.services)?;
+    for image in &plan.images {
+        context::stage(sh, &image.service, &bin_dir)?;
+    }
+
+    let (mut old_times, mut new_times, mut rerun_times) = (vec![], vec![], vec![]);
+    let mut bytes = 0;
+    for round in 1..=rounds {
+        eprintln!("round {round}/{rounds}: the old flow");
+        let old = LocalRegistry::start(sh, &dir.join("registry-old"))?;
+        old_times.push(old_flow(sh, &plan, &old)?);
+
+        eprintln!("round {round}/{rounds}: cargo xtask images --push");
+        let new = LocalRegistry::start(sh, &dir.join("registry-new"))?;
+        plan.config.registry = new.address.clone();
+        plan.credentials = Some(new.credentials.clone());
+        for image in &mut plan.images {
+            image.reference = format!("{}/{}", new.address, image.repo);
+        }
+        plan.no_cache = true;
+        let started = Instant::now();
+        let problems = plan.problems(sh, true);
+        anyhow::ensure!(problems.is_empty(), "preflight: {}", problems.join("; "));
+        let mut outcomes = images::build(sh, &plan)?;
+        images::push(sh, &plan, &mut outcomes)?;
+        new_times.push(started.elapsed().as_secs_f64());
+        bytes = outcomes.iter().map(|o| o.size).sum::<u64>();
+
+        eprintln!("round {round}/{rounds}: the same command again, nothing changed");
+        plan.no_cache = false;
+        let started = Instant::now();
+        let mut outcomes = images::build(sh, &plan)?;
+        images::push(sh, &plan, &mut outcomes)?;
+        rerun_times.push(started.elapsed().as_secs_f64());
+    }
+
+    let (old, new, rerun) = (median(&mut old_times), median(&mut new_times), median(&mut rerun_times));
+    println!(
+        "\nimages benchmark: {} images, version {}, {rounds} round(s), median seconds",
+        plan.images.len(),
+        plan.version
+    );
+    println!("  old flow (3 docker builds, then 6 docker pushes, in sequence)  {old:>7.1} s");
+    println!("  cargo xtask images --push (parallel, verified, floating tags)  {new:>7.1} s");
+    println!("  ratio old/new                                                  {:>7.2}x", old / new);
+    println!("  re-run with nothing changed                                    {rerun:>7.1} s");
+    println!("  image bytes per version                                        {:>7.1} MB", bytes as f64 / 1e6);
+    Ok(())
+}
+
+/// What `build_and_push.sh` did: build each image, then push each of its two tags, in turn.
+fn old_flow(sh: &Shell, plan: &images::Plan, registry: &LocalRegistry) -> anyhow::Result<f64> {
+    let version = plan.version.to_string();
+    let started = Instant::now();
+    let address = &registry.address;
+    let user = &registry.credentials.user;
+    cmd!(sh, "docker login --username {user} --password-stdin {address}")
+        .stdin(&registry.credentials.password)
+        .quiet()
+        .ignore_stdout()
+        .run()?;
+    let references: Vec<String> = plan.images.iter().map(|i| format!("{address}/{}", i.repo)).collect();
+    for (image, reference) in plan.images.iter().zip(&references) {
+        let context = context::dir(sh, &image.service);
+        cmd!(sh, "docker build --quiet --no-cache --tag {reference}:{version} --tag {reference}:latest {context}")
+            .env("DOCKER_BUILDKIT", "0")
+            .quiet()
+            .ignore_stdout()
+            .run()
+            .context("the old flow's docker build")?;
+    }
+    for reference in &references {
+        for tag in [version.as_str(), "latest"] {
+            cmd!(sh, "docker push {reference}:{tag}").quiet().ignore_stdout().run().context("the old flow's push")?;
+        }
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    xs[xs.len() / 2]
+}
