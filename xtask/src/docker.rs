@@ -24,18 +24,7 @@ pub struct Build {
 /// Builds every image at once with the classic builder (BuildKit is absent here and nothing
 /// needs it: the images are `FROM scratch`). Waits for all and names every failure.
 pub fn build_all(builds: &[Build]) -> anyhow::Result<()> {
-    let started = builds
-        .iter()
-        .map(|b| {
-            duct::cmd("docker", build_args(b))
-                .env("DOCKER_BUILDKIT", "0")
-                .stdout_capture()
-                .stderr_capture()
-                .unchecked()
-                .start()
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .context("starting docker build")?;
+    let started = builds.iter().map(start_build).collect::<Result<Vec<_>, _>>().context("starting docker build")?;
     let mut failures = Vec::new();
     for (build, handle) in builds.iter().zip(started) {
         let output = handle.wait()?;
@@ -51,6 +40,16 @@ pub fn build_all(builds: &[Build]) -> anyhow::Result<()> {
         bail!("{}", failures.join("\n\n"));
     }
     Ok(())
+}
+
+/// Starts one `docker build` with the classic builder, its output captured.
+pub fn start_build(build: &Build) -> std::io::Result<duct::Handle> {
+    duct::cmd("docker", build_args(build))
+        .env("DOCKER_BUILDKIT", "0")
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .start()
 }
 
 /// The `docker build` arguments of one image.

@@ -240,18 +240,8 @@ pub fn build(sh: &Shell, plan: &Plan) -> anyhow::Result<Vec<Outcome>> {
     let builds: Vec<docker::Build> = plan.images.iter().map(|image| docker_build(sh, plan, image)).collect();
     let mut board = Board::new(plan.images.iter().map(|i| i.service.clone()).collect());
     let started = Instant::now();
-    let handles = builds
-        .iter()
-        .map(|b| {
-            duct::cmd("docker", docker::build_args(b))
-                .env("DOCKER_BUILDKIT", "0")
-                .stdout_capture()
-                .stderr_capture()
-                .unchecked()
-                .start()
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .context("starting docker build")?;
+    let handles =
+        builds.iter().map(docker::start_build).collect::<Result<Vec<_>, _>>().context("starting docker build")?;
     board.all("building");
     let mut outcomes = vec![Outcome::default(); handles.len()];
     let mut failures = Vec::new();
