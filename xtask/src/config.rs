@@ -16,6 +16,8 @@ pub struct Config {
     pub services: Vec<String>,
     /// twine's upload URL.
     pub index: String,
+    /// The index's simple API (PEP 503), asked which files of a version it already has.
+    pub index_simple: String,
     /// The only branch releases are made from.
     pub branch: String,
 }
@@ -60,6 +62,7 @@ impl Config {
                 .map_or_else(|| text("namespace"), Ok)?,
             services,
             index: env("GATI_INDEX").map_or_else(|| text("index"), Ok)?,
+            index_simple: env("GATI_INDEX_SIMPLE").map_or_else(|| text("index_simple"), Ok)?,
             branch: text("branch")?,
         };
         config.validate()?;
@@ -99,9 +102,13 @@ impl Config {
                 problems.push(format!("service {s:?} is listed twice"));
             }
         }
-        if !(self.index.starts_with("https://") || self.index.starts_with("http://")) {
-            problems
-                .push(format!("index {:?} must be an http(s) URL such as https://upload.pypi.org/legacy/", self.index));
+        for (key, value, example) in [
+            ("index", &self.index, "https://upload.pypi.org/legacy/"),
+            ("index_simple", &self.index_simple, "https://pypi.org/simple/"),
+        ] {
+            if !(value.starts_with("https://") || value.starts_with("http://")) {
+                problems.push(format!("{key} {value:?} must be an http(s) URL such as {example}"));
+            }
         }
         if self.branch.trim().is_empty() {
             problems.push("branch must name the release branch, e.g. \"main\"".into());
@@ -123,6 +130,7 @@ registry = "docker.io"
 namespace = "gatidev"
 services = ["backend", "dashboard"]
 index = "https://upload.pypi.org/legacy/"
+index_simple = "https://pypi.org/simple/"
 branch = "main"
 "#;
 

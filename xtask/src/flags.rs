@@ -16,6 +16,24 @@ pub enum Command {
     Version(Version),
     Images(Images),
     Bench(Bench),
+    Release(Release),
+}
+
+/// Release VERSION: the images to the registry and the package to the index, together, in the
+/// order that keeps every failure resumable: preflight, bump and commit, build, smoke test,
+/// tag, push images (verified), upload to the index (last: it cannot be undone), push git.
+/// Run the same command again after any failure to continue from the first unfinished step.
+#[derive(clap::Args, Debug)]
+pub struct Release {
+    /// The version (either spelling) or a bump kind: major, minor, patch, alpha, beta, rc, release.
+    #[arg(value_name = "VERSION|KIND")]
+    pub version: String,
+    /// Do not ask for confirmation after the preflight.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print the plan — diffs, commands (secrets masked), tags, upload targets — and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Measure, and print figures: no pass or fail.

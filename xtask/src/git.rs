@@ -31,3 +31,34 @@ impl Head {
         }
     }
 }
+
+pub fn branch(sh: &Shell) -> anyhow::Result<String> {
+    Ok(cmd!(sh, "git rev-parse --abbrev-ref HEAD").quiet().read()?)
+}
+
+/// The commit a local tag points at.
+pub fn local_tag(sh: &Shell, tag: &str) -> Option<String> {
+    let reference = format!("refs/tags/{tag}^{{commit}}");
+    cmd!(sh, "git rev-parse --verify --quiet {reference}").quiet().ignore_stderr().read().ok()
+}
+
+/// The commit `origin` has for a tag, if any (annotated tags are peeled).
+pub fn remote_tag(sh: &Shell, tag: &str) -> anyhow::Result<Option<String>> {
+    let refs = [format!("refs/tags/{tag}"), format!("refs/tags/{tag}^{{}}")];
+    let out = cmd!(sh, "git ls-remote origin {refs...}").quiet().read().context("asking origin for its tags")?;
+    let mut found = None;
+    for line in out.lines() {
+        let (commit, name) = line.split_once('\t').unwrap_or((line, ""));
+        // The peeled line, when present, names the commit; the plain one names the tag object.
+        if name.ends_with("^{}") || found.is_none() {
+            found = Some(commit.to_string());
+        }
+    }
+    Ok(found)
+}
+
+/// Files that differ from HEAD, tracked or not (ignored ones excluded).
+pub fn changed_files(sh: &Shell) -> anyhow::Result<Vec<String>> {
+    let out = cmd!(sh, "git status --porcelain --untracked-files=all").quiet().read()?;
+    Ok(out.lines().filter(|l| l.len() > 3).map(|l| l[3..].to_string()).collect())
+}

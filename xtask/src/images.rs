@@ -40,6 +40,8 @@ pub struct Plan {
     pub no_cache: bool,
     /// Push from a tree with uncommitted changes (only into a throwaway registry).
     pub allow_dirty: bool,
+    /// Check, but change nothing (not even the Docker client's login).
+    pub dry_run: bool,
 }
 
 pub struct Image {
@@ -60,10 +62,21 @@ pub struct Outcome {
 }
 
 impl Plan {
+    /// The plan for the version the surfaces agree on.
     pub fn new(sh: &Shell, flags: &flags::Images) -> anyhow::Result<Plan> {
         let overrides = Overrides { registry: flags.registry.clone(), namespace: flags.namespace.clone() };
         let config = Config::load(&sh.read_file(crate::config::CONFIG_FILE)?, |k| std::env::var(k).ok(), &overrides)?;
         let version = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
+        Plan::for_version(sh, flags, config, version)
+    }
+
+    /// The plan for `version`, built from the commit at HEAD.
+    pub fn for_version(
+        sh: &Shell,
+        flags: &flags::Images,
+        config: Config,
+        version: ReleaseVersion,
+    ) -> anyhow::Result<Plan> {
         let head = Head::read(sh)?;
         for only in &flags.only {
             if !config.services.contains(only) {
@@ -98,6 +111,7 @@ impl Plan {
             credentials: Credentials::from_env(),
             no_cache: false,
             allow_dirty: false,
+            dry_run: flags.dry_run,
         })
     }
 
@@ -136,8 +150,8 @@ impl Plan {
             let access = self.images.iter().try_for_each(|image| registry.check_access(&image.repo));
             // The registry accepts these credentials: log the daemon in for the pushes.
             let login = access.and_then(|()| match &self.credentials {
-                Some(credentials) => docker::login(sh, &self.config.registry, credentials),
-                None => Ok(()),
+                Some(credentials) if !self.dry_run => docker::login(sh, &self.config.registry, credentials),
+                _ => Ok(()),
             });
             if let Err(e) = login {
                 problems.push(format!("{e:#}"));
@@ -267,10 +281,17 @@ pub fn build(sh: &Shell, plan: &Plan) -> anyhow::Result<Vec<Outcome>> {
     Ok(outcomes)
 }
 
-/// Waits for every handle, calling `done` as each one finishes (in finishing order).
+/// Waits for every handle, calling `done` as each one finishes (in finishing order); kills
+/// those still running when the user interrupts.
 fn wait_all(handles: &[duct::Handle], mut done: impl FnMut(usize, &std::process::Output)) -> anyhow::Result<()> {
     let mut pending: Vec<usize> = (0..handles.len()).collect();
     while !pending.is_empty() {
+        if let Err(interrupted) = crate::interrupt::check() {
+            for i in pending {
+                let _ = handles[i].kill();
+            }
+            return Err(interrupted);
+        }
         let mut still = Vec::new();
         for i in pending {
             match handles[i].try_wait()? {

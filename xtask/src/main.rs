@@ -18,8 +18,12 @@ mod docker;
 mod flags;
 mod git;
 mod images;
+mod interrupt;
+mod journal;
 mod provision;
+mod python;
 mod registry;
+mod release;
 mod sandbox;
 mod services;
 mod surfaces;
@@ -47,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         flags::Command::Version(cmd) => cmd.run(&sh),
         flags::Command::Images(cmd) => cmd.run(&sh),
         flags::Command::Bench(cmd) => cmd.run(&sh),
+        flags::Command::Release(cmd) => cmd.run(&sh),
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use xshell::{cmd, Shell};
 
 /// The target the images are built for: static glibc binaries run in a `FROM scratch` image.
@@ -20,6 +19,8 @@ pub fn build_command<'a>(sh: &'a Shell, services: &[String]) -> xshell::Cmd<'a> 
 
 /// Builds the binaries; returns the folder that holds them.
 pub fn build_binaries(sh: &Shell, services: &[String]) -> anyhow::Result<PathBuf> {
-    build_command(sh, services).run().context("building the static service binaries")?;
+    let command = build_command(sh, services);
+    eprintln!("$ {command}");
+    crate::interrupt::run_checked(command, "building the static service binaries")?;
     Ok(crate::target_dir(sh).join(TARGET).join("release"))
 }

@@ -1,0 +1,76 @@
+//! Ctrl-C and SIGTERM during a release: the running child is stopped, the step fails with
+//! [`Interrupted`], and the release saves its journal and prints the command that continues.
+
+use std::{
+    process::{Command, ExitStatus},
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use anyhow::Context;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The error a step fails with when the user interrupted it.
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+extern "C" fn on_signal(_: i32) {
+    // Only an atomic store: nothing else is safe in a signal handler.
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+extern "C" {
+    fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+}
+
+const SIGINT: i32 = 2;
+const SIGTERM: i32 = 15;
+
+/// From now on SIGINT and SIGTERM no longer kill xtask: they set a flag that the waits check.
+pub fn install() {
+    // SAFETY: `on_signal` is async-signal-safe (one atomic store) and lives for the program.
+    unsafe {
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+    }
+}
+
+pub fn check() -> anyhow::Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(Interrupted.into());
+    }
+    Ok(())
+}
+
+/// Runs a command to completion, or kills it when interrupted.
+pub fn run(command: impl Into<Command>) -> anyhow::Result<ExitStatus> {
+    let mut command = command.into();
+    let mut child = command.spawn().with_context(|| format!("starting {command:?}"))?;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Interrupted.into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Like [`run`], failing on a non-zero exit with `what` in the message.
+pub fn run_checked(command: impl Into<Command>, what: &str) -> anyhow::Result<()> {
+    let status = run(command)?;
+    anyhow::ensure!(status.success(), "{what} failed ({status})");
+    Ok(())
+}

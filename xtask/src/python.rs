@@ -1,0 +1,164 @@
+//! The Python package: build the sdist and the wheel, check them, prove what the wheel pins,
+//! ask the index which files it has, upload. The tools come from the project's pinned
+//! environment (`.tools/venv`); credentials reach twine only through its environment
+//! (`TWINE_USERNAME`/`TWINE_PASSWORD`), `~/.pypirc` or the keyring, never its arguments.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use xshell::{cmd, Shell};
+
+use crate::interrupt;
+
+/// A built distribution file and its sha256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistFile {
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+impl DistFile {
+    pub fn name(&self) -> String {
+        self.path.file_name().unwrap().to_string_lossy().into_owned()
+    }
+}
+
+/// `python -m build sdk` into `out` (emptied first); returns the sdist and the wheel.
+pub fn build(sh: &Shell, python: &Path, out: &Path) -> anyhow::Result<Vec<DistFile>> {
+    if out.exists() {
+        sh.remove_path(out)?;
+    }
+    let command = cmd!(sh, "{python} -m build sdk --outdir {out}").quiet();
+    interrupt::run_checked(with_quiet_output(command), "python -m build sdk")?;
+    let files = dist_files(sh, out)?;
+    if files.len() != 2 {
+        bail!("python -m build sdk made {} files in {}, expected an sdist and a wheel", files.len(), out.display());
+    }
+    Ok(files)
+}
+
+/// The files in `dir`, each with its sha256, sorted by name.
+pub fn dist_files(sh: &Shell, dir: &Path) -> anyhow::Result<Vec<DistFile>> {
+    let mut files = Vec::new();
+    for path in sh.read_dir(dir)? {
+        let sha256 = sha256(sh, &path)?;
+        files.push(DistFile { path, sha256 });
+    }
+    files.sort_by_key(|f| f.name());
+    Ok(files)
+}
+
+pub fn sha256(sh: &Shell, path: &Path) -> anyhow::Result<String> {
+    let out = cmd!(sh, "sha256sum {path}").quiet().read()?;
+    Ok(out.split_whitespace().next().context("sha256sum printed nothing")?.to_string())
+}
+
+fn with_quiet_output(command: xshell::Cmd<'_>) -> std::process::Command {
+    let mut command: std::process::Command = command.into();
+    command.stdout(std::process::Stdio::null());
+    command
+}
+
+pub fn twine_check(sh: &Shell, python: &Path, files: &[DistFile]) -> anyhow::Result<()> {
+    let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
+    let out = cmd!(sh, "{python} -m twine check --strict {paths...}").quiet().ignore_stderr().read()?;
+    if out.contains("WARNING") {
+        bail!("twine check warns:\n{out}");
+    }
+    Ok(())
+}
+
+/// What the wheel pins: the `__version__` in its `version.py`, and the image references in its
+/// `docker-compose.yml` (with the default prefix).
+pub fn wheel_pins(sh: &Shell, python: &Path, wheel: &Path) -> anyhow::Result<(String, Vec<String>)> {
+    const SCRIPT: &str = r#"
+import re, sys, zipfile
+w = zipfile.ZipFile(sys.argv[1])
+print(re.search(r'^__version__ = "([^"]+)"$', w.read("gati/version.py").decode(), re.M).group(1))
+for m in re.finditer(r"^\s+image:\s*\$\{GATI_IMAGE_PREFIX:-([^}]+)\}(/\S+)\s*$", w.read("gati/docker-compose.yml").decode(), re.M):
+    print(m.group(1) + m.group(2))
+"#;
+    let out = cmd!(sh, "{python} -c {SCRIPT} {wheel}").quiet().read().context("reading the wheel")?;
+    let mut lines = out.lines().map(str::to_owned);
+    let version = lines.next().context("the wheel has no __version__")?;
+    Ok((version, lines.collect()))
+}
+
+/// The files the index has for `project`: `(file name, sha256)`, from its simple API.
+pub fn index_files(simple_url: &str, project: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let url = format!("{}/{project}/", simple_url.trim_end_matches('/'));
+    let output = duct::cmd!(
+        "curl",
+        "--silent",
+        "--show-error",
+        "--location",
+        "--max-time",
+        "30",
+        "--write-out",
+        "\n%{http_code}",
+        &url
+    )
+    .stdout_capture()
+    .stderr_capture()
+    .unchecked()
+    .run()?;
+    if !output.status.success() {
+        bail!("the index at {url} is not answering: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    match status.trim() {
+        "404" => Ok(vec![]),
+        "200" => Ok(simple_links(body)),
+        status => bail!("the index at {url} answered HTTP {status}"),
+    }
+}
+
+/// `<a href="…/name#sha256=hex">` links of a PEP 503 page.
+fn simple_links(html: &str) -> Vec<(String, String)> {
+    html.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let href = &rest[..rest.find('"')?];
+            let (path, hash) = href.split_once("#sha256=")?;
+            let name = path.rsplit('/').next()?.to_string();
+            Some((name, hash.to_string()))
+        })
+        .collect()
+}
+
+/// Whether index credentials are configured for twine, and how.
+pub fn credentials_source() -> Option<&'static str> {
+    let env = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
+    if env("TWINE_USERNAME") && env("TWINE_PASSWORD") {
+        return Some("TWINE_USERNAME/TWINE_PASSWORD");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from)?;
+    home.join(".pypirc").exists().then_some("~/.pypirc")
+}
+
+/// `twine upload` of `files` to `index`, stopped if the user interrupts.
+pub fn upload(sh: &Shell, python: &Path, index: &str, files: &[DistFile]) -> anyhow::Result<()> {
+    let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
+    let command = cmd!(
+        sh,
+        "{python} -m twine upload --non-interactive --disable-progress-bar --repository-url {index} {paths...}"
+    );
+    eprintln!("$ {command}");
+    interrupt::run_checked(command, "twine upload")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_simple_index_page() {
+        let html = r#"<a href="/packages/gati-0.1.0-py3-none-any.whl#sha256=d736">gati-0.1.0-py3-none-any.whl</a><br>
+            <a href="https://files.example/gati-0.1.0.tar.gz#sha256=994c" data-requires-python="&gt;=3.9">x</a>"#;
+        assert_eq!(
+            simple_links(html),
+            [("gati-0.1.0-py3-none-any.whl".into(), "d736".into()), ("gati-0.1.0.tar.gz".into(), "994c".into())]
+        );
+    }
+}
