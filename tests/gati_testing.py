@@ -100,7 +100,8 @@ SAMPLE_EVENTS = [
 def copy_repository(dest, commit=True):
     """A copy of the repository's tracked files (as they are in the work tree) at `dest`; with
     `commit`, a git repository with them as one clean commit."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, check=True).stdout
     archive = subprocess.run(["tar", "-c", "--null", "-T", "-", "-f", "-"], cwd=ROOT, input=files,
                              capture_output=True, check=True).stdout
     dest.mkdir(parents=True)

@@ -35,6 +35,11 @@ impl Journal {
     }
 
     pub fn record(&mut self, step: &str, proof: &str, seconds: f64) -> anyhow::Result<()> {
+        for table in ["steps", "seconds"] {
+            if !self.doc.contains_key(table) {
+                self.doc[table] = toml_edit::table();
+            }
+        }
         self.doc["steps"][step] = value(proof);
         self.doc["seconds"][step] = value((seconds * 100.0).round() / 100.0);
         self.save()
