@@ -17,6 +17,17 @@ pub enum Command {
     Images(Images),
     Bench(Bench),
     Release(Release),
+    Rehearse(Rehearse),
+}
+
+/// A complete release into a throwaway registry and index on loopback, from a throwaway clone
+/// whose origin is a throwaway bare repository; then `pip install gati==VERSION` from that index
+/// into a fresh venv and `gati start` against that registry. Nothing reaches your remotes,
+/// registry or index; your tree and tags are untouched.
+#[derive(clap::Args, Debug)]
+pub struct Rehearse {
+    /// The version to rehearse (default: the next patch).
+    pub version: Option<String>,
 }
 
 /// Release VERSION: the images to the registry and the package to the index, together, in the

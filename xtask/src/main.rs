@@ -23,6 +23,7 @@ mod journal;
 mod provision;
 mod python;
 mod registry;
+mod rehearse;
 mod release;
 mod sandbox;
 mod services;
@@ -52,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         flags::Command::Images(cmd) => cmd.run(&sh),
         flags::Command::Bench(cmd) => cmd.run(&sh),
         flags::Command::Release(cmd) => cmd.run(&sh),
+        flags::Command::Rehearse(cmd) => cmd.run(&sh),
     }
 }
 

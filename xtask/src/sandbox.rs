@@ -90,3 +90,59 @@ pub fn private_docker_config(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&path)?;
     Ok(path)
 }
+
+/// pypiserver on a loopback port, uploads guarded by htpasswd; stopped when dropped.
+pub struct LocalIndex {
+    pub upload_url: String,
+    pub simple_url: String,
+    pub credentials: Credentials,
+    child: Child,
+}
+
+impl LocalIndex {
+    pub fn start(sh: &Shell, python: &Path, dir: &Path) -> anyhow::Result<LocalIndex> {
+        if dir.exists() {
+            sh.remove_path(dir)?;
+        }
+        sh.create_dir(dir.join("packages"))?;
+        let port = free_port()?;
+        let credentials = Credentials { user: "uploader".into(), password: random_hex(16)? };
+        let user = &credentials.user;
+        // pypiserver reads htpasswd through passlib: APR1-MD5 needs no extra module.
+        let htpasswd = cmd!(sh, "htpasswd -nim {user}").stdin(&credentials.password).quiet().read()?;
+        sh.write_file(dir.join("htpasswd"), htpasswd.trim().to_string() + "\n")?;
+        let log = std::fs::File::create(dir.join("index.log"))?;
+        let child = Command::new(python)
+            .args(["-m", "pypiserver", "run", "--port", &port.to_string(), "--interface", "127.0.0.1"])
+            .arg("--passwords")
+            .arg(dir.join("htpasswd"))
+            .args(["--authenticate", "update"])
+            .arg(dir.join("packages"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting pypiserver from the tools' environment")?;
+        let index = LocalIndex {
+            upload_url: format!("http://127.0.0.1:{port}/"),
+            simple_url: format!("http://127.0.0.1:{port}/simple/"),
+            credentials,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("pypiserver did not listen on port {port}; see {}", dir.join("index.log").display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(index)
+    }
+}
+
+impl Drop for LocalIndex {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
