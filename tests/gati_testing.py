@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -34,13 +35,17 @@ def request(method, url, body=None, timeout=10):
     req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"null")
+            return response.status, parsed(response.read())
     except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            return e.code, json.loads(raw)
-        except ValueError:
-            return e.code, raw.decode(errors="replace")
+        return e.code, parsed(e.read())
+
+
+def parsed(raw):
+    """JSON as Python values; anything else as text."""
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        return raw.decode(errors="replace")
 
 
 def wait_for(url, timeout=30, proc=None):
@@ -113,10 +118,13 @@ def copy_repository(dest, commit=True):
     return dest
 
 
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "gati tests", "GIT_AUTHOR_EMAIL": "tests@gati.invalid",
+                "GIT_COMMITTER_NAME": "gati tests", "GIT_COMMITTER_EMAIL": "tests@gati.invalid"}
+
+
 def git(tree, *args):
-    env = {**os.environ, "GIT_AUTHOR_NAME": "gati tests", "GIT_AUTHOR_EMAIL": "tests@gati.invalid",
-           "GIT_COMMITTER_NAME": "gati tests", "GIT_COMMITTER_EMAIL": "tests@gati.invalid"}
-    return subprocess.run(["git", *args], cwd=tree, env=env, capture_output=True, text=True, check=True).stdout
+    return subprocess.run(["git", *args], cwd=tree, env={**os.environ, **GIT_IDENTITY}, capture_output=True,
+                          text=True, check=True).stdout
 
 
 # A copy's own target directory, kept between runs: a copy's binaries must never replace the ones
@@ -127,8 +135,8 @@ STATIC_RUSTFLAGS = {"CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS": "-C targe
 
 def xtask(tree, *args, env=None, check=True, timeout=900):
     """`cargo xtask ARGS` in `tree`; output is stdout and stderr together."""
-    full_env = {**os.environ, "CARGO_TARGET_DIR": str(COPY_TARGET_DIR), "CI": "true", "RUST_BACKTRACE": "0",
-                **(env or {})}
+    full_env = {**os.environ, **GIT_IDENTITY, "CARGO_TARGET_DIR": str(COPY_TARGET_DIR), "CI": "true",
+                "RUST_BACKTRACE": "0", **(env or {})}
     result = subprocess.run(["cargo", "xtask", *args], cwd=tree, env=full_env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, timeout=timeout)
     if check:
@@ -203,3 +211,53 @@ class LocalRegistry:
         """What `cargo xtask images --push` needs to push here as this user."""
         return {"GATI_REGISTRY": self.address, "DOCKER_USERNAME": self.user, "DOCKER_PASSWORD": self.password,
                 "DOCKER_CONFIG": str(docker_config)}
+
+
+class LocalIndex:
+    """pypiserver (from the tools' environment) on a loopback port; uploads need the password."""
+
+    def __init__(self, workdir, user="uploader"):
+        self.dir = workdir
+        self.packages = workdir / "packages"
+        self.packages.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.user = user
+        self.password = os.urandom(12).hex()
+        htpasswd = subprocess.run(["htpasswd", "-nim", user], input=self.password, capture_output=True, text=True,
+                                  check=True).stdout
+        (workdir / "htpasswd").write_text(htpasswd.strip() + "\n")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+        self.start()
+
+    def start(self):
+        log = open(self.dir / "index.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pypiserver", "run", "--port", str(self.port), "--interface", "127.0.0.1",
+             "--passwords", str(self.dir / "htpasswd"), "--authenticate", "update", str(self.packages)],
+            stdout=log, stderr=log)
+        wait_for(self.url + "/simple/", proc=self.proc)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def files(self):
+        return sorted(p.name for p in self.packages.iterdir())
+
+    def env(self):
+        return {"GATI_INDEX": self.url + "/", "GATI_INDEX_SIMPLE": self.url + "/simple/",
+                "TWINE_USERNAME": self.user, "TWINE_PASSWORD": self.password}
+
+
+def release_tree(dest):
+    """A clean copy of the repository on `main`, whose origin is a bare repository beside it,
+    sharing this tree's Python tools."""
+    tree = copy_repository(dest / "repo")
+    git(dest, "init", "--quiet", "--bare", "origin.git")
+    git(tree, "remote", "add", "origin", str(dest / "origin.git"))
+    git(tree, "push", "--quiet", "origin", "main")
+    (tree / ".tools").mkdir()
+    (tree / ".tools" / "venv").symlink_to(ROOT / ".tools" / "venv")
+    return tree

@@ -74,3 +74,18 @@ pub fn run_checked(command: impl Into<Command>, what: &str) -> anyhow::Result<()
     anyhow::ensure!(status.success(), "{what} failed ({status})");
     Ok(())
 }
+
+/// Runs a duct expression to completion and returns its output, or kills it when interrupted.
+pub fn output(expression: duct::Expression) -> anyhow::Result<std::process::Output> {
+    let handle = expression.start()?;
+    loop {
+        if let Some(output) = handle.try_wait()? {
+            return Ok(output.clone());
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            let _ = handle.kill();
+            return Err(Interrupted.into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

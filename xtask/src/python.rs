@@ -87,7 +87,7 @@ for m in re.finditer(r"^\s+image:\s*\$\{GATI_IMAGE_PREFIX:-([^}]+)\}(/\S+)\s*$",
 /// The files the index has for `project`: `(file name, sha256)`, from its simple API.
 pub fn index_files(simple_url: &str, project: &str) -> anyhow::Result<Vec<(String, String)>> {
     let url = format!("{}/{project}/", simple_url.trim_end_matches('/'));
-    let output = duct::cmd!(
+    let curl = duct::cmd!(
         "curl",
         "--silent",
         "--show-error",
@@ -97,11 +97,8 @@ pub fn index_files(simple_url: &str, project: &str) -> anyhow::Result<Vec<(Strin
         "--write-out",
         "\n%{http_code}",
         &url
-    )
-    .stdout_capture()
-    .stderr_capture()
-    .unchecked()
-    .run()?;
+    );
+    let output = interrupt::output(curl.stdout_capture().stderr_capture().unchecked())?;
     if !output.status.success() {
         bail!("the index at {url} is not answering: {}", String::from_utf8_lossy(&output.stderr).trim());
     }

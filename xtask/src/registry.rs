@@ -262,13 +262,12 @@ impl Registry {
             std::fs::write(&upload, body).map_err(|e| Failure::Permanent(e.into()))?;
             config.push(format!("data-binary = {}", quote(&format!("@{}", upload.display()))));
         }
-        let output = duct::cmd!("curl", "--silent", "--show-error", "--max-time", "60", "--config", "-")
+        let curl = duct::cmd!("curl", "--silent", "--show-error", "--max-time", "60", "--config", "-")
             .stdin_bytes(config.join("\n") + "\n")
             .stdout_capture()
             .stderr_capture()
-            .unchecked()
-            .run()
-            .map_err(|e| Failure::Permanent(anyhow::anyhow!("running curl: {e}; install curl")))?;
+            .unchecked();
+        let output = crate::interrupt::output(curl).map_err(Failure::Permanent)?;
         let headers = std::fs::read_to_string(&header_file).unwrap_or_default();
         let body = std::fs::read(&body_file).unwrap_or_default();
         for file in [&header_file, &body_file, &upload] {

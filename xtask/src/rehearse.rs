@@ -34,12 +34,14 @@ impl flags::Rehearse {
         let _dockerd = provision::Dockerd::ensure(sh)?;
         let config = load_config(sh)?;
         let current = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
+        let root = sh.current_dir();
         let version = match &self.version {
             Some(v) => ReleaseVersion::parse(v)?,
             None => current.bump("patch")?,
         };
-        let root = sh.current_dir();
-        let dir = crate::target_dir(sh).join("rehearsal");
+        // Not under a cargo target directory: cargo records source files found there relative to
+        // it, and would then take a later copy's sources for the clone's (stale builds).
+        let dir = root.join(provision::TOOLS_DIR).join("rehearsal");
         if dir.exists() {
             sh.remove_path(&dir)?;
         }
