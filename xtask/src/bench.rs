@@ -15,6 +15,7 @@ impl flags::Bench {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         match self.what {
             flags::BenchWhat::Images { rounds } => bench_images(sh, rounds.max(1)),
+            flags::BenchWhat::Release => bench_release(sh),
         }
     }
 }
@@ -113,6 +114,75 @@ fn old_flow(sh: &Shell, plan: &images::Plan, registry: &LocalRegistry) -> anyhow
         }
     }
     Ok(started.elapsed().as_secs_f64())
+}
+
+fn bench_release(sh: &Shell) -> anyhow::Result<()> {
+    provision::debian_packages(sh, &["docker.io", "docker-registry", "apache2-utils", "docker-compose", "curl"])?;
+    let python = provision::python_tools(sh)?;
+    let _dockerd = provision::Dockerd::ensure(sh)?;
+    let dir = crate::target_dir(sh).join("bench-release");
+    std::env::set_var("DOCKER_CONFIG", sandbox::private_docker_config(&dir)?);
+    let flags = flags::Images {
+        push: true,
+        only: vec![],
+        edge: false,
+        registry: None,
+        namespace: Some("bench".into()),
+        dry_run: false,
+    };
+    let plan = images::Plan::new(sh, &flags)?;
+    let bin_dir = services::build_binaries(sh, &plan.config.services)?;
+    for image in &plan.images {
+        context::stage(sh, &image.service, &bin_dir)?;
+    }
+
+    eprintln!("the old flow: 3 docker builds, 6 docker pushes, python -m build, twine upload, in sequence");
+    let registry = LocalRegistry::start(sh, &dir.join("registry"))?;
+    let index = sandbox::LocalIndex::start(sh, &python, &dir.join("index"))?;
+    let started = Instant::now();
+    old_flow(sh, &plan, &registry)?;
+    let out = dir.join("dist");
+    let url = &index.upload_url;
+    cmd!(sh, "{python} -m build sdk --outdir {out}").quiet().ignore_stdout().ignore_stderr().run()?;
+    let files: Vec<_> = sh.read_dir(&out)?;
+    cmd!(sh, "{python} -m twine upload --non-interactive --disable-progress-bar --repository-url {url} {files...}")
+        .env("TWINE_USERNAME", &index.credentials.user)
+        .env("TWINE_PASSWORD", &index.credentials.password)
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .context("the old flow's upload")?;
+    let old = started.elapsed().as_secs_f64();
+    drop((registry, index));
+
+    eprintln!("the rehearsal: cargo xtask release in a throwaway clone, registry and index");
+    let phases = crate::rehearse::rehearse(sh, None)?;
+    let seconds = |name: &str| phases.iter().find(|(n, _)| *n == name).map_or(0.0, |(_, s)| *s);
+    let (release, again) = (seconds("release"), seconds("release again"));
+    // The rehearsed release compiled the new version; the old flow was given binaries.
+    let version = plan.version.bump("patch")?;
+    let journal = crate::journal::Journal::open(
+        &sh.current_dir()
+            .join(provision::TOOLS_DIR)
+            .join("rehearsal")
+            .join("clone")
+            .join(provision::TOOLS_DIR)
+            .join("state"),
+        &version.to_string(),
+    )?;
+    let compile = journal.seconds("compile").unwrap_or(0.0);
+
+    println!("\nrelease benchmark, {} -> {version}, seconds", plan.version);
+    println!("  old flow: 3 builds, 6 pushes, python -m build, twine upload, in sequence  {old:>7.1} s");
+    println!("  cargo xtask release, preflight to push-git, as rehearsed                   {release:>7.1} s");
+    println!("    of which compiling the new version (the old flow got binaries)          {compile:>7.1} s");
+    println!("    the rest: every check, build, verified push, upload, tag and push      {:>7.1} s", release - compile);
+    println!(
+        "  ratio old flow / the rest                                                {:>7.2}x",
+        old / (release - compile)
+    );
+    println!("  the same release command again, after success                           {again:>7.1} s");
+    Ok(())
 }
 
 fn median(xs: &mut [f64]) -> f64 {

@@ -63,6 +63,10 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 1)]
         rounds: usize,
     },
+    /// The rehearsal's release (`cargo xtask rehearse`) against the old flow for the same
+    /// artifacts (three `docker build`s, six `docker push`es, `python -m build`, `twine upload`,
+    /// one after another), and a re-run of the finished release.
+    Release,
 }
 
 /// Build the service images (one `cargo build`, then every `docker build` at once) and, with

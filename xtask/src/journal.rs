@@ -35,13 +35,19 @@ impl Journal {
     }
 
     pub fn record(&mut self, step: &str, proof: &str, seconds: f64) -> anyhow::Result<()> {
-        for table in ["steps", "seconds"] {
-            if !self.doc.contains_key(table) {
-                self.doc[table] = toml_edit::table();
-            }
+        if !self.doc.contains_key("steps") {
+            self.doc["steps"] = toml_edit::table();
         }
         self.doc["steps"][step] = value(proof);
-        self.doc["seconds"][step] = value((seconds * 100.0).round() / 100.0);
+        self.time(step, seconds)
+    }
+
+    /// Records how long `what` took (a step, or a part of one such as `compile`).
+    pub fn time(&mut self, what: &str, seconds: f64) -> anyhow::Result<()> {
+        if !self.doc.contains_key("seconds") {
+            self.doc["seconds"] = toml_edit::table();
+        }
+        self.doc["seconds"][what] = value((seconds * 100.0).round() / 100.0);
         self.save()
     }
 
