@@ -101,7 +101,7 @@ impl Surfaces {
             self.cargo_lock.parse().with_context(|| format!("{CARGO_LOCK} is not valid TOML"))?;
         let members = lock_versions(&self.cargo_lock)?.len();
         let packages = lock["package"].as_array_of_tables_mut().context("Cargo.lock has no [[package]]")?;
-        for package in packages.iter_mut().filter(|p| p.get("source").is_none()) {
+        for package in packages.iter_mut().filter(|p| is_released(p)) {
             let decor = package["version"].as_value().map(|v| v.decor().clone()).unwrap_or_default();
             package["version"] = toml_edit::value(semver.as_str());
             *package["version"].as_value_mut().unwrap().decor_mut() = decor;
@@ -223,7 +223,14 @@ fn workspace_version(text: &str) -> anyhow::Result<String> {
         .with_context(|| format!("{CARGO_TOML}: [workspace.package] version is missing; add version = \"X.Y.Z\""))
 }
 
-/// `(name, version)` of the workspace's own packages in Cargo.lock: those without a `source`.
+/// The workspace's released packages in Cargo.lock: local (no `source`) and named `gati-*`.
+/// xtask keeps a version of its own, so that a bump does not recompile the automation.
+fn is_released(package: &toml_edit::Table) -> bool {
+    package.get("source").is_none()
+        && package.get("name").and_then(|n| n.as_str()).is_some_and(|n| n.starts_with("gati-"))
+}
+
+/// `(name, version)` of the released packages in Cargo.lock.
 fn lock_versions(text: &str) -> anyhow::Result<Vec<(String, String)>> {
     let doc: DocumentMut = text.parse().with_context(|| format!("{CARGO_LOCK} is not valid TOML"))?;
     let packages = doc.get("package").and_then(|p| p.as_array_of_tables()).with_context(|| {
@@ -231,7 +238,7 @@ fn lock_versions(text: &str) -> anyhow::Result<Vec<(String, String)>> {
     })?;
     Ok(packages
         .iter()
-        .filter(|p| p.get("source").is_none())
+        .filter(|p| is_released(p))
         .filter_map(|p| Some((p.get("name")?.as_str()?.to_owned(), p.get("version")?.as_str()?.to_owned())))
         .collect())
 }
