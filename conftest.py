@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
 
-from gati_testing import ROOT, SAMPLE_EVENTS, Service, request, required_env  # noqa: E402,F401
+from gati_testing import ROOT, SAMPLE_EVENTS, LocalRegistry, Service, request, required_env  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +71,11 @@ def dist(tmp_path_factory):
     (wheel,) = out.glob("*.whl")
     (sdist,) = out.glob("*.tar.gz")
     return {"wheel": wheel, "sdist": sdist}
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """Debian's docker-registry with htpasswd auth on a loopback port, for this test alone."""
+    registry = LocalRegistry(tmp_path / "registry")
+    yield registry
+    registry.stop()

@@ -144,6 +144,11 @@ def xtask(tree, *args, env=None, check=True, timeout=900):
     return result
 
 
+def repo(registry, service):
+    """The repository of a service's image on a test registry: `<user>/gati-<service>`."""
+    return f"{registry.user}/gati-{service}"
+
+
 class LocalRegistry:
     """Debian's docker-registry on a loopback port, with htpasswd (bcrypt) auth. The password
     reaches htpasswd on stdin and the registry in a file: never on a command line."""

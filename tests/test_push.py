@@ -7,18 +7,11 @@ import subprocess
 
 import pytest
 
-from gati_testing import COPY_TARGET_DIR, LocalRegistry, copy_repository, git, xtask
+from gati_testing import COPY_TARGET_DIR, copy_repository, git, repo, xtask
 
 pytestmark = pytest.mark.docker
 
 SERVICES = ("backend", "dashboard", "mcp-server")
-
-
-@pytest.fixture
-def registry(tmp_path):
-    registry = LocalRegistry(tmp_path / "registry")
-    yield registry
-    registry.stop()
 
 
 @pytest.fixture
@@ -29,10 +22,6 @@ def tree(tmp_path):
 @pytest.fixture
 def env(registry, tmp_path):
     return {**registry.env(tmp_path / "docker-config"), "GATI_RETRY_SECONDS": "3"}
-
-
-def repo(registry, service):
-    return f"{registry.user}/gati-{service}"
 
 
 def test_push_publishes_verified_tags_and_a_rerun_pushes_nothing(registry, tree, env, version):

@@ -16,21 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from gati_testing import (COPY_TARGET_DIR, GIT_IDENTITY, LocalIndex, LocalRegistry, free_port, git, release_tree,
-                          request, wait_for, xtask)
+from gati_testing import (COPY_TARGET_DIR, GIT_IDENTITY, LocalIndex, free_port, git, release_tree, repo, request,
+                          xtask)
 
 pytestmark = pytest.mark.docker
 
 OLD, NEW = "0.1.0", "0.1.1"
 SERVICES = ("backend", "dashboard", "mcp-server")
 DISTS = [f"gati-{NEW}-py3-none-any.whl", f"gati-{NEW}.tar.gz"]
-
-
-@pytest.fixture
-def registry(tmp_path):
-    registry = LocalRegistry(tmp_path / "registry")
-    yield registry
-    registry.stop()
 
 
 @pytest.fixture
@@ -48,10 +41,6 @@ def tree(tmp_path):
 @pytest.fixture
 def env(registry, index, tmp_path):
     return {**registry.env(tmp_path / "docker-config"), **index.env(), "GATI_RETRY_SECONDS": "3"}
-
-
-def repo(registry, service):
-    return f"{registry.user}/gati-{service}"
 
 
 def release(tree, env, *args, check=True):

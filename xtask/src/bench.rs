@@ -24,23 +24,7 @@ fn bench_images(sh: &Shell, rounds: usize) -> anyhow::Result<()> {
     provision::debian_packages(sh, &["docker.io", "docker-registry", "apache2-utils"])?;
     let _dockerd = provision::Dockerd::ensure(sh)?;
     let dir = crate::target_dir(sh).join("bench");
-    std::env::set_var("DOCKER_CONFIG", sandbox::private_docker_config(&dir)?);
-
-    let flags = flags::Images {
-        push: true,
-        only: vec![],
-        edge: false,
-        registry: None,
-        namespace: Some("bench".into()),
-        dry_run: false,
-    };
-    let mut plan = images::Plan::new(sh, &flags)?;
-    plan.allow_dirty = true; // throwaway registries: nothing published depends on this tree
-                             // Both flows start from the same binaries and contexts, built here and not timed.
-    let bin_dir = services::build_binaries(sh, &plan.config.services)?;
-    for image in &plan.images {
-        context::stage(sh, &image.service, &bin_dir)?;
-    }
+    let mut plan = prepare(sh, &dir)?;
 
     let (mut old_times, mut new_times, mut rerun_times) = (vec![], vec![], vec![]);
     let mut bytes = 0;
@@ -121,20 +105,7 @@ fn bench_release(sh: &Shell) -> anyhow::Result<()> {
     let python = provision::python_tools(sh)?;
     let _dockerd = provision::Dockerd::ensure(sh)?;
     let dir = crate::target_dir(sh).join("bench-release");
-    std::env::set_var("DOCKER_CONFIG", sandbox::private_docker_config(&dir)?);
-    let flags = flags::Images {
-        push: true,
-        only: vec![],
-        edge: false,
-        registry: None,
-        namespace: Some("bench".into()),
-        dry_run: false,
-    };
-    let plan = images::Plan::new(sh, &flags)?;
-    let bin_dir = services::build_binaries(sh, &plan.config.services)?;
-    for image in &plan.images {
-        context::stage(sh, &image.service, &bin_dir)?;
-    }
+    let plan = prepare(sh, &dir)?;
 
     eprintln!("the old flow: 3 docker builds, 6 docker pushes, python -m build, twine upload, in sequence");
     let registry = LocalRegistry::start(sh, &dir.join("registry"))?;
@@ -183,6 +154,27 @@ fn bench_release(sh: &Shell) -> anyhow::Result<()> {
     );
     println!("  the same release command again, after success                           {again:>7.1} s");
     Ok(())
+}
+
+/// The images plan both flows share, its binaries built and contexts staged (not timed), and a
+/// Docker client configuration of the benchmark's own for the throwaway registries' logins.
+fn prepare(sh: &Shell, dir: &std::path::Path) -> anyhow::Result<images::Plan> {
+    std::env::set_var("DOCKER_CONFIG", sandbox::private_docker_config(dir)?);
+    let flags = flags::Images {
+        push: true,
+        only: vec![],
+        edge: false,
+        registry: None,
+        namespace: Some("bench".into()),
+        dry_run: false,
+    };
+    let mut plan = images::Plan::new(sh, &flags)?;
+    plan.allow_dirty = true; // throwaway registries: nothing published depends on this tree
+    let bin_dir = services::build_binaries(sh, &plan.config.services)?;
+    for image in &plan.images {
+        context::stage(sh, &image.service, &bin_dir)?;
+    }
+    Ok(plan)
 }
 
 fn median(xs: &mut [f64]) -> f64 {

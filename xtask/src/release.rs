@@ -115,14 +115,12 @@ impl flags::Release {
 
         let mut timings = Vec::new();
         for step in STEPS {
-            let started = Instant::now();
-            let result = if release.is_done(step)? {
+            if release.is_done(step)? {
                 timings.push((step, release.journal.seconds(step).unwrap_or(0.0), "done before"));
                 continue;
-            } else {
-                release.run_step(step, &python)
-            };
-            match result {
+            }
+            let started = Instant::now();
+            match release.run_step(step, &python) {
                 Ok(proof) => {
                     let seconds = started.elapsed().as_secs_f64();
                     release.journal.record(step, &proof, seconds)?;

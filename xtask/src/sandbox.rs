@@ -55,13 +55,7 @@ impl LocalRegistry {
             .spawn()
             .context("starting docker-registry: install it (Debian: `apt-get install docker-registry`)")?;
         let registry = LocalRegistry { address, credentials, child };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("docker-registry did not listen on port {port}; see {}", dir.join("registry.log").display());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_listening("docker-registry", port, &dir.join("registry.log"))?;
         Ok(registry)
     }
 }
@@ -71,6 +65,18 @@ impl Drop for LocalRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits until something accepts connections on the loopback `port`.
+fn wait_listening(what: &str, port: u16, log: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("{what} did not listen on port {port}; see {}", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 pub fn free_port() -> anyhow::Result<u16> {
@@ -129,13 +135,7 @@ impl LocalIndex {
             credentials,
             child,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("pypiserver did not listen on port {port}; see {}", dir.join("index.log").display());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_listening("pypiserver", port, &dir.join("index.log"))?;
         Ok(index)
     }
 }
