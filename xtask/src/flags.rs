@@ -18,6 +18,21 @@ pub enum Command {
     Bench(Bench),
     Release(Release),
     Rehearse(Rehearse),
+    Doctor(Doctor),
+    Lint(Lint),
+}
+
+/// Lint the GitHub workflows (actionlint, zizmor) and the Dockerfiles (hadolint).
+#[derive(clap::Args, Debug)]
+pub struct Lint {}
+
+/// Check this machine and configuration for a release: each check `ok` or a one-line fix.
+/// Exits 0 only when a release would pass its preflight. Changes nothing.
+#[derive(clap::Args, Debug)]
+pub struct Doctor {
+    /// Print the checks as JSON (for CI).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A complete release into a throwaway registry and index on loopback, from a throwaway clone
@@ -37,8 +52,13 @@ pub struct Rehearse {
 #[derive(clap::Args, Debug)]
 pub struct Release {
     /// The version (either spelling) or a bump kind: major, minor, patch, alpha, beta, rc, release.
-    #[arg(value_name = "VERSION|KIND")]
-    pub version: String,
+    #[arg(value_name = "VERSION|KIND", required_unless_present = "from_tag", conflicts_with = "from_tag")]
+    pub version: Option<String>,
+    /// Release an existing tag (CI on a tag push): it must point at HEAD and match every
+    /// version surface. Skips bump, commit, tag and git push; builds, verifies, pushes the
+    /// images and uploads, with the same journal and checks.
+    #[arg(long, value_name = "vX.Y.Z")]
+    pub from_tag: Option<String>,
     /// Do not ask for confirmation after the preflight.
     #[arg(long)]
     pub yes: bool,

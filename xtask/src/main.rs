@@ -15,11 +15,13 @@ mod bump;
 mod config;
 mod context;
 mod docker;
+mod doctor;
 mod flags;
 mod git;
 mod images;
 mod interrupt;
 mod journal;
+mod lint;
 mod provision;
 mod python;
 mod registry;
@@ -54,6 +56,8 @@ fn main() -> anyhow::Result<()> {
         flags::Command::Bench(cmd) => cmd.run(&sh),
         flags::Command::Release(cmd) => cmd.run(&sh),
         flags::Command::Rehearse(cmd) => cmd.run(&sh),
+        flags::Command::Doctor(cmd) => cmd.run(&sh),
+        flags::Command::Lint(cmd) => cmd.run(&sh),
     }
 }
 

@@ -31,19 +31,25 @@ pub fn debian_packages(sh: &Shell, packages: &[&str]) -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    let list = missing.join(" ");
     let is_debian = Path::new("/etc/debian_version").exists();
     let is_root = cmd!(sh, "id -u").quiet().read().is_ok_and(|uid| uid == "0");
-    if !is_debian || !is_root {
+    // Not root: passwordless sudo (as on CI runners) will do; a password prompt will not.
+    let (apt, sudo_args): (&str, &[&str]) = if is_root {
+        ("apt-get", &[])
+    } else {
+        ("sudo", &["--non-interactive", "--preserve-env=DEBIAN_FRONTEND", "apt-get"])
+    };
+    let can_sudo = is_root || cmd!(sh, "sudo --non-interactive true").quiet().ignore_stderr().run().is_ok();
+    if !is_debian || !can_sudo {
         bail!(
             "the tests need these packages, which are not installed: {list}\n\
-             install them as root, e.g. `apt-get install {list}` (Debian's names), then run again",
-            list = missing.join(" ")
+             install them as root, e.g. `apt-get install {list}` (Debian's names), then run again"
         );
     }
-    let list = missing.join(" ");
     eprintln!("installing Debian packages: {list}");
-    cmd!(sh, "apt-get update -qq").run().context("apt-get update")?;
-    cmd!(sh, "apt-get install -y -qq {missing...}")
+    cmd!(sh, "{apt} {sudo_args...} update -qq").run().context("apt-get update")?;
+    cmd!(sh, "{apt} {sudo_args...} install -y -qq {missing...}")
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()
         .with_context(|| format!("installing {list}"))?;

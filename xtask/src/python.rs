@@ -130,6 +130,11 @@ pub fn credentials_source() -> Option<&'static str> {
     if env("TWINE_USERNAME") && env("TWINE_PASSWORD") {
         return Some("TWINE_USERNAME/TWINE_PASSWORD");
     }
+    // In GitHub Actions with `id-token: write`, twine exchanges the job's OIDC token for a
+    // short-lived upload token by itself when no password is set (trusted publishing).
+    if env("ACTIONS_ID_TOKEN_REQUEST_URL") && env("ACTIONS_ID_TOKEN_REQUEST_TOKEN") {
+        return Some("trusted publishing (GitHub Actions OIDC)");
+    }
     let home = std::env::var_os("HOME").map(PathBuf::from)?;
     home.join(".pypirc").exists().then_some("~/.pypirc")
 }

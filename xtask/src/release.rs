@@ -38,6 +38,8 @@ use crate::{
 };
 
 const STEPS: [&str; 7] = ["bump", "build", "smoke", "tag", "push-images", "upload", "push-git"];
+/// A release of an existing tag: the commit and the tag are already made and pushed.
+const FROM_TAG_STEPS: [&str; 4] = ["build", "smoke", "push-images", "upload"];
 const PROJECT: &str = "gati";
 
 struct Release<'a> {
@@ -51,6 +53,9 @@ struct Release<'a> {
     /// The command that continues this release.
     again: String,
     dry_run: bool,
+    /// Releasing an existing tag (`--from-tag`).
+    from_tag: bool,
+    steps: &'static [&'static str],
 }
 
 impl flags::Release {
@@ -59,25 +64,37 @@ impl flags::Release {
         let config = load_config(sh)?;
         let current = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
         let state = sh.current_dir().join(provision::TOOLS_DIR).join("state");
-        let version = match ReleaseVersion::parse(&self.version) {
-            Ok(explicit) => explicit,
-            Err(_) if Journal::open(&state, &current.to_string())?.unfinished() => {
-                bail!("the release of {current} is not finished: run `cargo xtask release {current}` to continue it")
-            }
-            Err(_) => current.bump(&self.version)?,
+        let version = match (&self.version, &self.from_tag) {
+            (_, Some(tag)) => ReleaseVersion::parse(tag.strip_prefix('v').unwrap_or(tag))
+                .with_context(|| format!("--from-tag {tag}: not a release tag like v1.2.3"))?,
+            (Some(v), None) => match ReleaseVersion::parse(v) {
+                Ok(explicit) => explicit,
+                Err(_) if Journal::open(&state, &current.to_string())?.unfinished() => bail!(
+                    "the release of {current} is not finished: run `cargo xtask release {current}` to continue it"
+                ),
+                Err(_) => current.bump(v)?,
+            },
+            (None, None) => unreachable!("clap requires VERSION or --from-tag"),
+        };
+        let from_tag = self.from_tag.is_some();
+        let again = match from_tag {
+            true => format!("cargo xtask release --from-tag v{version} --yes"),
+            false => format!("cargo xtask release {version}"),
         };
         let mut release = Release {
             sh,
             tag: format!("v{version}"),
             journal: Journal::open(&state, &version.to_string())?,
             dist_dir: state.join(format!("release-{version}-dist")),
-            again: format!("cargo xtask release {version}"),
+            again,
             config,
             version,
             dry_run: self.dry_run,
+            from_tag,
+            steps: if from_tag { &FROM_TAG_STEPS } else { &STEPS },
         };
 
-        if release.journal.proof("push-git").is_some() {
+        if release.journal.proof(release.last_step()).is_some() {
             let started = Instant::now();
             match release.missing_after_release() {
                 Ok(missing) if missing.is_empty() => {
@@ -114,7 +131,7 @@ impl flags::Release {
         release.confirm(self.yes)?;
 
         let mut timings = Vec::new();
-        for step in STEPS {
+        for &step in release.steps {
             if release.is_done(step)? {
                 timings.push((step, release.journal.seconds(step).unwrap_or(0.0), "done before"));
                 continue;
@@ -149,6 +166,10 @@ impl Journal {
 }
 
 impl Release<'_> {
+    fn last_step(&self) -> &'static str {
+        self.steps[self.steps.len() - 1]
+    }
+
     fn plan(&self) -> anyhow::Result<Plan> {
         let flags = flags::Images {
             push: true,
@@ -173,9 +194,23 @@ impl Release<'_> {
         let bumped = self.journal.proof("bump").is_some();
         let surface_files = [surfaces::VERSION_PY, surfaces::COMPOSE, surfaces::CARGO_TOML, surfaces::CARGO_LOCK];
 
-        check(Ok((!bumped && self.version <= *current).then(|| {
-            format!("{} is not greater than the current version {current}: release a higher version", self.version)
-        })));
+        if self.from_tag {
+            check(Ok((self.version != *current)
+                .then(|| format!("tag {} does not match the version surfaces, which say {current}", self.tag))));
+            check(cmd!(sh, "git rev-parse HEAD").quiet().read().map_err(Into::into).map(|head| {
+                match git::local_tag(sh, &self.tag) {
+                    None => Some(format!("there is no tag {}: fetch it (`git fetch --tags`)", self.tag)),
+                    Some(commit) if commit != head => {
+                        Some(format!("tag {} is not HEAD: check it out (`git checkout {}`)", self.tag, self.tag))
+                    }
+                    Some(_) => None,
+                }
+            }));
+        } else {
+            check(Ok((!bumped && self.version <= *current).then(|| {
+                format!("{} is not greater than the current version {current}: release a higher version", self.version)
+            })));
+        }
         check(git::changed_files(sh).map(|changed| {
             // A resumed release may find its own bump not yet committed; nothing else.
             let own = bumped || *current == self.version;
@@ -186,6 +221,10 @@ impl Release<'_> {
             })
         }));
         check(git::branch(sh).map(|branch| {
+            // A tag is released from wherever CI checked it out (usually a detached HEAD).
+            if self.from_tag {
+                return None;
+            }
             (branch != self.config.branch).then(|| {
                 format!(
                     "on branch {branch:?}: releases are made from {:?}; `git switch {}`",
@@ -194,16 +233,19 @@ impl Release<'_> {
             })
         }));
         let recorded_tag = self.journal.proof("tag").map(str::to_owned);
-        check(Ok(git::local_tag(sh, &self.tag).filter(|c| Some(c) != recorded_tag.as_ref()).map(|commit| {
+        let own_tag = |commit: &String| self.from_tag || Some(commit) == recorded_tag.as_ref();
+        check(Ok(git::local_tag(sh, &self.tag).filter(|c| !own_tag(c)).map(|commit| {
             format!(
                 "tag {} already exists (at {}): this version is taken; release a new one",
                 self.tag,
                 &commit[..12.min(commit.len())]
             )
         })));
-        check(git::remote_tag(sh, &self.tag).map(|remote| {
-            remote.map(|_| format!("origin already has tag {}: this version is taken; release a new one", self.tag))
-        }));
+        if !self.from_tag {
+            check(git::remote_tag(sh, &self.tag).map(|remote| {
+                remote.map(|_| format!("origin already has tag {}: this version is taken; release a new one", self.tag))
+            }));
+        }
         check(self.index_conflict());
         check(Ok(python::credentials_source().is_none().then(|| {
             "no index credentials: set TWINE_USERNAME and TWINE_PASSWORD (for an API token, \
@@ -531,9 +573,10 @@ impl Release<'_> {
     /// After a complete release: what no longer holds (empty when all is in place).
     fn missing_after_release(&mut self) -> anyhow::Result<Vec<String>> {
         let mut missing = Vec::new();
-        let commit = self.journal.proof("push-git").unwrap_or_default().to_owned();
-        if git::remote_tag(self.sh, &self.tag)?.as_deref() != Some(commit.as_str()) {
-            missing.push(format!("origin has no tag {} at {commit}", self.tag));
+        if let Some(commit) = self.journal.proof("push-git").map(str::to_owned) {
+            if git::remote_tag(self.sh, &self.tag)?.as_deref() != Some(commit.as_str()) {
+                missing.push(format!("origin has no tag {} at {commit}", self.tag));
+            }
         }
         if !self.upload_holds()? {
             missing.push(format!("the index lacks files of {}", self.version.pep440()));
@@ -549,15 +592,17 @@ impl Release<'_> {
     fn plan_text(&self) -> anyhow::Result<String> {
         let sh = self.sh;
         let mut out = format!("release {} (Python {}), tag {}\n\n", self.version, self.version.pep440(), self.tag);
-        out.push_str("== bump\n");
-        let found = Surfaces::read(&sh.current_dir())?;
-        for edit in found.edits(&self.config.services, &self.version)?.iter().filter(|e| e.before != e.after) {
-            out.push_str(&surfaces::unified_diff(edit));
+        if !self.from_tag {
+            out.push_str("== bump\n");
+            let found = Surfaces::read(&sh.current_dir())?;
+            for edit in found.edits(&self.config.services, &self.version)?.iter().filter(|e| e.before != e.after) {
+                out.push_str(&surfaces::unified_diff(edit));
+            }
+            out.push_str(&format!(
+                "$ git commit -m \"Release {}\" -- <the four surface files>\n\n== build\n",
+                self.version
+            ));
         }
-        out.push_str(&format!(
-            "$ git commit -m \"Release {}\" -- <the four surface files>\n\n== build\n",
-            self.version
-        ));
         let plan = self.plan()?;
         let images_text = images::dry_run(sh, &plan, false);
         out.extend(images_text.lines().filter(|l| l.starts_with('$')).map(|l| format!("{l}\n")));
@@ -571,10 +616,11 @@ impl Release<'_> {
         out.push_str(
             "== smoke\n$ docker run --detach --rm --publish 127.0.0.1::8000 <backend image>, then GET /health\n\n",
         );
-        out.push_str(&format!(
-            "== tag\n$ git tag --annotate {} --message \"gati {}\"\n\n== push-images\n",
-            self.tag, self.version
-        ));
+        if !self.from_tag {
+            let tag = format!("== tag\n$ git tag --annotate {} --message \"gati {}\"\n\n", self.tag, self.version);
+            out.push_str(&tag);
+        }
+        out.push_str("== push-images\n");
         let pushes = images::dry_run(sh, &plan, true);
         out.extend(
             pushes
@@ -589,10 +635,12 @@ impl Release<'_> {
             self.config.index,
             python::credentials_source().unwrap_or("none")
         ));
-        out.push_str(&format!(
-            "== push-git\n$ git push --atomic origin HEAD:refs/heads/{} refs/tags/{}\n\n",
-            self.config.branch, self.tag
-        ));
+        if !self.from_tag {
+            out.push_str(&format!(
+                "== push-git\n$ git push --atomic origin HEAD:refs/heads/{} refs/tags/{}\n\n",
+                self.config.branch, self.tag
+            ));
+        }
         out.push_str(&format!("dry run: nothing was changed. To release: {} \n", self.again));
         Ok(out)
     }

@@ -1,10 +1,11 @@
 //! `cargo xtask test`: the README's test command, and what CI runs.
 //!
 //! 1. Provision what is missing: Debian packages, the pinned Python tools, a Docker daemon.
-//! 2. Rust tests, in the same release profile and static target as the images, so the
+//! 2. Lint: the workflows (actionlint, zizmor) and the Dockerfiles (hadolint).
+//! 3. Rust tests, in the same release profile and static target as the images, so the
 //!    dependencies are compiled once for both.
-//! 3. The static service binaries and, from them, the three images.
-//! 4. pytest (`tests/`, `sdk/tests/`): the services over real HTTP, MCP, Chromium and Docker;
+//! 4. The static service binaries and, from them, the three images.
+//! 5. pytest (`tests/`, `sdk/tests/`): the services over real HTTP, MCP, Chromium and Docker;
 //!    the Python package, its client and `gati start` end to end.
 
 use anyhow::Context;
@@ -27,6 +28,7 @@ impl flags::Test {
         let python = provision::python_tools(sh)?;
         let _dockerd = if self.no_images { None } else { Some(provision::Dockerd::ensure(sh)?) };
 
+        crate::lint::lint(sh, &python)?;
         cmd!(sh, "cargo test --workspace --release --target {TARGET}")
             .env(STATIC_RUSTFLAGS.0, STATIC_RUSTFLAGS.1)
             .run()
