@@ -31,6 +31,9 @@ pub struct Overrides {
 
 impl Config {
     pub fn load(cargo_toml: &str, env: impl Fn(&str) -> Option<String>, flags: &Overrides) -> anyhow::Result<Config> {
+        // An empty variable is an unset one (CI often passes absent secrets as "").
+        let env = |key: &str| env(key).filter(|value| !value.is_empty());
+
         let doc: DocumentMut = cargo_toml.parse().with_context(|| format!("{CONFIG_FILE} is not valid TOML"))?;
         let table = doc
             .get("workspace")

@@ -165,9 +165,54 @@ pub struct Test {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     #[test]
     fn cli_definition_is_valid() {
         use clap::CommandFactory;
         super::Xtask::command().debug_assert();
+    }
+
+    /// Every `cargo xtask …` written in the workflows (`run:` lines), the README and the release
+    /// guide (code blocks and inline code) is a command line the current CLI accepts.
+    #[test]
+    fn documented_invocations_parse() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut commands = Vec::new();
+        for file in [".github/workflows/ci.yml", ".github/workflows/docker-build.yml"] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            commands.extend(text.lines().filter_map(|l| l.trim().strip_prefix("run: ")).map(|c| (file, c.to_string())));
+        }
+        for file in ["README.md", "docs/RELEASING.md"] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            let mut fenced = false;
+            for line in text.lines() {
+                if line.starts_with("```") {
+                    fenced = !fenced;
+                } else if fenced {
+                    let code = line.trim_start_matches("$ ").split(" #").next().unwrap().trim();
+                    commands.push((file, code.to_string()));
+                } else {
+                    commands.extend(line.split('`').skip(1).step_by(2).map(|code| (file, code.to_string())));
+                }
+            }
+        }
+        let mut seen = 0;
+        for (file, command) in commands {
+            let Some(args) = command.strip_prefix("cargo xtask ") else { continue };
+            // Synopses with placeholders (`<…>`, `[…]`, `…`, `a|b`) are not command lines.
+            if args.contains(['<', '[', '…', '|']) {
+                continue;
+            }
+            let argv = std::iter::once("cargo xtask".to_string())
+                .chain(args.split_whitespace().map(|w| w.trim_matches('"').replace("$TAG", "v1.2.3")));
+            match super::Xtask::try_parse_from(argv) {
+                Ok(_) => {}
+                Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {}
+                Err(e) => panic!("{file}: `{command}` does not parse:\n{e}"),
+            }
+            seen += 1;
+        }
+        assert!(seen > 20, "only {seen} invocations found");
     }
 }
