@@ -42,6 +42,10 @@ pub struct Plan {
     pub allow_dirty: bool,
     /// Check, but change nothing (not even the Docker client's login).
     pub dry_run: bool,
+    /// Count an immutable tag as pushed when the registry's image was built from this same
+    /// commit (its revision label), even if its digest differs from the local build's: a release
+    /// of a tag re-run on a fresh CI machine keeps what an earlier run pushed.
+    pub adopt_same_revision: bool,
 }
 
 pub struct Image {
@@ -112,6 +116,7 @@ impl Plan {
             no_cache: false,
             allow_dirty: false,
             dry_run: flags.dry_run,
+            adopt_same_revision: false,
         })
     }
 
@@ -340,9 +345,16 @@ fn push_immutable(
             let reference = format!("{}:{tag}", image.reference);
             let remote = registry.digest(&image.repo, tag)?;
             let local = docker::repo_digests(sh, &reference)?;
+            let built_here = |digest: &str| local.iter().any(|d| d.ends_with(&format!("{}@{digest}", image.repo)));
+            let same_commit = || -> anyhow::Result<bool> {
+                Ok(plan.adopt_same_revision
+                    && !plan.head.dirty
+                    && registry.revision(&image.repo, tag)?.as_deref() == Some(plan.head.commit.as_str()))
+            };
             match remote {
-                Some(digest) if local.iter().any(|d| d.ends_with(&format!("{}@{digest}", image.repo))) => {
-                    board.set(i, format!("{tag} up to date"));
+                Some(digest) if built_here(&digest) || same_commit()? => {
+                    let how = if built_here(&digest) { "up to date" } else { "already pushed from this commit" };
+                    board.set(i, format!("{tag} {how}"));
                     outcomes[i].seconds += started.elapsed().as_secs_f64();
                     outcomes[i].digest = Some(digest);
                     outcomes[i].tags.push(tag.clone());

@@ -24,11 +24,13 @@ impl DistFile {
 }
 
 /// `python -m build sdk` into `out` (emptied first); returns the sdist and the wheel.
-pub fn build(sh: &Shell, python: &Path, out: &Path) -> anyhow::Result<Vec<DistFile>> {
+/// `source_date_epoch` (the commit's time) makes the wheel byte-for-byte reproducible, so a
+/// release rebuilt elsewhere (a CI re-run) uploads the same wheel the index may already have.
+pub fn build(sh: &Shell, python: &Path, out: &Path, source_date_epoch: &str) -> anyhow::Result<Vec<DistFile>> {
     if out.exists() {
         sh.remove_path(out)?;
     }
-    let command = cmd!(sh, "{python} -m build sdk --outdir {out}").quiet();
+    let command = cmd!(sh, "{python} -m build sdk --outdir {out}").env("SOURCE_DATE_EPOCH", source_date_epoch).quiet();
     interrupt::run_checked(with_quiet_output(command), "python -m build sdk")?;
     let files = dist_files(sh, out)?;
     if files.len() != 2 {
@@ -139,7 +141,9 @@ pub fn credentials_source() -> Option<&'static str> {
     home.join(".pypirc").exists().then_some("~/.pypirc")
 }
 
-/// `twine upload` of `files` to `index`, stopped if the user interrupts.
+/// `twine upload` of `files` to `index`, stopped if the user interrupts. The files go in name
+/// order: the (reproducible) wheel before the sdist, so that an interrupted upload never leaves
+/// on the index an sdist that a rebuild could not match.
 pub fn upload(sh: &Shell, python: &Path, index: &str, files: &[DistFile]) -> anyhow::Result<()> {
     let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
     let command = cmd!(

@@ -131,6 +131,22 @@ impl Registry {
         }
     }
 
+    /// The `org.opencontainers.image.revision` label of the image `reference` points at.
+    pub fn revision(&self, repo: &str, reference: &str) -> anyhow::Result<Option<String>> {
+        let accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
+        let manifest =
+            self.request("GET", &format!("/v2/{repo}/manifests/{reference}"), repo, &[("Accept", accept)], None)?;
+        if manifest.status != 200 {
+            return Ok(None);
+        }
+        let text = String::from_utf8_lossy(&manifest.body);
+        let Some(config) = text.find("\"config\"").and_then(|at| json_string(&text[at..], "digest")) else {
+            return Ok(None);
+        };
+        let blob = self.request("GET", &format!("/v2/{repo}/blobs/{config}"), repo, &[], None)?;
+        Ok(json_string(&String::from_utf8_lossy(&blob.body), "org.opencontainers.image.revision"))
+    }
+
     /// Points `tag` at the manifest `digest`, on the registry itself: the tag gets exactly the
     /// bytes that were verified, whatever the local daemon holds.
     pub fn put_tag(&self, repo: &str, digest: &str, tag: &str) -> anyhow::Result<()> {

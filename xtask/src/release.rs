@@ -182,6 +182,7 @@ impl Release<'_> {
         let mut plan = Plan::for_version(self.sh, &flags, self.config.clone(), self.version.clone())?;
         // The release checks the tree itself: after the bump it holds exactly the release commit.
         plan.allow_dirty = true;
+        plan.adopt_same_revision = self.from_tag;
         Ok(plan)
     }
 
@@ -307,7 +308,13 @@ impl Release<'_> {
     fn registry_conflict(&self, plan: &Plan) -> anyhow::Result<Option<String>> {
         let registry = plan.registry(self.sh);
         for image in &plan.images {
-            if registry.digest(&image.repo, &self.version.to_string())?.is_some() {
+            let version = self.version.to_string();
+            // Releasing a tag again (a CI re-run): images built from this very commit are ours.
+            if self.from_tag && registry.revision(&image.repo, &version)?.as_deref() == Some(plan.head.commit.as_str())
+            {
+                continue;
+            }
+            if registry.digest(&image.repo, &version)?.is_some() {
                 return Ok(Some(format!(
                     "{}:{} is already on the registry: this version is taken; release a new one",
                     image.reference, self.version
@@ -408,7 +415,9 @@ impl Release<'_> {
             let id = image_id(self.sh, &format!("{}:{}", image.reference, self.version))?;
             proof.push(format!("{}@{id}", image.service));
         }
-        let files = python::build(self.sh, python, &self.dist_dir)?;
+        let sh = self.sh;
+        let epoch = cmd!(sh, "git show -s --format=%ct HEAD").quiet().read()?;
+        let files = python::build(sh, python, &self.dist_dir, &epoch)?;
         python::twine_check(self.sh, python, &files)?;
         let wheel = files.iter().find(|f| f.name().ends_with(".whl")).context("no wheel was built")?;
         let (pinned, references) = python::wheel_pins(self.sh, python, &wheel.path)?;
