@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
 
-from gati_testing import ROOT, SAMPLE_EVENTS, LocalRegistry, Service, request, required_env  # noqa: E402,F401
+from gati_testing import ROOT, SAMPLE_EVENTS, LocalIndex, LocalRegistry, Service, request, required_env  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +79,11 @@ def registry(tmp_path):
     registry = LocalRegistry(tmp_path / "registry")
     yield registry
     registry.stop()
+
+
+@pytest.fixture
+def index(tmp_path):
+    """pypiserver with an upload password on a loopback port, for this test alone."""
+    index = LocalIndex(tmp_path / "index")
+    yield index
+    index.stop()

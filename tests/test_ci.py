@@ -6,16 +6,9 @@ import subprocess
 
 import pytest
 
-from gati_testing import COPY_TARGET_DIR, LocalIndex, copy_repository, git, release_tree, repo, xtask
+from gati_testing import COPY_TARGET_DIR, copy_repository, git, release_tree, repo, xtask
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def index(tmp_path):
-    index = LocalIndex(tmp_path / "index")
-    yield index
-    index.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gati_testing import (COPY_TARGET_DIR, GIT_IDENTITY, LocalIndex, free_port, git, release_tree, repo, request,
+from gati_testing import (COPY_TARGET_DIR, GIT_IDENTITY, free_port, git, release_tree, repo, request,
                           xtask)
 
 pytestmark = pytest.mark.docker
@@ -24,13 +24,6 @@ pytestmark = pytest.mark.docker
 OLD, NEW = "0.1.0", "0.1.1"
 SERVICES = ("backend", "dashboard", "mcp-server")
 DISTS = [f"gati-{NEW}-py3-none-any.whl", f"gati-{NEW}.tar.gz"]
-
-
-@pytest.fixture
-def index(tmp_path):
-    index = LocalIndex(tmp_path / "index")
-    yield index
-    index.stop()
 
 
 @pytest.fixture
