@@ -12,7 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
 
-from gati_testing import ROOT, SAMPLE_EVENTS, LocalIndex, LocalRegistry, Service, request, required_env  # noqa: E402,F401
+from gati_testing import ROOT, SAMPLE_EVENTS, Service, request, required_env  # noqa: E402,F401
+from sandbox import Index, Registry  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +76,19 @@ def dist(tmp_path_factory):
 
 @pytest.fixture
 def registry(tmp_path):
-    """Debian's docker-registry with htpasswd auth on a loopback port, for this test alone."""
-    registry = LocalRegistry(tmp_path / "registry")
+    """A registry that behaves like Docker Hub, on loopback, for this test alone: token auth
+    (a bot login pushing to the `gatidev` namespace), blob downloads redirected to another
+    port, tag lists paged by 2."""
+    registry = Registry(tmp_path / "registry", auth="token", redirect_blobs=True, page_size=2)
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture
+def basic_registry(tmp_path):
+    """Plain docker-registry with htpasswd (Basic) auth, blobs served directly, tag lists
+    unpaged: the other auth scheme registries use."""
+    registry = Registry(tmp_path / "basic-registry", auth="htpasswd", redirect_blobs=False, page_size=None)
     yield registry
     registry.stop()
 
@@ -84,6 +96,6 @@ def registry(tmp_path):
 @pytest.fixture
 def index(tmp_path):
     """pypiserver with an upload password on a loopback port, for this test alone."""
-    index = LocalIndex(tmp_path / "index")
+    index = Index(tmp_path / "index")
     yield index
     index.stop()

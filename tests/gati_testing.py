@@ -5,13 +5,14 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from sandbox import Index, Registry  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -145,115 +146,14 @@ def xtask(tree, *args, env=None, check=True, timeout=900):
 
 
 def repo(registry, service):
-    """The repository of a service's image on a test registry: `<user>/gati-<service>`."""
-    return f"{registry.user}/gati-{service}"
+    """The repository of a service's image on a test registry: `<namespace>/gati-<service>`."""
+    return f"{registry.namespace}/gati-{service}"
 
 
-class LocalRegistry:
-    """Debian's docker-registry on a loopback port, with htpasswd (bcrypt) auth. The password
-    reaches htpasswd on stdin and the registry in a file: never on a command line."""
-
-    def __init__(self, workdir, user="gatitest"):
-        self.dir = workdir
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.user = user
-        self.password = os.urandom(12).hex()
-        htpasswd = subprocess.run(["htpasswd", "-niB", user], input=self.password, capture_output=True, text=True,
-                                  check=True).stdout
-        (self.dir / "htpasswd").write_text(htpasswd.strip() + "\n")
-        (self.dir / "config.yml").write_text(
-            "version: 0.1\nlog:\n  level: warn\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {self.dir / 'storage'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.address}\n  secret: {os.urandom(8).hex()}\n"
-            f"auth:\n  htpasswd:\n    realm: gati-test\n    path: {self.dir / 'htpasswd'}\n")
-        self.proc = None
-        self.start()
-
-    def start(self):
-        log = open(self.dir / "registry.log", "ab")
-        self.proc = subprocess.Popen(["docker-registry", "serve", str(self.dir / "config.yml")], stdout=log,
-                                     stderr=log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.api("/v2/")[0] == 200:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"docker-registry did not answer on {self.address}; see {self.dir / 'registry.log'}")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-    def api(self, path, method="GET", accept=None):
-        """(status, headers, body) of one authenticated request; (0, {}, b"") if unreachable."""
-        import base64
-        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-        headers = {"Authorization": f"Basic {token}"}
-        if accept:
-            headers["Accept"] = accept
-        req = urllib.request.Request(f"http://{self.address}{path}", method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=5) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as e:
-            return e.code, dict(e.headers), e.read()
-        except OSError:
-            return 0, {}, b""
-
-    def tags(self, repo):
-        status, _, body = self.api(f"/v2/{repo}/tags/list")
-        return set(json.loads(body)["tags"] or []) if status == 200 else set()
-
-    def digest(self, repo, tag):
-        accept = "application/vnd.docker.distribution.manifest.v2+json"
-        status, headers, _ = self.api(f"/v2/{repo}/manifests/{tag}", method="HEAD", accept=accept)
-        return headers.get("Docker-Content-Digest") if status == 200 else None
-
-    def env(self, docker_config):
-        """What `cargo xtask images --push` needs to push here as this user."""
-        return {"GATI_REGISTRY": self.address, "DOCKER_USERNAME": self.user, "DOCKER_PASSWORD": self.password,
-                "DOCKER_CONFIG": str(docker_config)}
-
-
-class LocalIndex:
-    """pypiserver (from the tools' environment) on a loopback port; uploads need the password."""
-
-    def __init__(self, workdir, user="uploader"):
-        self.dir = workdir
-        self.packages = workdir / "packages"
-        self.packages.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.user = user
-        self.password = os.urandom(12).hex()
-        htpasswd = subprocess.run(["htpasswd", "-nim", user], input=self.password, capture_output=True, text=True,
-                                  check=True).stdout
-        (workdir / "htpasswd").write_text(htpasswd.strip() + "\n")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = None
-        self.start()
-
-    def start(self):
-        log = open(self.dir / "index.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pypiserver", "run", "--port", str(self.port), "--interface", "127.0.0.1",
-             "--passwords", str(self.dir / "htpasswd"), "--authenticate", "update", str(self.packages)],
-            stdout=log, stderr=log)
-        wait_for(self.url + "/simple/", proc=self.proc)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-    def files(self):
-        return sorted(p.name for p in self.packages.iterdir())
-
-    def env(self):
-        return {"GATI_INDEX": self.url + "/", "GATI_INDEX_SIMPLE": self.url + "/simple/",
-                "TWINE_USERNAME": self.user, "TWINE_PASSWORD": self.password}
+# The throwaway registry and index: one implementation (tests/sandbox.py), shared with
+# `cargo xtask rehearse` and `bench`.
+LocalRegistry = Registry
+LocalIndex = Index
 
 
 def release_tree(dest):

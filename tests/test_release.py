@@ -132,7 +132,7 @@ def test_a_release_reaches_registry_index_and_git_and_installs(registry, index, 
     ports = {k: str(free_port()) for k in ("GATI_BACKEND_PORT", "GATI_DASHBOARD_PORT", "GATI_MCP_PORT")}
     project = f"gati-release-{os.getpid()}"
     stack_env = {**os.environ, **ports, "DOCKER_CONFIG": env["DOCKER_CONFIG"], "GATI_PROJECT": project,
-                 "GATI_IMAGE_PREFIX": f"{registry.address}/{registry.user}"}
+                 "GATI_IMAGE_PREFIX": f"{registry.address}/{registry.namespace}"}
     try:
         started = subprocess.run([env_dir / "bin" / "gati", "start", "-d", "--pull", "always"], env=stack_env,
                                  capture_output=True, text=True, timeout=300)
