@@ -45,7 +45,7 @@ fn bench_images(sh: &Shell, rounds: usize) -> anyhow::Result<()> {
         let problems = plan.problems(sh, true);
         anyhow::ensure!(problems.is_empty(), "preflight: {}", problems.join("; "));
         let mut outcomes = images::build(sh, &plan)?;
-        images::push(sh, &plan, &mut outcomes)?;
+        images::push(sh, &mut plan, &mut outcomes)?;
         new_times.push(started.elapsed().as_secs_f64());
         bytes = outcomes.iter().map(|o| o.size).sum::<u64>();
 
@@ -53,7 +53,7 @@ fn bench_images(sh: &Shell, rounds: usize) -> anyhow::Result<()> {
         plan.no_cache = false;
         let started = Instant::now();
         let mut outcomes = images::build(sh, &plan)?;
-        images::push(sh, &plan, &mut outcomes)?;
+        images::push(sh, &mut plan, &mut outcomes)?;
         rerun_times.push(started.elapsed().as_secs_f64());
     }
 

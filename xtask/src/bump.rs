@@ -6,15 +6,11 @@ use anyhow::bail;
 use xshell::Shell;
 
 use crate::{
-    config::{Config, Overrides},
     flags,
     surfaces::{self, Surfaces},
 };
 
-pub fn load_config(sh: &Shell) -> anyhow::Result<Config> {
-    let cargo_toml = sh.read_file(crate::config::CONFIG_FILE)?;
-    Config::load(&cargo_toml, |k| std::env::var(k).ok(), &Overrides::default())
-}
+pub use crate::config::load_default as load_config;
 
 impl flags::Bump {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {

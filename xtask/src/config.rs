@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context};
 use toml_edit::DocumentMut;
+use xshell::Shell;
 
 pub const CONFIG_FILE: &str = "Cargo.toml";
 const TABLE: &str = "[workspace.metadata.release]";
@@ -27,6 +28,16 @@ pub struct Config {
 pub struct Overrides {
     pub registry: Option<String>,
     pub namespace: Option<String>,
+}
+
+/// The configuration of the tree `sh` is in, with the environment's overrides and `flags`'.
+pub fn load(sh: &Shell, flags: &Overrides) -> anyhow::Result<Config> {
+    Config::load(&sh.read_file(CONFIG_FILE)?, |k| std::env::var(k).ok(), flags)
+}
+
+/// [`load`] without flags.
+pub fn load_default(sh: &Shell) -> anyhow::Result<Config> {
+    load(sh, &Overrides::default())
 }
 
 impl Config {
@@ -57,11 +68,12 @@ impl Config {
             .with_context(|| format!("{CONFIG_FILE} {TABLE}: `services` must be a list of strings"))?;
         let config = Config {
             registry: flags.registry.clone().or_else(|| env("GATI_REGISTRY")).map_or_else(|| text("registry"), Ok)?,
+            // Not DOCKER_USERNAME: that is the login (a bot or a member account in CI), and the
+            // images go to the organisation's namespace whoever pushes them.
             namespace: flags
                 .namespace
                 .clone()
                 .or_else(|| env("GATI_NAMESPACE"))
-                .or_else(|| env("DOCKER_USERNAME"))
                 .map_or_else(|| text("namespace"), Ok)?,
             services,
             index: env("GATI_INDEX").map_or_else(|| text("index"), Ok)?,
@@ -151,7 +163,7 @@ branch = "main"
     #[test]
     fn flags_beat_environment_beats_file() {
         let env = |k: &str| match k {
-            "DOCKER_USERNAME" => Some("fromenv".to_string()),
+            "GATI_NAMESPACE" => Some("fromenv".to_string()),
             "GATI_REGISTRY" => Some("127.0.0.1:5000".to_string()),
             _ => None,
         };
@@ -159,6 +171,13 @@ branch = "main"
         assert_eq!((config.registry.as_str(), config.namespace.as_str()), ("127.0.0.1:5000", "fromenv"));
         let flags = Overrides { namespace: Some("fromflag".into()), ..Default::default() };
         assert_eq!(Config::load(CARGO_TOML, env, &flags).unwrap().namespace, "fromflag");
+    }
+
+    #[test]
+    fn the_login_is_not_the_namespace() {
+        // CI logs in as a bot account and pushes to the organisation's namespace.
+        let env = |k: &str| (k == "DOCKER_USERNAME").then(|| "gati-ci-bot".to_string());
+        assert_eq!(Config::load(CARGO_TOML, env, &Overrides::default()).unwrap().namespace, "gatidev");
     }
 
     #[test]

@@ -68,15 +68,46 @@ pub fn build_args(build: &Build) -> Vec<String> {
     args
 }
 
-/// `docker login` with the password on stdin, never on the command line.
-pub fn login(sh: &Shell, registry: &str, credentials: &Credentials) -> anyhow::Result<()> {
-    let user = &credentials.user;
-    cmd!(sh, "docker login --username {user} --password-stdin {registry}")
-        .stdin(&credentials.password)
-        .quiet()
-        .ignore_stdout()
-        .run()
-        .with_context(|| format!("{registry} refused the login of user {user:?}"))
+/// A `docker login` for one run, in a private client configuration (`docker --config DIR`):
+/// the password goes to `docker login --password-stdin`, never on a command line, and the
+/// configuration that holds it is deleted when this guard drops — after success, failure or
+/// Ctrl-C. Logins left behind by a run that was killed are deleted by the next one.
+pub struct Login {
+    pub dir: PathBuf,
+}
+
+impl Login {
+    pub fn new(sh: &Shell, registry: &str, credentials: &Credentials) -> anyhow::Result<Login> {
+        use std::os::unix::fs::DirBuilderExt;
+        let parent = crate::target_dir(sh).join("xtask");
+        std::fs::create_dir_all(&parent)?;
+        for entry in std::fs::read_dir(&parent)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix("docker-login-");
+            if pid.is_some_and(|pid| !std::path::Path::new("/proc").join(pid).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = parent.join(format!("docker-login-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let login = Login { dir };
+        let (user, config) = (&credentials.user, &login.dir);
+        cmd!(sh, "docker --config {config} login --username {user} --password-stdin {registry}")
+            .stdin(&credentials.password)
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .run()
+            .with_context(|| format!("{registry} refused the login of user {user:?}"))?;
+        Ok(login)
+    }
+}
+
+impl Drop for Login {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Size in bytes of a local image.
@@ -90,4 +121,16 @@ pub fn repo_digests(sh: &Shell, image: &str) -> anyhow::Result<Vec<String>> {
     let format = "{{range .RepoDigests}}{{println .}}{{end}}";
     let out = cmd!(sh, "docker image inspect --format {format} {image}").quiet().read()?;
     Ok(out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
+}
+
+/// The id of a local image.
+pub fn image_id(sh: &Shell, image: &str) -> anyhow::Result<String> {
+    let format = "{{.Id}}";
+    Ok(cmd!(sh, "docker image inspect --format {format} {image}").quiet().ignore_stderr().read()?)
+}
+
+/// The `org.opencontainers.image.revision` label of a local image: the commit it was built from.
+pub fn revision(sh: &Shell, image: &str) -> anyhow::Result<String> {
+    let format = "{{index .Config.Labels \"org.opencontainers.image.revision\"}}";
+    Ok(cmd!(sh, "docker image inspect --format {format} {image}").quiet().ignore_stderr().read()?)
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 use xshell::{cmd, Shell};
 
 use crate::{
-    bump::load_config, context, docker, flags, provision, python, registry::Credentials, registry::Registry,
-    surfaces::Surfaces,
+    config::load_default as load_config, context, docker, flags, provision, python, registry::Credentials,
+    registry::Registry, surfaces::Surfaces,
 };
 
 #[derive(Debug, PartialEq)]
@@ -140,11 +140,11 @@ fn checks(sh: &Shell) -> Vec<Check> {
         match &credentials {
             None => Err(format!("set DOCKER_USERNAME and DOCKER_PASSWORD (a token) for {}", config.registry)),
             Some(c) => {
-                let registry = Registry::new(&config.registry, credentials.clone(), root.join("target").join("xtask"));
+                let registry = Registry::new(&config.registry, credentials.clone());
                 let repo = format!("{}/gati-{}", config.namespace, config.services[0]);
                 registry
-                    .check_access(&repo)
-                    .map(|()| format!("{} accepts user {:?}", config.registry, c.user))
+                    .check_push(&repo)
+                    .map(|()| format!("{} lets user {:?} push to {}", config.registry, c.user, config.namespace))
                     .map_err(|e| format!("{e:#}"))
             }
         },
@@ -188,18 +188,7 @@ fn checks(sh: &Shell) -> Vec<Check> {
 }
 
 fn json(checks: &[Check]) -> String {
-    let escape = |s: &str| {
-        s.chars()
-            .map(|c| match c {
-                '"' => "\\\"".to_string(),
-                '\\' => "\\\\".to_string(),
-                '\n' => "\\n".to_string(),
-                c if (c as u32) < 0x20 => format!("\\u{:04x}", c as u32),
-                c => c.to_string(),
-            })
-            .collect::<String>()
-    };
-    let items: Vec<String> = checks
+    let items: Vec<serde_json::Value> = checks
         .iter()
         .map(|c| {
             let status = match c.status {
@@ -207,8 +196,8 @@ fn json(checks: &[Check]) -> String {
                 Status::Optional => "optional",
                 Status::Fail => "fail",
             };
-            format!("{{\"check\":\"{}\",\"status\":\"{status}\",\"detail\":\"{}\"}}", escape(c.name), escape(&c.detail))
+            serde_json::json!({"check": c.name, "status": status, "detail": c.detail})
         })
         .collect();
-    format!("[{}]", items.join(","))
+    serde_json::Value::Array(items).to_string()
 }

@@ -106,7 +106,7 @@ pub struct Images {
     /// Registry host[:port] (default: [workspace.metadata.release] registry, or GATI_REGISTRY).
     #[arg(long)]
     pub registry: Option<String>,
-    /// Namespace (default: GATI_NAMESPACE, DOCKER_USERNAME, or the configured one).
+    /// Namespace (default: GATI_NAMESPACE, or the configured one). DOCKER_USERNAME is only the login.
     #[arg(long)]
     pub namespace: Option<String>,
     /// Print every command and tag; run nothing.

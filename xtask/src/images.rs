@@ -10,6 +10,7 @@
 
 use std::{
     io::{IsTerminal, Write},
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -20,7 +21,9 @@ use crate::{
     config::{Config, Overrides},
     context, docker, flags,
     git::Head,
-    registry::{retry_budget, Credentials, Registry},
+    interrupt,
+    registry::{Credentials, Registry, Remote},
+    retry::Backoff,
     services,
     surfaces::Surfaces,
     tags::{self, Move, Tags},
@@ -40,12 +43,9 @@ pub struct Plan {
     pub no_cache: bool,
     /// Push from a tree with uncommitted changes (only into a throwaway registry).
     pub allow_dirty: bool,
-    /// Check, but change nothing (not even the Docker client's login).
-    pub dry_run: bool,
-    /// Count an immutable tag as pushed when the registry's image was built from this same
-    /// commit (its revision label), even if its digest differs from the local build's: a release
-    /// of a tag re-run on a fresh CI machine keeps what an earlier run pushed.
-    pub adopt_same_revision: bool,
+    /// The Docker client configuration the pushes use: a private one holding this run's login,
+    /// or the user's own (`None`) when no credentials were given.
+    pub docker_config: Option<PathBuf>,
 }
 
 pub struct Image {
@@ -65,39 +65,70 @@ pub struct Outcome {
     pub seconds: f64,
 }
 
+/// What to do with one immutable tag of one image, given what the registry holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Push {
+    /// The registry lacks it.
+    Send,
+    /// The registry has exactly the local image.
+    UpToDate(String),
+    /// The registry has an image built from this same commit (a re-run on another machine, whose
+    /// build has other bytes): it stays, and counts as pushed.
+    Adopt(String),
+    /// The registry has an image built from another commit: an immutable tag never changes.
+    Taken(Remote),
+}
+
+/// The decision for one immutable tag: pure, from what the registry and the daemon hold.
+pub fn decide_push(remote: Option<&Remote>, local_digests: &[String], repo: &str, revision: &str) -> Push {
+    let Some(remote) = remote else { return Push::Send };
+    if local_digests
+        .iter()
+        .any(|d| *d == format!("{repo}@{}", remote.digest) || d.ends_with(&format!("/{repo}@{}", remote.digest)))
+    {
+        return Push::UpToDate(remote.digest.clone());
+    }
+    match remote.revision.as_deref() {
+        Some(r) if r == revision => Push::Adopt(remote.digest.clone()),
+        _ => Push::Taken(remote.clone()),
+    }
+}
+
 impl Plan {
-    /// The plan for the version the surfaces agree on.
+    /// The plan of `cargo xtask images`: the version the surfaces agree on, where the flags say.
     pub fn new(sh: &Shell, flags: &flags::Images) -> anyhow::Result<Plan> {
         let overrides = Overrides { registry: flags.registry.clone(), namespace: flags.namespace.clone() };
-        let config = Config::load(&sh.read_file(crate::config::CONFIG_FILE)?, |k| std::env::var(k).ok(), &overrides)?;
+        let config = crate::config::load(sh, &overrides)?;
         let version = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
-        Plan::for_version(sh, flags, config, version)
+        Plan::for_version(sh, config, version, &flags.only, flags.edge)
     }
 
-    /// The plan for `version`, built from the commit at HEAD.
+    /// The plan for `version`, built from the commit at HEAD: every service, or `only` these;
+    /// an `edge` build of main gets `sha-<commit>` and `edge`.
     pub fn for_version(
         sh: &Shell,
-        flags: &flags::Images,
         config: Config,
         version: ReleaseVersion,
+        only: &[String],
+        edge: bool,
     ) -> anyhow::Result<Plan> {
         let head = Head::read(sh)?;
-        for only in &flags.only {
-            if !config.services.contains(only) {
-                bail!("--only {only}: not a service; the services are {}", config.services.join(", "));
+        for service in only {
+            if !config.services.contains(service) {
+                bail!("--only {service}: not a service; the services are {}", config.services.join(", "));
             }
         }
         let images = config
             .services
             .iter()
-            .filter(|s| flags.only.is_empty() || flags.only.contains(s))
+            .filter(|s| only.is_empty() || only.contains(s))
             .map(|service| Image {
                 service: service.clone(),
                 repo: format!("{}/gati-{service}", config.namespace),
                 reference: format!("{}/{}/gati-{service}", config.registry, config.namespace),
             })
             .collect();
-        let tags = tags::for_build(&version, flags.edge.then_some(head.commit.as_str()));
+        let tags = tags::for_build(&version, edge.then_some(head.commit.as_str()));
         let source = repository_url(&sh.read_file(crate::config::CONFIG_FILE)?);
         let build_args = vec![
             ("VERSION".to_string(), version.to_string()),
@@ -115,16 +146,25 @@ impl Plan {
             credentials: Credentials::from_env(),
             no_cache: false,
             allow_dirty: false,
-            dry_run: flags.dry_run,
-            adopt_same_revision: false,
+            docker_config: None,
         })
     }
 
-    pub fn registry(&self, sh: &Shell) -> Registry {
-        Registry::new(&self.config.registry, self.credentials.clone(), sh.current_dir().join("target").join("xtask"))
+    pub fn registry(&self) -> Registry {
+        Registry::new(&self.config.registry, self.credentials.clone())
     }
 
-    /// Every problem that would stop the build or the push, found without changing anything.
+    /// What the registry holds for every image's immutable tags, read once.
+    pub fn remote_state(&self, registry: &Registry) -> anyhow::Result<Vec<Vec<Option<Remote>>>> {
+        self.images
+            .iter()
+            .map(|image| self.tags.immutable.iter().map(|tag| registry.remote(&image.repo, tag)).collect())
+            .collect()
+    }
+
+    /// Every problem that would stop the build or the push, found without changing anything
+    /// (no login, no push): the daemon, the Dockerfiles, secrets in a context, a dirty tree,
+    /// the right to push, and immutable tags that the registry holds from another commit.
     pub fn problems(&self, sh: &Shell, push: bool) -> Vec<String> {
         let root = sh.current_dir();
         let mut problems = Vec::new();
@@ -151,19 +191,48 @@ impl Plan {
             ));
         }
         if push {
-            let registry = self.registry(sh);
-            let access = self.images.iter().try_for_each(|image| registry.check_access(&image.repo));
-            // The registry accepts these credentials: log the daemon in for the pushes.
-            let login = access.and_then(|()| match &self.credentials {
-                Some(credentials) if !self.dry_run => docker::login(sh, &self.config.registry, credentials),
-                _ => Ok(()),
-            });
-            if let Err(e) = login {
-                problems.push(format!("{e:#}"));
+            let registry = self.registry();
+            let checked = self.images.iter().try_for_each(|image| registry.check_push(&image.repo));
+            match checked.and_then(|()| self.remote_state(&registry)) {
+                Err(e) => problems.push(format!("{e:#}")),
+                Ok(state) => problems.extend(self.taken(&state)),
             }
         }
         problems
     }
+
+    /// The immutable tags the registry holds from another commit, each with the fix.
+    pub fn taken(&self, state: &[Vec<Option<Remote>>]) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (image, remotes) in self.images.iter().zip(state) {
+            for (tag, remote) in self.tags.immutable.iter().zip(remotes) {
+                if let Push::Taken(remote) = decide_push(remote.as_ref(), &[], &image.repo, &self.head.revision()) {
+                    problems.push(format!(
+                        "{}:{tag} is on the registry already, built from {} (this tree is {}): an immutable tag never \
+                         changes. Release a new version (`cargo xtask bump patch`), or push this commit with `--edge`",
+                        image.reference,
+                        short(remote.revision.as_deref().unwrap_or("an unknown commit")),
+                        short(&self.head.revision()),
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    /// Logs the Docker client in for the pushes, when credentials were given: into a private
+    /// client configuration that is deleted when the returned guard drops, so that the password
+    /// is not left on disk after the run (error and Ctrl-C included).
+    pub fn login(&mut self, sh: &Shell) -> anyhow::Result<Option<docker::Login>> {
+        let Some(credentials) = &self.credentials else { return Ok(None) };
+        let login = docker::Login::new(sh, &self.config.registry, credentials)?;
+        self.docker_config = Some(login.dir.clone());
+        Ok(Some(login))
+    }
+}
+
+fn short(revision: &str) -> &str {
+    &revision[..revision.len().min(12)]
 }
 
 /// `repository` from `[workspace.package]`, for the `source` label.
@@ -177,7 +246,7 @@ fn repository_url(cargo_toml: &str) -> String {
 
 impl flags::Images {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let plan = Plan::new(sh, &self)?;
+        let mut plan = Plan::new(sh, &self)?;
         if self.dry_run {
             print!("{}", dry_run(sh, &plan, self.push));
             return Ok(());
@@ -188,7 +257,8 @@ impl flags::Images {
         }
         let mut outcomes = build(sh, &plan)?;
         if self.push {
-            push(sh, &plan, &mut outcomes)?;
+            interrupt::install();
+            push(sh, &mut plan, &mut outcomes)?;
         }
         print!("{}", table(&plan, &outcomes));
         Ok(())
@@ -310,63 +380,50 @@ fn wait_all(handles: &[duct::Handle], mut done: impl FnMut(usize, &std::process:
     Ok(())
 }
 
-/// Immutable tags, verified; then the floating tags. Nothing floating moves unless every
-/// image's immutable tags are on the registry with the digests that were pushed. The daemon
-/// was logged in by the preflight ([`Plan::problems`]).
-pub fn push(sh: &Shell, plan: &Plan, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
-    let registry = plan.registry(sh);
-    let mut board = Board::new(plan.images.iter().map(|i| i.service.clone()).collect());
-    push_immutable(sh, plan, &registry, &mut board, outcomes).with_context(|| {
-        format!("no floating tag was moved. Run the same command again once {} answers", plan.config.registry)
-    })?;
-    move_floating(plan, &registry, &mut board, outcomes).with_context(|| {
-        format!(
-            "every image is pushed and verified, but not every floating tag moved. Run the same command again \
-             once {} answers: it moves the rest",
-            plan.config.registry
-        )
-    })?;
-    board.all("done");
-    Ok(())
+/// Logs in, pushes every immutable tag (verified), then moves the floating tags.
+pub fn push(sh: &Shell, plan: &mut Plan, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
+    let _login = plan.login(sh)?;
+    push_immutable(sh, plan, outcomes)?;
+    move_floating(plan, outcomes)
 }
 
-fn push_immutable(
-    sh: &Shell,
-    plan: &Plan,
-    registry: &Registry,
-    board: &mut Board,
-    outcomes: &mut [Outcome],
-) -> anyhow::Result<()> {
+/// Pushes every immutable tag the registry lacks, at once, and verifies each pushed digest on
+/// the registry. Tags the registry holds are decided from one read of it ([`decide_push`]):
+/// up to date, adopted (built from this commit elsewhere), or refused (another commit's).
+/// Nothing floating moves here.
+pub fn push_immutable(sh: &Shell, plan: &Plan, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
+    let registry = plan.registry();
+    let mut board = Board::new(plan.images.iter().map(|i| i.service.clone()).collect());
     let started = Instant::now();
-    for tag in &plan.tags.immutable {
-        // The registry already has this exact image: nothing to send.
+    let fix = || format!("no floating tag was moved. Run the same command again once {} answers", plan.config.registry);
+    let state = plan.remote_state(&registry).with_context(fix)?;
+    let taken = plan.taken(&state);
+    if !taken.is_empty() {
+        bail!("nothing was pushed:\n  - {}", taken.join("\n  - "));
+    }
+    for (t, tag) in plan.tags.immutable.iter().enumerate() {
         let mut to_push = Vec::new();
         for (i, image) in plan.images.iter().enumerate() {
-            let reference = format!("{}:{tag}", image.reference);
-            let remote = registry.digest(&image.repo, tag)?;
-            let local = docker::repo_digests(sh, &reference)?;
-            let built_here = |digest: &str| local.iter().any(|d| d.ends_with(&format!("{}@{digest}", image.repo)));
-            let same_commit = || -> anyhow::Result<bool> {
-                Ok(plan.adopt_same_revision
-                    && !plan.head.dirty
-                    && registry.revision(&image.repo, tag)?.as_deref() == Some(plan.head.commit.as_str()))
-            };
-            match remote {
-                Some(digest) if built_here(&digest) || same_commit()? => {
-                    let how = if built_here(&digest) { "up to date" } else { "already pushed from this commit" };
-                    board.set(i, format!("{tag} {how}"));
-                    outcomes[i].seconds += started.elapsed().as_secs_f64();
-                    outcomes[i].digest = Some(digest);
-                    outcomes[i].tags.push(tag.clone());
+            let local = docker::repo_digests(sh, &format!("{}:{tag}", image.reference))?;
+            let (how, digest) = match decide_push(state[i][t].as_ref(), &local, &image.repo, &plan.head.revision()) {
+                Push::Send => {
+                    to_push.push(i);
+                    continue;
                 }
-                _ => to_push.push(i),
-            }
+                Push::UpToDate(digest) => ("up to date", digest),
+                Push::Adopt(digest) => ("already pushed from this commit", digest),
+                Push::Taken(_) => unreachable!("refused above"),
+            };
+            board.set(i, format!("{tag} {how}"));
+            outcomes[i].seconds += started.elapsed().as_secs_f64();
+            outcomes[i].digest = Some(digest);
+            outcomes[i].tags.push(tag.clone());
         }
-        let digests = push_with_retries(plan, tag, &to_push, board)?;
+        let digests = push_with_retries(plan, tag, &to_push, &mut board).with_context(fix)?;
         for (i, pushed) in digests {
             let image = &plan.images[i];
             board.set(i, format!("verifying {tag}"));
-            let remote = registry.digest(&image.repo, tag)?;
+            let remote = registry.digest(&image.repo, tag).with_context(fix)?;
             if remote.as_deref() != Some(pushed.as_str()) {
                 bail!(
                     "{}:{tag}: pushed {pushed}, but the registry has {}; push again",
@@ -383,28 +440,58 @@ fn push_immutable(
     Ok(())
 }
 
-/// Every immutable tag is verified: the floating tags may move, decided once for all images
-/// from the tags of all of them, so that they move together or not at all.
-fn move_floating(plan: &Plan, registry: &Registry, board: &mut Board, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
+/// What each floating tag should point at, decided once for all images from the registry's
+/// tags, so that they move together or not at all: `(tag, [(image, digest)])` for the tags
+/// that move, and a line for each that stays.
+pub fn floating_plan(
+    plan: &Plan,
+    registry: &Registry,
+    digests: &[String],
+) -> anyhow::Result<(Vec<(String, Vec<(usize, String)>)>, Vec<String>)> {
     let mut existing = Vec::new();
     for image in &plan.images {
         existing.extend(registry.tags(&image.repo)?);
     }
+    let (mut moves, mut stays) = (Vec::new(), Vec::new());
     for decision in tags::floating_moves(&plan.version, &plan.tags.floating, &existing) {
         match decision {
             Move::Keep { tag, higher } => {
-                println!("{tag} stays where it is: {higher} on the registry is higher than {}", plan.version);
+                stays.push(format!("{tag} stays where it is: {higher} on the registry is higher than {}", plan.version))
             }
-            Move::Move(tag) => {
-                for (i, image) in plan.images.iter().enumerate() {
-                    let digest = outcomes[i].digest.clone().context("an image without a verified digest")?;
-                    if registry.digest(&image.repo, &tag)?.as_deref() != Some(digest.as_str()) {
-                        registry.put_tag(&image.repo, &digest, &tag)?;
-                        board.set(i, format!("{tag} moved"));
-                    }
-                    outcomes[i].tags.push(tag.clone());
-                }
+            Move::Move(tag) => moves.push((tag, digests.iter().cloned().enumerate().collect())),
+        }
+    }
+    Ok((moves, stays))
+}
+
+/// Every immutable tag is verified: the floating tags move, on the registry itself, to the
+/// verified digests, never backwards.
+pub fn move_floating(plan: &Plan, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
+    let registry = plan.registry();
+    let mut board = Board::new(plan.images.iter().map(|i| i.service.clone()).collect());
+    let fix = || {
+        format!(
+            "every image is pushed and verified, but not every floating tag moved. Run the same command again \
+             once {} answers: it moves the rest",
+            plan.config.registry
+        )
+    };
+    let digests = outcomes
+        .iter()
+        .map(|o| o.digest.clone().context("an image without a verified digest"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (moves, stays) = floating_plan(plan, &registry, &digests).with_context(fix)?;
+    for line in stays {
+        println!("{line}");
+    }
+    for (tag, targets) in moves {
+        for (i, digest) in targets {
+            let repo = &plan.images[i].repo;
+            if registry.digest(repo, &tag).with_context(fix)?.as_deref() != Some(digest.as_str()) {
+                registry.put_tag(repo, &digest, &tag).with_context(fix)?;
+                board.set(i, format!("{tag} moved"));
             }
+            outcomes[i].tags.push(tag.clone());
         }
     }
     Ok(())
@@ -418,21 +505,21 @@ fn push_with_retries(
     which: &[usize],
     board: &mut Board,
 ) -> anyhow::Result<Vec<(usize, String)>> {
-    let budget = retry_budget();
-    let started = Instant::now();
-    let mut delay = Duration::from_secs(1);
+    let mut backoff = Backoff::default();
     let mut pending = which.to_vec();
     let mut pushed = Vec::new();
+    let config: Vec<String> = match &plan.docker_config {
+        Some(dir) => vec!["--config".into(), dir.display().to_string()],
+        None => vec![],
+    };
     while !pending.is_empty() {
         let handles = pending
             .iter()
             .map(|&i| {
                 board.set(i, format!("pushing {tag}"));
-                duct::cmd!("docker", "push", format!("{}:{tag}", plan.images[i].reference))
-                    .stdout_capture()
-                    .stderr_capture()
-                    .unchecked()
-                    .start()
+                let mut args = config.clone();
+                args.extend(["push".into(), format!("{}:{tag}", plan.images[i].reference)]);
+                duct::cmd("docker", args).stdout_capture().stderr_capture().unchecked().start()
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut retry = Vec::new();
@@ -457,25 +544,12 @@ fn push_with_retries(
             }
         })?;
         if !permanent.is_empty() {
-            bail!(
-                "pushing to {} failed; no floating tag was moved:\n  {}",
-                plan.config.registry,
-                permanent.join("\n  ")
-            );
-        }
-        if !retry.is_empty() && started.elapsed() + delay > budget {
-            let why: Vec<String> =
-                retry.iter().map(|(i, why)| format!("{}:{tag}: {why}", plan.images[*i].reference)).collect();
-            bail!(
-                "{} kept failing for {} s:\n  {}",
-                plan.config.registry,
-                started.elapsed().as_secs(),
-                why.join("\n  ")
-            );
+            bail!("pushing to {} failed:\n  {}", plan.config.registry, permanent.join("\n  "));
         }
         if !retry.is_empty() {
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_secs(30));
+            let why: Vec<String> =
+                retry.iter().map(|(i, why)| format!("{}:{tag}: {why}", plan.images[*i].reference)).collect();
+            backoff.wait(&format!("{} failed a push ({})", plan.config.registry, why.join("; ")), None)?;
         }
         pending = retry.into_iter().map(|(i, _)| i).collect();
     }
@@ -609,6 +683,21 @@ mod tests {
             Some("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
         );
         assert_eq!(pushed_digest("no digest here"), None);
+    }
+
+    #[test]
+    fn an_immutable_tag_is_sent_kept_adopted_or_refused() {
+        let remote = |revision: &str| Remote { digest: "sha256:aa".into(), revision: Some(revision.into()) };
+        let repo = "gatidev/gati-backend";
+        let pushed_here = ["127.0.0.1:5000/gatidev/gati-backend@sha256:aa".to_string()];
+        assert_eq!(decide_push(None, &[], repo, "c1"), Push::Send);
+        assert_eq!(decide_push(Some(&remote("c1")), &pushed_here, repo, "c1"), Push::UpToDate("sha256:aa".into()));
+        // Built from this commit on another machine: other bytes, same source. It stays.
+        assert_eq!(decide_push(Some(&remote("c1")), &[], repo, "c1"), Push::Adopt("sha256:aa".into()));
+        // Built from another commit: an immutable tag never changes.
+        assert_eq!(decide_push(Some(&remote("c0")), &[], repo, "c1"), Push::Taken(remote("c0")));
+        let unlabelled = Remote { digest: "sha256:bb".into(), revision: None };
+        assert_eq!(decide_push(Some(&unlabelled), &pushed_here, repo, "c1"), Push::Taken(unlabelled.clone()));
     }
 
     #[test]

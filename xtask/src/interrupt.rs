@@ -51,6 +51,19 @@ pub fn check() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sleeps for `duration`, or less when the user interrupts.
+pub fn sleep(duration: Duration) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + duration;
+    loop {
+        check()?;
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
 /// Runs a command to completion, or kills it when interrupted.
 pub fn run(command: impl Into<Command>) -> anyhow::Result<ExitStatus> {
     let mut command = command.into();

@@ -1,6 +1,7 @@
-//! The release journal: each completed step with what proves it, in the repository's ignored
-//! state directory, rewritten atomically after every step. It says where to look; the release
-//! still verifies each step against git, the registry and the index before trusting it.
+//! The release journal: how long each step took, and the few results the world cannot show
+//! (the image id the smoke test passed), in the repository's ignored state directory,
+//! rewritten atomically. A cache, not the truth: the release proves each step done from git,
+//! the registry and the index, and a machine without a journal continues a release the same.
 
 use std::path::{Path, PathBuf};
 
@@ -34,12 +35,17 @@ impl Journal {
         self.doc.get("steps")?.get(step)?.as_str()
     }
 
-    pub fn record(&mut self, step: &str, proof: &str, seconds: f64) -> anyhow::Result<()> {
+    pub fn record(&mut self, step: &str, proof: &str) -> anyhow::Result<()> {
         if !self.doc.contains_key("steps") {
             self.doc["steps"] = toml_edit::table();
         }
         self.doc["steps"][step] = value(proof);
-        self.time(step, seconds)
+        self.save()
+    }
+
+    /// This machine began a release that it has not seen finish (its last step never timed).
+    pub fn unfinished(&self) -> bool {
+        self.exists() && self.seconds("push-git").is_none()
     }
 
     /// Records how long `what` took (a step, or a part of one such as `compile`).
@@ -48,14 +54,6 @@ impl Journal {
             self.doc["seconds"] = toml_edit::table();
         }
         self.doc["seconds"][what] = value((seconds * 100.0).round() / 100.0);
-        self.save()
-    }
-
-    /// Forgets `step` (its proof no longer holds).
-    pub fn forget(&mut self, step: &str) -> anyhow::Result<()> {
-        if let Some(steps) = self.doc.get_mut("steps").and_then(|s| s.as_table_like_mut()) {
-            steps.remove(step);
-        }
         self.save()
     }
 
@@ -82,10 +80,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let mut journal = Journal::open(&dir, "0.1.1").unwrap();
         assert!(!journal.exists() && journal.proof("bump").is_none());
-        journal.record("bump", "commit abc", 0.123).unwrap();
+        journal.record("bump", "commit abc").unwrap();
+        journal.time("bump", 0.123).unwrap();
         let mut again = Journal::open(&dir, "0.1.1").unwrap();
         assert_eq!((again.proof("bump"), again.seconds("bump")), (Some("commit abc"), Some(0.12)));
-        again.forget("bump").unwrap();
-        assert!(Journal::open(&dir, "0.1.1").unwrap().proof("bump").is_none());
+        assert!(again.unfinished());
+        again.time("push-git", 1.0).unwrap();
+        assert!(!Journal::open(&dir, "0.1.1").unwrap().unfinished());
     }
 }

@@ -27,6 +27,7 @@ mod python;
 mod registry;
 mod rehearse;
 mod release;
+mod retry;
 mod sandbox;
 mod services;
 mod surfaces;

@@ -23,20 +23,75 @@ impl DistFile {
     }
 }
 
-/// `python -m build sdk` into `out` (emptied first); returns the sdist and the wheel.
-/// `source_date_epoch` (the commit's time) makes the wheel byte-for-byte reproducible, so a
-/// release rebuilt elsewhere (a CI re-run) uploads the same wheel the index may already have.
-pub fn build(sh: &Shell, python: &Path, out: &Path, source_date_epoch: &str) -> anyhow::Result<Vec<DistFile>> {
-    if out.exists() {
-        sh.remove_path(out)?;
+/// The package of `commit`, built into `out` (emptied first); returns the sdist and the wheel.
+///
+/// The source is the commit's `sdk/` (`git archive`), not the work tree, and its compose file
+/// names `image_prefix` (`registry/namespace`): the package points at exactly where this release
+/// pushes its images. The commit's time as `SOURCE_DATE_EPOCH` makes the wheel byte-for-byte
+/// reproducible, so a release rebuilt elsewhere (a CI re-run) uploads the wheel the index may
+/// already have. `out`'s stamp (see [`built_from`]) records the commit.
+pub fn build(sh: &Shell, python: &Path, out: &Path, commit: &str, image_prefix: &str) -> anyhow::Result<Vec<DistFile>> {
+    let source = out.with_extension("src");
+    for dir in [out, &source] {
+        if dir.exists() {
+            sh.remove_path(dir)?;
+        }
     }
-    let command = cmd!(sh, "{python} -m build sdk --outdir {out}").env("SOURCE_DATE_EPOCH", source_date_epoch).quiet();
+    sh.create_dir(&source)?;
+    let stamp = stamp_path(out);
+    let _ = std::fs::remove_file(&stamp);
+    let root = sh.current_dir();
+    duct::cmd!("git", "archive", "--format=tar", commit, "sdk")
+        .dir(&root)
+        .pipe(duct::cmd!("tar", "-x", "-C", &source))
+        .run()
+        .with_context(|| format!("extracting sdk/ of {commit}"))?;
+    let compose = source.join(crate::surfaces::COMPOSE);
+    let text = sh.read_file(&compose)?;
+    sh.write_file(&compose, with_image_prefix(&text, image_prefix)?)?;
+
+    let format = "--format=%ct";
+    let epoch = cmd!(sh, "git show -s {format} {commit}").quiet().read()?;
+    let sdk = source.join("sdk");
+    let command = cmd!(sh, "{python} -m build {sdk} --outdir {out}").env("SOURCE_DATE_EPOCH", epoch).quiet();
     interrupt::run_checked(with_quiet_output(command), "python -m build sdk")?;
     let files = dist_files(sh, out)?;
     if files.len() != 2 {
         bail!("python -m build sdk made {} files in {}, expected an sdist and a wheel", files.len(), out.display());
     }
+    sh.write_file(stamp, commit)?;
     Ok(files)
+}
+
+fn stamp_path(out: &Path) -> PathBuf {
+    out.with_extension("commit")
+}
+
+/// The commit the package files in `out` were built from, if they were built completely.
+pub fn built_from(out: &Path) -> Option<String> {
+    std::fs::read_to_string(stamp_path(out)).ok().map(|s| s.trim().to_string())
+}
+
+/// The compose file with every image's default prefix (`${GATI_IMAGE_PREFIX:-…}`) set to
+/// `prefix`. Every `image:` line must have one; users' `GATI_IMAGE_PREFIX` still overrides it.
+pub fn with_image_prefix(compose: &str, prefix: &str) -> anyhow::Result<String> {
+    const OPEN: &str = "${GATI_IMAGE_PREFIX:-";
+    let mut out = String::with_capacity(compose.len());
+    let mut images = 0;
+    for line in compose.split_inclusive('\n') {
+        if !line.trim_start().starts_with("image:") {
+            out.push_str(line);
+            continue;
+        }
+        let (before, rest) = line.split_once(OPEN).with_context(|| {
+            format!("{}: `{}` has no ${{GATI_IMAGE_PREFIX:-…}}", crate::surfaces::COMPOSE, line.trim())
+        })?;
+        let (_, after) = rest.split_once('}').context("unclosed ${GATI_IMAGE_PREFIX")?;
+        out.push_str(&format!("{before}{OPEN}{prefix}}}{after}"));
+        images += 1;
+    }
+    anyhow::ensure!(images > 0, "{} names no image", crate::surfaces::COMPOSE);
+    Ok(out)
 }
 
 /// The files in `dir`, each with its sha256, sorted by name.
@@ -146,17 +201,45 @@ pub fn credentials_source() -> Option<&'static str> {
 /// on the index an sdist that a rebuild could not match.
 pub fn upload(sh: &Shell, python: &Path, index: &str, files: &[DistFile]) -> anyhow::Result<()> {
     let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
-    let command = cmd!(
+    let mut command = cmd!(
         sh,
         "{python} -m twine upload --non-interactive --disable-progress-bar --repository-url {index} {paths...}"
     );
     eprintln!("$ {command}");
+    // An absent CI secret arrives as an empty variable, which twine takes as the password itself
+    // (so it never tries trusted publishing, nor ~/.pypirc): twine must not see it at all.
+    for key in empty_twine_variables(std::env::vars()) {
+        command = command.env_remove(key);
+    }
     interrupt::run_checked(command, "twine upload")
+}
+
+/// The `TWINE_*` variables that are set but empty.
+fn empty_twine_variables(vars: impl Iterator<Item = (String, String)>) -> Vec<String> {
+    vars.filter(|(k, v)| k.starts_with("TWINE_") && v.is_empty()).map(|(k, _)| k).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_package_names_the_release_registry() {
+        let compose =
+            "services:\n  backend:\n    image: ${GATI_IMAGE_PREFIX:-docker.io/gatidev}/gati-backend:0.1.1\n    \
+                       ports: []\n  mcp:\n    image: ${GATI_IMAGE_PREFIX:-docker.io/gatidev}/gati-mcp-server:0.1.1\n";
+        let pinned = with_image_prefix(compose, "127.0.0.1:5000/gatidev").unwrap();
+        assert_eq!(pinned.matches("${GATI_IMAGE_PREFIX:-127.0.0.1:5000/gatidev}/gati-").count(), 2, "{pinned}");
+        assert!(!pinned.contains("docker.io"));
+        assert!(with_image_prefix("services:\n  a:\n    image: gati-backend:1\n", "x/y").is_err());
+    }
+
+    #[test]
+    fn empty_twine_variables_are_not_passed_on() {
+        let vars = [("TWINE_USERNAME", "__token__"), ("TWINE_PASSWORD", ""), ("OTHER", ""), ("TWINE_REPOSITORY", "")];
+        let vars = vars.into_iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        assert_eq!(empty_twine_variables(vars), ["TWINE_PASSWORD", "TWINE_REPOSITORY"]);
+    }
 
     #[test]
     fn reads_a_simple_index_page() {

@@ -1,16 +1,22 @@
-//! The registry's HTTP API (distribution spec v2), through `curl`. Credentials reach curl as a
-//! config file on stdin, never as arguments, so no process listing or error message shows them.
-//! Transient failures (connection refused or reset, 5xx, 429) are retried with backoff within a
-//! bounded total; permanent ones (401, 403, invalid manifest) fail at once.
+//! The registry's HTTP API (distribution spec v2), through `curl`, as Docker Hub serves it:
+//! Bearer-token auth (a token realm, tokens scoped per repository, pull-only for the anonymous)
+//! or Basic auth; blob downloads redirected to another host; tag lists in pages.
+//!
+//! curl reads its whole request — URL, headers, credentials, body — as a config file on stdin,
+//! and answers on its stdout (the body) and stderr (status and headers as JSON). Nothing
+//! touches the disk, and no process listing or error message shows a password or a token.
+//! Tokens live in memory for one run. Redirects are followed, and curl sends neither the
+//! `Authorization` header nor the credentials to another host or port.
+//!
+//! Transient failures (connection refused or reset, 5xx, 429) are retried within
+//! `GATI_RETRY_SECONDS`; permanent ones (401, 403, invalid manifest) fail at once.
 
-use std::{
-    cell::RefCell,
-    collections::HashMap,
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::{cell::RefCell, collections::HashMap, time::Duration};
 
 use anyhow::{bail, Context};
+use serde_json::Value;
+
+use crate::retry::Backoff;
 
 /// A user and a password or token. `Debug` never shows the password.
 #[derive(Clone)]
@@ -26,7 +32,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// `DOCKER_USERNAME`/`DOCKER_PASSWORD`, when both are set.
+    /// `DOCKER_USERNAME`/`DOCKER_PASSWORD`, when both are set and not empty.
     pub fn from_env() -> Option<Credentials> {
         let user = std::env::var("DOCKER_USERNAME").ok().filter(|u| !u.is_empty())?;
         let password = std::env::var("DOCKER_PASSWORD").ok().filter(|p| !p.is_empty())?;
@@ -37,31 +43,44 @@ impl Credentials {
 const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, \
     application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
     application/vnd.oci.image.index.v1+json";
-
-/// How long transient registry failures are retried: `GATI_RETRY_SECONDS`, default 60.
-pub fn retry_budget() -> Duration {
-    let seconds = std::env::var("GATI_RETRY_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
-    Duration::from_secs(seconds)
-}
+const IMAGE_MANIFEST_TYPES: &str =
+    "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
 
 pub struct Registry {
     /// As configured, e.g. `docker.io` or `127.0.0.1:5000`.
     pub name: String,
     base: String,
     credentials: Option<Credentials>,
+    /// What the registry asked for, learnt from its first 401; tokens by scope.
+    scheme: RefCell<Scheme>,
     tokens: RefCell<HashMap<String, String>>,
-    scratch: PathBuf,
+}
+
+#[derive(Clone, Default)]
+enum Scheme {
+    #[default]
+    Unknown,
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    headers: Value,
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// The value of the last response's header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers.get(name.to_ascii_lowercase())?.as_array()?.last()?.as_str()
+    }
+
+    fn json(&self, what: &str) -> anyhow::Result<Value> {
+        serde_json::from_slice(&self.body).with_context(|| format!("{what}: the registry's answer is not JSON"))
     }
 }
 
@@ -70,8 +89,16 @@ enum Failure {
     Permanent(anyhow::Error),
 }
 
+/// Everything the registry says about one tag of one repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub digest: String,
+    /// The image's `org.opencontainers.image.revision` label: the commit it was built from.
+    pub revision: Option<String>,
+}
+
 impl Registry {
-    pub fn new(name: &str, credentials: Option<Credentials>, scratch: PathBuf) -> Registry {
+    pub fn new(name: &str, credentials: Option<Credentials>) -> Registry {
         let host = if name == "docker.io" { "registry-1.docker.io" } else { name };
         // Docker itself talks plain HTTP to loopback registries; so do we.
         let scheme = if host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]") {
@@ -83,8 +110,8 @@ impl Registry {
             name: name.to_string(),
             base: format!("{scheme}://{host}"),
             credentials,
+            scheme: RefCell::default(),
             tokens: RefCell::default(),
-            scratch,
         }
     }
 
@@ -95,27 +122,42 @@ impl Registry {
         }
     }
 
-    /// Fails unless the registry answers and accepts the credentials for pushing to `repo`.
-    pub fn check_access(&self, repo: &str) -> anyhow::Result<()> {
-        let response = self.request("GET", &format!("/v2/{repo}/tags/list"), repo, &[], None)?;
-        match response.status {
-            200 | 404 => Ok(()),
-            401 | 403 => bail!("{} refused {} for {repo}", self.name, self.who()),
-            status => bail!("{} answered HTTP {status} to {}", self.name, self.who()),
+    /// Fails unless these credentials may push to `repo`: starts a blob upload, as a push does,
+    /// and cancels it. (Reading the tag list proves nothing: a pull-only token may do that.)
+    pub fn check_push(&self, repo: &str) -> anyhow::Result<()> {
+        let started = self.request("POST", &format!("/v2/{repo}/blobs/uploads/"), repo, &[], None)?;
+        match started.status {
+            202 => {
+                if let Some(location) = started.header("Location") {
+                    let url =
+                        if location.starts_with('/') { format!("{}{location}", self.base) } else { location.into() };
+                    // Best effort: an abandoned upload expires on the registry anyway.
+                    let _ = self.send("DELETE", &url, repo, &[], None);
+                }
+                Ok(())
+            }
+            401 | 403 => bail!("{} refused {} the right to push to {repo}", self.name, self.who()),
+            status => bail!("{} answered HTTP {status} to a push to {repo} by {}", self.name, self.who()),
         }
     }
 
-    /// The tags of `repo`; none if the repository does not exist yet.
+    /// Every tag of `repo`, page after page (`Link: <…>; rel="next"`); none if the repository
+    /// does not exist yet.
     pub fn tags(&self, repo: &str) -> anyhow::Result<Vec<String>> {
-        let response = self.request("GET", &format!("/v2/{repo}/tags/list?n=10000"), repo, &[], None)?;
-        match response.status {
-            404 => Ok(vec![]),
-            200 => {
-                let text = String::from_utf8_lossy(&response.body);
-                Ok(json_string_array(&text, "tags"))
+        let mut tags = Vec::new();
+        let mut next = Some(format!("/v2/{repo}/tags/list?n=100"));
+        while let Some(path) = next.take() {
+            let response = self.request("GET", &path, repo, &[], None)?;
+            match response.status {
+                404 => break,
+                200 => {}
+                status => bail!("listing the tags of {}/{repo}: HTTP {status}", self.name),
             }
-            status => bail!("listing the tags of {}/{repo}: HTTP {status}", self.name),
+            let page = response.json(&format!("the tags of {repo}"))?;
+            tags.extend(page["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)));
+            next = response.header("Link").and_then(next_link);
         }
+        Ok(tags)
     }
 
     /// The manifest digest that `reference` (a tag or a digest) points at, if it exists.
@@ -131,27 +173,38 @@ impl Registry {
         }
     }
 
-    /// The `org.opencontainers.image.revision` label of the image `reference` points at.
-    pub fn revision(&self, repo: &str, reference: &str) -> anyhow::Result<Option<String>> {
-        let accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
-        let manifest =
-            self.request("GET", &format!("/v2/{repo}/manifests/{reference}"), repo, &[("Accept", accept)], None)?;
-        if manifest.status != 200 {
-            return Ok(None);
+    /// The digest and the revision label of the image `reference` points at, if it exists.
+    /// The label is in the image's config blob, which registries like Docker Hub serve by a
+    /// redirect to another host.
+    pub fn remote(&self, repo: &str, reference: &str) -> anyhow::Result<Option<Remote>> {
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let manifest = self.request("GET", &path, repo, &[("Accept", IMAGE_MANIFEST_TYPES)], None)?;
+        match manifest.status {
+            404 => return Ok(None),
+            200 => {}
+            status => bail!("reading {}/{repo}:{reference}: HTTP {status}", self.name),
         }
-        let text = String::from_utf8_lossy(&manifest.body);
-        let Some(config) = text.find("\"config\"").and_then(|at| json_string(&text[at..], "digest")) else {
-            return Ok(None);
-        };
+        let digest = manifest.header("Docker-Content-Digest").context("no Docker-Content-Digest header")?.to_string();
+        let config = manifest.json(&format!("the manifest of {repo}:{reference}"))?["config"]["digest"]
+            .as_str()
+            .map(str::to_owned);
+        let Some(config) = config else { return Ok(Some(Remote { digest, revision: None })) };
         let blob = self.request("GET", &format!("/v2/{repo}/blobs/{config}"), repo, &[], None)?;
-        Ok(json_string(&String::from_utf8_lossy(&blob.body), "org.opencontainers.image.revision"))
+        if blob.status != 200 {
+            bail!("reading the config {config} of {}/{repo}: HTTP {}", self.name, blob.status);
+        }
+        let revision = blob.json(&format!("the image config of {repo}:{reference}"))?["config"]["Labels"]
+            ["org.opencontainers.image.revision"]
+            .as_str()
+            .map(str::to_owned);
+        Ok(Some(Remote { digest, revision }))
     }
 
     /// Points `tag` at the manifest `digest`, on the registry itself: the tag gets exactly the
     /// bytes that were verified, whatever the local daemon holds.
     pub fn put_tag(&self, repo: &str, digest: &str, tag: &str) -> anyhow::Result<()> {
-        let manifest =
-            self.request("GET", &format!("/v2/{repo}/manifests/{digest}"), repo, &[("Accept", MANIFEST_TYPES)], None)?;
+        let path = format!("/v2/{repo}/manifests/{digest}");
+        let manifest = self.request("GET", &path, repo, &[("Accept", MANIFEST_TYPES)], None)?;
         if manifest.status != 200 {
             bail!("reading the manifest {digest} of {}/{repo}: HTTP {}", self.name, manifest.status);
         }
@@ -164,7 +217,7 @@ impl Registry {
         Ok(())
     }
 
-    /// One API call with authentication and retries.
+    /// One API call with authentication, retried while the failure is transient.
     fn request(
         &self,
         method: &str,
@@ -173,138 +226,89 @@ impl Registry {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> anyhow::Result<Response> {
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(500);
+        let mut backoff = Backoff::default();
+        let url = format!("{}{path}", self.base);
         loop {
-            let failure = match self.authenticated(method, path, repo, headers, body) {
+            let (why, retry_after) = match self.send(method, &url, repo, headers, body) {
                 Ok(r) if r.status == 429 || r.status >= 500 => {
                     let wait = r.header("Retry-After").and_then(|s| s.trim().parse().ok()).map(Duration::from_secs);
-                    Failure::Transient(format!("HTTP {}", r.status), wait)
+                    (format!("HTTP {}", r.status), wait)
                 }
                 Ok(r) => return Ok(r),
-                Err(f) => f,
+                Err(Failure::Permanent(e)) => return Err(e),
+                Err(Failure::Transient(why, wait)) => (why, wait),
             };
-            match failure {
-                Failure::Permanent(e) => return Err(e),
-                Failure::Transient(why, retry_after) => {
-                    let wait = retry_after.unwrap_or(delay).min(Duration::from_secs(30));
-                    if started.elapsed() + wait > retry_budget() {
-                        bail!(
-                            "{} is not answering ({why}) after retrying for {} s: {method} {path}",
-                            self.name,
-                            started.elapsed().as_secs()
-                        );
-                    }
-                    eprintln!("  {}: {why}; retrying in {:.1} s", self.name, wait.as_secs_f32());
-                    std::thread::sleep(wait);
-                    delay *= 2;
-                }
-            }
+            backoff
+                .wait(&format!("{} is not answering {method} {path} ({why})", self.name), retry_after)
+                .with_context(|| format!("{} is not answering", self.name))?;
         }
     }
 
-    fn authenticated(
+    /// One call: with what the registry asked for, learning it from a 401 the first time.
+    fn send(
         &self,
         method: &str,
-        path: &str,
+        url: &str,
         repo: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Result<Response, Failure> {
-        let token = self.tokens.borrow().get(repo).cloned();
-        let auth = match (&token, &self.credentials) {
-            (Some(token), _) => Auth::Bearer(token.clone()),
-            (None, Some(c)) => Auth::Basic(c.clone()),
-            (None, None) => Auth::None,
-        };
-        let response = self.curl(method, &format!("{}{path}", self.base), headers, body, &auth)?;
+        let scope = format!("repository:{repo}:pull,push");
+        let response = curl(method, url, headers, body, &self.auth(&scope))?;
         if response.status != 401 {
             return Ok(response);
         }
-        // Token authentication (Docker Hub): ask the realm for a token for this repository.
-        let Some(challenge) = response.header("WWW-Authenticate").filter(|c| c.starts_with("Bearer ")) else {
-            return Ok(response);
-        };
-        let params = challenge_params(&challenge["Bearer ".len()..]);
-        let Some(realm) = params.get("realm") else { return Ok(response) };
-        let mut url = format!("{realm}?scope=repository:{repo}:pull,push");
-        if let Some(service) = params.get("service") {
+        let challenge = response.header("WWW-Authenticate").unwrap_or_default();
+        match parse_challenge(challenge) {
+            Some(Scheme::Basic) if self.credentials.is_some() => {
+                *self.scheme.borrow_mut() = Scheme::Basic;
+            }
+            Some(bearer @ Scheme::Bearer { .. }) => {
+                *self.scheme.borrow_mut() = bearer;
+                let token = self.token(&scope)?;
+                self.tokens.borrow_mut().insert(scope.clone(), token);
+            }
+            _ => return Ok(response),
+        }
+        curl(method, url, headers, body, &self.auth(&scope))
+    }
+
+    fn auth(&self, scope: &str) -> Auth {
+        match (&*self.scheme.borrow(), &self.credentials) {
+            (Scheme::Basic, Some(c)) => Auth::Basic(c.clone()),
+            (Scheme::Bearer { .. }, _) => self.tokens.borrow().get(scope).cloned().map_or(Auth::None, Auth::Bearer),
+            _ => Auth::None,
+        }
+    }
+
+    /// A token for `scope` from the realm: with the credentials if there are any, anonymous
+    /// otherwise. The realm grants what it allows (the anonymous get pull at most); the
+    /// registry then answers with what the token holds.
+    fn token(&self, scope: &str) -> Result<String, Failure> {
+        let Scheme::Bearer { realm, service } = self.scheme.borrow().clone() else { unreachable!() };
+        let mut url = format!("{realm}?scope={scope}");
+        if let Some(service) = service {
             url.push_str(&format!("&service={service}"));
         }
         let auth = self.credentials.clone().map_or(Auth::None, Auth::Basic);
-        let token_response = self.curl("GET", &url, &[], None, &auth)?;
-        if token_response.status != 200 {
-            return Ok(token_response);
+        let response = curl("GET", &url, &[], None, &auth)?;
+        match response.status {
+            200 => {}
+            401 | 403 => {
+                return Err(Failure::Permanent(anyhow::anyhow!("{realm} refused a token to {}", self.who())));
+            }
+            status if status == 429 || status >= 500 => {
+                return Err(Failure::Transient(format!("{realm} answered HTTP {status}"), None));
+            }
+            status => return Err(Failure::Permanent(anyhow::anyhow!("{realm} answered HTTP {status}"))),
         }
-        let text = String::from_utf8_lossy(&token_response.body);
-        let Some(token) = json_string(&text, "token").or_else(|| json_string(&text, "access_token")) else {
-            return Err(Failure::Permanent(anyhow::anyhow!("{} gave no token", realm)));
-        };
-        self.tokens.borrow_mut().insert(repo.to_string(), token.clone());
-        self.curl(method, &format!("{}{path}", self.base), headers, body, &Auth::Bearer(token))
+        let answer = response.json("the token").map_err(Failure::Permanent)?;
+        answer["token"]
+            .as_str()
+            .or(answer["access_token"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| Failure::Permanent(anyhow::anyhow!("{realm} answered without a token")))
     }
-
-    fn curl(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-        auth: &Auth,
-    ) -> Result<Response, Failure> {
-        std::fs::create_dir_all(&self.scratch).map_err(|e| Failure::Permanent(e.into()))?;
-        let id = format!("{}-{}", std::process::id(), NEXT.with(|n| n.replace(n.get() + 1)));
-        let header_file = self.scratch.join(format!("http-{id}.headers"));
-        let body_file = self.scratch.join(format!("http-{id}.body"));
-        let mut config = vec![
-            format!("url = {}", quote(url)),
-            format!("request = {}", quote(method)),
-            format!("dump-header = {}", quote(&header_file.to_string_lossy())),
-            format!("output = {}", quote(&body_file.to_string_lossy())),
-        ];
-        if method == "HEAD" {
-            config.push("head".into());
-        }
-        for (k, v) in headers {
-            config.push(format!("header = {}", quote(&format!("{k}: {v}"))));
-        }
-        match auth {
-            Auth::None => {}
-            Auth::Basic(c) => config.push(format!("user = {}", quote(&format!("{}:{}", c.user, c.password)))),
-            Auth::Bearer(t) => config.push(format!("header = {}", quote(&format!("Authorization: Bearer {t}")))),
-        }
-        let upload = self.scratch.join(format!("http-{id}.upload"));
-        if let Some(body) = body {
-            std::fs::write(&upload, body).map_err(|e| Failure::Permanent(e.into()))?;
-            config.push(format!("data-binary = {}", quote(&format!("@{}", upload.display()))));
-        }
-        let curl = duct::cmd!("curl", "--silent", "--show-error", "--max-time", "60", "--config", "-")
-            .stdin_bytes(config.join("\n") + "\n")
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked();
-        let output = crate::interrupt::output(curl).map_err(Failure::Permanent)?;
-        let headers = std::fs::read_to_string(&header_file).unwrap_or_default();
-        let body = std::fs::read(&body_file).unwrap_or_default();
-        for file in [&header_file, &body_file, &upload] {
-            let _ = std::fs::remove_file(file);
-        }
-        if !output.status.success() {
-            let code = output.status.code().unwrap_or(-1);
-            let why = format!("{} (curl exit {code})", String::from_utf8_lossy(&output.stderr).trim());
-            // connect failed, timeout, empty reply, send or receive failure: worth retrying
-            return Err(if [7, 28, 52, 55, 56].contains(&code) {
-                Failure::Transient(why, None)
-            } else {
-                Failure::Permanent(anyhow::anyhow!("{}: {why}", self.name))
-            });
-        }
-        Ok(parse_headers(&headers, body))
-    }
-}
-
-thread_local! {
-    static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 enum Auth {
@@ -313,56 +317,93 @@ enum Auth {
     Bearer(String),
 }
 
-/// A string for curl's config file: quoted, with `\` and `"` escaped.
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
+/// Marks where curl's `--write-out` begins on stderr, after any error message.
+const WRITE_OUT_MARK: &str = "@@xtask-curl@@";
 
-/// The status and headers of the last response in a `--dump-header` file.
-fn parse_headers(text: &str, body: Vec<u8>) -> Response {
-    let mut status = 0;
-    let mut headers = Vec::new();
-    for line in text.lines() {
-        if line.starts_with("HTTP/") {
-            status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-            headers.clear();
-        } else if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
+/// One HTTP exchange through curl, following redirects; the request on stdin, the answer in
+/// memory.
+fn curl(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    auth: &Auth,
+) -> Result<Response, Failure> {
+    let mut config = vec![format!("url = {}", quote(url)), "location".to_string()];
+    config.push(if method == "HEAD" { "head".into() } else { format!("request = {}", quote(method)) });
+    for (k, v) in headers {
+        config.push(format!("header = {}", quote(&format!("{k}: {v}"))));
     }
-    Response { status, headers, body }
+    match auth {
+        Auth::None => {}
+        Auth::Basic(c) => config.push(format!("user = {}", quote(&format!("{}:{}", c.user, c.password)))),
+        Auth::Bearer(t) => config.push(format!("header = {}", quote(&format!("Authorization: Bearer {t}")))),
+    }
+    if let Some(body) = body {
+        let text = std::str::from_utf8(body).map_err(|e| Failure::Permanent(e.into()))?;
+        config.push(format!("data-binary = {}", quote(text)));
+    }
+    let write_out = format!("%{{stderr}}{WRITE_OUT_MARK}{{\"status\":%{{http_code}},\"headers\":%{{header_json}}}}");
+    config.push(format!("write-out = {}", quote(&write_out)));
+    let curl = duct::cmd!("curl", "--silent", "--show-error", "--max-time", "60", "--config", "-")
+        .stdin_bytes(config.join("\n") + "\n")
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked();
+    let output = crate::interrupt::output(curl).map_err(Failure::Permanent)?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (message, written) = stderr.rsplit_once(WRITE_OUT_MARK).unwrap_or((&stderr, "{}"));
+    if !output.status.success() {
+        let code = output.status.code().unwrap_or(-1);
+        let why = format!("{} (curl exit {code})", message.trim());
+        // connect failed, timeout, empty reply, send or receive failure: worth retrying
+        return Err(if [7, 28, 52, 55, 56].contains(&code) {
+            Failure::Transient(why, None)
+        } else {
+            Failure::Permanent(anyhow::anyhow!("{url}: {why}"))
+        });
+    }
+    let written: Value = serde_json::from_str(written)
+        .map_err(|e| Failure::Permanent(anyhow::anyhow!("curl's --write-out for {url} is not JSON: {e}")))?;
+    let status = written["status"].as_u64().unwrap_or(0) as u16;
+    Ok(Response { status, headers: written["headers"].clone(), body: output.stdout })
 }
 
-/// `realm="…",service="…"` → map.
-fn challenge_params(s: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let mut rest = s;
+/// A string for curl's config file: quoted, with `\`, `"` and line breaks escaped.
+fn quote(s: &str) -> String {
+    let escaped = s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").replace('\r', "\\r");
+    format!("\"{escaped}\"")
+}
+
+/// `Bearer realm="…",service="…"` or `Basic realm="…"`.
+fn parse_challenge(challenge: &str) -> Option<Scheme> {
+    let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return Some(Scheme::Basic);
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut values = HashMap::new();
+    let mut rest = params;
     while let Some((key, after)) = rest.split_once("=\"") {
         let Some((value, after)) = after.split_once('"') else { break };
-        out.insert(key.trim().trim_start_matches(',').trim().to_string(), value.to_string());
+        values.insert(key.trim().trim_start_matches(',').trim().to_ascii_lowercase(), value.to_string());
         rest = after;
     }
-    out
+    Some(Scheme::Bearer { realm: values.remove("realm")?, service: values.remove("service") })
 }
 
-/// The string value of `"key": "…"` in a small JSON document.
-fn json_string(text: &str, key: &str) -> Option<String> {
-    let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
-    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
-    Some(rest[..rest.find('"')?].to_string())
-}
-
-/// The strings of `"key": ["…", …]` in a small JSON document (`null` gives none).
-fn json_string_array(text: &str, key: &str) -> Vec<String> {
-    let Some(at) = text.find(&format!("\"{key}\"")) else { return vec![] };
-    let rest = &text[at + key.len() + 2..];
-    let Some(open) = rest.find('[') else { return vec![] };
-    let Some(close) = rest[open..].find(']') else { return vec![] };
-    rest[open + 1..open + close]
-        .split(',')
-        .map(|s| s.trim().trim_matches('"').to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
+/// The path of `<…>; rel="next"` in a `Link` header.
+fn next_link(link: &str) -> Option<String> {
+    link.split(',').find(|part| part.contains("rel=\"next\"")).and_then(|part| {
+        let url = part.trim().strip_prefix('<')?.split_once('>')?.0;
+        // Registries give a path; some an absolute URL on themselves.
+        Some(match url.find("/v2/") {
+            Some(at) if !url.starts_with('/') => url[at..].to_string(),
+            _ => url.to_string(),
+        })
+    })
 }
 
 #[cfg(test)]
@@ -370,32 +411,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_last_response_of_a_header_dump() {
-        let dump = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: x\r\n\r\nHTTP/1.1 200 OK\r\nDocker-Content-Digest: sha256:ab\r\n\r\n";
-        let r = parse_headers(dump, vec![]);
-        assert_eq!((r.status, r.header("docker-content-digest")), (200, Some("sha256:ab")));
-        assert_eq!(r.header("WWW-Authenticate"), None);
-    }
-
-    #[test]
-    fn parses_a_bearer_challenge() {
-        let p = challenge_params(
-            r#"realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull""#,
+    fn parses_challenges() {
+        let bearer = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull""#,
         );
-        assert_eq!(p["realm"], "https://auth.docker.io/token");
-        assert_eq!(p["service"], "registry.docker.io");
+        let Some(Scheme::Bearer { realm, service }) = bearer else { panic!("not a bearer challenge") };
+        assert_eq!((realm.as_str(), service.as_deref()), ("https://auth.docker.io/token", Some("registry.docker.io")));
+        assert!(matches!(parse_challenge(r#"Basic realm="gati""#), Some(Scheme::Basic)));
+        assert!(parse_challenge("Negotiate").is_none());
     }
 
     #[test]
-    fn reads_small_json_answers() {
-        assert_eq!(json_string(r#"{"token": "abc", "x": 1}"#, "token").as_deref(), Some("abc"));
-        assert_eq!(json_string_array(r#"{"name":"a/b","tags":["0.1.0","latest"]}"#, "tags"), ["0.1.0", "latest"]);
-        assert!(json_string_array(r#"{"name":"a/b","tags":null}"#, "tags").is_empty());
+    fn follows_next_links() {
+        assert_eq!(
+            next_link(r#"</v2/gatidev/gati-backend/tags/list?last=0.1.1&n=2>; rel="next""#).as_deref(),
+            Some("/v2/gatidev/gati-backend/tags/list?last=0.1.1&n=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://registry.example/v2/a/b/tags/list?n=2&last=x>; rel="next""#).as_deref(),
+            Some("/v2/a/b/tags/list?n=2&last=x")
+        );
+        assert_eq!(next_link(r#"</v2/a/tags/list?n=2>; rel="prev""#), None);
     }
 
     #[test]
     fn curl_config_strings_are_escaped() {
-        assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(quote("a\"b\\c\nd"), r#""a\"b\\c\nd""#);
     }
 
     #[test]

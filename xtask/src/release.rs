@@ -1,24 +1,26 @@
 //! `cargo xtask release VERSION`: one version to the registry and the index, together.
 //!
-//! Steps, each recorded in the journal with what proves it, and each verified against git, the
-//! registry and the index before it counts as done:
+//! The release is its [`Step`]s, in an order that keeps every failure resumable:
 //!
-//!   preflight    every check that changes nothing, all problems reported at once
-//!   bump         every version surface, committed as "Release X" (the images' revision label
-//!                names this commit, so it comes before the build)
-//!   build        binaries, the three images, sdist and wheel; twine check; the wheel's pins
-//!   smoke        the new backend image answers /health with this version
-//!   tag          vX.Y.Z, locally
-//!   push-images  immutable tags verified, then the floating tags
-//!   upload       sdist and wheel to the index: last, because it can never be undone
-//!   push-git     the commit and the tag, atomically
+//!   bump           every version surface, committed as "Release X"
+//!   build          binaries, the three images, sdist and wheel; twine check; the wheel's pins
+//!   smoke          the new backend image answers /health with this version
+//!   tag            vX.Y.Z, locally, on the commit that was built and tested
+//!   push-images    every image's immutable tag, each digest verified on the registry
+//!   upload         sdist and wheel to the index (a file name can never be uploaded twice)
+//!   floating-tags  X.Y and latest, only now: `latest` never names a version users can't install
+//!   push-git       the commit and the tag, atomically
 //!
+//! Each step knows how to prove, from the world alone, that it is done: git, the registry (tags,
+//! digests, the images' revision labels) and the index (file names and sha256s). The journal in
+//! `.tools/state` only keeps timings and the smoke test's result; a fresh CI runner with no
+//! journal continues a release that a laptop began, and finds a finished one finished.
 //! Running the same command again continues from the first step that is not done; after a
 //! complete release it changes nothing and says so.
 
 use std::{
     io::{BufRead, IsTerminal, Write},
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::Instant,
 };
 
@@ -26,42 +28,94 @@ use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
 use crate::{
-    bump::load_config,
-    config::Config,
+    config::{self, Config},
     docker, flags, git,
     images::{self, Outcome, Plan},
     interrupt::{self, Interrupted},
     journal::Journal,
     provision, python,
+    registry::Registry,
     surfaces::{self, Surfaces},
     version::ReleaseVersion,
 };
 
-const STEPS: [&str; 7] = ["bump", "build", "smoke", "tag", "push-images", "upload", "push-git"];
-/// A release of an existing tag: the commit and the tag are already made and pushed.
-const FROM_TAG_STEPS: [&str; 4] = ["build", "smoke", "push-images", "upload"];
 const PROJECT: &str = "gati";
+
+/// The steps of a release, in order. Every `match` on a step is exhaustive: a new step cannot
+/// be forgotten in one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Bump,
+    Build,
+    Smoke,
+    Tag,
+    PushImages,
+    Upload,
+    FloatingTags,
+    PushGit,
+}
+
+impl Step {
+    const ALL: [Step; 8] = [
+        Step::Bump,
+        Step::Build,
+        Step::Smoke,
+        Step::Tag,
+        Step::PushImages,
+        Step::Upload,
+        Step::FloatingTags,
+        Step::PushGit,
+    ];
+    /// A release of an existing tag (CI on a tag push): the commit and the tag exist already.
+    const FROM_TAG: [Step; 5] = [Step::Build, Step::Smoke, Step::PushImages, Step::Upload, Step::FloatingTags];
+
+    fn name(self) -> &'static str {
+        match self {
+            Step::Bump => "bump",
+            Step::Build => "build",
+            Step::Smoke => "smoke",
+            Step::Tag => "tag",
+            Step::PushImages => "push-images",
+            Step::Upload => "upload",
+            Step::FloatingTags => "floating-tags",
+            Step::PushGit => "push-git",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Step::Bump => "write the version into every surface and commit \"Release X\"",
+            Step::Build => "the static binaries, the images, sdist and wheel (twine check, the wheel's pins)",
+            Step::Smoke => "the backend image answers /health with the version",
+            Step::Tag => "tag vX on the commit that was built and tested",
+            Step::PushImages => "push every immutable tag, each digest verified on the registry",
+            Step::Upload => "upload what the index lacks; files it has must have our sha256",
+            Step::FloatingTags => "move X.Y and latest to the verified digests, never backwards",
+            Step::PushGit => "push the release commit and the tag to origin, atomically",
+        }
+    }
+}
 
 struct Release<'a> {
     sh: &'a Shell,
     config: Config,
     version: ReleaseVersion,
     tag: String,
+    /// Timings, and the smoke test's result.
     journal: Journal,
-    /// Kept between runs, so that a resumed upload sends the same bytes.
+    /// The package files, kept between runs so that a resumed upload sends the same bytes.
     dist_dir: PathBuf,
     /// The command that continues this release.
-    again: String,
-    dry_run: bool,
+    resume_command: String,
     /// Releasing an existing tag (`--from-tag`).
     from_tag: bool,
-    steps: &'static [&'static str],
+    steps: &'static [Step],
 }
 
 impl flags::Release {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         interrupt::install();
-        let config = load_config(sh)?;
+        let config = config::load_default(sh)?;
         let current = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
         let state = sh.current_dir().join(provision::TOOLS_DIR).join("state");
         let version = match (&self.version, &self.from_tag) {
@@ -77,41 +131,28 @@ impl flags::Release {
             (None, None) => unreachable!("clap requires VERSION or --from-tag"),
         };
         let from_tag = self.from_tag.is_some();
-        let again = match from_tag {
-            true => format!("cargo xtask release --from-tag v{version} --yes"),
-            false => format!("cargo xtask release {version}"),
-        };
         let mut release = Release {
             sh,
             tag: format!("v{version}"),
             journal: Journal::open(&state, &version.to_string())?,
             dist_dir: state.join(format!("release-{version}-dist")),
-            again,
+            resume_command: match from_tag {
+                true => format!("cargo xtask release --from-tag v{version} --yes"),
+                false => format!("cargo xtask release {version}"),
+            },
             config,
             version,
-            dry_run: self.dry_run,
             from_tag,
-            steps: if from_tag { &FROM_TAG_STEPS } else { &STEPS },
+            steps: if from_tag { &Step::FROM_TAG } else { &Step::ALL },
         };
 
-        if release.journal.proof(release.last_step()).is_some() {
+        // A release whose tree already says this version may be finished: prove it from the
+        // world, before asking anything else of this machine.
+        if release.version == current && release.commit_of_tree()?.is_some() {
             let started = Instant::now();
-            match release.missing_after_release() {
-                Ok(missing) if missing.is_empty() => {
-                    println!(
-                        "{} is already released ({:.1} s to verify)",
-                        release.tag,
-                        started.elapsed().as_secs_f64()
-                    );
-                    return Ok(());
-                }
-                Ok(missing) => {
-                    eprintln!("{} was released, but now: {}; finishing it again", release.tag, missing.join("; "));
-                    for step in ["push-images", "upload", "push-git"] {
-                        release.journal.forget(step)?;
-                    }
-                }
-                Err(e) => return Err(e.context(format!("verifying the release of {}", release.tag))),
+            if release.is_complete()? {
+                println!("{} is already released ({:.1} s to verify)", release.tag, started.elapsed().as_secs_f64());
+                return Ok(());
             }
         }
 
@@ -133,22 +174,30 @@ impl flags::Release {
         let mut timings = Vec::new();
         for &step in release.steps {
             if release.is_done(step)? {
-                timings.push((step, release.journal.seconds(step).unwrap_or(0.0), "done before"));
+                timings.push((step, release.journal.seconds(step.name()).unwrap_or(0.0), "done before"));
                 continue;
             }
             let started = Instant::now();
-            match release.run_step(step, &python) {
-                Ok(proof) => {
+            let result = interrupt::check().and_then(|()| {
+                eprintln!("\n== {}: {}", step.name(), step.describe());
+                release.run(step, &python)
+            });
+            match result {
+                Ok(()) => {
                     let seconds = started.elapsed().as_secs_f64();
-                    release.journal.record(step, &proof, seconds)?;
+                    release.journal.time(step.name(), seconds)?;
                     timings.push((step, seconds, "done"));
                 }
                 Err(e) => {
                     release.journal.save()?;
                     let what = if e.is::<Interrupted>() { "interrupted" } else { "failed" };
                     print!("{}", timing_table(&timings));
-                    eprintln!("\n{step} {what}. The journal is saved; to continue, run:\n\n    {}\n", release.again);
-                    return Err(e.context(format!("release of {}: step {step} {what}", release.tag)));
+                    eprintln!(
+                        "\n{} {what}. Nothing is lost; to continue, run:\n\n    {}\n",
+                        step.name(),
+                        release.resume_command
+                    );
+                    return Err(e.context(format!("release of {}: step {} {what}", release.tag, step.name())));
                 }
             }
         }
@@ -158,99 +207,157 @@ impl flags::Release {
     }
 }
 
-impl Journal {
-    /// Some steps are recorded, not all.
-    fn unfinished(&self) -> bool {
-        self.exists() && self.proof("push-git").is_none()
-    }
-}
-
 impl Release<'_> {
-    fn last_step(&self) -> &'static str {
-        self.steps[self.steps.len() - 1]
-    }
-
+    /// The plan of the images, for the commit at HEAD.
     fn plan(&self) -> anyhow::Result<Plan> {
-        let flags = flags::Images {
-            push: true,
-            only: vec![],
-            edge: false,
-            registry: None,
-            namespace: None,
-            dry_run: self.dry_run,
-        };
-        let mut plan = Plan::for_version(self.sh, &flags, self.config.clone(), self.version.clone())?;
-        // The release checks the tree itself: after the bump it holds exactly the release commit.
+        let mut plan = Plan::for_version(self.sh, self.config.clone(), self.version.clone(), &[], false)?;
+        // The release checks the tree itself (its preflight), and commits before it builds.
         plan.allow_dirty = true;
-        plan.adopt_same_revision = self.from_tag;
         Ok(plan)
     }
 
+    fn head(&self) -> anyhow::Result<String> {
+        let sh = self.sh;
+        Ok(cmd!(sh, "git rev-parse HEAD").quiet().read()?)
+    }
+
+    /// HEAD, when the release's version is committed there (every surface says it, unchanged):
+    /// the commit this release builds, tags and publishes.
+    fn commit_of_tree(&self) -> anyhow::Result<Option<String>> {
+        let root = self.sh.current_dir();
+        let committed = Surfaces::read(&root)?.current(&self.config.services).ok().as_ref() == Some(&self.version)
+            && !git::changed_files(self.sh)?.iter().any(|f| surface_files().contains(&f.as_str()));
+        Ok(if committed { Some(self.head()?) } else { None })
+    }
+
+    /// Whether `step` is done, proven from git, the registry and the index.
+    fn is_done(&mut self, step: Step) -> anyhow::Result<bool> {
+        let Some(commit) = self.commit_of_tree()? else { return Ok(false) };
+        Ok(match step {
+            Step::Bump => true,
+            Step::Build => self.built_from(&commit)?,
+            Step::Smoke => {
+                let backend = self.plan()?.images.into_iter().find(|i| i.service == "backend");
+                let image = backend.map(|b| format!("{}:{}", b.reference, self.version));
+                let id = image.and_then(|image| docker::image_id(self.sh, &image).ok());
+                id.is_some() && self.journal.proof(step.name()) == id.as_deref()
+            }
+            Step::Tag => git::local_tag(self.sh, &self.tag).as_deref() == Some(commit.as_str()),
+            Step::PushImages => self.images_pushed_from(&commit)?,
+            Step::Upload => self.uploaded()?,
+            Step::FloatingTags => self.floating_tags_moved()?,
+            Step::PushGit => git::remote_tag(self.sh, &self.tag)?.as_deref() == Some(commit.as_str()),
+        })
+    }
+
+    /// Everything a user sees is in place: the images, the package, the floating tags, the tag
+    /// on origin.
+    fn is_complete(&mut self) -> anyhow::Result<bool> {
+        for step in [Step::PushGit, Step::PushImages, Step::Upload, Step::FloatingTags] {
+            if self.steps.contains(&step) && !self.is_done(step)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn run(&mut self, step: Step, python: &Path) -> anyhow::Result<()> {
+        match step {
+            Step::Bump => self.bump(),
+            Step::Build => self.build(python),
+            Step::Smoke => self.smoke(),
+            Step::Tag => self.make_tag(),
+            Step::PushImages => self.push_images(),
+            Step::Upload => self.upload(python),
+            Step::FloatingTags => self.move_floating_tags(),
+            Step::PushGit => self.push_git(),
+        }
+    }
+
     /// Every problem that would stop the release, found without changing anything.
-    fn preflight(&self, current: &ReleaseVersion, python: &std::path::Path) -> Vec<String> {
+    fn preflight(&self, current: &ReleaseVersion, python: &Path) -> Vec<String> {
         let sh = self.sh;
         // Each check: Ok(None) passes, Ok(Some(problem)) fails, Err is a problem too.
         let mut checks: Vec<anyhow::Result<Option<String>>> = Vec::new();
         let mut check = |result| checks.push(result);
-        let bumped = self.journal.proof("bump").is_some();
-        let surface_files = [surfaces::VERSION_PY, surfaces::COMPOSE, surfaces::CARGO_TOML, surfaces::CARGO_LOCK];
+        // The tree already says this version: a release that began before (here or elsewhere),
+        // whose artifacts are recognised as its own by their commit and their bytes.
+        let continuing = self.version == *current;
+        let head = self.head();
 
         if self.from_tag {
-            check(Ok((self.version != *current)
+            check(Ok((!continuing)
                 .then(|| format!("tag {} does not match the version surfaces, which say {current}", self.tag))));
-            check(cmd!(sh, "git rev-parse HEAD").quiet().read().map_err(Into::into).map(|head| {
+            check(head.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")).map(|head| {
                 match git::local_tag(sh, &self.tag) {
                     None => Some(format!("there is no tag {}: fetch it (`git fetch --tags`)", self.tag)),
-                    Some(commit) if commit != head => {
+                    Some(commit) if commit != *head => {
                         Some(format!("tag {} is not HEAD: check it out (`git checkout {}`)", self.tag, self.tag))
                     }
                     Some(_) => None,
                 }
             }));
         } else {
-            check(Ok((!bumped && self.version <= *current).then(|| {
+            check(Ok((self.version < *current).then(|| {
                 format!("{} is not greater than the current version {current}: release a higher version", self.version)
             })));
+            check(git::branch(sh).map(|branch| {
+                (branch != self.config.branch).then(|| {
+                    format!(
+                        "on branch {branch:?}: releases are made from {:?}; `git switch {}`",
+                        self.config.branch, self.config.branch
+                    )
+                })
+            }));
+            // The tag goes on the commit that is built and tested: HEAD, once the bump is made.
+            let tagged = git::local_tag(sh, &self.tag);
+            check(Ok(tagged.filter(|c| !continuing || head.as_ref().ok() != Some(c)).map(|commit| {
+                format!(
+                    "tag {} already exists at {}, not at HEAD: if nothing of {} was published, delete it \
+                     (`git tag -d {}`) and run again; otherwise release a new version",
+                    self.tag,
+                    short(&commit),
+                    self.version,
+                    self.tag
+                )
+            })));
+            check(git::remote_tag(sh, &self.tag).map(|remote| {
+                remote.filter(|c| !continuing || head.as_ref().ok() != Some(c)).map(|c| {
+                    format!(
+                        "origin already has tag {} (at {}): this version is taken; release a new one",
+                        self.tag,
+                        short(&c)
+                    )
+                })
+            }));
         }
         check(git::changed_files(sh).map(|changed| {
-            // A resumed release may find its own bump not yet committed; nothing else.
-            let own = bumped || *current == self.version;
-            let foreign: Vec<_> = changed.iter().filter(|f| !(own && surface_files.contains(&f.as_str()))).collect();
+            // A resumed release may find its own bump written but not committed; nothing else.
+            let foreign: Vec<_> =
+                changed.iter().filter(|f| !(continuing && surface_files().contains(&f.as_str()))).collect();
             (!foreign.is_empty()).then(|| {
                 let list: Vec<&str> = foreign.iter().take(5).map(|s| s.as_str()).collect();
                 format!("the tree has uncommitted changes ({}): commit or stash them", list.join(", "))
             })
         }));
-        check(git::branch(sh).map(|branch| {
-            // A tag is released from wherever CI checked it out (usually a detached HEAD).
-            if self.from_tag {
-                return None;
-            }
-            (branch != self.config.branch).then(|| {
-                format!(
-                    "on branch {branch:?}: releases are made from {:?}; `git switch {}`",
-                    self.config.branch, self.config.branch
-                )
-            })
-        }));
-        let recorded_tag = self.journal.proof("tag").map(str::to_owned);
-        let own_tag = |commit: &String| self.from_tag || Some(commit) == recorded_tag.as_ref();
-        check(Ok(git::local_tag(sh, &self.tag).filter(|c| !own_tag(c)).map(|commit| {
-            format!(
-                "tag {} already exists (at {}): this version is taken; release a new one",
-                self.tag,
-                &commit[..12.min(commit.len())]
-            )
-        })));
-        if !self.from_tag {
-            check(git::remote_tag(sh, &self.tag).map(|remote| {
-                remote.map(|_| format!("origin already has tag {}: this version is taken; release a new one", self.tag))
+        // A version the tree does not say yet is someone else's wherever it is found. One the tree
+        // says is compared file by file (sha256) in the upload step.
+        if !continuing {
+            check(self.index_files_of_version().map(|files| {
+                (!files.is_empty()).then(|| {
+                    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+                    format!(
+                        "the index already has {} ({}): this version is burned there; release a new one",
+                        self.version.pep440(),
+                        names.join(", ")
+                    )
+                })
             }));
         }
-        check(self.index_conflict());
         check(Ok(python::credentials_source().is_none().then(|| {
             "no index credentials: set TWINE_USERNAME and TWINE_PASSWORD (for an API token, \
-             TWINE_USERNAME=__token__), or configure ~/.pypirc"
+             TWINE_USERNAME=__token__), configure ~/.pypirc, or publish from GitHub Actions with \
+             `id-token: write` (trusted publishing)"
                 .to_string()
         })));
         for module in ["build", "twine"] {
@@ -259,16 +366,6 @@ impl Release<'_> {
             check(Ok(missing
                 .then(|| format!("{module} is missing from {}: delete .tools/venv and run again", python.display()))));
         }
-        let mut problems = Vec::new();
-        match self.plan() {
-            Ok(plan) => {
-                if self.journal.proof("build").is_none() {
-                    check(self.registry_conflict(&plan));
-                }
-                problems = plan.problems(sh, true);
-            }
-            Err(e) => check(Err(e)),
-        }
         let mut found: Vec<String> = checks
             .into_iter()
             .filter_map(|c| match c {
@@ -276,25 +373,13 @@ impl Release<'_> {
                 Err(e) => Some(format!("{e:#}")),
             })
             .collect();
-        found.extend(problems);
+        // Images: the daemon, the contexts, the right to push, and immutable tags the registry
+        // holds from another commit than HEAD (for a new version: any).
+        match self.plan() {
+            Ok(plan) => found.extend(plan.problems(sh, true)),
+            Err(e) => found.push(format!("{e:#}")),
+        }
         found
-    }
-
-    /// The index must not have this version, unless these are our own, recorded files.
-    fn index_conflict(&self) -> anyhow::Result<Option<String>> {
-        let files = self.index_files_of_version()?;
-        if files.is_empty() {
-            return Ok(None);
-        }
-        if self.journal.proof("build").is_some() {
-            return Ok(None); // a resumed upload: compared file by file in the upload step
-        }
-        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-        Ok(Some(format!(
-            "the index already has {} ({}): this version is burned there; release a new one",
-            self.version.pep440(),
-            names.join(", ")
-        )))
     }
 
     fn index_files_of_version(&self) -> anyhow::Result<Vec<(String, String)>> {
@@ -305,25 +390,6 @@ impl Release<'_> {
             .collect())
     }
 
-    fn registry_conflict(&self, plan: &Plan) -> anyhow::Result<Option<String>> {
-        let registry = plan.registry(self.sh);
-        for image in &plan.images {
-            let version = self.version.to_string();
-            // Releasing a tag again (a CI re-run): images built from this very commit are ours.
-            if self.from_tag && registry.revision(&image.repo, &version)?.as_deref() == Some(plan.head.commit.as_str())
-            {
-                continue;
-            }
-            if registry.digest(&image.repo, &version)?.is_some() {
-                return Ok(Some(format!(
-                    "{}:{} is already on the registry: this version is taken; release a new one",
-                    image.reference, self.version
-                )));
-            }
-        }
-        Ok(None)
-    }
-
     fn confirm(&self, yes: bool) -> anyhow::Result<()> {
         if yes {
             return Ok(());
@@ -331,7 +397,7 @@ impl Release<'_> {
         if !std::io::stdin().is_terminal() {
             bail!(
                 "preflight passed; stopping here because there is no terminal to confirm on: run `{} --yes`",
-                self.again
+                self.resume_command
             );
         }
         let plan = self.plan()?;
@@ -352,43 +418,8 @@ impl Release<'_> {
         Ok(())
     }
 
-    /// Whether `step` is done, verified against the world rather than taken from the journal.
-    fn is_done(&mut self, step: &str) -> anyhow::Result<bool> {
-        let Some(proof) = self.journal.proof(step).map(str::to_owned) else { return Ok(false) };
-        let sh = self.sh;
-        let holds = match step {
-            "bump" => cmd!(sh, "git rev-parse HEAD").quiet().read()? == proof,
-            "build" => self.build_holds(&proof)?,
-            "smoke" => self.journal.proof("build").is_some_and(|build| build.contains(&proof)),
-            "tag" => git::local_tag(sh, &self.tag).as_deref() == Some(proof.as_str()),
-            "push-images" => self.images_hold(&proof)?,
-            "upload" => self.upload_holds()?,
-            "push-git" => git::remote_tag(sh, &self.tag)?.as_deref() == Some(proof.as_str()),
-            _ => false,
-        };
-        if !holds {
-            eprintln!("{step}: the journal says done, but that no longer holds; doing it again");
-            self.journal.forget(step)?;
-        }
-        Ok(holds)
-    }
-
-    fn run_step(&mut self, step: &str, python: &std::path::Path) -> anyhow::Result<String> {
-        interrupt::check()?;
-        eprintln!("\n== {step}");
-        match step {
-            "bump" => self.bump(),
-            "build" => self.build(python),
-            "smoke" => self.smoke(),
-            "tag" => self.make_tag(),
-            "push-images" => self.push_images(),
-            "upload" => self.upload(python),
-            "push-git" => self.push_git(),
-            _ => unreachable!(),
-        }
-    }
-
-    fn bump(&mut self) -> anyhow::Result<String> {
+    /// Writes the version into every surface (unless an earlier run did) and commits it.
+    fn bump(&mut self) -> anyhow::Result<()> {
         let sh = self.sh;
         let root = sh.current_dir();
         surfaces::recover(&root)?;
@@ -396,71 +427,62 @@ impl Release<'_> {
         if found.current(&self.config.services).ok().as_ref() != Some(&self.version) {
             surfaces::write_all(&root, &found.edits(&self.config.services, &self.version)?)?;
         }
-        let files = [surfaces::VERSION_PY, surfaces::COMPOSE, surfaces::CARGO_TOML, surfaces::CARGO_LOCK];
+        let files = surface_files();
         let message = format!("Release {}", self.version);
         cmd!(sh, "git add -- {files...}").quiet().run()?;
-        cmd!(sh, "git commit --quiet -m {message} -- {files...}").run().context("committing the bump")?;
-        Ok(cmd!(sh, "git rev-parse HEAD").quiet().read()?)
+        // An earlier run may have written the surfaces and been stopped before its commit.
+        if cmd!(sh, "git diff --cached --quiet -- {files...}").quiet().run().is_err() {
+            cmd!(sh, "git commit --quiet -m {message} -- {files...}").run().context("committing the bump")?;
+        }
+        Ok(())
     }
 
-    fn build(&mut self, python: &std::path::Path) -> anyhow::Result<String> {
+    /// The images and the package, from HEAD. The package's compose file names the registry
+    /// and namespace the images are pushed to, and the wheel is checked to say exactly that.
+    fn build(&mut self, python: &Path) -> anyhow::Result<()> {
         let plan = self.plan()?;
         // Compiling the new version is most of this step; timed apart for `cargo xtask bench release`.
         let compiling = Instant::now();
         crate::services::build_binaries(self.sh, &self.config.services)?;
         self.journal.time("compile", compiling.elapsed().as_secs_f64())?;
-        let outcomes = images::build(self.sh, &plan)?;
-        let mut proof = Vec::new();
-        for (image, _) in plan.images.iter().zip(&outcomes) {
-            let id = image_id(self.sh, &format!("{}:{}", image.reference, self.version))?;
-            proof.push(format!("{}@{id}", image.service));
-        }
-        let sh = self.sh;
-        let epoch = cmd!(sh, "git show -s --format=%ct HEAD").quiet().read()?;
-        let files = python::build(sh, python, &self.dist_dir, &epoch)?;
+        images::build(self.sh, &plan)?;
+        let commit = self.head()?;
+        let prefix = format!("{}/{}", self.config.registry, self.config.namespace);
+        let files = python::build(self.sh, python, &self.dist_dir, &commit, &prefix)?;
         python::twine_check(self.sh, python, &files)?;
         let wheel = files.iter().find(|f| f.name().ends_with(".whl")).context("no wheel was built")?;
         let (pinned, references) = python::wheel_pins(self.sh, python, &wheel.path)?;
         if pinned != self.version.pep440() {
             bail!("the wheel's version.py says {pinned}, not {}", self.version.pep440());
         }
-        for service in &self.config.services {
-            let want = format!("/gati-{service}:{}", self.version);
-            if !references.iter().any(|r| r.ends_with(&want)) {
-                bail!(
-                    "the wheel's docker-compose.yml does not pin gati-{service}:{} ({})",
-                    self.version,
-                    references.join(", ")
-                );
-            }
+        let mut expected: Vec<String> =
+            plan.images.iter().map(|i| format!("{}:{}", i.reference, self.version)).collect();
+        let mut found = references.clone();
+        expected.sort();
+        found.sort();
+        if found != expected {
+            bail!(
+                "the wheel's docker-compose.yml names {}, not the images this release pushes ({})",
+                found.join(", "),
+                expected.join(", ")
+            );
         }
-        for file in &files {
-            proof.push(format!("{}={}", file.name(), file.sha256));
-        }
-        Ok(proof.join(" "))
+        Ok(())
     }
 
-    /// The built images still exist with the recorded ids, and the kept files have their hashes.
-    fn build_holds(&self, proof: &str) -> anyhow::Result<bool> {
-        let plan = self.plan()?;
-        for item in proof.split_whitespace() {
-            if let Some((service, id)) = item.split_once('@') {
-                let Some(image) = plan.images.iter().find(|i| i.service == service) else { return Ok(false) };
-                if image_id(self.sh, &format!("{}:{}", image.reference, self.version)).ok().as_deref() != Some(id) {
-                    return Ok(false);
-                }
-            } else if let Some((name, sha)) = item.split_once('=') {
-                let path = self.dist_dir.join(name);
-                if !path.exists() || python::sha256(self.sh, &path)? != sha {
-                    return Ok(false);
-                }
+    /// The local images carry HEAD's revision label, and the kept package was built from HEAD.
+    fn built_from(&self, commit: &str) -> anyhow::Result<bool> {
+        for image in &self.plan()?.images {
+            let reference = format!("{}:{}", image.reference, self.version);
+            if docker::revision(self.sh, &reference).ok().as_deref() != Some(commit) {
+                return Ok(false);
             }
         }
-        Ok(true)
+        Ok(python::built_from(&self.dist_dir).as_deref() == Some(commit))
     }
 
-    /// Runs the new backend image and asks it for /health; returns the image id it tested.
-    fn smoke(&mut self) -> anyhow::Result<String> {
+    /// Runs the new backend image and asks it for /health; records the image id it tested.
+    fn smoke(&mut self) -> anyhow::Result<()> {
         let sh = self.sh;
         let plan = self.plan()?;
         let backend = plan.images.iter().find(|i| i.service == "backend").context("no backend image")?;
@@ -479,32 +501,37 @@ impl Release<'_> {
                 interrupt::check()?;
                 let answer =
                     cmd!(sh, "curl --silent --max-time 2 {url}").quiet().ignore_status().read().unwrap_or_default();
-                if answer.contains("\"version\"") {
-                    let want = format!("\"version\":\"{}\"", self.version);
-                    anyhow::ensure!(answer.contains(&want), "{image} answers {answer}, not version {}", self.version);
+                if let Ok(health) = serde_json::from_str::<serde_json::Value>(&answer) {
+                    let version = health["version"].as_str().unwrap_or_default();
+                    anyhow::ensure!(
+                        version == self.version.to_string(),
+                        "{image} answers {answer}, not version {}",
+                        self.version
+                    );
                     println!("smoke test: {image} answers {answer}");
                     return Ok(());
                 }
                 anyhow::ensure!(Instant::now() < deadline, "{image} did not answer {url} within 30 s");
-                std::thread::sleep(std::time::Duration::from_millis(200));
+                interrupt::sleep(std::time::Duration::from_millis(200))?;
             }
         })();
         let _ = cmd!(sh, "docker rm --force {name}").quiet().ignore_stdout().ignore_stderr().run();
         result?;
-        image_id(sh, &image)
+        let id = docker::image_id(sh, &image)?;
+        self.journal.record(Step::Smoke.name(), &id)
     }
 
-    fn make_tag(&mut self) -> anyhow::Result<String> {
+    fn make_tag(&mut self) -> anyhow::Result<()> {
         let (sh, tag) = (self.sh, &self.tag);
         let message = format!("gati {}", self.version);
         if git::local_tag(sh, tag).is_none() {
             cmd!(sh, "git tag --annotate {tag} --message {message}").run()?;
         }
-        git::local_tag(sh, tag).context("the tag was not created")
+        Ok(())
     }
 
-    fn push_images(&mut self) -> anyhow::Result<String> {
-        let plan = self.plan()?;
+    fn push_images(&mut self) -> anyhow::Result<()> {
+        let mut plan = self.plan()?;
         let mut outcomes: Vec<Outcome> = plan
             .images
             .iter()
@@ -513,25 +540,19 @@ impl Release<'_> {
                 ..Default::default()
             })
             .collect();
-        images::push(self.sh, &plan, &mut outcomes)?;
+        let _login = plan.login(self.sh)?;
+        images::push_immutable(self.sh, &plan, &mut outcomes)?;
         print!("{}", images::table(&plan, &outcomes));
-        Ok(plan
-            .images
-            .iter()
-            .zip(&outcomes)
-            .map(|(i, o)| format!("{}@{}", i.service, o.digest.clone().unwrap_or_default()))
-            .collect::<Vec<_>>()
-            .join(" "))
+        Ok(())
     }
 
-    /// Every image's immutable tag is on the registry with the recorded digest.
-    fn images_hold(&self, proof: &str) -> anyhow::Result<bool> {
+    /// Every image's immutable tag is on the registry, built from `commit` (its revision label).
+    fn images_pushed_from(&self, commit: &str) -> anyhow::Result<bool> {
         let plan = self.plan()?;
-        let registry = plan.registry(self.sh);
-        for item in proof.split_whitespace() {
-            let (service, digest) = item.split_once('@').unwrap_or((item, ""));
-            let Some(image) = plan.images.iter().find(|i| i.service == service) else { return Ok(false) };
-            if registry.digest(&image.repo, &self.version.to_string())?.as_deref() != Some(digest) {
+        let registry = plan.registry();
+        for image in &plan.images {
+            let remote = registry.remote(&image.repo, &self.version.to_string())?;
+            if remote.and_then(|r| r.revision).as_deref() != Some(commit) {
                 return Ok(false);
             }
         }
@@ -540,7 +561,7 @@ impl Release<'_> {
 
     /// Uploads what the index lacks. A file of the same name with the same sha256 counts as
     /// uploaded; with other bytes, the version is burned and the release stops.
-    fn upload(&mut self, python: &std::path::Path) -> anyhow::Result<String> {
+    fn upload(&mut self, python: &Path) -> anyhow::Result<()> {
         let files = python::dist_files(self.sh, &self.dist_dir)?;
         let have = self.index_files_of_version()?;
         let mut missing = Vec::new();
@@ -560,41 +581,65 @@ impl Release<'_> {
             python::upload(self.sh, python, &self.config.index, &missing)
                 .with_context(|| format!("uploading to {}", self.config.index))?;
         }
-        anyhow::ensure!(self.upload_holds()?, "the index does not list the uploaded files with their sha256");
-        Ok(files.iter().map(|f| format!("{}={}", f.name(), f.sha256)).collect::<Vec<_>>().join(" "))
+        anyhow::ensure!(self.uploaded()?, "the index does not list the uploaded files with their sha256");
+        Ok(())
     }
 
-    fn upload_holds(&self) -> anyhow::Result<bool> {
-        let files = python::dist_files(self.sh, &self.dist_dir).unwrap_or_default();
+    /// The index has the sdist and the wheel of this version; with our sha256s where this
+    /// machine has the files (a machine that has not built them trusts the images' proof).
+    fn uploaded(&self) -> anyhow::Result<bool> {
         let have = self.index_files_of_version()?;
-        Ok(!files.is_empty() && files.iter().all(|f| have.iter().any(|(n, s)| *n == f.name() && *s == f.sha256)))
+        let pep440 = self.version.pep440();
+        let names = [format!("{PROJECT}-{pep440}-py3-none-any.whl"), format!("{PROJECT}-{pep440}.tar.gz")];
+        if !names.iter().all(|n| have.iter().any(|(name, _)| name == n)) {
+            return Ok(false);
+        }
+        let ours = python::dist_files(self.sh, &self.dist_dir).unwrap_or_default();
+        Ok(ours.iter().all(|f| have.iter().any(|(n, s)| *n == f.name() && *s == f.sha256)))
     }
 
-    fn push_git(&mut self) -> anyhow::Result<String> {
+    fn verified_digests(&self, plan: &Plan, registry: &Registry) -> anyhow::Result<Vec<String>> {
+        plan.images
+            .iter()
+            .map(|image| {
+                registry
+                    .digest(&image.repo, &self.version.to_string())?
+                    .with_context(|| format!("{}:{} is not on the registry", image.reference, self.version))
+            })
+            .collect()
+    }
+
+    fn move_floating_tags(&mut self) -> anyhow::Result<()> {
+        let plan = self.plan()?;
+        let digests = self.verified_digests(&plan, &plan.registry())?;
+        let mut outcomes: Vec<Outcome> =
+            digests.into_iter().map(|d| Outcome { digest: Some(d), ..Default::default() }).collect();
+        images::move_floating(&plan, &mut outcomes)
+    }
+
+    /// Every floating tag that should point at this release does (none, for a pre-release or
+    /// a release below a higher one).
+    fn floating_tags_moved(&self) -> anyhow::Result<bool> {
+        let plan = self.plan()?;
+        let registry = plan.registry();
+        let Ok(digests) = self.verified_digests(&plan, &registry) else { return Ok(false) };
+        let (moves, _) = images::floating_plan(&plan, &registry, &digests)?;
+        for (tag, targets) in moves {
+            for (i, digest) in targets {
+                if registry.digest(&plan.images[i].repo, &tag)?.as_deref() != Some(digest.as_str()) {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn push_git(&mut self) -> anyhow::Result<()> {
         let sh = self.sh;
-        let commit = git::local_tag(sh, &self.tag).context("the release tag is missing")?;
         let branch = format!("HEAD:refs/heads/{}", self.config.branch);
         let tag = format!("refs/tags/{}", self.tag);
         cmd!(sh, "git push --atomic origin {branch} {tag}").run().context("pushing the release commit and tag")?;
-        Ok(commit)
-    }
-
-    /// After a complete release: what no longer holds (empty when all is in place).
-    fn missing_after_release(&mut self) -> anyhow::Result<Vec<String>> {
-        let mut missing = Vec::new();
-        if let Some(commit) = self.journal.proof("push-git").map(str::to_owned) {
-            if git::remote_tag(self.sh, &self.tag)?.as_deref() != Some(commit.as_str()) {
-                missing.push(format!("origin has no tag {} at {commit}", self.tag));
-            }
-        }
-        if !self.upload_holds()? {
-            missing.push(format!("the index lacks files of {}", self.version.pep440()));
-        }
-        let images = self.journal.proof("push-images").unwrap_or_default().to_owned();
-        if !self.images_hold(&images)? {
-            missing.push("the registry lacks an image of this version".into());
-        }
-        Ok(missing)
+        Ok(())
     }
 
     /// The plan of a dry run: each step, its diffs, commands (secrets masked), tags, targets.
@@ -616,11 +661,13 @@ impl Release<'_> {
         let images_text = images::dry_run(sh, &plan, false);
         out.extend(images_text.lines().filter(|l| l.starts_with('$')).map(|l| format!("{l}\n")));
         out.push_str(&format!(
-            "$ .tools/venv/bin/python -m build sdk --outdir {}\n$ .tools/venv/bin/python -m twine check --strict <sdist> <wheel>\n  \
-             then prove the wheel's version.py says {} and its compose file pins every image at {}\n\n",
+            "$ .tools/venv/bin/python -m build <sdk, its compose file naming {}/{}> --outdir {}\n\
+             $ .tools/venv/bin/python -m twine check --strict <sdist> <wheel>\n  \
+             then prove the wheel's version.py says {} and its compose file names exactly the images pushed\n\n",
+            self.config.registry,
+            self.config.namespace,
             self.dist_dir.display(),
             self.version.pep440(),
-            self.version
         ));
         out.push_str(
             "== smoke\n$ docker run --detach --rm --publish 127.0.0.1::8000 <backend image>, then GET /health\n\n",
@@ -635,7 +682,7 @@ impl Release<'_> {
             pushes
                 .lines()
                 .skip_while(|l| !l.starts_with("$ docker login") && !l.starts_with("$ docker push"))
-                .filter(|l| !l.starts_with("dry run"))
+                .filter(|l| !l.starts_with("dry run") && !l.starts_with("  then"))
                 .map(|l| format!("{l}\n")),
         );
         out.push_str(&format!(
@@ -644,29 +691,34 @@ impl Release<'_> {
             self.config.index,
             python::credentials_source().unwrap_or("none")
         ));
+        out.push_str("== floating-tags\n");
+        out.extend(pushes.lines().filter(|l| l.starts_with("  then")).map(|l| format!("{l}\n")));
         if !self.from_tag {
             out.push_str(&format!(
-                "== push-git\n$ git push --atomic origin HEAD:refs/heads/{} refs/tags/{}\n\n",
+                "\n== push-git\n$ git push --atomic origin HEAD:refs/heads/{} refs/tags/{}\n",
                 self.config.branch, self.tag
             ));
         }
-        out.push_str(&format!("dry run: nothing was changed. To release: {} \n", self.again));
+        out.push_str(&format!("\ndry run: nothing was changed. To release: {} \n", self.resume_command));
         Ok(out)
     }
 }
 
-fn image_id(sh: &Shell, image: &str) -> anyhow::Result<String> {
-    let format = "{{.Id}}";
-    Ok(cmd!(sh, "docker image inspect --format {format} {image}").quiet().read()?)
+fn surface_files() -> [&'static str; 4] {
+    [surfaces::VERSION_PY, surfaces::COMPOSE, surfaces::CARGO_TOML, surfaces::CARGO_LOCK]
 }
 
-fn timing_table(timings: &[(&str, f64, &str)]) -> String {
-    let mut out = format!("\n{:<12} {:>8}  {}\n", "STEP", "SECONDS", "");
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+fn timing_table(timings: &[(Step, f64, &str)]) -> String {
+    let mut out = format!("\n{:<14} {:>8}  {}\n", "STEP", "SECONDS", "");
     let mut total = 0.0;
     for (step, seconds, status) in timings {
-        out.push_str(&format!("{step:<12} {seconds:>8.1}  {status}\n"));
+        out.push_str(&format!("{:<14} {seconds:>8.1}  {status}\n", step.name()));
         total += seconds;
     }
-    out.push_str(&format!("{:<12} {total:>8.1}\n", "total"));
+    out.push_str(&format!("{:<14} {total:>8.1}\n", "total"));
     out
 }
