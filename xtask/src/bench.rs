@@ -165,7 +165,7 @@ fn prepare(sh: &Shell, dir: &std::path::Path) -> anyhow::Result<images::Plan> {
         only: vec![],
         edge: false,
         registry: None,
-        namespace: Some("bench".into()),
+        namespace: Some(sandbox::NAMESPACE.into()),
         dry_run: false,
     };
     let mut plan = images::Plan::new(sh, &flags)?;

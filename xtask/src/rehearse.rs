@@ -1,6 +1,7 @@
 //! `cargo xtask rehearse [VERSION]`: the whole release, for real, into throwaway places.
 //!
-//! A registry (Debian's docker-registry) and an index (pypiserver), both with auth, on
+//! A registry that behaves like Docker Hub (Debian's docker-registry behind token auth, blob
+//! redirects and paged tag lists) and an index (pypiserver), from `tests/sandbox.py`, on
 //! loopback; a clone of HEAD whose `origin` is a new bare repository. The release runs there as
 //! `cargo xtask release VERSION --yes`; then the package is installed from the index into a
 //! fresh venv and `gati start` runs the stack from the registry. Prints the stack's health and
@@ -60,6 +61,11 @@ pub fn rehearse(sh: &Shell, version: Option<&str>) -> anyhow::Result<Vec<(&'stat
     let registry = LocalRegistry::start(sh, &dir.join("registry"))?;
     let index = LocalIndex::start(sh, &python, &dir.join("index"))?;
     println!("rehearsing {version}: registry {}, index {}", registry.address, index.simple_url);
+    println!("the rehearsal registry behaves like Docker Hub: {}", registry.describe());
+    println!(
+        "  login {}, pushing to the namespace {}; the index refuses a file name twice",
+        registry.credentials.user, registry.namespace
+    );
 
     // A clone of HEAD on the release branch, pushing to a bare repository of its own.
     let clone = dir.join("clone");
@@ -94,6 +100,7 @@ pub fn rehearse(sh: &Shell, version: Option<&str>) -> anyhow::Result<Vec<(&'stat
             .env("CARGO_TARGET_DIR", &target_dir)
             .env("DOCKER_CONFIG", &docker_config)
             .env("GATI_REGISTRY", &registry.address)
+            .env("GATI_NAMESPACE", &registry.namespace)
             .env("DOCKER_USERNAME", &registry.credentials.user)
             .env("DOCKER_PASSWORD", &registry.credentials.password)
             .env("GATI_INDEX", &index.upload_url)
@@ -128,7 +135,7 @@ pub fn rehearse(sh: &Shell, version: Option<&str>) -> anyhow::Result<Vec<(&'stat
     let gati = venv.join("bin").join("gati");
     let ports: Vec<u16> = (0..3).map(|_| sandbox::free_port()).collect::<Result<_, _>>()?;
     let project = format!("gati-rehearsal-{}", std::process::id());
-    let prefix = format!("{}/{}", registry.address, registry.credentials.user);
+    let prefix = format!("{}/{}", registry.address, registry.namespace);
     let stack_env = [
         ("DOCKER_CONFIG", docker_config.display().to_string()),
         ("GATI_IMAGE_PREFIX", prefix),
