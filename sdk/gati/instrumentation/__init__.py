@@ -1,0 +1,1 @@
+"""Framework instrumentation: `gati.instrumentation.langchain` and `gati.instrumentation.langgraph`."""
