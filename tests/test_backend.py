@@ -1,10 +1,43 @@
 """gati-backend over real HTTP, on a temporary database."""
 
 import signal
+import sqlite3
 import subprocess
 import urllib.parse
+import uuid
 
 from gati_testing import SAMPLE_EVENTS, Service, event, request
+
+
+def upstream_event(event_type, run_id, run_name, agent, ts, parent=None, previous=None, **fields):
+    """An event exactly as the gati 0.0.3 SDK posts it: `Event.to_dict()` of its dataclasses, whose
+    own fields (`model`, `tokens_in`, ... for an `LLMCallEvent`) sit at the top level and again in
+    `data`, with a naive `datetime.utcnow().isoformat()` timestamp."""
+    return {"event_type": event_type, "run_id": run_id, "run_name": run_name, "timestamp": ts, "agent_name": agent,
+            "event_id": str(uuid.uuid4()), "parent_event_id": parent, "previous_event_id": previous,
+            "data": dict(fields), **fields}
+
+
+def upstream_run(agent="support-bot", run_name=None, run_id=None, minute=0):
+    """One traced run of the 0.0.3 SDK: agent_start, an llm_call of 100 tokens in and 50 out
+    costing $0.00075, a tool_call below it, agent_end. `run_name` None is the SDK's default: a
+    `temp_<uuid>` placeholder the backend numbers."""
+    run_id = run_id or str(uuid.uuid4())
+    run_name = run_name or f"temp_{uuid.uuid4()}"
+    ts = f"2026-01-31T12:{minute:02d}:"
+    start = upstream_event("agent_start", run_id, run_name, agent, ts + "00", input={"q": "where is order 42?"},
+                           metadata={})
+    llm = upstream_event("llm_call", run_id, run_name, agent, ts + "01.250000", parent=start["event_id"],
+                         previous=start["event_id"], model="gpt-4o-mini", prompt="Find order 42",
+                         completion="Calling lookup_order", tokens_in=100, tokens_out=50, latency_ms=850.0,
+                         cost=0.00075, system_prompt="You are helpful.")
+    tool = upstream_event("tool_call", run_id, run_name, agent, ts + "02.500000", parent=llm["event_id"],
+                          previous=llm["event_id"], tool_name="lookup_order", input={"order": 42},
+                          output={"status": "shipped"}, latency_ms=120.0)
+    end = upstream_event("agent_end", run_id, run_name, agent, ts + "03", parent=start["event_id"],
+                         previous=tool["event_id"], output={"answer": "shipped"}, total_duration_ms=3000.0,
+                         total_cost=0.00075)
+    return [start, llm, tool, end]
 
 
 def post(backend, body):
@@ -30,8 +63,12 @@ def test_ingest_creates_agents_and_runs_on_first_sight(seeded_backend):
 
 
 def test_resending_a_batch_stores_nothing_twice(backend):
-    assert post(backend, SAMPLE_EVENTS) == (200, {"stored": 5, "duplicates": 0})
-    assert post(backend, {"events": SAMPLE_EVENTS}) == (200, {"stored": 0, "duplicates": 5})
+    status, body = post(backend, SAMPLE_EVENTS)
+    assert (status, body["stored"], body["duplicates"]) == (200, 5, 0)
+    status, body = post(backend, {"events": SAMPLE_EVENTS})
+    assert (status, body["stored"], body["duplicates"]) == (200, 0, 5)
+    # What the upstream backend answered, for scripts written against it.
+    assert (body["status"], body["count"], body["failed"]) == ("success", 5, 0)
     assert get(backend, "/api/summary")["events"] == 5
 
 
@@ -54,9 +91,11 @@ def test_a_bad_batch_is_refused_whole_naming_field_and_index(backend):
 
 def test_error_statuses(backend):
     assert post(backend, b"{not json")[0] == 400
-    assert post(backend, [event(f"e{i}") for i in range(1001)])[0] == 413
-    status, body = post(backend, b"[" + b" " * (6 * 1024 * 1024) + b"]")
-    assert status == 413, body
+    status, body = post(backend, [event(f"e{i}") for i in range(10_001)])
+    assert (status, body["limit_events"]) == (413, 10_000), body
+    status, body = post(backend, b"[" + b" " * (16 * 1024 * 1024) + b"]")
+    assert (status, body["limit_bytes"]) == (413, 16 * 1024 * 1024), body
+    assert post(backend, [event(f"e{i}") for i in range(10_000)])[0] == 200
     assert request("GET", backend.url + "/api/runs/nope")[0] == 404
     assert request("GET", backend.url + "/api/agents/nobody/runs")[0] == 404
     status, body = request("GET", backend.url + "/api/agents?limit=abc")
@@ -105,6 +144,117 @@ def test_summary_counts_tokens_and_cost(seeded_backend, version):
     assert summary["total_tokens"] == 150
     assert abs(summary["total_cost"] - 0.003) < 1e-9
     assert summary["version"] == version
+
+
+def test_upstream_sdk_events_keep_run_name_tokens_and_cost(backend):
+    events = upstream_run(run_name="checkout flow")
+    status, body = post(backend, {"events": events})
+    assert (status, body["stored"]) == (200, 4), body
+
+    (run,) = get(backend, "/api/runs")["runs"]
+    assert (run["run_name"], run["label"], run["agent_name"]) == ("checkout flow", "checkout flow", "support-bot")
+    assert (run["tokens_in"], run["tokens_out"], run["total_tokens"]) == (100, 50, 150)
+    assert abs(run["total_cost"] - 0.00075) < 1e-12, "agent_end's total_cost must not count twice"
+    assert run["total_duration_ms"] == 3000.0 and run["error_count"] == 0 and run["event_count"] == 4
+
+    summary = get(backend, "/api/summary")
+    assert (summary["tokens_in"], summary["tokens_out"], summary["total_tokens"]) == (100, 50, 150)
+    assert abs(summary["total_cost"] - 0.00075) < 1e-12
+
+    (agent,) = get(backend, "/api/agents")["agents"]
+    assert (agent["tokens_in"], agent["tokens_out"], agent["total_tokens"], agent["run_count"]) == (100, 50, 150, 1)
+    assert abs(agent["total_cost"] - 0.00075) < 1e-12 and agent["total_duration_ms"] == 3000.0
+    assert get(backend, "/api/agents/support-bot")["total_tokens"] == 150
+    (listed,) = get(backend, "/api/agents/support-bot/runs")["runs"]
+    assert listed["run_name"] == "checkout flow" and listed["total_tokens"] == 150
+
+    # The run is addressable by its id, its name, and agent and name as upstream did.
+    by_id = get(backend, f"/api/runs/{run['run_id']}")
+    for path in ("/api/runs/checkout%20flow", "/api/runs/support-bot/checkout%20flow"):
+        assert get(backend, path) == by_id, path
+    assert [r["run_id"] for r in get(backend, "/api/runs?name=checkout+flow")["runs"]] == [run["run_id"]]
+    assert get(backend, "/api/runs?name=nothing")["runs"] == []
+
+    # Every field the SDK sent comes back.
+    llm = by_id["events"][1]
+    assert llm["event_id"] == events[1]["event_id"] and llm["parent_event_id"] == events[0]["event_id"]
+    assert llm["previous_event_id"] == events[0]["event_id"] and llm["run_name"] == "checkout flow"
+    assert llm["data"] == events[1]["data"]
+    assert llm["attributes"]["model"] == "gpt-4o-mini" and llm["attributes"]["tokens_in"] == 100
+    assert (llm["tokens_in"], llm["tokens_out"], llm["total_tokens"], llm["cost"]) == (100, 50, 150, 0.00075)
+    assert llm["timestamp"] == "2026-01-31T12:00:01.250000Z"
+    found = get(backend, "/api/events?run_name=checkout+flow&q=You+are+helpful")["events"]
+    assert [e["event_id"] for e in found] == [events[1]["event_id"]]
+
+
+def test_temporary_run_names_are_numbered_per_agent(backend):
+    first, second = upstream_run(), upstream_run(minute=5)
+    other = upstream_run(agent="triage-bot")
+    post(backend, {"events": first[:2]})
+    post(backend, {"events": second + other})
+    post(backend, {"events": first[2:]})  # later events of a run keep its name
+    names = {(r["agent_name"], r["run_id"]): r["run_name"] for r in get(backend, "/api/runs")["runs"]}
+    assert names == {("support-bot", first[0]["run_id"]): "run 1", ("support-bot", second[0]["run_id"]): "run 2",
+                     ("triage-bot", other[0]["run_id"]): "run 1"}
+    assert get(backend, "/api/runs/support-bot/run%202")["run_id"] == second[0]["run_id"]
+    assert get(backend, "/api/runs?agent=triage-bot&name=run+1")["total"] == 1
+    status, body = request("GET", backend.url + "/api/runs/run%201")
+    assert status == 409 and len(body["runs"]) == 2 and "run_id" in body["error"], body
+    assert get(backend, f"/api/runs/{first[0]['run_id']}")["event_count"] == 4
+
+    # Without a name the id is the label; a name sent later is kept.
+    nameless = event("n1", run_id="nameless-run")
+    post(backend, [nameless])
+    run = get(backend, "/api/runs/nameless-run")
+    assert (run["run_name"], run["label"]) == (None, "nameless-run")
+    post(backend, [{**event("n2", run_id="nameless-run"), "run_name": "named later"}])
+    assert get(backend, "/api/runs/nameless-run")["label"] == "named later"
+
+
+def test_token_spellings_and_errors_add_up(backend):
+    spellings = [
+        {"tokens_in": 10, "tokens_out": 5},
+        {"prompt_tokens": 10, "completion_tokens": 5},
+        {"input_tokens": 10, "output_tokens": 5},
+        {"usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}},
+        {"usage_metadata": {"input_tokens": 10, "output_tokens": 5}},
+    ]
+    batch = [event(f"s{i}", run_id="spellings", **data) for i, data in enumerate(spellings)]
+    batch.append({**event("top", run_id="spellings"), "usage": {"input_tokens": 10, "output_tokens": 5}})
+    batch.append(event("fail", run_id="spellings", status="error", error_message="rate limited", latency_ms=40))
+    assert post(backend, batch)[0] == 200
+    run = get(backend, "/api/runs/spellings")
+    assert (run["tokens_in"], run["tokens_out"], run["total_tokens"], run["error_count"]) == (60, 30, 90, 1)
+    summary = get(backend, "/api/summary")
+    assert (summary["total_tokens"], summary["error_count"]) == (90, 1)
+    assert get(backend, "/api/agents/support-bot")["error_count"] == 1
+
+
+def test_a_database_of_the_first_schema_gets_its_totals(bin_dir, tmp_path):
+    data_dir = tmp_path / "old"
+    data_dir.mkdir()
+    db = sqlite3.connect(data_dir / "gati.db")
+    db.executescript("""
+        CREATE TABLE agents (name TEXT PRIMARY KEY, first_seen TEXT NOT NULL);
+        CREATE TABLE runs (run_id TEXT PRIMARY KEY, agent_name TEXT NOT NULL REFERENCES agents(name),
+                           first_seen TEXT NOT NULL);
+        CREATE TABLE events (event_id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(run_id),
+                             agent_name TEXT NOT NULL REFERENCES agents(name), event_type TEXT NOT NULL,
+                             timestamp TEXT NOT NULL, parent_event_id TEXT, data TEXT NOT NULL);
+        INSERT INTO agents VALUES ('old-bot', '2026-01-01T00:00:00.000000Z');
+        INSERT INTO runs VALUES ('old-run', 'old-bot', '2026-01-01T00:00:00.000000Z');
+        INSERT INTO events VALUES ('o1', 'old-run', 'old-bot', 'llm_call', '2026-01-01T00:00:00.000000Z', NULL,
+                                   '{"tokens_in": 100, "tokens_out": 50, "cost": 0.5}');
+    """)
+    db.close()
+    service = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(data_dir)})
+    try:
+        summary = get(service, "/api/summary")
+        assert (summary["events"], summary["total_tokens"], summary["total_cost"]) == (1, 150, 0.5)
+        assert post(service, upstream_run(agent="old-bot"))[0] == 200
+        assert get(service, "/api/agents/old-bot")["total_tokens"] == 300
+    finally:
+        service.stop()
 
 
 def test_acknowledged_events_survive_kill_9(bin_dir, backend):

@@ -8,9 +8,17 @@
 //!     GATI_DATA_DIR   where the database lives (default: ./data; /data in the image)
 //!     GATI_PORT       port to listen on (default 8000)
 //!     GATI_HOST       address to bind (default 127.0.0.1; 0.0.0.0 in the image)
+//!     GATI_ALLOWED_HOSTS
+//!                     more Host names to answer, comma-separated, for a backend published on
+//!                     purpose; loopback names and the compose service names (backend,
+//!                     dashboard, mcp-server) are always accepted, any other is refused (403)
+//!
+//! It is a local service (see local_guard.rs): writes need `Content-Type: application/json`,
+//! a foreign `Origin` is refused, and every error is JSON.
 
 mod api;
 mod ingest;
+mod local_guard;
 mod store;
 
 use std::{io::Read, io::Write, net::TcpStream, path::PathBuf, time::Duration};
@@ -44,14 +52,19 @@ fn serve(port: u16) -> anyhow::Result<()> {
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let db = data_dir.join("gati.db");
     let store = store::Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let guard = local_guard::LocalGuard::from_env(&[]);
 
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind((host.as_str(), port))
             .await
             .with_context(|| format!("binding {host}:{port}"))?;
-        eprintln!("gati-backend {VERSION} listening on {host}:{port}, data in {}", db.display());
-        axum::serve(listener, api::router(store)).with_graceful_shutdown(shutdown_signal()).await?;
+        eprintln!(
+            "gati-backend {VERSION} listening on {host}:{port}, data in {}, answering Host {}",
+            db.display(),
+            guard.hosts().join(", ")
+        );
+        axum::serve(listener, api::router(store, guard)).with_graceful_shutdown(shutdown_signal()).await?;
         eprintln!("gati-backend stopped");
         Ok(())
     })
