@@ -13,7 +13,8 @@ Registry — Debian's docker-registry (distribution 2.8) behind what Docker Hub 
     distribution 2.8 returns every tag at once and ignores `n` and `last`, so a small reverse
     proxy in front of it (the address clients see) pages them; everything else passes through.
 Index — pypiserver with an upload password; like PyPI it refuses a file name it already has
-(pypiserver's default: 409, or 400 for twine).
+(pypiserver's default: 409, or 400 for twine), and, unlike pypiserver, also one it had and
+no longer has (a ledger of every name ever uploaded).
 
 Passwords are random, reach htpasswd on stdin, and are never printed or put on a command line.
 
@@ -660,7 +661,8 @@ class Registry:
 class Index:
     """pypiserver (from the tools' environment) on a loopback port; uploads need the password.
     Like PyPI, it refuses a file name it already has (pypiserver's default without
-    `--overwrite`: 409, or 400 for twine)."""
+    `--overwrite`: 409, or 400 for twine), and one it once had: pypiserver would take a
+    deleted name again, so it runs with a ledger of every name uploaded (`pypiserver_once`)."""
 
     def __init__(self, dir, user="uploader", start=True):
         self.dir = Path(dir)
@@ -670,6 +672,7 @@ class Index:
         self.user, self.password = user, random_password()
         (self.dir / "htpasswd").write_text(htpasswd_line(user, self.password, "-m"))
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ledger = self.dir / "uploaded-names"
         self.upload_url = self.url + "/"
         self.simple_url = self.url + "/simple/"
         self.proc = None
@@ -681,7 +684,7 @@ class Index:
         if self.proc is not None and self.proc.poll() is None:
             return
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pypiserver", "run", "--port", str(self.port), "--interface", "127.0.0.1",
+            [sys.executable, str(Path(__file__).resolve()), "pypiserver", str(self.ledger), "run", "--port", str(self.port), "--interface", "127.0.0.1",
              "--passwords", str(self.dir / "htpasswd"), "--authenticate", "update", str(self.packages)],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
             preexec_fn=_die_with_parent if _ORPHANS_DIE else None)
@@ -705,6 +708,27 @@ class Index:
         return {"url": self.url, "upload_url": self.upload_url, "simple_url": self.simple_url, "user": self.user,
                 "password": self.password, "packages": str(self.packages),
                 "pid": self.proc.pid if self.proc else None}
+
+
+def pypiserver_once(ledger, argv):
+    """pypiserver's own `main(argv)`, refusing a file name uploaded once before even after it
+    was deleted, as PyPI does: `ledger` lists every name ever uploaded."""
+    from pypiserver import backend
+    from pypiserver.__main__ import main
+
+    ledger = Path(ledger)
+    exists, add_package = backend.BackendProxy.exists, backend.BackendProxy.add_package
+
+    def ever_uploaded(self, filename):
+        return exists(self, filename) or (ledger.exists() and filename in ledger.read_text().split("\n"))
+
+    def add_and_record(self, filename, stream):
+        add_package(self, filename, stream)
+        with ledger.open("a") as f:
+            f.write(filename + "\n")
+
+    backend.BackendProxy.exists, backend.BackendProxy.add_package = ever_uploaded, add_and_record
+    main(argv)
 
 
 # --- serve ------------------------------------------------------------------------------------
@@ -765,8 +789,14 @@ def main(argv=None):
     run.add_argument("--namespace", default="gatidev", help="the organisation's namespace the login may push to")
     run.add_argument("--user", default="gatibot", help="the login (a bot account, not the namespace)")
     run.add_argument("--index", action="store_true", help="also start the package index")
+    once = commands.add_parser("pypiserver", help="pypiserver ARGS, refusing a name uploaded before (internal)")
+    once.add_argument("ledger")
+    once.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    serve(args)
+    if args.command == "pypiserver":
+        pypiserver_once(args.ledger, args.args)
+    else:
+        serve(args)
 
 
 if __name__ == "__main__":

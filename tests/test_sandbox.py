@@ -274,13 +274,18 @@ def upload(index, filename, content, password=None):
         return e.code
 
 
-def test_the_index_refuses_a_file_name_twice(index):
+def test_the_index_refuses_a_file_name_twice_even_after_deletion(index):
     name = "gati-0.0.1.tar.gz"
     assert upload(index, name, b"first", password="wrong") in (401, 403)
     assert upload(index, name, b"first") == 200
     assert upload(index, name, b"other bytes") in (400, 409)
     assert (index.packages / name).read_bytes() == b"first"
     assert index.files() == [name]
+    # Not even after deletion, as on PyPI (pypiserver alone would take it again).
+    (index.packages / name).unlink()
+    assert upload(index, name, b"again") in (400, 409)
+    assert index.files() == []
+    assert upload(index, "gati-0.0.2.tar.gz", b"another version") == 200
 
 
 # --- the CLI that cargo xtask uses ------------------------------------------------------------
