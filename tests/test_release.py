@@ -1,10 +1,14 @@
-"""`cargo xtask release` against a real registry (docker-registry) and a real index
-(pypiserver), both with auth, from a clean copy of the repository whose origin is a bare
-repository. Faults are injected for real: the registry or the index stopped, frozen (SIGSTOP) or
-refusing; the release interrupted with SIGINT. After each, the invariants hold, and the same
-command finishes the release with nothing duplicated."""
+"""`cargo xtask release` against a real registry (docker-registry) that behaves like Docker Hub
+(token auth with a bot login pushing to the `gatidev` namespace, blob downloads redirected to
+another port, tag lists in pages) and a real index (pypiserver, a file name never uploaded
+twice), from a clean copy of the repository whose origin is a bare repository. CI runs are
+fresh clones of that origin with no journal. Faults are injected for real: the registry or the
+index stopped, frozen (SIGSTOP) or refusing; the release interrupted with SIGINT; a packaging
+error fixed by a new commit. After each, the invariants hold, and the same command finishes the
+release with nothing duplicated."""
 
 import http.server
+import json
 import os
 import re
 import signal
@@ -12,11 +16,12 @@ import subprocess
 import threading
 import urllib.request
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from gati_testing import (COPY_TARGET_DIR, GIT_IDENTITY, free_port, git, release_tree, repo, request,
+from gati_testing import (COPY_TARGET_DIR, GIT_IDENTITY, ROOT, free_port, git, release_tree, repo, request,
                           xtask)
 
 pytestmark = pytest.mark.docker
@@ -71,12 +76,27 @@ def assert_consistent(registry, index, tree):
 
 
 def assert_released(registry, index, tree, tmp_path):
-    assert f"v{NEW}" in git(tree, "ls-remote", "--tags", "origin")
+    head = git(tree, "rev-parse", "HEAD").strip()
+    assert f"{head}\trefs/tags/v{NEW}^{{}}" in git(tree, "ls-remote", "--tags", "origin")
     for service in SERVICES:
         name = repo(registry, service)
         assert registry.tags(name) == {NEW, "0.1", "latest"}
         assert registry.digest(name, NEW) == registry.digest(name, "latest") == registry.digest(name, "0.1")
     assert index.files() == DISTS
+
+
+def assert_no_secret_on_disk(secrets, tree, env):
+    """No password or token is left in the tree, its ignored state, the target directory or the
+    Docker client configuration: the release's own login is gone with it."""
+    places = [tree, COPY_TARGET_DIR / "xtask", Path(env["DOCKER_CONFIG"])]
+    for place in places:
+        for path in (place.rglob("*") if place.exists() else []):
+            if "venv" not in path.parts and path.is_file() and not path.is_symlink() and path.stat().st_size < 50_000_000:
+                data = path.read_bytes()
+                assert all(s.encode() not in data for s in secrets), f"a secret is left in {path}"
+    config = Path(env["DOCKER_CONFIG"]) / "config.json"
+    assert not config.exists() or env["GATI_REGISTRY"] not in config.read_text()
+    assert not list((COPY_TARGET_DIR / "xtask").glob("docker-login-*"))
 
 
 class CmdlineWatch:
@@ -123,6 +143,15 @@ def test_a_release_reaches_registry_index_and_git_and_installs(registry, index, 
     layers = subprocess.run(["docker", "save", *[f"{registry.address}/{repo(registry, s)}:{NEW}" for s in SERVICES]],
                             capture_output=True, check=True).stdout
     assert all(secret.encode() not in layers for secret in secrets)
+    assert_no_secret_on_disk(secrets, tree, env)
+
+    # The login is the bot's; the images are the organisation's, and the package names exactly them.
+    assert registry.user != registry.namespace and repo(registry, "backend").startswith(f"{registry.namespace}/")
+    (wheel,) = (tree / ".tools" / "state" / f"release-{NEW}-dist").glob("*.whl")
+    with zipfile.ZipFile(wheel) as w:
+        compose = w.read("gati/docker-compose.yml").decode()
+    images = sorted(re.findall(r"image: \$\{GATI_IMAGE_PREFIX:-([^}]+)\}(/\S+)", compose))
+    assert images == sorted((f"{registry.address}/{registry.namespace}", f"/gati-{s}:{NEW}") for s in SERVICES)
 
     # A user installs it from the index and starts it from the registry.
     env_dir = tmp_path / "user-venv"
@@ -185,9 +214,10 @@ def test_registry_stopped_after_the_first_image_push(registry, index, tree, env)
 
 
 class RefusingIndex:
-    """In front of the real index: reads pass through, uploads get 503 Service Unavailable."""
+    """In front of the real index: reads pass through, uploads get 503 Service Unavailable
+    (with `only`, only uploads of files whose name ends so; the others pass through)."""
 
-    def __init__(self, index):
+    def __init__(self, index, only=None):
         upstream = index.url
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -203,7 +233,20 @@ class RefusingIndex:
                 self.wfile.write(body)
 
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if only is not None and f'{only}"'.encode() not in body:
+                    forward = urllib.request.Request(upstream + self.path, data=body, method="POST",
+                                                     headers={k: v for k, v in self.headers.items()})
+                    try:
+                        with urllib.request.urlopen(forward, timeout=30) as r:
+                            status, answer = r.status, r.read()
+                    except urllib.error.HTTPError as e:
+                        status, answer = e.code, e.read()
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                    return
                 self.send_response(503)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -262,6 +305,7 @@ def test_sigint_during_the_image_push(registry, index, tree, env):
     assert fired and status != 0
     assert "push-images interrupted" in out and f"    cargo xtask release {NEW}" in out, out
     assert_consistent(registry, index, tree)
+    assert_no_secret_on_disk([env["DOCKER_PASSWORD"], env["TWINE_PASSWORD"]], tree, env)
     assert index.files() == []
 
     release(tree, env)
@@ -279,3 +323,126 @@ def test_sigint_during_the_upload(registry, index, tree, env):
 
     out = release(tree, env).stdout
     assert_released(registry, index, tree, None)
+
+
+def fresh_clone(tmp_path, tree, name, tag=None):
+    """What a CI runner has: a clone of origin (at `tag`, detached, as a tag push checks it
+    out), no journal, no built images of its own making, the same pinned Python tools."""
+    dest = tmp_path / name
+    args = ["--branch", tag] if tag else []
+    subprocess.run(["git", "clone", "--quiet", *args, str(tree.parent / "origin.git"), str(dest)], check=True,
+                   capture_output=True)
+    (dest / ".tools").mkdir()
+    (dest / ".tools" / "venv").symlink_to(ROOT / ".tools" / "venv")
+    return dest
+
+
+def revision(registry, name, tag):
+    """The revision label of an image on the registry (its config blob, behind a redirect)."""
+    status, _, manifest = registry.api(f"/v2/{name}/manifests/{tag}",
+                                       accept="application/vnd.docker.distribution.manifest.v2+json")
+    assert status == 200, status
+    config = json.loads(manifest)["config"]["digest"]
+    status, _, blob = registry.api(f"/v2/{name}/blobs/{config}", follow=True)
+    assert status == 200, status
+    return json.loads(blob)["config"]["Labels"]["org.opencontainers.image.revision"]
+
+
+def index_bytes(index):
+    return {name: (index.packages / name).read_bytes() for name in index.files()}
+
+
+def everything_published(registry):
+    return {(s, t): registry.digest(repo(registry, s), t) for s in SERVICES for t in (NEW, "0.1", "latest")}
+
+
+def test_ci_on_the_tag_of_a_laptop_release_changes_nothing_and_a_later_push_keeps_the_release(
+        registry, index, tree, env, tmp_path):
+    release(tree, env)
+    published, files = everything_published(registry), index_bytes(index)
+
+    # The tag push starts the release workflow on a fresh runner: it finds the release done.
+    ci = fresh_clone(tmp_path, tree, "ci", tag=f"v{NEW}")
+    out = xtask(ci, "release", "--from-tag", f"v{NEW}", "--yes", env=env).stdout
+    assert f"v{NEW} is already released" in out, out
+    assert everything_published(registry) == published and index_bytes(index) == files
+
+    # Later, main moves on and CI pushes its images: the release's tags are immutable.
+    (tree / "README.md").write_text((tree / "README.md").read_text() + "\nA later change.\n")
+    git(tree, "commit", "--quiet", "--all", "--message", "A later change")
+    later = xtask(tree, "images", "--push", env=env, check=False)
+    assert later.returncode != 0, later.stdout
+    assert f"gati-backend:{NEW} is on the registry already" in later.stdout, later.stdout
+    assert "an immutable tag never changes" in later.stdout and "--edge" in later.stdout
+    assert everything_published(registry) == published
+
+    # What such a build of main should do: edge and sha-<commit>, never the release's tags.
+    xtask(tree, "images", "--push", "--edge", env=env)
+    assert everything_published(registry) == published
+    short = git(tree, "rev-parse", "HEAD").strip()[:12]
+    assert {"edge", f"sha-{short}", NEW, "0.1", "latest"} <= registry.tags(repo(registry, "backend"))
+
+
+def test_ci_rerun_on_a_fresh_runner_finishes_a_partial_upload(registry, index, tree, env, tmp_path):
+    # A maintainer bumps and tags; the tag push's CI release runs.
+    xtask(tree, "bump", NEW)
+    git(tree, "commit", "--quiet", "--all", "--message", f"Release {NEW}")
+    git(tree, "tag", "--annotate", f"v{NEW}", "--message", f"gati {NEW}")
+    git(tree, "push", "--quiet", "origin", "main", f"v{NEW}")
+
+    # The first run uploads the wheel; the index refuses the sdist.
+    refusing = RefusingIndex(index, only=".tar.gz")
+    try:
+        first = xtask(fresh_clone(tmp_path, tree, "ci-1", tag=f"v{NEW}"), "release", "--from-tag", f"v{NEW}", "--yes",
+                      env={**env, "GATI_INDEX": refusing.url + "/", "GATI_INDEX_SIMPLE": refusing.url + "/simple/"},
+                      check=False)
+    finally:
+        refusing.close()
+    assert first.returncode != 0 and "step upload failed" in first.stdout, first.stdout
+    assert index.files() == [f"gati-{NEW}-py3-none-any.whl"]
+    # Floating tags move only after the upload: `latest` never names a version users can't install.
+    for service in SERVICES:
+        assert registry.digest(repo(registry, service), NEW)
+        assert registry.digest(repo(registry, service), "latest") is None
+    wheel = index_bytes(index)
+
+    # The re-run lands on another fresh runner, without the first one's journal or images.
+    second = xtask(fresh_clone(tmp_path, tree, "ci-2", tag=f"v{NEW}"), "release", "--from-tag", f"v{NEW}", "--yes",
+                   env=env).stdout
+    assert f"gati-{NEW}-py3-none-any.whl is already on the index" in second, second
+    assert "already pushed from this commit" in second, second
+    assert index.files() == DISTS and {k: index_bytes(index)[k] for k in wheel} == wheel
+    for service in SERVICES:
+        name = repo(registry, service)
+        assert registry.digest(name, NEW) == registry.digest(name, "latest") == registry.digest(name, "0.1")
+
+
+def test_a_fix_committed_after_a_failed_step_is_what_gets_released(registry, index, tree, env):
+    # A packaging error that only the build finds.
+    pyproject = tree / "sdk" / "pyproject.toml"
+    good = pyproject.read_text()
+    pyproject.write_text(good.replace("[project]", "[project", 1))
+    git(tree, "commit", "--quiet", "--all", "--message", "Break the packaging")
+
+    failed = release(tree, env, check=False)
+    assert failed.returncode != 0 and "step build failed" in failed.stdout, failed.stdout
+    assert git(tree, "log", "-1", "--format=%s").strip() == f"Release {NEW}"
+
+    pyproject.write_text(good)
+    git(tree, "commit", "--quiet", "--all", "--message", "Fix the packaging")
+    out = release(tree, env).stdout
+    assert f"v{NEW} is released" in out, out
+    fix = git(tree, "rev-parse", "HEAD").strip()
+    assert git(tree, "rev-parse", f"v{NEW}^{{commit}}").strip() == fix
+    assert_released(registry, index, tree, None)
+    assert revision(registry, repo(registry, "backend"), NEW) == fix
+
+
+def test_preflight_refuses_an_account_that_may_only_pull(registry, index, tree, env):
+    reader = {**env, "DOCKER_USERNAME": registry.reader, "DOCKER_PASSWORD": registry.reader_password}
+    result = release(tree, reader, check=False)
+    assert result.returncode != 0
+    assert f'refused user "{registry.reader}" the right to push to {registry.namespace}/gati-' in result.stdout, \
+        result.stdout
+    assert "nothing was changed" in result.stdout
+    assert git(tree, "log", "-1", "--format=%s").strip() != f"Release {NEW}"
