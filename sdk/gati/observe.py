@@ -253,6 +253,8 @@ def init(name=None, auto_inject=True, *, backend_url=None, agent_name=None, batc
             _atexit_registered = True
         if auto_inject:
             auto_instrument()
+        elif "gati.instrumentation.langchain.auto_inject" in sys.modules:
+            sys.modules["gati.instrumentation.langchain.auto_inject"].disable_auto_injection()
     except Exception:  # noqa: BLE001
         _warn("could not start: " + traceback.format_exc(limit=1))
 
