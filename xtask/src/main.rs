@@ -1,10 +1,17 @@
 //! NAME
-//!     cargo xtask — gati's automation: tests, version bumps; images and release next.
+//!     cargo xtask — gati's automation: tests, versions, images, releases.
 //!
 //! SYNOPSIS
 //!     cargo xtask test [-k EXPR] [--no-images]
-//!     cargo xtask bump <major|minor|patch|alpha|beta|rc|release|VERSION> [--dry-run]
 //!     cargo xtask version
+//!     cargo xtask bump <major|minor|patch|alpha|beta|rc|release|VERSION> [--dry-run]
+//!     cargo xtask images [--push] [--edge] [--only SERVICE] [--registry R] [--namespace N] [--dry-run]
+//!     cargo xtask release <VERSION|KIND> [--yes] [--dry-run]
+//!     cargo xtask release --from-tag vX.Y.Z [--yes] [--dry-run]
+//!     cargo xtask rehearse [VERSION]
+//!     cargo xtask doctor [--json]
+//!     cargo xtask lint
+//!     cargo xtask bench <images [--rounds N]|release>
 //!
 //! DESCRIPTION
 //!     Runs from anywhere in the repository: the shell moves to the workspace root first.

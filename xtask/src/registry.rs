@@ -295,7 +295,12 @@ impl Registry {
         match response.status {
             200 => {}
             401 | 403 => {
-                return Err(Failure::Permanent(anyhow::anyhow!("{realm} refused a token to {}", self.who())));
+                return Err(Failure::Permanent(anyhow::anyhow!(
+                    "{} refused {} (its token service {realm} answered HTTP {})",
+                    self.name,
+                    self.who(),
+                    response.status
+                )));
             }
             status if status == 429 || status >= 500 => {
                 return Err(Failure::Transient(format!("{realm} answered HTTP {status}"), None));
