@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from gati_testing import Service, free_port, request
+from gati_testing import SAMPLE_EVENTS, Service, free_port, request
 
 # Without the background-networking flags Chromium keeps calling out, and this network refuses.
 CHROMIUM_FLAGS = [
@@ -80,5 +80,63 @@ def test_page_says_plainly_when_the_backend_is_unreachable(chromium, bin_dir, tm
         assert '<div id="status" role="alert">The gati backend is unreachable.' in dom
         env = {"GATI_PORT": str(service.port)}
         assert subprocess.run([bin_dir / "gati-dashboard", "healthcheck"], env=env).returncode == 0
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def upstream_dashboard(bin_dir, backend):
+    """A dashboard over a backend holding one run of the gati 0.0.3 SDK, named "checkout flow"."""
+    from test_backend import upstream_run
+
+    events = upstream_run(run_name="checkout flow")
+    status, body = request("POST", backend.url + "/api/events", {"events": events})
+    assert status == 200, body
+    service = dashboard_for(bin_dir, backend.url)
+    service.events = events
+    yield service
+    service.stop()
+
+
+def test_page_shows_tokens_and_cost_per_agent(chromium, upstream_dashboard, tmp_path):
+    dom = render(chromium, tmp_path, upstream_dashboard.url + "/")
+    assert "<dt>Tokens</dt><dd>150</dd>" in dom and "<dt>Cost</dt><dd>$0.000750</dd>" in dom
+    assert '<span class="tokens">150<small class="muted"> (100 in / 50 out)</small></span>' in dom
+    assert "<td>$0.000750</td>" in dom
+
+
+def test_page_lists_runs_by_name_with_tokens_and_cost(chromium, upstream_dashboard, tmp_path, artifacts):
+    run_id = upstream_dashboard.events[0]["run_id"]
+    dom = render(chromium, tmp_path, upstream_dashboard.url + "/#/agent/support-bot",
+                 screenshot=artifacts / "dashboard-runs.png")
+    assert f'<a href="#/run/{run_id}" class="run-name" title="{run_id}">checkout flow</a>' in dom
+    assert '<span class="tokens">150<small class="muted"> (100 in / 50 out)</small></span>' in dom
+    assert "<td>$0.000750</td>" in dom and "<td>3.0 s</td>" in dom
+
+
+def test_page_shows_a_run_as_the_tree_of_its_events(chromium, upstream_dashboard, tmp_path, artifacts):
+    start, llm, tool, end = upstream_dashboard.events
+    dom = render(chromium, tmp_path, upstream_dashboard.url + f"/#/run/{start['run_id']}",
+                 screenshot=artifacts / "dashboard-run-tree.png")
+    assert f'<span class="run-name" title="{start["run_id"]}">checkout flow</span>' in dom
+    assert "<dt>Cost</dt><dd>$0.000750</dd>" in dom and '<span class="tokens">150' in dom
+    # agent_start holds the llm_call (which holds the tool_call) and then agent_end.
+    tree = dom[dom.find('<ol class="timeline">'):]
+    opened = [tree.find(f'data-event-id="{e["event_id"]}"') for e in (start, llm, tool, end)]
+    assert -1 not in opened and opened == sorted(opened), opened
+    between = lambda a, b: tree[opened[a]:opened[b]]  # noqa: E731
+    assert between(0, 1).count('<ol class="children">') == 1, "llm_call is a child of agent_start"
+    assert between(1, 2).count('<ol class="children">') == 1, "tool_call is a child of llm_call"
+    assert between(2, 3).count("</ol>") == 1, "agent_end is back at agent_start's level"
+    assert '<span class="event-facts">150 tokens · $0.000750 · 850 ms</span>' in dom
+
+
+def test_run_name_falls_back_to_the_id(chromium, bin_dir, backend, tmp_path):
+    status, _ = request("POST", backend.url + "/api/events", [{**SAMPLE_EVENTS[0], "run_id": "unnamed-run"}])
+    assert status == 200
+    service = dashboard_for(bin_dir, backend.url)
+    try:
+        dom = render(chromium, tmp_path, service.url + "/#/agent/support-bot")
+        assert 'class="run-name" title="unnamed-run">unnamed-run</a>' in dom
     finally:
         service.stop()

@@ -52,7 +52,7 @@ pub fn router(store: Store, guard: LocalGuard) -> Router {
         .with_state(store)
         // Outermost first: errors become JSON, then foreign hosts and origins are refused.
         .layer(middleware::from_fn_with_state(Arc::new(guard), local_guard::guard))
-        .layer(middleware::from_fn_with_state(ingest::MAX_BODY_BYTES, local_guard::json_errors))
+        .layer(middleware::from_fn_with_state(Some(ingest::MAX_BODY_BYTES), local_guard::json_errors))
 }
 
 type Params = Query<HashMap<String, String>>;

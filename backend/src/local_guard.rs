@@ -138,8 +138,8 @@ pub async fn guard(State(guard): State<std::sync::Arc<LocalGuard>>, request: Req
 }
 
 /// Middleware: an error answered as text (axum's rejections, a 405, a library's 403) becomes
-/// `{"error": text}`; a 413 also names the limit, `limit_bytes`.
-pub async fn json_errors(State(limit_bytes): State<usize>, request: Request, next: Next) -> Response {
+/// `{"error": text}`; a 413 also names the service's limit, `limit_bytes`, if it has one.
+pub async fn json_errors(State(limit_bytes): State<Option<usize>>, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
     let is_json_body = response
@@ -157,8 +157,8 @@ pub async fn json_errors(State(limit_bytes): State<usize>, request: Request, nex
         _ => status.canonical_reason().unwrap_or("error").to_string(),
     };
     let mut body = json!({ "error": text });
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        body["limit_bytes"] = json!(limit_bytes);
+    if let Some(limit) = limit_bytes.filter(|_| status == StatusCode::PAYLOAD_TOO_LARGE) {
+        body["limit_bytes"] = json!(limit);
     }
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

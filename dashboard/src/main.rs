@@ -8,16 +8,27 @@
 //!     BACKEND_URL   the gati backend (default http://127.0.0.1:8000)
 //!     GATI_PORT     port to listen on (default 3000)
 //!     GATI_HOST     address to bind (default 127.0.0.1; 0.0.0.0 in the image)
+//!     GATI_ALLOWED_HOSTS
+//!                   more Host names to answer, comma-separated; loopback names and the compose
+//!                   service names are always accepted, any other is refused (403)
 //!
 //! The UI is plain HTML, CSS and JavaScript compiled into the binary: no npm build step. The
 //! browser asks this server for `/api/*` and `/health`, which are forwarded to the backend, so
-//! the backend needs no CORS.
+//! the backend needs no CORS. Like the backend, the dashboard is a local service
+//! (backend/src/local_guard.rs): foreign `Host` names and `Origin`s are refused, writes are
+//! not proxied, and every error is JSON.
+
+#[path = "../../backend/src/local_guard.rs"]
+mod local_guard;
+
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use axum::{
     body::Body,
     extract::{Request, State},
     http::{header, HeaderValue, StatusCode},
+    middleware,
     response::{IntoResponse, Response},
     routing::get,
     Json, Router,
@@ -57,6 +68,8 @@ struct Backend {
 async fn serve(port: u16) -> anyhow::Result<()> {
     let host = std::env::var("GATI_HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let url = std::env::var("BACKEND_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
+    let guard = local_guard::LocalGuard::from_env(&[]);
+    let hosts = guard.hosts().join(", ");
     let backend = Backend {
         url: url.trim_end_matches('/').to_string(),
         http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build()?,
@@ -68,10 +81,16 @@ async fn serve(port: u16) -> anyhow::Result<()> {
         .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok", "version": VERSION })) }))
         .route("/health", get(proxy))
         .route("/api/{*path}", get(proxy))
-        .with_state(backend);
+        .fallback(|| async {
+            (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "no such page" }))).into_response()
+        })
+        .with_state(backend)
+        // Outermost first: errors become JSON, then foreign hosts and origins are refused.
+        .layer(middleware::from_fn_with_state(Arc::new(guard), local_guard::guard))
+        .layer(middleware::from_fn_with_state(None, local_guard::json_errors));
     let listener =
         tokio::net::TcpListener::bind((host.as_str(), port)).await.with_context(|| format!("binding {host}:{port}"))?;
-    eprintln!("gati-dashboard {VERSION} on http://{host}:{port}, backend {url}");
+    eprintln!("gati-dashboard {VERSION} on http://{host}:{port}, backend {url}, answering Host {hosts}");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }

@@ -29,6 +29,24 @@ function el(tag, attrs = {}, ...children) {
 
 function link(href, text) { return el("a", { href }, text); }
 function when(ts) { return ts ? new Date(ts).toLocaleString() : "—"; }
+function money(n) {
+  const value = Number(n || 0);
+  return `$${value.toFixed(value !== 0 && Math.abs(value) < 0.01 ? 6 : 4)}`;
+}
+function duration(ms) {
+  const value = Number(ms || 0);
+  if (value < 1000) return `${Math.round(value)} ms`;
+  if (value < 60000) return `${(value / 1000).toFixed(1)} s`;
+  return `${Math.floor(value / 60000)} min ${Math.round((value % 60000) / 1000)} s`;
+}
+// Total tokens, with the in/out split beside it when there is one.
+function tokens(x) {
+  const split = x.tokens_in || x.tokens_out ? ` (${x.tokens_in ?? 0} in / ${x.tokens_out ?? 0} out)` : "";
+  return el("span", { class: "tokens" }, String(x.total_tokens ?? 0), el("small", { class: "muted" }, split));
+}
+function errors(n) { return n ? el("span", { class: "errors" }, String(n)) : "0"; }
+// A run is called by its name; its id when it has none.
+function runLabel(r) { return r.run_name || r.run_id; }
 
 function table(headers, rows) {
   if (rows.length === 0) return el("p", { class: "muted" }, "Nothing recorded yet.");
@@ -41,8 +59,9 @@ async function showAgents() {
   const { agents } = await api("/api/agents?limit=200");
   return [
     [],
-    table(["Agent", "Runs", "Events", "Last activity"], agents.map((a) => [
-      link(`#/agent/${encodeURIComponent(a.name)}`, a.name), a.run_count, a.event_count, when(a.last_activity),
+    table(["Agent", "Runs", "Events", "Tokens", "Cost", "Errors", "Last activity"], agents.map((a) => [
+      link(`#/agent/${encodeURIComponent(a.name)}`, a.name), a.run_count, a.event_count, tokens(a),
+      money(a.total_cost), errors(a.error_count), when(a.last_activity),
     ])),
   ];
 }
@@ -51,30 +70,70 @@ async function showRuns(agent) {
   const { runs } = await api(`/api/agents/${encodeURIComponent(agent)}/runs?limit=200`);
   return [
     [link("#/", "Agents"), ` / ${agent}`],
-    table(["Run", "Started", "Last event", "Events"], runs.map((r) => [
-      link(`#/run/${encodeURIComponent(r.run_id)}`, r.run_id), when(r.started_at), when(r.last_event_at), r.event_count,
+    table(["Run", "Started", "Duration", "Events", "Tokens", "Cost", "Errors"], runs.map((r) => [
+      el("a", { href: `#/run/${encodeURIComponent(r.run_id)}`, class: "run-name", title: r.run_id }, runLabel(r)),
+      when(r.started_at), duration(r.total_duration_ms), r.event_count, tokens(r), money(r.total_cost),
+      errors(r.error_count),
     ])),
   ];
 }
 
-async function showRun(runId) {
-  const run = await api(`/api/runs/${encodeURIComponent(runId)}`);
-  const items = run.events.map((e) => el("li", { class: "event", "data-event-id": e.event_id },
+// One event, with the events whose parent_event_id names it nested below.
+function eventItem(e, children) {
+  const facts = [];
+  if (e.total_tokens) facts.push(`${e.total_tokens} tokens`);
+  if (e.cost) facts.push(money(e.cost));
+  if (e.duration_ms) facts.push(duration(e.duration_ms));
+  const item = el("li", { class: e.error ? "event error" : "event", "data-event-id": e.event_id },
     el("span", { class: "event-type" }, e.event_type),
     el("time", { class: "event-time", datetime: e.timestamp }, when(e.timestamp)),
-    el("pre", { class: "event-data" }, JSON.stringify(e.data, null, 2))));
+    el("span", { class: "event-facts" }, facts.join(" · ")),
+    el("pre", { class: "event-data" }, JSON.stringify(e.data, null, 2)));
+  if (children.length) item.append(el("ol", { class: "children" }, ...children));
+  return item;
+}
+
+// The events as the tree their parent_event_id links form, each level in time order. An event
+// whose parent is not in this run is a root; a cycle is broken where it is first met.
+function eventTree(events) {
+  const ids = new Set(events.map((e) => e.event_id));
+  const children = new Map();
+  for (const e of events) {
+    const parent = e.parent_event_id && ids.has(e.parent_event_id) && e.parent_event_id !== e.event_id
+      ? e.parent_event_id : null;
+    if (!children.has(parent)) children.set(parent, []);
+    children.get(parent).push(e);
+  }
+  const shown = new Set();
+  const build = (e) => {
+    shown.add(e.event_id);
+    const below = (children.get(e.event_id) || []).filter((c) => !shown.has(c.event_id));
+    below.forEach((c) => shown.add(c.event_id));
+    return eventItem(e, below.map(build));
+  };
+  const roots = (children.get(null) || []).map(build);
+  for (const e of events) if (!shown.has(e.event_id)) roots.push(build(e));
+  return el("ol", { class: "timeline" }, ...roots);
+}
+
+async function showRun(runId) {
+  const run = await api(`/api/runs/${encodeURIComponent(runId)}`);
+  const facts = [["Tokens", tokens(run)], ["Cost", money(run.total_cost)], ["Duration", duration(run.total_duration_ms)],
+    ["Events", run.event_count], ["Errors", errors(run.error_count)]];
   return [
-    [link("#/", "Agents"), " / ", link(`#/agent/${encodeURIComponent(run.agent_name)}`, run.agent_name), ` / ${run.run_id}`],
-    items.length ? el("ol", { class: "timeline" }, ...items) : el("p", { class: "muted" }, "This run has no events."),
+    [link("#/", "Agents"), " / ", link(`#/agent/${encodeURIComponent(run.agent_name)}`, run.agent_name),
+      " / ", el("span", { class: "run-name", title: run.run_id }, runLabel(run))],
+    el("section", {},
+      el("dl", { class: "run-totals" }, ...facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
+      run.events.length ? eventTree(run.events) : el("p", { class: "muted" }, "This run has no events.")),
   ];
 }
 
 async function showTotals() {
   const s = await api("/api/summary");
   const totals = document.getElementById("totals");
-  const cost = Number(s.total_cost || 0).toFixed(4);
   totals.replaceChildren(...[["Agents", s.agents], ["Runs", s.runs], ["Events", s.events],
-    ["Tokens", s.total_tokens], ["Cost", `$${cost}`]].map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
+    ["Tokens", s.total_tokens], ["Cost", money(s.total_cost)]].map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
   document.getElementById("version").textContent = `gati ${s.version}`;
 }
 
