@@ -141,9 +141,13 @@ for m in re.finditer(r"^\s+image:\s*\$\{GATI_IMAGE_PREFIX:-([^}]+)\}(/\S+)\s*$",
     Ok((version, lines.collect()))
 }
 
+/// PEP 691's JSON form of the simple API (PyPI's), asked for first; PEP 503's HTML otherwise.
+const SIMPLE_JSON: &str = "application/vnd.pypi.simple.v1+json";
+
 /// The files the index has for `project`: `(file name, sha256)`, from its simple API.
 pub fn index_files(simple_url: &str, project: &str) -> anyhow::Result<Vec<(String, String)>> {
     let url = format!("{}/{project}/", simple_url.trim_end_matches('/'));
+    let accept = format!("Accept: {SIMPLE_JSON}, text/html;q=0.1");
     let curl = duct::cmd!(
         "curl",
         "--silent",
@@ -151,8 +155,10 @@ pub fn index_files(simple_url: &str, project: &str) -> anyhow::Result<Vec<(Strin
         "--location",
         "--max-time",
         "30",
+        "--header",
+        accept,
         "--write-out",
-        "\n%{http_code}",
+        "\n%{http_code} %{content_type}",
         &url
     );
     let output = interrupt::output(curl.stdout_capture().stderr_capture().unchecked())?;
@@ -160,12 +166,25 @@ pub fn index_files(simple_url: &str, project: &str) -> anyhow::Result<Vec<(Strin
         bail!("the index at {url} is not answering: {}", String::from_utf8_lossy(&output.stderr).trim());
     }
     let text = String::from_utf8_lossy(&output.stdout);
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
-    match status.trim() {
+    let (body, written) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let (status, content_type) = written.split_once(' ').unwrap_or((written, ""));
+    match status {
         "404" => Ok(vec![]),
+        "200" if content_type.starts_with(SIMPLE_JSON) => simple_json_files(body),
         "200" => Ok(simple_links(body)),
         status => bail!("the index at {url} answered HTTP {status}"),
     }
+}
+
+/// `files[].filename` and `files[].hashes.sha256` of a PEP 691 answer.
+fn simple_json_files(json: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let answer: serde_json::Value = serde_json::from_str(json).context("the index's JSON answer")?;
+    Ok(answer["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| Some((f["filename"].as_str()?.to_string(), f["hashes"]["sha256"].as_str()?.to_string())))
+        .collect())
 }
 
 /// `<a href="…/name#sha256=hex">` links of a PEP 503 page.
@@ -239,6 +258,14 @@ mod tests {
         let vars = [("TWINE_USERNAME", "__token__"), ("TWINE_PASSWORD", ""), ("OTHER", ""), ("TWINE_REPOSITORY", "")];
         let vars = vars.into_iter().map(|(k, v)| (k.to_string(), v.to_string()));
         assert_eq!(empty_twine_variables(vars), ["TWINE_PASSWORD", "TWINE_REPOSITORY"]);
+    }
+
+    #[test]
+    fn reads_a_json_simple_index_answer() {
+        let json = r#"{"meta": {"api-version": "1.1"}, "name": "gati", "files": [
+            {"filename": "gati-0.0.3-py3-none-any.whl", "url": "https://files.example/a", "hashes": {"sha256": "d736"}},
+            {"filename": "gati-0.0.3.tar.gz", "url": "https://files.example/b", "hashes": {}}]}"#;
+        assert_eq!(simple_json_files(json).unwrap(), [("gati-0.0.3-py3-none-any.whl".into(), "d736".into())]);
     }
 
     #[test]
