@@ -65,6 +65,7 @@ class _Client:
         self.max_batch_bytes = MAX_BATCH_BYTES
         # Events recorded outside any run belong to this one run, as in gati 0.0.3.
         self.session_run_id = str(uuid.uuid4())
+        self.session_run_name = unnamed_run()
         self.buffer = deque()
         self.in_flight = 0
         self.flush_wanted = False
@@ -318,6 +319,8 @@ def _emit(event_type, data, run_id=None, parent_event_id=None, *, event_id=None,
         if frame and frame.run_id == run_id:
             agent_name = agent_name or frame.agent_name
             run_name = run_name or frame.run_name
+        elif run_id == client.session_run_id:
+            run_name = run_name or client.session_run_name
         event = {
             "event_id": _id(event_id),
             "run_id": _id(run_id),
@@ -335,6 +338,12 @@ def _emit(event_type, data, run_id=None, parent_event_id=None, *, event_id=None,
     except Exception:  # noqa: BLE001
         pass
     return event_id
+
+
+def unnamed_run():
+    """The name of a run the user did not name: `temp_…` asks the backend to number it
+    (`run 1`, `run 2`, ... per agent), as gati 0.0.3 did."""
+    return f"temp_{uuid.uuid4()}"
 
 
 def _id(value):
@@ -387,7 +396,8 @@ class _Span:
             if self.kind == "step" and frame:
                 run_id, run_name, agent = frame.run_id, frame.run_name, frame.agent_name
             elif self.kind == "step":
-                run_id, run_name, agent = (client.session_run_id if client else None), None, None
+                run_id = client.session_run_id if client else None
+                run_name, agent = (client.session_run_name if client else None), None
             else:
                 run_id, run_name, agent = str(uuid.uuid4()), self.name, None
             parent = frame.parent_id if frame else None  # a nested run points at its caller

@@ -33,7 +33,8 @@ def _frame():
     """The current frame; outside any run, the run that `observe.init` opened for the session."""
     frame = _observe._current.get()
     if frame is None and _observe._client is not None:
-        frame = _observe._Frame(_observe._client.session_run_id, None, None, None)
+        client = _observe._client
+        frame = _observe._Frame(client.session_run_id, None, client.session_run_name, None)
     return frame
 
 
@@ -73,8 +74,8 @@ def create_child_run(run_name: Optional[str] = None, agent_name: str = "") -> st
 def _enter(run_name=None, run_id=None, agent_name=""):
     frame = _observe._current.get()
     run_id = run_id or str(uuid.uuid4())
-    token = _observe._current.set(_observe._Frame(run_id, frame.parent_id if frame else None, run_name or None,
-                                                  agent_name or None))
+    token = _observe._current.set(_observe._Frame(run_id, frame.parent_id if frame else None,
+                                                  run_name or _observe.unnamed_run(), agent_name or None))
     try:
         yield run_id
     finally:

@@ -24,8 +24,8 @@ def generate_run_id(agent_name: str = "") -> str:
 
 
 def generate_run_name(agent_name: str = "", run_number: Optional[int] = None) -> str:
-    """`run N` for a given number; otherwise an empty name, which the backend numbers itself."""
-    return f"run {run_number}" if run_number is not None else ""
+    """`run N` for a given number; otherwise `temp_…`, which the backend numbers itself."""
+    return f"run {run_number}" if run_number is not None else f"temp_{uuid.uuid4()}"
 
 
 def _now() -> str:

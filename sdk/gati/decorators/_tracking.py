@@ -65,12 +65,14 @@ class _Call:
             outer = _observe._current.get()
             if kind == "agent":
                 # Each agent call is a run of its own, as in gati 0.0.3.
-                call.frame = _observe._Frame(str(uuid.uuid4()), outer.parent_id if outer else None, None, call.name)
+                call.frame = _observe._Frame(str(uuid.uuid4()), outer.parent_id if outer else None,
+                                             _observe.unnamed_run(), call.name)
                 _observe._emit("agent_start", {"name": call.name, "input": call.input, "metadata": call.metadata},
                                call.frame.run_id, call.frame.parent_id, event_id=call.event_id,
-                               agent_name=call.name, timestamp=call.timestamp)
+                               agent_name=call.name, run_name=call.frame.run_name, timestamp=call.timestamp)
             else:
-                call.frame = outer or _observe._Frame(client.session_run_id if client else None, None, None, None)
+                call.frame = outer or _observe._Frame(client.session_run_id if client else None, None,
+                                                      client.session_run_name if client else None, None)
             # Whatever happens inside is nested under this call's event.
             call.token = _observe._current.set(call.frame._replace(parent_id=call.event_id))
         except Exception:  # noqa: BLE001

@@ -88,7 +88,8 @@ class GatiLangChainCallback(BaseCallbackHandler):
                 record.parent_event = frame.parent_id
             else:
                 record.run_id = client.session_run_id if client else None
-                record.agent_name = record.run_name = record.parent_event = None
+                record.run_name = client.session_run_name if client else None
+                record.agent_name = record.parent_event = None
         record.children_parent = record.event_id if record.kind == "node" else record.parent_event
         with self._lock:
             self._records[str(run_id)] = record
@@ -106,7 +107,7 @@ class GatiLangChainCallback(BaseCallbackHandler):
             return
         record.graph = True
         if record.top:
-            record.run_id = str(uuid.uuid4())
+            record.run_id, record.run_name = str(uuid.uuid4()), _observe.unnamed_run()
         record.children_parent = record.event_id
         self._emit("agent_start", record, {"name": record.name, "input": value(record.inputs),
                                            "metadata": {"runnable": record.name, "auto_tracked": True}},
