@@ -14,7 +14,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from gati_testing import Service, free_port
+from gati_testing import Service, free_port, request
 
 TOOLS = {"list_agents", "list_runs", "get_run", "search_events", "get_summary"}
 
@@ -132,3 +132,89 @@ def test_http_healthcheck_subcommand(bin_dir, mcp_http):
     mcp_http.stop()
     assert subprocess.run([bin_dir / "gati-mcp-server", "healthcheck"], env=env,
                           capture_output=True).returncode != 0
+
+
+@pytest.fixture
+def upstream_backend(backend):
+    """A backend holding two runs of the gati 0.0.3 SDK: "checkout flow" and one it numbered "run 1"."""
+    from test_backend import upstream_run
+
+    named = upstream_run(run_name="checkout flow")
+    numbered = upstream_run(minute=5)
+    for batch in (named, numbered):
+        status, body = request("POST", backend.url + "/api/events", {"events": batch})
+        assert status == 200, body
+    backend.runs = {"checkout flow": named, "run 1": numbered}
+    return backend
+
+
+def test_tools_answer_with_run_names_tokens_and_cost(bin_dir, upstream_backend):
+    params = StdioServerParameters(command=str(bin_dir / "gati-mcp-server"), env={"BACKEND_URL": upstream_backend.url})
+    named = upstream_backend.runs["checkout flow"]
+
+    async def main():
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+
+                async def call(name, arguments):
+                    result = await session.call_tool(name, arguments)
+                    assert not result.is_error, result.content[0].text
+                    return json.loads(result.content[0].text)
+
+                (agent,) = (await call("list_agents", {}))["agents"]
+                assert (agent["tokens_in"], agent["tokens_out"], agent["total_tokens"]) == (200, 100, 300)
+                assert abs(agent["total_cost"] - 0.0015) < 1e-12
+
+                runs = (await call("list_runs", {"agent_name": "support-bot"}))["runs"]
+                assert sorted(r["run_name"] for r in runs) == ["checkout flow", "run 1"]
+                assert all((r["total_tokens"], r["total_cost"]) == (150, 0.00075) for r in runs)
+                (found,) = (await call("list_runs", {"run_name": "checkout flow"}))["runs"]
+                assert found["run_id"] == named[0]["run_id"]
+
+                run = await call("get_run", {"run_name": "checkout flow"})
+                assert (run["run_id"], run["label"], run["total_tokens"]) == (named[0]["run_id"], "checkout flow", 150)
+                assert run["events"][1]["parent_event_id"] == named[0]["event_id"]
+                run = await call("get_run", {"run_name": "run 1", "agent_name": "support-bot"})
+                assert run["run_id"] == upstream_backend.runs["run 1"][0]["run_id"]
+
+                events = (await call("search_events", {"run_name": "checkout flow", "event_type": "llm_call"}))["events"]
+                assert [(e["run_name"], e["tokens_in"], e["tokens_out"], e["cost"]) for e in events] == [
+                    ("checkout flow", 100, 50, 0.00075)]
+
+                summary = await call("get_summary", {})
+                assert (summary["tokens_in"], summary["tokens_out"], summary["total_tokens"]) == (200, 100, 300)
+                assert abs(summary["total_cost"] - 0.0015) < 1e-12
+                assert [a["name"] for a in summary["by_agent"]] == ["support-bot"]
+                assert summary["by_agent"][0]["total_tokens"] == 300
+
+                result = await session.call_tool("get_run", {})
+                assert result.is_error and "run_id" in result.content[0].text
+
+    anyio.run(main)
+
+
+def test_http_refuses_foreign_hosts_and_origins_as_json(bin_dir, backend):
+    from test_local_security import raw
+
+    service = Service(bin_dir / "gati-mcp-server", args=["--http"],
+                      env={"BACKEND_URL": backend.url, "GATI_MCP_ALLOWED_HOSTS": "old-name.lan",
+                           "GATI_ALLOWED_HOSTS": "gati.lan"})
+    try:
+        initialize = rpc(1, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                           "clientInfo": {"name": "raw-test", "version": "1"}})
+        accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+        for host in ("evil.example", "evil.example:8080"):
+            status, content_type, body = raw(service.url, "POST", "/mcp", initialize, {**accept, "Host": host})
+            assert (status, content_type) == (403, "application/json") and "evil.example" in body["error"], body
+        status, _, body = raw(service.url, "POST", "/mcp", initialize, {**accept, "Origin": "http://evil.example"})
+        assert status == 403 and "Origin" in body["error"], body
+        status, _, body = raw(service.url, "POST", "/mcp", json.dumps(initialize).encode(),
+                              {"Accept": accept["Accept"], "Content-Type": "text/plain"})
+        assert status == 415, body
+        for host in ("gati.lan:8080", "old-name.lan", "mcp-server:8080", "localhost"):
+            status, _, body = raw(service.url, "POST", "/mcp", initialize, {**accept, "Host": host})
+            assert status == 200, (host, body)
+        assert raw(service.url, "GET", "/nothing", None, {})[:2] == (404, "application/json")
+    finally:
+        service.stop()

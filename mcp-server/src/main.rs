@@ -9,10 +9,18 @@
 //!     BACKEND_URL              the gati backend (default http://127.0.0.1:8000)
 //!     GATI_PORT                HTTP port (default 8080)
 //!     GATI_HOST                HTTP bind address (default 127.0.0.1; 0.0.0.0 in the image)
-//!     GATI_MCP_ALLOWED_HOSTS   extra Host names accepted over HTTP, comma-separated
-//!                              (loopback names are always accepted; others are refused
-//!                              to block DNS rebinding)
+//!     GATI_ALLOWED_HOSTS       extra Host names accepted over HTTP, comma-separated, as for
+//!                              the backend and dashboard (loopback names and the compose
+//!                              service names are always accepted; others are refused to
+//!                              block DNS rebinding). GATI_MCP_ALLOWED_HOSTS, its older name,
+//!                              still counts.
+//!
+//! Over HTTP it is a local service like the others (backend/src/local_guard.rs): foreign `Host`
+//! names and `Origin`s are refused, POSTs need `Content-Type: application/json`, and every
+//! refusal is JSON.
 
+#[path = "../../backend/src/local_guard.rs"]
+mod local_guard;
 mod tools;
 
 use std::sync::Arc;
@@ -24,6 +32,7 @@ use rmcp::{
     },
     ServiceExt,
 };
+use serde_json::json;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -54,24 +63,31 @@ async fn serve_stdio(backend: String) -> anyhow::Result<()> {
 
 async fn serve_http(backend: String, port: u16) -> anyhow::Result<()> {
     let host = std::env::var("GATI_HOST").unwrap_or_else(|_| "127.0.0.1".into());
-    let mut allowed_hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
-    if let Ok(extra) = std::env::var("GATI_MCP_ALLOWED_HOSTS") {
-        allowed_hosts.extend(extra.split(',').map(str::trim).filter(|h| !h.is_empty()).map(String::from));
-    }
-    let config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed_hosts);
+    let guard = local_guard::LocalGuard::from_env(&["GATI_MCP_ALLOWED_HOSTS"]);
+    // rmcp checks Host too, with the same list; ours answers first, and in JSON.
+    let config = StreamableHttpServerConfig::default().with_allowed_hosts(guard.hosts().to_vec());
     let cancel = config.cancellation_token.clone();
     let mcp = StreamableHttpService::new(
         move || Ok(tools::Gati::new(backend.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let app = axum::Router::new().nest_service("/mcp", mcp).route(
-        "/health",
-        axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok", "version": VERSION })) }),
-    );
+    let hosts = guard.hosts().join(", ");
+    let app = axum::Router::new()
+        .nest_service("/mcp", mcp)
+        .route(
+            "/health",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({ "status": "ok", "version": VERSION })) }),
+        )
+        .fallback(|| async {
+            local_guard::refuse(axum::http::StatusCode::NOT_FOUND, "no such endpoint; MCP is at /mcp".into(), json!({}))
+        })
+        // Outermost first: errors become JSON, then foreign hosts and origins are refused.
+        .layer(axum::middleware::from_fn_with_state(Arc::new(guard), local_guard::guard))
+        .layer(axum::middleware::from_fn_with_state(None, local_guard::json_errors));
     let listener =
         tokio::net::TcpListener::bind((host.as_str(), port)).await.with_context(|| format!("binding {host}:{port}"))?;
-    eprintln!("gati-mcp-server {VERSION} serving MCP on http://{host}:{port}/mcp");
+    eprintln!("gati-mcp-server {VERSION} serving MCP on http://{host}:{port}/mcp, answering Host {hosts}");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -25,8 +25,10 @@ pub struct PageArgs {
 
 #[derive(Deserialize, schemars::JsonSchema)]
 pub struct ListRunsArgs {
-    /// The agent whose runs to list.
-    pub agent_name: String,
+    /// Only the runs of this agent (all agents if left out).
+    pub agent_name: Option<String>,
+    /// Only runs with this name, e.g. `run 3` or a name the agent gave its run.
+    pub run_name: Option<String>,
     /// How many runs to return (1-500, default 50).
     pub limit: Option<u32>,
     /// How many runs to skip, for paging.
@@ -36,7 +38,11 @@ pub struct ListRunsArgs {
 #[derive(Deserialize, schemars::JsonSchema)]
 pub struct GetRunArgs {
     /// The run's id, as listed by `list_runs`.
-    pub run_id: String,
+    pub run_id: Option<String>,
+    /// Or the run's name, as listed by `list_runs` (give `agent_name` too if names repeat).
+    pub run_name: Option<String>,
+    /// The agent the named run belongs to.
+    pub agent_name: Option<String>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -47,6 +53,8 @@ pub struct SearchArgs {
     pub event_type: Option<String>,
     /// Only events of this run.
     pub run_id: Option<String>,
+    /// Only events of the run(s) with this name.
+    pub run_name: Option<String>,
     /// Text to find in the event's data (case-insensitive).
     pub query: Option<String>,
     /// How many events to return (1-500, default 50).
@@ -65,60 +73,127 @@ impl Gati {
         }
     }
 
-    #[tool(description = "List the agents gati has seen, with their run and event counts and last activity.")]
+    #[tool(description = "List the agents gati has seen, with their run and event counts, last activity, and \
+                          totals: tokens in, out and overall, cost in USD, duration and errors.")]
     async fn list_agents(&self, Parameters(args): Parameters<PageArgs>) -> Result<CallToolResult, ErrorData> {
         Ok(self.get("/api/agents", &page(args.limit, args.offset)).await)
     }
 
-    #[tool(description = "List one agent's runs, newest first, with start time and event count.")]
+    #[tool(description = "List runs, newest first: each with its id, name (`run_name`, e.g. `run 3`), agent, start, \
+                          duration, event count, tokens in, out and overall, cost in USD and errors. Filter by agent \
+                          and by run name.")]
     async fn list_runs(&self, Parameters(args): Parameters<ListRunsArgs>) -> Result<CallToolResult, ErrorData> {
-        let path = format!("/api/agents/{}/runs", path_segment(&args.agent_name));
-        Ok(self.get(&path, &page(args.limit, args.offset)).await)
+        let mut query = page(args.limit, args.offset);
+        match (args.agent_name, args.run_name) {
+            // The agent's own list, so that an unknown agent is an error rather than no runs.
+            (Some(agent), None) => Ok(self.get(&format!("/api/agents/{}/runs", path_segment(&agent)), &query).await),
+            (agent, name) => {
+                query.extend([("agent", agent), ("name", name)].into_iter().filter_map(|(k, v)| Some((k, v?))));
+                Ok(self.get("/api/runs", &query).await)
+            }
+        }
     }
 
-    #[tool(description = "Get one run with all its events in time order.")]
+    #[tool(
+        description = "Get one run, by id or by name, with its totals (tokens, cost, duration, errors) and all its \
+                          events in time order; `parent_event_id` links an event to the one it happened inside."
+    )]
     async fn get_run(&self, Parameters(args): Parameters<GetRunArgs>) -> Result<CallToolResult, ErrorData> {
-        Ok(self.get(&format!("/api/runs/{}", path_segment(&args.run_id)), &[]).await)
+        let path = match (args.run_id, args.run_name, args.agent_name) {
+            (Some(id), _, _) => format!("/api/runs/{}", path_segment(&id)),
+            (None, Some(name), Some(agent)) => format!("/api/runs/{}/{}", path_segment(&agent), path_segment(&name)),
+            (None, Some(name), None) => format!("/api/runs/{}", path_segment(&name)),
+            (None, None, _) => {
+                return Ok(CallToolResult::error(vec![ContentBlock::text(
+                    "give `run_id`, or `run_name` (with `agent_name` if several agents have a run of that name)",
+                )]))
+            }
+        };
+        Ok(self.get(&path, &[]).await)
     }
 
-    #[tool(description = "Search events by agent, type, run and text in their data, newest first.")]
+    #[tool(description = "Search events by agent, type, run (id or name) and text in their data, newest first. Each \
+                          event has its tokens, cost and duration.")]
     async fn search_events(&self, Parameters(args): Parameters<SearchArgs>) -> Result<CallToolResult, ErrorData> {
         let mut query = page(args.limit, args.offset);
-        let filters =
-            [("agent", args.agent_name), ("type", args.event_type), ("run_id", args.run_id), ("q", args.query)];
+        let filters = [
+            ("agent", args.agent_name),
+            ("type", args.event_type),
+            ("run_id", args.run_id),
+            ("run_name", args.run_name),
+            ("q", args.query),
+        ];
         query.extend(filters.into_iter().filter_map(|(k, v)| Some((k, v?))));
         Ok(self.get("/api/events", &query).await)
     }
 
-    #[tool(description = "Totals across gati: agents, runs, events, tokens and cost.")]
+    #[tool(
+        description = "Totals across gati: agents, runs, events, tokens in, out and overall, cost in USD, duration \
+                          and errors; and the same totals per agent, under `by_agent`."
+    )]
     async fn get_summary(&self) -> Result<CallToolResult, ErrorData> {
-        Ok(self.get("/api/summary", &[]).await)
+        let mut summary = match self.get_json("/api/summary", &[]).await {
+            Ok(summary) => summary,
+            Err(error) => return Ok(error),
+        };
+        match self.get_json("/api/agents", &[("limit", "500".to_string())]).await {
+            Ok(mut agents) => summary["by_agent"] = agents["agents"].take(),
+            Err(error) => return Ok(error),
+        }
+        Ok(CallToolResult::success(vec![ContentBlock::text(summary.to_string())]))
     }
 }
 
 impl Gati {
     /// The backend's JSON answer as the tool's text, or a tool error saying what went wrong.
     async fn get(&self, path: &str, query: &[(&str, String)]) -> CallToolResult {
+        match self.get_text(path, query).await {
+            Ok(body) => CallToolResult::success(vec![ContentBlock::text(body)]),
+            Err(error) => error,
+        }
+    }
+
+    async fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<serde_json::Value, CallToolResult> {
+        let body = self.get_text(path, query).await?;
+        serde_json::from_str(&body).map_err(|e| {
+            CallToolResult::error(vec![ContentBlock::text(format!(
+                "the gati backend answered {path} with bad JSON: {e}"
+            ))])
+        })
+    }
+
+    async fn get_text(&self, path: &str, query: &[(&str, String)]) -> Result<String, CallToolResult> {
         let url = format!("{}{path}", self.backend);
         let response = match self.http.get(&url).query(query).send().await {
             Ok(response) => response,
             Err(e) => {
-                return CallToolResult::error(vec![ContentBlock::text(format!(
+                return Err(CallToolResult::error(vec![ContentBlock::text(format!(
                     "the gati backend at {} is not reachable ({e}); is it running? Start it with `gati start`.",
                     self.backend
-                ))])
+                ))]))
             }
         };
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         if status.is_success() {
-            return CallToolResult::success(vec![ContentBlock::text(body)]);
+            return Ok(body);
         }
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(String::from))
-            .unwrap_or(body);
-        CallToolResult::error(vec![ContentBlock::text(format!("the gati backend answered {status}: {message}"))])
+        let message = match serde_json::from_str::<serde_json::Value>(&body) {
+            Ok(v) => match (v["error"].as_str(), v["runs"].as_array()) {
+                // A name several runs share: say which runs, so the assistant can pick one.
+                (Some(error), Some(runs)) => {
+                    let candidates: Vec<String> = runs
+                        .iter()
+                        .map(|r| format!("{} (agent {}, started {})", r["run_id"], r["agent_name"], r["started_at"]))
+                        .collect();
+                    format!("{error}: {}", candidates.join(", "))
+                }
+                (Some(error), None) => error.to_string(),
+                _ => body,
+            },
+            Err(_) => body,
+        };
+        Err(CallToolResult::error(vec![ContentBlock::text(format!("the gati backend answered {status}: {message}"))]))
     }
 }
 
@@ -141,7 +216,10 @@ impl ServerHandler for Gati {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("gati", crate::VERSION))
-            .with_instructions("Query what AI agents recorded with gati: agents, their runs, events, totals.")
+            .with_instructions(
+                "Query what AI agents recorded with gati: agents, their runs (by id or name), events, and totals \
+                 of tokens, cost, duration and errors.",
+            )
     }
 }
 
