@@ -69,14 +69,15 @@ enum Scheme {
 
 pub struct Response {
     pub status: u16,
-    headers: Value,
+    /// The last response's headers (after redirects).
+    headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
-    /// The value of the last response's header `name` (case-insensitive).
+    /// The value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name.to_ascii_lowercase())?.as_array()?.last()?.as_str()
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     fn json(&self, what: &str) -> anyhow::Result<Value> {
@@ -322,11 +323,12 @@ enum Auth {
     Bearer(String),
 }
 
-/// Marks where curl's `--write-out` begins on stderr, after any error message.
+/// Marks where curl's `--write-out` begins on stderr, after the headers and any error message.
 const WRITE_OUT_MARK: &str = "@@xtask-curl@@";
 
 /// One HTTP exchange through curl, following redirects; the request on stdin, the answer in
-/// memory.
+/// memory: the body on stdout, the headers of every response and then the status (as JSON) on
+/// stderr. (Not `%{header_json}`: curl 7.88 drops headers from it when one is repeated.)
 fn curl(
     method: &str,
     url: &str,
@@ -348,7 +350,8 @@ fn curl(
         let text = std::str::from_utf8(body).map_err(|e| Failure::Permanent(e.into()))?;
         config.push(format!("data-binary = {}", quote(text)));
     }
-    let write_out = format!("%{{stderr}}{WRITE_OUT_MARK}{{\"status\":%{{http_code}},\"headers\":%{{header_json}}}}");
+    config.push("dump-header = \"/dev/stderr\"".into());
+    let write_out = format!("%{{stderr}}{WRITE_OUT_MARK}{{\"status\":%{{http_code}}}}");
     config.push(format!("write-out = {}", quote(&write_out)));
     let curl = duct::cmd!("curl", "--silent", "--show-error", "--max-time", "60", "--config", "-")
         .stdin_bytes(config.join("\n") + "\n")
@@ -360,7 +363,8 @@ fn curl(
     let (message, written) = stderr.rsplit_once(WRITE_OUT_MARK).unwrap_or((&stderr, "{}"));
     if !output.status.success() {
         let code = output.status.code().unwrap_or(-1);
-        let why = format!("{} (curl exit {code})", message.trim());
+        let said: Vec<&str> = message.lines().filter(|l| l.starts_with("curl:")).collect();
+        let why = format!("{} (curl exit {code})", said.join(" "));
         // connect failed, timeout, empty reply, send or receive failure: worth retrying
         return Err(if [7, 28, 52, 55, 56].contains(&code) {
             Failure::Transient(why, None)
@@ -371,7 +375,21 @@ fn curl(
     let written: Value = serde_json::from_str(written)
         .map_err(|e| Failure::Permanent(anyhow::anyhow!("curl's --write-out for {url} is not JSON: {e}")))?;
     let status = written["status"].as_u64().unwrap_or(0) as u16;
-    Ok(Response { status, headers: written["headers"].clone(), body: output.stdout })
+    Ok(Response { status, headers: last_headers(message), body: output.stdout })
+}
+
+/// The header lines of the last response in a header dump (each response's begin with its
+/// status line).
+fn last_headers(dump: &str) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    for line in dump.lines() {
+        if line.starts_with("HTTP/") {
+            headers.clear();
+        } else if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    headers
 }
 
 /// A string for curl's config file: quoted, with `\`, `"` and line breaks escaped.
@@ -424,6 +442,14 @@ mod tests {
         assert_eq!((realm.as_str(), service.as_deref()), ("https://auth.docker.io/token", Some("registry.docker.io")));
         assert!(matches!(parse_challenge(r#"Basic realm="gati""#), Some(Scheme::Basic)));
         assert!(parse_challenge("Negotiate").is_none());
+    }
+
+    #[test]
+    fn reads_the_headers_of_the_last_response() {
+        let dump = "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:2/blob\r\n\r\n\
+                    HTTP/1.1 200 OK\r\nDate: a\r\nWww-Authenticate: Bearer realm=\"x\"\r\nDate: b\r\n\r\n";
+        let r = Response { status: 200, headers: last_headers(dump), body: vec![] };
+        assert_eq!((r.header("www-authenticate"), r.header("Location")), (Some("Bearer realm=\"x\""), None));
     }
 
     #[test]
