@@ -33,8 +33,11 @@ pub struct LocalGuard {
 impl LocalGuard {
     pub fn new(extra: &[String]) -> LocalGuard {
         let mut hosts: Vec<String> = DEFAULT_HOSTS.iter().map(|h| h.to_string()).collect();
-        hosts.extend(extra.iter().filter_map(|h| host_name(h)));
-        hosts.dedup();
+        for host in extra.iter().filter_map(|h| host_name(h)) {
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
         LocalGuard { hosts }
     }
 
