@@ -66,6 +66,12 @@ pub fn python_tools(sh: &Shell) -> anyhow::Result<PathBuf> {
     if python.exists() && sh.read_file(&stamp).is_ok_and(|have| have == wanted) {
         return Ok(python);
     }
+    // A link to another tree's environment (a rehearsal's or a test's copy) is that tree's to
+    // keep: recreating it from here would pull it from under whoever else uses it.
+    if venv.is_symlink() {
+        anyhow::ensure!(python.exists(), "{} links to an environment without python", venv.display());
+        return Ok(python);
+    }
     eprintln!("installing the pinned Python tools from {PYTHON_TOOLS} into {}", venv.display());
     let system_python = ["python3", "python"]
         .into_iter()
