@@ -433,7 +433,8 @@ class _ProxyHandler(_Quiet):
         if response.will_close:
             self._upstream = None
         if response.status != 200:
-            headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP | {"content-length"}]
+            own = HOP_BY_HOP | {"content-length", "date", "server"}  # reply() sets these
+            headers = [(k, v) for k, v in response.getheaders() if k.lower() not in own]
             return self.reply(response.status, body, headers)
         page_size = self.server.page_size
         try:
