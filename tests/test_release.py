@@ -151,7 +151,8 @@ def test_a_release_reaches_registry_index_and_git_and_installs(registry, index, 
     with zipfile.ZipFile(wheel) as w:
         compose = w.read("gati/docker-compose.yml").decode()
     images = sorted(re.findall(r"image: \$\{GATI_IMAGE_PREFIX:-([^}]+)\}(/\S+)", compose))
-    assert images == sorted((f"{registry.address}/{registry.namespace}", f"/gati-{s}:{NEW}") for s in SERVICES)
+    assert images == sorted((f"{registry.address}/{registry.namespace}",
+                             f"/gati-{s}:{NEW}@{registry.digest(repo(registry, s), NEW)}") for s in SERVICES)
 
     # A user installs it from the index and starts it from the registry.
     env_dir = tmp_path / "user-venv"

@@ -1,7 +1,9 @@
 """`gati`: start, stop and inspect the local gati stack with Docker Compose.
 
-The stack is the docker-compose.yml shipped inside this package, whose image tags are this
-package's version: `gati start` always runs exactly the images of the gati you installed.
+The stack is the docker-compose.yml shipped inside this package. A released package pins every
+image by its version tag and by the digest its release verified on the registry
+(`…/gati-backend:X@sha256:…`): `gati start` always runs exactly the images of the gati you
+installed, even if someone moves a tag later. `gati version` prints those references.
 """
 
 import argparse
@@ -119,7 +121,14 @@ def pull(stack, policy):
         if result.returncode != 0:
             registry = image.split("/", 1)[0]
             detail = (result.stderr or result.stdout).strip().splitlines()
-            raise GatiError(f"could not pull {image} from {registry}: {detail[-1] if detail else 'no detail'}")
+            message = f"could not pull {image} from {registry}: {detail[-1] if detail else 'no detail'}"
+            if "@sha256:" in image and os.environ.get("GATI_IMAGE_PREFIX"):
+                # This gati runs exactly the released bytes: a mirror must hold the same digest.
+                message += (f". GATI_IMAGE_PREFIX points at a mirror without the released digest: copy the image "
+                            f"there by digest (a pull-through cache, or `docker pull` then `docker push` of "
+                            f"{image.split('@')[0]} keeps it only if the bytes are the same), or unset "
+                            f"GATI_IMAGE_PREFIX to pull from the release's registry")
+            raise GatiError(message)
 
 
 def wait_for_backend(backend_port):

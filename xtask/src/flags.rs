@@ -20,6 +20,18 @@ pub enum Command {
     Rehearse(Rehearse),
     Doctor(Doctor),
     Lint(Lint),
+    Verify(Verify),
+}
+
+/// Check a release from outside, as a user meets it, on any machine (no journal, no
+/// credentials): the index serves the wheel and sdist of VERSION; every image the wheel pins
+/// (`…:VERSION@sha256:…`) is served by the registry with VERSION's labels, and its tag still
+/// points at that digest; a fresh venv `pip install gati==VERSION` and `gati start` report
+/// VERSION on /health. Everything it starts is stopped and removed.
+#[derive(clap::Args, Debug)]
+pub struct Verify {
+    /// The released version (either spelling, with or without a leading v).
+    pub version: String,
 }
 
 /// Lint the GitHub workflows (actionlint, zizmor) and the Dockerfiles (hadolint).

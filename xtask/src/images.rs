@@ -687,7 +687,8 @@ mod tests {
 
     #[test]
     fn an_immutable_tag_is_sent_kept_adopted_or_refused() {
-        let remote = |revision: &str| Remote { digest: "sha256:aa".into(), revision: Some(revision.into()) };
+        let remote =
+            |revision: &str| Remote { digest: "sha256:aa".into(), revision: Some(revision.into()), version: None };
         let repo = "gatidev/gati-backend";
         let pushed_here = ["127.0.0.1:5000/gatidev/gati-backend@sha256:aa".to_string()];
         assert_eq!(decide_push(None, &[], repo, "c1"), Push::Send);
@@ -696,7 +697,7 @@ mod tests {
         assert_eq!(decide_push(Some(&remote("c1")), &[], repo, "c1"), Push::Adopt("sha256:aa".into()));
         // Built from another commit: an immutable tag never changes.
         assert_eq!(decide_push(Some(&remote("c0")), &[], repo, "c1"), Push::Taken(remote("c0")));
-        let unlabelled = Remote { digest: "sha256:bb".into(), revision: None };
+        let unlabelled = Remote { digest: "sha256:bb".into(), revision: None, version: None };
         assert_eq!(decide_push(Some(&unlabelled), &pushed_here, repo, "c1"), Push::Taken(unlabelled.clone()));
     }
 

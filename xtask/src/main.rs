@@ -9,6 +9,7 @@
 //!     cargo xtask release <VERSION|KIND> [--yes] [--dry-run]
 //!     cargo xtask release --from-tag vX.Y.Z [--yes] [--dry-run]
 //!     cargo xtask rehearse [VERSION]
+//!     cargo xtask verify VERSION
 //!     cargo xtask doctor [--json]
 //!     cargo xtask lint
 //!     cargo xtask bench <images [--rounds N]|release>
@@ -40,6 +41,7 @@ mod services;
 mod surfaces;
 mod tags;
 mod test;
+mod verify;
 mod version;
 
 use std::path::PathBuf;
@@ -66,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         flags::Command::Rehearse(cmd) => cmd.run(&sh),
         flags::Command::Doctor(cmd) => cmd.run(&sh),
         flags::Command::Lint(cmd) => cmd.run(&sh),
+        flags::Command::Verify(cmd) => cmd.run(&sh),
     }
 }
 

@@ -26,11 +26,18 @@ impl DistFile {
 /// The package of `commit`, built into `out` (emptied first); returns the sdist and the wheel.
 ///
 /// The source is the commit's `sdk/` (`git archive`), not the work tree, and its compose file
-/// names `image_prefix` (`registry/namespace`): the package points at exactly where this release
-/// pushes its images. The commit's time as `SOURCE_DATE_EPOCH` makes the wheel byte-for-byte
-/// reproducible, so a release rebuilt elsewhere (a CI re-run) uploads the wheel the index may
-/// already have. `out`'s stamp (see [`built_from`]) records the commit.
-pub fn build(sh: &Shell, python: &Path, out: &Path, commit: &str, image_prefix: &str) -> anyhow::Result<Vec<DistFile>> {
+/// names `images` — each service's full reference, `registry/namespace/gati-<service>:X`, with
+/// `@sha256:…` once the images are pushed — so the package points at exactly what this release
+/// pushed. The commit's time as `SOURCE_DATE_EPOCH` makes the wheel byte-for-byte reproducible:
+/// a release rebuilt elsewhere (a CI re-run) uploads the wheel the index may already have.
+/// `out`'s stamp (see [`built_as`]) records the commit and the references.
+pub fn build(
+    sh: &Shell,
+    python: &Path,
+    out: &Path,
+    commit: &str,
+    images: &[(String, String)],
+) -> anyhow::Result<Vec<DistFile>> {
     let source = out.with_extension("src");
     for dir in [out, &source] {
         if dir.exists() {
@@ -48,7 +55,7 @@ pub fn build(sh: &Shell, python: &Path, out: &Path, commit: &str, image_prefix: 
         .with_context(|| format!("extracting sdk/ of {commit}"))?;
     let compose = source.join(crate::surfaces::COMPOSE);
     let text = sh.read_file(&compose)?;
-    sh.write_file(&compose, with_image_prefix(&text, image_prefix)?)?;
+    sh.write_file(&compose, with_images(&text, images)?)?;
 
     let format = "--format=%ct";
     let epoch = cmd!(sh, "git show -s {format} {commit}").quiet().read()?;
@@ -59,38 +66,53 @@ pub fn build(sh: &Shell, python: &Path, out: &Path, commit: &str, image_prefix: 
     if files.len() != 2 {
         bail!("python -m build sdk made {} files in {}, expected an sdist and a wheel", files.len(), out.display());
     }
-    sh.write_file(stamp, commit)?;
+    sh.write_file(stamp, stamp_text(commit, images))?;
     Ok(files)
 }
 
 fn stamp_path(out: &Path) -> PathBuf {
-    out.with_extension("commit")
+    out.with_extension("stamp")
 }
 
-/// The commit the package files in `out` were built from, if they were built completely.
-pub fn built_from(out: &Path) -> Option<String> {
-    std::fs::read_to_string(stamp_path(out)).ok().map(|s| s.trim().to_string())
+fn stamp_text(commit: &str, images: &[(String, String)]) -> String {
+    let references: Vec<&str> = images.iter().map(|(_, r)| r.as_str()).collect();
+    format!("{commit} {}", references.join(" "))
 }
 
-/// The compose file with every image's default prefix (`${GATI_IMAGE_PREFIX:-…}`) set to
-/// `prefix`. Every `image:` line must have one; users' `GATI_IMAGE_PREFIX` still overrides it.
-pub fn with_image_prefix(compose: &str, prefix: &str) -> anyhow::Result<String> {
+/// Whether the package files in `out` were built completely from `commit` naming `images`.
+pub fn built_as(out: &Path, commit: &str, images: &[(String, String)]) -> bool {
+    std::fs::read_to_string(stamp_path(out)).is_ok_and(|s| s == stamp_text(commit, images))
+}
+
+/// The compose file with each service's image set to `images`' reference for it, behind the
+/// `${GATI_IMAGE_PREFIX:-…}` that lets users pull the same image from a mirror. Every `image:`
+/// line must name a service of `images`, and every service must have one.
+pub fn with_images(compose: &str, images: &[(String, String)]) -> anyhow::Result<String> {
     const OPEN: &str = "${GATI_IMAGE_PREFIX:-";
     let mut out = String::with_capacity(compose.len());
-    let mut images = 0;
+    let mut seen = Vec::new();
     for line in compose.split_inclusive('\n') {
         if !line.trim_start().starts_with("image:") {
             out.push_str(line);
             continue;
         }
-        let (before, rest) = line.split_once(OPEN).with_context(|| {
-            format!("{}: `{}` has no ${{GATI_IMAGE_PREFIX:-…}}", crate::surfaces::COMPOSE, line.trim())
-        })?;
-        let (_, after) = rest.split_once('}').context("unclosed ${GATI_IMAGE_PREFIX")?;
-        out.push_str(&format!("{before}{OPEN}{prefix}}}{after}"));
-        images += 1;
+        let unexpected =
+            || format!("{}: `{}` is not `image: {OPEN}…}}/gati-<service>:…`", crate::surfaces::COMPOSE, line.trim());
+        let (indent, rest) = line.split_once(OPEN).with_context(unexpected)?;
+        let (_, image) = rest.split_once("}/").with_context(unexpected)?;
+        let name = image.split([':', '@']).next().unwrap_or_default().trim();
+        let (service, reference) = images
+            .iter()
+            .find(|(service, _)| name == format!("gati-{service}"))
+            .with_context(|| format!("{}: {name} is not an image of this release", crate::surfaces::COMPOSE))?;
+        // registry/namespace/gati-<service>… → ${GATI_IMAGE_PREFIX:-registry/namespace}/gati-<service>…
+        let (prefix, tail) = reference.rsplit_once(&format!("/gati-{service}")).with_context(unexpected)?;
+        out.push_str(&format!("{indent}{OPEN}{prefix}}}/gati-{service}{tail}\n"));
+        seen.push(service.clone());
     }
-    anyhow::ensure!(images > 0, "{} names no image", crate::surfaces::COMPOSE);
+    for (service, _) in images {
+        anyhow::ensure!(seen.contains(service), "{} has no image for {service}", crate::surfaces::COMPOSE);
+    }
     Ok(out)
 }
 
@@ -243,14 +265,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_package_names_the_release_registry() {
+    fn the_package_names_exactly_the_images_of_the_release() {
         let compose =
             "services:\n  backend:\n    image: ${GATI_IMAGE_PREFIX:-docker.io/gatidev}/gati-backend:0.1.1\n    \
                        ports: []\n  mcp:\n    image: ${GATI_IMAGE_PREFIX:-docker.io/gatidev}/gati-mcp-server:0.1.1\n";
-        let pinned = with_image_prefix(compose, "127.0.0.1:5000/gatidev").unwrap();
-        assert_eq!(pinned.matches("${GATI_IMAGE_PREFIX:-127.0.0.1:5000/gatidev}/gati-").count(), 2, "{pinned}");
-        assert!(!pinned.contains("docker.io"));
-        assert!(with_image_prefix("services:\n  a:\n    image: gati-backend:1\n", "x/y").is_err());
+        let images = [
+            ("backend".to_string(), "127.0.0.1:5000/gatidev/gati-backend:0.1.1@sha256:aa".to_string()),
+            ("mcp-server".to_string(), "127.0.0.1:5000/gatidev/gati-mcp-server:0.1.1@sha256:bb".to_string()),
+        ];
+        let pinned = with_images(compose, &images).unwrap();
+        assert_eq!(
+            pinned,
+            "services:\n  backend:\n    image: ${GATI_IMAGE_PREFIX:-127.0.0.1:5000/gatidev}/gati-backend:0.1.1@sha256:aa\n    \
+             ports: []\n  mcp:\n    image: ${GATI_IMAGE_PREFIX:-127.0.0.1:5000/gatidev}/gati-mcp-server:0.1.1@sha256:bb\n"
+        );
+        // Pinning again replaces the digest: the file in git keeps tags only, but either works.
+        assert_eq!(with_images(&pinned, &images).unwrap(), pinned);
+        assert!(with_images("services:\n  a:\n    image: gati-backend:1\n", &images).is_err());
+        assert!(with_images(compose, &images[..1]).is_err(), "an image of no service of the release");
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub struct Remote {
     pub digest: String,
     /// The image's `org.opencontainers.image.revision` label: the commit it was built from.
     pub revision: Option<String>,
+    /// Its `org.opencontainers.image.version` label.
+    pub version: Option<String>,
 }
 
 impl Registry {
@@ -189,16 +191,14 @@ impl Registry {
         let config = manifest.json(&format!("the manifest of {repo}:{reference}"))?["config"]["digest"]
             .as_str()
             .map(str::to_owned);
-        let Some(config) = config else { return Ok(Some(Remote { digest, revision: None })) };
+        let Some(config) = config else { return Ok(Some(Remote { digest, revision: None, version: None })) };
         let blob = self.request("GET", &format!("/v2/{repo}/blobs/{config}"), repo, &[], None)?;
         if blob.status != 200 {
             bail!("reading the config {config} of {}/{repo}: HTTP {}", self.name, blob.status);
         }
-        let revision = blob.json(&format!("the image config of {repo}:{reference}"))?["config"]["Labels"]
-            ["org.opencontainers.image.revision"]
-            .as_str()
-            .map(str::to_owned);
-        Ok(Some(Remote { digest, revision }))
+        let labels = blob.json(&format!("the image config of {repo}:{reference}"))?["config"]["Labels"].take();
+        let label = |name: &str| labels[format!("org.opencontainers.image.{name}")].as_str().map(str::to_owned);
+        Ok(Some(Remote { digest, revision: label("revision"), version: label("version") }))
     }
 
     /// Points `tag` at the manifest `digest`, on the registry itself: the tag gets exactly the

@@ -3,13 +3,16 @@
 //! The release is its [`Step`]s, in an order that keeps every failure resumable:
 //!
 //!   bump           every version surface, committed as "Release X"
-//!   build          binaries, the three images, sdist and wheel; twine check; the wheel's pins
+//!   build          binaries, the three images; a trial sdist and wheel, so that packaging errors
+//!                  stop the release before anything is public
 //!   smoke          the new backend image answers /health with this version
 //!   tag            vX.Y.Z, locally, on the commit that was built and tested
 //!   push-images    every image's immutable tag, each digest verified on the registry
+//!   package        sdist and wheel whose compose file pins every image by tag and verified digest
 //!   upload         sdist and wheel to the index (a file name can never be uploaded twice)
 //!   floating-tags  X.Y and latest, only now: `latest` never names a version users can't install
 //!   push-git       the commit and the tag, atomically
+//!   verify         from outside, as a user: the index, the pinned digests, pip install, gati start
 //!
 //! Each step knows how to prove, from the world alone, that it is done: git, the registry (tags,
 //! digests, the images' revision labels) and the index (file names and sha256s). The journal in
@@ -36,6 +39,7 @@ use crate::{
     provision, python,
     registry::Registry,
     surfaces::{self, Surfaces},
+    verify,
     version::ReleaseVersion,
 };
 
@@ -50,24 +54,29 @@ enum Step {
     Smoke,
     Tag,
     PushImages,
+    Package,
     Upload,
     FloatingTags,
     PushGit,
+    Verify,
 }
 
 impl Step {
-    const ALL: [Step; 8] = [
+    const ALL: [Step; 10] = [
         Step::Bump,
         Step::Build,
         Step::Smoke,
         Step::Tag,
         Step::PushImages,
+        Step::Package,
         Step::Upload,
         Step::FloatingTags,
         Step::PushGit,
+        Step::Verify,
     ];
     /// A release of an existing tag (CI on a tag push): the commit and the tag exist already.
-    const FROM_TAG: [Step; 5] = [Step::Build, Step::Smoke, Step::PushImages, Step::Upload, Step::FloatingTags];
+    const FROM_TAG: [Step; 7] =
+        [Step::Build, Step::Smoke, Step::PushImages, Step::Package, Step::Upload, Step::FloatingTags, Step::Verify];
 
     fn name(self) -> &'static str {
         match self {
@@ -76,22 +85,26 @@ impl Step {
             Step::Smoke => "smoke",
             Step::Tag => "tag",
             Step::PushImages => "push-images",
+            Step::Package => "package",
             Step::Upload => "upload",
             Step::FloatingTags => "floating-tags",
             Step::PushGit => "push-git",
+            Step::Verify => "verify",
         }
     }
 
     fn describe(self) -> &'static str {
         match self {
             Step::Bump => "write the version into every surface and commit \"Release X\"",
-            Step::Build => "the static binaries, the images, sdist and wheel (twine check, the wheel's pins)",
+            Step::Build => "the static binaries, the images, and a trial sdist and wheel (twine check)",
             Step::Smoke => "the backend image answers /health with the version",
             Step::Tag => "tag vX on the commit that was built and tested",
             Step::PushImages => "push every immutable tag, each digest verified on the registry",
+            Step::Package => "sdist and wheel pinning every image by tag and verified digest; twine check",
             Step::Upload => "upload what the index lacks; files it has must have our sha256",
             Step::FloatingTags => "move X.Y and latest to the verified digests, never backwards",
             Step::PushGit => "push the release commit and the tag to origin, atomically",
+            Step::Verify => "from outside, as a user: index, pinned digests, pip install, gati start",
         }
     }
 }
@@ -244,9 +257,16 @@ impl Release<'_> {
             }
             Step::Tag => git::local_tag(self.sh, &self.tag).as_deref() == Some(commit.as_str()),
             Step::PushImages => self.images_pushed_from(&commit)?,
+            Step::Package => match self.pinned_references() {
+                Ok(pinned) => python::built_as(&self.dist_dir, &commit, &pinned),
+                Err(_) => false,
+            },
             Step::Upload => self.uploaded()?,
             Step::FloatingTags => self.floating_tags_moved()?,
             Step::PushGit => git::remote_tag(self.sh, &self.tag)?.as_deref() == Some(commit.as_str()),
+            // Read-only, and proven only by doing it: a finished release is not verified again
+            // (`cargo xtask verify X` does that), a resumed one is.
+            Step::Verify => false,
         })
     }
 
@@ -268,9 +288,18 @@ impl Release<'_> {
             Step::Smoke => self.smoke(),
             Step::Tag => self.make_tag(),
             Step::PushImages => self.push_images(),
+            Step::Package => self.package(python),
             Step::Upload => self.upload(python),
             Step::FloatingTags => self.move_floating_tags(),
             Step::PushGit => self.push_git(),
+            Step::Verify => {
+                let files = python::dist_files(self.sh, &self.dist_dir)?;
+                let expected = verify::Expected {
+                    revision: Some(self.head()?),
+                    files: files.iter().map(|f| (f.name(), f.sha256.clone())).collect(),
+                };
+                verify::verify(self.sh, python, &self.config, &self.version, &expected)
+            }
         }
     }
 
@@ -437,8 +466,8 @@ impl Release<'_> {
         Ok(())
     }
 
-    /// The images and the package, from HEAD. The package's compose file names the registry
-    /// and namespace the images are pushed to, and the wheel is checked to say exactly that.
+    /// The images, and a trial of the package (tag references, not yet digests) from HEAD, so
+    /// that a packaging error stops the release before anything is public.
     fn build(&mut self, python: &Path) -> anyhow::Result<()> {
         let plan = self.plan()?;
         // Compiling the new version is most of this step; timed apart for `cargo xtask bench release`.
@@ -446,39 +475,76 @@ impl Release<'_> {
         crate::services::build_binaries(self.sh, &self.config.services)?;
         self.journal.time("compile", compiling.elapsed().as_secs_f64())?;
         images::build(self.sh, &plan)?;
+        let references = self.references(&plan, None);
+        self.build_package(python, &self.trial_dir(), &references)
+    }
+
+    /// sdist and wheel of HEAD into `out`, naming `references`; twine check; and proof that the
+    /// wheel says this version and names exactly these images.
+    fn build_package(&self, python: &Path, out: &Path, references: &[(String, String)]) -> anyhow::Result<()> {
         let commit = self.head()?;
-        let prefix = format!("{}/{}", self.config.registry, self.config.namespace);
-        let files = python::build(self.sh, python, &self.dist_dir, &commit, &prefix)?;
+        let files = python::build(self.sh, python, out, &commit, references)?;
         python::twine_check(self.sh, python, &files)?;
         let wheel = files.iter().find(|f| f.name().ends_with(".whl")).context("no wheel was built")?;
-        let (pinned, references) = python::wheel_pins(self.sh, python, &wheel.path)?;
+        let (pinned, mut found) = python::wheel_pins(self.sh, python, &wheel.path)?;
         if pinned != self.version.pep440() {
             bail!("the wheel's version.py says {pinned}, not {}", self.version.pep440());
         }
-        let mut expected: Vec<String> =
-            plan.images.iter().map(|i| format!("{}:{}", i.reference, self.version)).collect();
-        let mut found = references.clone();
+        let mut expected: Vec<String> = references.iter().map(|(_, r)| r.clone()).collect();
         expected.sort();
         found.sort();
         if found != expected {
-            bail!(
-                "the wheel's docker-compose.yml names {}, not the images this release pushes ({})",
-                found.join(", "),
-                expected.join(", ")
-            );
+            bail!("the wheel's docker-compose.yml names {}, not {}", found.join(", "), expected.join(", "));
         }
         Ok(())
     }
 
-    /// The local images carry HEAD's revision label, and the kept package was built from HEAD.
+    fn trial_dir(&self) -> PathBuf {
+        self.dist_dir.with_file_name(format!("release-{}-trial", self.version))
+    }
+
+    /// Each service's image reference: `registry/namespace/gati-<service>:X`, and `@digest`
+    /// when the digests are given.
+    fn references(&self, plan: &Plan, digests: Option<&[String]>) -> Vec<(String, String)> {
+        plan.images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| {
+                let digest = digests.map(|d| format!("@{}", d[i])).unwrap_or_default();
+                (image.service.clone(), format!("{}:{}{digest}", image.reference, self.version))
+            })
+            .collect()
+    }
+
+    /// The references the package pins: the digests the registry serves for this version.
+    fn pinned_references(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let plan = self.plan()?;
+        let digests = self.verified_digests(&plan, &plan.registry())?;
+        Ok(self.references(&plan, Some(&digests)))
+    }
+
+    /// The package users install: its compose file pins every image by tag and by the digest
+    /// verified on the registry, so `gati start` runs exactly the released bytes even if a tag
+    /// is moved later.
+    fn package(&mut self, python: &Path) -> anyhow::Result<()> {
+        let pinned = self.pinned_references()?;
+        self.build_package(python, &self.dist_dir, &pinned)?;
+        for (_, reference) in &pinned {
+            println!("pinned {reference}");
+        }
+        Ok(())
+    }
+
+    /// The local images carry HEAD's revision label, and the trial package was built from HEAD.
     fn built_from(&self, commit: &str) -> anyhow::Result<bool> {
-        for image in &self.plan()?.images {
+        let plan = self.plan()?;
+        for image in &plan.images {
             let reference = format!("{}:{}", image.reference, self.version);
             if docker::revision(self.sh, &reference).ok().as_deref() != Some(commit) {
                 return Ok(false);
             }
         }
-        Ok(python::built_from(&self.dist_dir).as_deref() == Some(commit))
+        Ok(python::built_as(&self.trial_dir(), commit, &self.references(&plan, None)))
     }
 
     /// Runs the new backend image and asks it for /health; records the image id it tested.
@@ -661,12 +727,13 @@ impl Release<'_> {
         let images_text = images::dry_run(sh, &plan, false);
         out.extend(images_text.lines().filter(|l| l.starts_with('$')).map(|l| format!("{l}\n")));
         out.push_str(&format!(
-            "$ .tools/venv/bin/python -m build <sdk, its compose file naming {}/{}> --outdir {}\n\
+            "$ .tools/venv/bin/python -m build <sdk of the commit, naming {}/{}/gati-*:{}> --outdir {}\n\
              $ .tools/venv/bin/python -m twine check --strict <sdist> <wheel>\n  \
-             then prove the wheel's version.py says {} and its compose file names exactly the images pushed\n\n",
+             then prove the wheel's version.py says {} and its compose file names exactly these images\n\n",
             self.config.registry,
             self.config.namespace,
-            self.dist_dir.display(),
+            self.version,
+            self.trial_dir().display(),
             self.version.pep440(),
         ));
         out.push_str(
@@ -686,6 +753,14 @@ impl Release<'_> {
                 .map(|l| format!("{l}\n")),
         );
         out.push_str(&format!(
+            "\n== package\n$ .tools/venv/bin/python -m build <sdk of the commit, pinning {}/{}/gati-*:{}@<verified digest>> \
+             --outdir {}\n$ .tools/venv/bin/python -m twine check --strict <sdist> <wheel>, and the wheel's pins\n",
+            self.config.registry,
+            self.config.namespace,
+            self.version,
+            self.dist_dir.display(),
+        ));
+        out.push_str(&format!(
             "\n== upload\n$ .tools/venv/bin/python -m twine upload --non-interactive --repository-url {} <sdist> <wheel>   \
              # credentials: {} (****)\n  (files the index already has with the same sha256 are skipped)\n\n",
             self.config.index,
@@ -699,6 +774,10 @@ impl Release<'_> {
                 self.config.branch, self.tag
             ));
         }
+        out.push_str(&format!(
+            "\n== verify\n$ cargo xtask verify {}   # the index, the pinned digests, pip install, gati start\n",
+            self.version
+        ));
         out.push_str(&format!("\ndry run: nothing was changed. To release: {} \n", self.resume_command));
         Ok(out)
     }
