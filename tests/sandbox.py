@@ -415,7 +415,7 @@ class _ProxyHandler(_Quiet):
             else:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                while piece := response.read1(1 << 16) if hasattr(response, "read1") else response.read(1 << 16):
+                while piece := response.read1(1 << 16):
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 self.wfile.write(b"0\r\n\r\n")
         except OSError:
