@@ -125,7 +125,13 @@ class CmdlineWatch:
         self.thread.join()
 
 
-def test_a_release_reaches_registry_index_and_git_and_installs(registry, index, tree, env, tmp_path):
+def test_a_release_reaches_registry_index_and_git_and_installs(registry, index, tree, env, tmp_path, images):
+    # The previous release, and one change since.
+    git(tree, "tag", "--annotate", f"v{OLD}", "--message", f"gati {OLD}")
+    (tree / "NEWS.txt").write_text("something new\n")
+    git(tree, "add", "NEWS.txt")
+    git(tree, "commit", "--quiet", "--message", "feat(sdk): something new")
+
     secrets = [env["DOCKER_PASSWORD"], env["TWINE_PASSWORD"]]
     watch = CmdlineWatch(secrets)
     try:
@@ -133,9 +139,10 @@ def test_a_release_reaches_registry_index_and_git_and_installs(registry, index, 
     finally:
         watch.stop()
     assert f"v{NEW} is released" in out and "STEP" in out
+    assert f"verified gati {NEW}" in out, out
     assert_released(registry, index, tree, tmp_path)
 
-    # The secrets appear in no output, no command line, no commit, no image layer.
+    # The secrets appear in no output, no command line, no commit, no image layer, no file.
     assert watch.samples > 10 and watch.leaks == []
     for secret in secrets:
         assert secret not in out
@@ -145,37 +152,68 @@ def test_a_release_reaches_registry_index_and_git_and_installs(registry, index, 
     assert all(secret.encode() not in layers for secret in secrets)
     assert_no_secret_on_disk(secrets, tree, env)
 
-    # The login is the bot's; the images are the organisation's, and the package names exactly them.
+    # The login is the bot's; the images are the organisation's, and the package pins exactly the
+    # digests the registry serves.
     assert registry.user != registry.namespace and repo(registry, "backend").startswith(f"{registry.namespace}/")
     (wheel,) = (tree / ".tools" / "state" / f"release-{NEW}-dist").glob("*.whl")
     with zipfile.ZipFile(wheel) as w:
         compose = w.read("gati/docker-compose.yml").decode()
-    images = sorted(re.findall(r"image: \$\{GATI_IMAGE_PREFIX:-([^}]+)\}(/\S+)", compose))
-    assert images == sorted((f"{registry.address}/{registry.namespace}",
-                             f"/gati-{s}:{NEW}@{registry.digest(repo(registry, s), NEW)}") for s in SERVICES)
+    pinned = {s: f"{registry.address}/{repo(registry, s)}:{NEW}@{registry.digest(repo(registry, s), NEW)}"
+              for s in SERVICES}
+    found = sorted(a + b for a, b in re.findall(r"image: \$\{GATI_IMAGE_PREFIX:-([^}]+)\}(/\S+)", compose))
+    assert found == sorted(pinned.values())
+    # The git copy keeps tags only; the release files hold the digests, sums and notes.
+    assert "@sha256:" not in (tree / "sdk" / "gati" / "docker-compose.yml").read_text()
+    files = tree / ".tools" / "state" / f"release-{NEW}-files"
+    assert (files / "digests.txt").read_text().split() == list(pinned.values())
+    assert f"gati-{NEW}-py3-none-any.whl" in (files / "SHA256SUMS").read_text()
 
-    # A user installs it from the index and starts it from the registry.
+    # What changed: the commits since the previous tag, in CHANGELOG.md of the release commit.
+    changelog = git(tree, "show", f"v{NEW}:CHANGELOG.md")
+    section = changelog.split(f"## {NEW} (", 1)[1]
+    assert "### Features" in section and "**sdk**: something new" in section, changelog
+    assert "copy of the gati repository" not in section, "a commit of the previous release is listed"
+    assert f"pip install gati=={NEW}" in section
+    assert pinned["backend"] in (files / "NOTES.md").read_text()
+
+    again = release(tree, env).stdout
+    assert f"v{NEW} is already released" in again
+    assert index.files() == DISTS
+
+    # Someone pushes other bytes over the immutable tag of the backend.
+    moved = f"{registry.address}/{repo(registry, 'backend')}:{NEW}"
+    docker_env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "intruder")}
+    subprocess.run(["docker", "login", "--username", registry.user, "--password-stdin", registry.address],
+                   input=registry.password, text=True, check=True, capture_output=True, env=docker_env)
+    subprocess.run(["docker", "tag", images["backend"], moved], check=True)
+    subprocess.run(["docker", "push", moved], check=True, capture_output=True, env=docker_env)
+    assert registry.digest(repo(registry, "backend"), NEW) != pinned["backend"].split("@")[1]
+
+    verify = xtask(tree, "verify", NEW, env=env, check=False)
+    assert verify.returncode != 0
+    assert f"the tag {moved} was moved" in verify.stdout, verify.stdout
+
+    # A user installs gati from the index and starts it: the pinned bytes, not the moved tag.
     env_dir = tmp_path / "user-venv"
     venv.create(env_dir, with_pip=True)
     subprocess.run([env_dir / "bin" / "pip", "install", "--quiet", "--disable-pip-version-check", "--index-url",
                     index.url + "/simple/", f"gati=={NEW}"], check=True)
     ports = {k: str(free_port()) for k in ("GATI_BACKEND_PORT", "GATI_DASHBOARD_PORT", "GATI_MCP_PORT")}
     project = f"gati-release-{os.getpid()}"
-    stack_env = {**os.environ, **ports, "DOCKER_CONFIG": env["DOCKER_CONFIG"], "GATI_PROJECT": project,
-                 "GATI_IMAGE_PREFIX": f"{registry.address}/{registry.namespace}"}
+    # No GATI_IMAGE_PREFIX and no login: the package names the registry, the anonymous may pull.
+    stack_env = {k: v for k, v in os.environ.items() if k != "GATI_IMAGE_PREFIX"}
+    stack_env = {**stack_env, **ports, "DOCKER_CONFIG": str(tmp_path / "user-docker"), "GATI_PROJECT": project}
     try:
         started = subprocess.run([env_dir / "bin" / "gati", "start", "-d", "--pull", "always"], env=stack_env,
                                  capture_output=True, text=True, timeout=300)
         assert started.returncode == 0, started.stderr
         health = request("GET", f"http://127.0.0.1:{ports['GATI_BACKEND_PORT']}/health")
         assert health == (200, {"status": "ok", "version": NEW})
+        version = subprocess.run([env_dir / "bin" / "gati", "version"], env=stack_env, capture_output=True, text=True)
+        assert pinned["backend"] in version.stdout, version.stdout
     finally:
         subprocess.run([env_dir / "bin" / "gati", "stop"], env=stack_env, capture_output=True)
         subprocess.run(["docker", "volume", "rm", f"{project}_gati-data"], capture_output=True)
-
-    again = release(tree, env).stdout
-    assert f"v{NEW} is already released" in again
-    assert index.files() == DISTS
 
 
 def test_preflight_reports_every_problem_at_once_and_changes_nothing(registry, index, tree, env):

@@ -20,6 +20,7 @@
 
 mod bench;
 mod bump;
+mod changelog;
 mod config;
 mod context;
 mod docker;

@@ -2,7 +2,8 @@
 //!
 //! The release is its [`Step`]s, in an order that keeps every failure resumable:
 //!
-//!   bump           every version surface, committed as "Release X"
+//!   bump           every version surface and the CHANGELOG.md section (git-cliff), committed
+//!                  as "Release X"
 //!   build          binaries, the three images; a trial sdist and wheel, so that packaging errors
 //!                  stop the release before anything is public
 //!   smoke          the new backend image answers /health with this version
@@ -31,6 +32,7 @@ use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
 use crate::{
+    changelog,
     config::{self, Config},
     docker, flags, git,
     images::{self, Outcome, Plan},
@@ -95,7 +97,7 @@ impl Step {
 
     fn describe(self) -> &'static str {
         match self {
-            Step::Bump => "write the version into every surface and commit \"Release X\"",
+            Step::Bump => "the version into every surface, the changes into CHANGELOG.md; commit \"Release X\"",
             Step::Build => "the static binaries, the images, and a trial sdist and wheel (twine check)",
             Step::Smoke => "the backend image answers /health with the version",
             Step::Tag => "tag vX on the commit that was built and tested",
@@ -239,7 +241,7 @@ impl Release<'_> {
     fn commit_of_tree(&self) -> anyhow::Result<Option<String>> {
         let root = self.sh.current_dir();
         let committed = Surfaces::read(&root)?.current(&self.config.services).ok().as_ref() == Some(&self.version)
-            && !git::changed_files(self.sh)?.iter().any(|f| surface_files().contains(&f.as_str()));
+            && !git::changed_files(self.sh)?.iter().any(|f| release_commit_files().contains(&f.as_str()));
         Ok(if committed { Some(self.head()?) } else { None })
     }
 
@@ -283,7 +285,7 @@ impl Release<'_> {
 
     fn run(&mut self, step: Step, python: &Path) -> anyhow::Result<()> {
         match step {
-            Step::Bump => self.bump(),
+            Step::Bump => self.bump(python),
             Step::Build => self.build(python),
             Step::Smoke => self.smoke(),
             Step::Tag => self.make_tag(),
@@ -363,7 +365,7 @@ impl Release<'_> {
         check(git::changed_files(sh).map(|changed| {
             // A resumed release may find its own bump written but not committed; nothing else.
             let foreign: Vec<_> =
-                changed.iter().filter(|f| !(continuing && surface_files().contains(&f.as_str()))).collect();
+                changed.iter().filter(|f| !(continuing && release_commit_files().contains(&f.as_str()))).collect();
             (!foreign.is_empty()).then(|| {
                 let list: Vec<&str> = foreign.iter().take(5).map(|s| s.as_str()).collect();
                 format!("the tree has uncommitted changes ({}): commit or stash them", list.join(", "))
@@ -447,19 +449,27 @@ impl Release<'_> {
         Ok(())
     }
 
-    /// Writes the version into every surface (unless an earlier run did) and commits it.
-    fn bump(&mut self) -> anyhow::Result<()> {
+    /// Writes the version into every surface and this release's section into CHANGELOG.md
+    /// (unless an earlier run did), and commits them.
+    fn bump(&mut self, python: &Path) -> anyhow::Result<()> {
         let sh = self.sh;
         let root = sh.current_dir();
         surfaces::recover(&root)?;
         let found = Surfaces::read(&root)?;
+        let section = changelog::section(sh, python, &self.version)?;
+        let old = std::fs::read_to_string(root.join(changelog::CHANGELOG)).ok();
+        if let Some(text) = changelog::with_section(old.as_deref(), &self.version, &section) {
+            let temp = root.join(format!("{}.new", changelog::CHANGELOG));
+            std::fs::write(&temp, text)?;
+            std::fs::rename(&temp, root.join(changelog::CHANGELOG))?;
+        }
         if found.current(&self.config.services).ok().as_ref() != Some(&self.version) {
             surfaces::write_all(&root, &found.edits(&self.config.services, &self.version)?)?;
         }
-        let files = surface_files();
+        let files = release_commit_files();
         let message = format!("Release {}", self.version);
         cmd!(sh, "git add -- {files...}").quiet().run()?;
-        // An earlier run may have written the surfaces and been stopped before its commit.
+        // An earlier run may have written the files and been stopped before its commit.
         if cmd!(sh, "git diff --cached --quiet -- {files...}").quiet().run().is_err() {
             cmd!(sh, "git commit --quiet -m {message} -- {files...}").run().context("committing the bump")?;
         }
@@ -532,7 +542,42 @@ impl Release<'_> {
         for (_, reference) in &pinned {
             println!("pinned {reference}");
         }
+        self.write_release_files(python, &pinned)
+    }
+
+    /// The files of the release, together, for a GitHub Release: the sdist and the wheel,
+    /// `SHA256SUMS`, `digests.txt` (the pinned image references) and `NOTES.md` (the changelog
+    /// section, the images, the `pip install` line).
+    fn write_release_files(&self, python: &Path, pinned: &[(String, String)]) -> anyhow::Result<()> {
+        let sh = self.sh;
+        let dir = self.release_files_dir();
+        if dir.exists() {
+            sh.remove_path(&dir)?;
+        }
+        sh.create_dir(&dir)?;
+        let files = python::dist_files(sh, &self.dist_dir)?;
+        let mut sums = String::new();
+        for file in &files {
+            sh.copy_file(&file.path, dir.join(file.name()))?;
+            sums.push_str(&format!("{}  {}\n", file.sha256, file.name()));
+        }
+        sh.write_file(dir.join("SHA256SUMS"), sums)?;
+        let digests: String = pinned.iter().map(|(_, r)| format!("{r}\n")).collect();
+        sh.write_file(dir.join("digests.txt"), &digests)?;
+        let recorded = sh.read_file(changelog::CHANGELOG).ok().and_then(|c| changelog::section_of(&c, &self.version));
+        let section = match recorded {
+            Some(section) => section,
+            None => changelog::section(sh, python, &self.version)?,
+        };
+        let images: String = pinned.iter().map(|(_, r)| format!("- `{r}`\n")).collect();
+        let notes = format!("{}\n### Images, pinned by digest\n\n{images}", section.trim_end());
+        sh.write_file(dir.join("NOTES.md"), notes)?;
+        println!("release files: {}", dir.display());
         Ok(())
+    }
+
+    fn release_files_dir(&self) -> PathBuf {
+        self.dist_dir.with_file_name(format!("release-{}-files", self.version))
     }
 
     /// The local images carry HEAD's revision label, and the trial package was built from HEAD.
@@ -718,9 +763,14 @@ impl Release<'_> {
             for edit in found.edits(&self.config.services, &self.version)?.iter().filter(|e| e.before != e.after) {
                 out.push_str(&surfaces::unified_diff(edit));
             }
+            let python = provision::python_tools(sh)?;
+            let section = changelog::section(sh, &python, &self.version)?;
+            out.push_str(&format!("--- {} (new section)\n", changelog::CHANGELOG));
+            out.extend(section.lines().map(|l| format!("+{l}\n")));
             out.push_str(&format!(
-                "$ git commit -m \"Release {}\" -- <the four surface files>\n\n== build\n",
-                self.version
+                "$ git commit -m \"Release {}\" -- <the four surface files> {}\n\n== build\n",
+                self.version,
+                changelog::CHANGELOG
             ));
         }
         let plan = self.plan()?;
@@ -783,8 +833,9 @@ impl Release<'_> {
     }
 }
 
-fn surface_files() -> [&'static str; 4] {
-    [surfaces::VERSION_PY, surfaces::COMPOSE, surfaces::CARGO_TOML, surfaces::CARGO_LOCK]
+/// What the release commit changes: the version surfaces and the changelog.
+fn release_commit_files() -> [&'static str; 5] {
+    [surfaces::VERSION_PY, surfaces::COMPOSE, surfaces::CARGO_TOML, surfaces::CARGO_LOCK, changelog::CHANGELOG]
 }
 
 fn short(commit: &str) -> &str {
