@@ -485,3 +485,29 @@ def test_preflight_refuses_an_account_that_may_only_pull(registry, index, tree, 
         result.stdout
     assert "nothing was changed" in result.stdout
     assert git(tree, "log", "-1", "--format=%s").strip() != f"Release {NEW}"
+
+
+def commands(output):
+    """The `$ ` lines: every effect, as the executor printed it (a dry run prints the same)."""
+    return [line[2:] for line in output.splitlines() if line.startswith("$ ")]
+
+
+def test_the_dry_run_prints_the_commands_a_real_run_executes(registry, index, tree, env):
+    head = git(tree, "rev-parse", "HEAD")
+    planned = release(tree, env, "--dry-run").stdout
+    assert "dry run: nothing was changed" in planned, planned
+    assert env["DOCKER_PASSWORD"] not in planned and env["TWINE_PASSWORD"] not in planned
+    # Nothing changed: no commit, no tag, no image, no file on the index.
+    assert git(tree, "rev-parse", "HEAD") == head and git(tree, "status", "--porcelain") == ""
+    assert f"v{NEW}" not in git(tree, "tag") and index.files() == []
+    assert all(not registry.tags(repo(registry, s)) for s in SERVICES)
+    assert f"+## {NEW} (" in planned and f'+__version__ = "{NEW}"' in planned
+
+    ran = release(tree, env).stdout
+    assert f"v{NEW} is released" in ran
+    assert commands(planned) == commands(ran), "\n".join(
+        ["planned:", *commands(planned), "", "ran:", *commands(ran)])
+    expected = [f"docker push {registry.address}/{repo(registry, s)}:{NEW}" for s in SERVICES]
+    assert all(c in commands(ran) for c in expected), commands(ran)
+    assert any(c.startswith("twine upload") for c in commands(ran))
+    assert any(c.startswith(f"git push --atomic origin HEAD:refs/heads/main refs/tags/v{NEW}") for c in commands(ran))

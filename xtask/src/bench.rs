@@ -44,16 +44,16 @@ fn bench_images(sh: &Shell, rounds: usize) -> anyhow::Result<()> {
         let started = Instant::now();
         let problems = plan.problems(sh, true);
         anyhow::ensure!(problems.is_empty(), "preflight: {}", problems.join("; "));
-        let mut outcomes = images::build(sh, &plan)?;
-        images::push(sh, &mut plan, &mut outcomes)?;
+        let mut outcomes = images::build(sh, &plan, &crate::exec::Executor::new(false))?;
+        images::push(sh, &mut plan, &crate::exec::Executor::new(false), &mut outcomes)?;
         new_times.push(started.elapsed().as_secs_f64());
         bytes = outcomes.iter().map(|o| o.size).sum::<u64>();
 
         eprintln!("round {round}/{rounds}: the same command again, nothing changed");
         plan.no_cache = false;
         let started = Instant::now();
-        let mut outcomes = images::build(sh, &plan)?;
-        images::push(sh, &mut plan, &mut outcomes)?;
+        let mut outcomes = images::build(sh, &plan, &crate::exec::Executor::new(false))?;
+        images::push(sh, &mut plan, &crate::exec::Executor::new(false), &mut outcomes)?;
         rerun_times.push(started.elapsed().as_secs_f64());
     }
 

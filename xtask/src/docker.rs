@@ -13,6 +13,7 @@ pub fn daemon_answers(sh: &Shell) -> bool {
 }
 
 /// One image to build: its context, every tag it gets, and its `--build-arg`s.
+#[derive(Clone)]
 pub struct Build {
     pub context: PathBuf,
     pub tags: Vec<String>,
@@ -68,17 +69,19 @@ pub fn build_args(build: &Build) -> Vec<String> {
     args
 }
 
-/// A `docker login` for one run, in a private client configuration (`docker --config DIR`):
-/// the password goes to `docker login --password-stdin`, never on a command line, and the
-/// configuration that holds it is deleted when this guard drops — after success, failure or
-/// Ctrl-C. Logins left behind by a run that was killed are deleted by the next one.
+/// A registry login for one run, in a private Docker client configuration (`docker --config
+/// DIR`): a `config.json` (mode 0600, in a 0700 directory) holding only this registry's
+/// credentials, deleted when this guard drops — after success, failure or Ctrl-C. It is written
+/// directly rather than by `docker login`, which would hand the password to a credential helper
+/// (the OS keyring) that outlives the directory. The credentials were checked by the preflight.
+/// Logins left behind by a run that was killed are deleted by the next one.
 pub struct Login {
     pub dir: PathBuf,
 }
 
 impl Login {
     pub fn new(sh: &Shell, registry: &str, credentials: &Credentials) -> anyhow::Result<Login> {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let parent = crate::target_dir(sh).join("xtask");
         std::fs::create_dir_all(&parent)?;
         for entry in std::fs::read_dir(&parent)?.flatten() {
@@ -92,16 +95,28 @@ impl Login {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let login = Login { dir };
-        let (user, config) = (&credentials.user, &login.dir);
-        cmd!(sh, "docker --config {config} login --username {user} --password-stdin {registry}")
-            .stdin(&credentials.password)
-            .quiet()
-            .ignore_stdout()
-            .ignore_stderr()
-            .run()
-            .with_context(|| format!("{registry} refused the login of user {user:?}"))?;
+        // Docker Hub's credentials are filed under its v1 index address.
+        let key = if registry == "docker.io" { "https://index.docker.io/v1/" } else { registry };
+        let auth = base64(format!("{}:{}", credentials.user, credentials.password).as_bytes());
+        let config = serde_json::json!({ "auths": { key: { "auth": auth } } });
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(login.dir.join("config.json"))?;
+        std::io::Write::write_all(&mut file, config.to_string().as_bytes())?;
         Ok(login)
     }
+}
+
+/// Standard base64, padded: the `auth` of a Docker client configuration.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
 }
 
 impl Drop for Login {
@@ -133,4 +148,15 @@ pub fn image_id(sh: &Shell, image: &str) -> anyhow::Result<String> {
 pub fn revision(sh: &Shell, image: &str) -> anyhow::Result<String> {
     let format = "{{index .Config.Labels \"org.opencontainers.image.revision\"}}";
     Ok(cmd!(sh, "docker image inspect --format {format} {image}").quiet().ignore_stderr().read()?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_as_docker_reads_it() {
+        assert_eq!(super::base64(b"gatibot:s3cret"), "Z2F0aWJvdDpzM2NyZXQ=");
+        assert_eq!(super::base64(b"ab"), "YWI=");
+        assert_eq!(super::base64(b"abc"), "YWJj");
+        assert_eq!(super::base64(b""), "");
+    }
 }

@@ -62,3 +62,19 @@ pub fn changed_files(sh: &Shell) -> anyhow::Result<Vec<String>> {
     let out = cmd!(sh, "git status --porcelain --untracked-files=all").quiet().read()?;
     Ok(out.lines().filter(|l| l.len() > 3).map(|l| l[3..].to_string()).collect())
 }
+
+/// Whether `origin/<branch>` has commits that HEAD lacks (fetched first): a push of HEAD to
+/// the branch would then be refused.
+pub fn behind_origin(sh: &Shell, branch: &str) -> anyhow::Result<bool> {
+    cmd!(sh, "git fetch --quiet origin {branch}")
+        .quiet()
+        .run()
+        .with_context(|| format!("fetching {branch} from origin"))?;
+    let remote = format!("refs/remotes/origin/{branch}");
+    let fetched = cmd!(sh, "git rev-parse --verify --quiet FETCH_HEAD").quiet().ignore_stderr().read().ok();
+    let Some(theirs) = fetched.or_else(|| cmd!(sh, "git rev-parse --verify --quiet {remote}").quiet().read().ok())
+    else {
+        return Ok(false);
+    };
+    Ok(cmd!(sh, "git merge-base --is-ancestor {theirs} HEAD").quiet().run().is_err())
+}

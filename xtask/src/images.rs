@@ -19,7 +19,9 @@ use xshell::Shell;
 
 use crate::{
     config::{Config, Overrides},
-    context, docker, flags,
+    context, docker,
+    exec::Executor,
+    flags,
     git::Head,
     interrupt,
     registry::{Credentials, Registry, Remote},
@@ -223,11 +225,15 @@ impl Plan {
     /// Logs the Docker client in for the pushes, when credentials were given: into a private
     /// client configuration that is deleted when the returned guard drops, so that the password
     /// is not left on disk after the run (error and Ctrl-C included).
-    pub fn login(&mut self, sh: &Shell) -> anyhow::Result<Option<docker::Login>> {
+    pub fn login(&mut self, sh: &Shell, exec: &Executor) -> anyhow::Result<Option<docker::Login>> {
         let Some(credentials) = &self.credentials else { return Ok(None) };
-        let login = docker::Login::new(sh, &self.config.registry, credentials)?;
-        self.docker_config = Some(login.dir.clone());
-        Ok(Some(login))
+        let what = format!(
+            "log in to {} as {} (DOCKER_PASSWORD, ****) in a private Docker client configuration, deleted afterwards",
+            self.config.registry, credentials.user
+        );
+        let login = exec.run(&what, || docker::Login::new(sh, &self.config.registry, credentials))?;
+        self.docker_config = login.as_ref().map(|l| l.dir.clone());
+        Ok(login)
     }
 }
 
@@ -247,66 +253,30 @@ fn repository_url(cargo_toml: &str) -> String {
 impl flags::Images {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let mut plan = Plan::new(sh, &self)?;
-        if self.dry_run {
-            print!("{}", dry_run(sh, &plan, self.push));
-            return Ok(());
-        }
+        let exec = Executor::new(self.dry_run);
+        println!(
+            "gati {} -> {}/{} ({} images)",
+            plan.version,
+            plan.config.registry,
+            plan.config.namespace,
+            plan.images.len()
+        );
         let problems = plan.problems(sh, self.push);
         if !problems.is_empty() {
             bail!("nothing was built or pushed:\n  - {}", problems.join("\n  - "));
         }
-        let mut outcomes = build(sh, &plan)?;
+        interrupt::install();
+        let mut outcomes = build(sh, &plan, &exec)?;
         if self.push {
-            interrupt::install();
-            push(sh, &mut plan, &mut outcomes)?;
+            push(sh, &mut plan, &exec, &mut outcomes)?;
         }
-        print!("{}", table(&plan, &outcomes));
+        if exec.dry_run() {
+            println!("dry run: nothing was built or pushed; run it again without --dry-run");
+        } else {
+            print!("{}", table(&plan, &outcomes));
+        }
         Ok(())
     }
-}
-
-/// The plan as commands and tags, with the password masked. Runs nothing.
-pub fn dry_run(sh: &Shell, plan: &Plan, push: bool) -> String {
-    let mut out = format!(
-        "plan: gati {} -> {}/{} ({} images)\n",
-        plan.version,
-        plan.config.registry,
-        plan.config.namespace,
-        plan.images.len()
-    );
-    out.push_str(&format!("$ {}\n", services::build_command(sh, &plan.config.services)));
-    for image in &plan.images {
-        let build = docker_build(sh, plan, image);
-        out.push_str(&format!("$ docker {}\n", docker::build_args(&build).join(" ")));
-    }
-    if push {
-        if let Some(c) = &plan.credentials {
-            out.push_str(&format!(
-                "$ docker login --username {} --password-stdin {}   # stdin: DOCKER_PASSWORD (****)\n",
-                c.user, plan.config.registry
-            ));
-        }
-        for image in &plan.images {
-            for tag in &plan.tags.immutable {
-                out.push_str(&format!(
-                    "$ docker push {}:{tag}   # unless the registry has this digest\n",
-                    image.reference
-                ));
-                out.push_str(&format!(
-                    "  verify {}:{tag} on the registry against the pushed digest\n",
-                    image.reference
-                ));
-            }
-        }
-        for tag in &plan.tags.floating {
-            out.push_str(&format!(
-                "  then {tag} -> {} on every image, unless a higher stable version is on the registry\n",
-                plan.tags.immutable[0]
-            ));
-        }
-    }
-    out.push_str("dry run: nothing was built or pushed; run it again without --dry-run\n");
-    out
 }
 
 fn docker_build(sh: &Shell, plan: &Plan, image: &Image) -> docker::Build {
@@ -318,15 +288,50 @@ fn docker_build(sh: &Shell, plan: &Plan, image: &Image) -> docker::Build {
     }
 }
 
-/// The binaries, the contexts, and every image at once.
-pub fn build(sh: &Shell, plan: &Plan) -> anyhow::Result<Vec<Outcome>> {
+/// The binaries, then every image at once.
+pub fn build(sh: &Shell, plan: &Plan, exec: &Executor) -> anyhow::Result<Vec<Outcome>> {
     // Every service, even with --only: cargo unifies dependency features across the packages
     // of one build, so building one alone would give it a different binary and a new digest.
-    let bin_dir = services::build_binaries(sh, &plan.config.services)?;
-    for image in &plan.images {
-        context::stage(sh, &image.service, &bin_dir)?;
-    }
+    let cargo = services::build_command(sh, &plan.config.services);
+    let bin_dir = exec.run(&cargo.to_string(), || services::build_binaries(sh, &plan.config.services))?;
+    build_images(sh, plan, exec, bin_dir.as_deref())
+}
+
+/// Every image at once, from the binaries in `bin_dir` (none on a dry run).
+pub fn build_images(
+    sh: &Shell,
+    plan: &Plan,
+    exec: &Executor,
+    bin_dir: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<Outcome>> {
     let builds: Vec<docker::Build> = plan.images.iter().map(|image| docker_build(sh, plan, image)).collect();
+    // The commit and its date are HEAD's when the build runs: in a release, the release commit
+    // that a dry run cannot name yet.
+    let lines: Vec<String> = builds
+        .iter()
+        .map(|b| {
+            let mut shown = b.clone();
+            for (key, value) in &mut shown.build_args {
+                match key.as_str() {
+                    "REVISION" => *value = "<HEAD>".into(),
+                    "CREATED" => *value = "<HEAD's date>".into(),
+                    _ => {}
+                }
+            }
+            format!("docker {}", docker::build_args(&shown).join(" "))
+        })
+        .collect();
+    let built = exec.run_all(&lines, || {
+        let bin_dir = bin_dir.context("no binaries to build the images from")?;
+        for image in &plan.images {
+            context::stage(sh, &image.service, bin_dir)?;
+        }
+        build_all(sh, plan, &builds)
+    })?;
+    Ok(built.unwrap_or_else(|| vec![Outcome::default(); plan.images.len()]))
+}
+
+fn build_all(sh: &Shell, plan: &Plan, builds: &[docker::Build]) -> anyhow::Result<Vec<Outcome>> {
     let mut board = Board::new(plan.images.iter().map(|i| i.service.clone()).collect());
     let started = Instant::now();
     let handles =
@@ -381,17 +386,17 @@ fn wait_all(handles: &[duct::Handle], mut done: impl FnMut(usize, &std::process:
 }
 
 /// Logs in, pushes every immutable tag (verified), then moves the floating tags.
-pub fn push(sh: &Shell, plan: &mut Plan, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
-    let _login = plan.login(sh)?;
-    push_immutable(sh, plan, outcomes)?;
-    move_floating(plan, outcomes)
+pub fn push(sh: &Shell, plan: &mut Plan, exec: &Executor, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
+    let _login = plan.login(sh, exec)?;
+    push_immutable(sh, plan, exec, outcomes)?;
+    move_floating(plan, exec, outcomes)
 }
 
 /// Pushes every immutable tag the registry lacks, at once, and verifies each pushed digest on
 /// the registry. Tags the registry holds are decided from one read of it ([`decide_push`]):
 /// up to date, adopted (built from this commit elsewhere), or refused (another commit's).
 /// Nothing floating moves here.
-pub fn push_immutable(sh: &Shell, plan: &Plan, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
+pub fn push_immutable(sh: &Shell, plan: &Plan, exec: &Executor, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
     let registry = plan.registry();
     let mut board = Board::new(plan.images.iter().map(|i| i.service.clone()).collect());
     let started = Instant::now();
@@ -404,7 +409,7 @@ pub fn push_immutable(sh: &Shell, plan: &Plan, outcomes: &mut [Outcome]) -> anyh
     for (t, tag) in plan.tags.immutable.iter().enumerate() {
         let mut to_push = Vec::new();
         for (i, image) in plan.images.iter().enumerate() {
-            let local = docker::repo_digests(sh, &format!("{}:{tag}", image.reference))?;
+            let local = docker::repo_digests(sh, &format!("{}:{tag}", image.reference)).unwrap_or_default();
             let (how, digest) = match decide_push(state[i][t].as_ref(), &local, &image.repo, &plan.head.revision()) {
                 Push::Send => {
                     to_push.push(i);
@@ -419,35 +424,40 @@ pub fn push_immutable(sh: &Shell, plan: &Plan, outcomes: &mut [Outcome]) -> anyh
             outcomes[i].digest = Some(digest);
             outcomes[i].tags.push(tag.clone());
         }
-        let digests = push_with_retries(plan, tag, &to_push, &mut board).with_context(fix)?;
-        for (i, pushed) in digests {
-            let image = &plan.images[i];
-            board.set(i, format!("verifying {tag}"));
-            let remote = registry.digest(&image.repo, tag).with_context(fix)?;
-            if remote.as_deref() != Some(pushed.as_str()) {
-                bail!(
-                    "{}:{tag}: pushed {pushed}, but the registry has {}; push again",
-                    image.reference,
-                    remote.as_deref().unwrap_or("nothing")
-                );
+        if to_push.is_empty() {
+            continue;
+        }
+        let lines: Vec<String> =
+            to_push.iter().map(|&i| format!("docker push {}:{tag}", plan.images[i].reference)).collect();
+        let pushed = exec.run_all(&lines, || {
+            let digests = push_with_retries(plan, tag, &to_push, &mut board).with_context(fix)?;
+            for (i, pushed) in &digests {
+                let image = &plan.images[*i];
+                board.set(*i, format!("verifying {tag}"));
+                let remote = registry.digest(&image.repo, tag).with_context(fix)?;
+                if remote.as_deref() != Some(pushed.as_str()) {
+                    bail!(
+                        "{}:{tag}: pushed {pushed}, but the registry has {}; push again",
+                        image.reference,
+                        remote.as_deref().unwrap_or("nothing")
+                    );
+                }
+                board.set(*i, format!("{tag} verified"));
             }
-            board.set(i, format!("{tag} verified"));
+            Ok(digests)
+        })?;
+        for (i, digest) in pushed.into_iter().flatten() {
             outcomes[i].seconds += started.elapsed().as_secs_f64();
-            outcomes[i].digest = Some(pushed);
+            outcomes[i].digest = Some(digest);
             outcomes[i].tags.push(tag.clone());
         }
     }
     Ok(())
 }
 
-/// What each floating tag should point at, decided once for all images from the registry's
-/// tags, so that they move together or not at all: `(tag, [(image, digest)])` for the tags
-/// that move, and a line for each that stays.
-pub fn floating_plan(
-    plan: &Plan,
-    registry: &Registry,
-    digests: &[String],
-) -> anyhow::Result<(Vec<(String, Vec<(usize, String)>)>, Vec<String>)> {
+/// Which floating tags move, decided once for all images from the registry's tags, so that
+/// they move together or not at all; and a line for each that stays.
+pub fn floating_moves(plan: &Plan, registry: &Registry) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let mut existing = Vec::new();
     for image in &plan.images {
         existing.extend(registry.tags(&image.repo)?);
@@ -458,15 +468,15 @@ pub fn floating_plan(
             Move::Keep { tag, higher } => {
                 stays.push(format!("{tag} stays where it is: {higher} on the registry is higher than {}", plan.version))
             }
-            Move::Move(tag) => moves.push((tag, digests.iter().cloned().enumerate().collect())),
+            Move::Move(tag) => moves.push(tag),
         }
     }
     Ok((moves, stays))
 }
 
 /// Every immutable tag is verified: the floating tags move, on the registry itself, to the
-/// verified digests, never backwards.
-pub fn move_floating(plan: &Plan, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
+/// digests of the immutable tag, never backwards.
+pub fn move_floating(plan: &Plan, exec: &Executor, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
     let registry = plan.registry();
     let mut board = Board::new(plan.images.iter().map(|i| i.service.clone()).collect());
     let fix = || {
@@ -476,21 +486,27 @@ pub fn move_floating(plan: &Plan, outcomes: &mut [Outcome]) -> anyhow::Result<()
             plan.config.registry
         )
     };
-    let digests = outcomes
-        .iter()
-        .map(|o| o.digest.clone().context("an image without a verified digest"))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let (moves, stays) = floating_plan(plan, &registry, &digests).with_context(fix)?;
+    let (moves, stays) = floating_moves(plan, &registry).with_context(fix)?;
     for line in stays {
         println!("{line}");
     }
-    for (tag, targets) in moves {
-        for (i, digest) in targets {
-            let repo = &plan.images[i].repo;
-            if registry.digest(repo, &tag).with_context(fix)?.as_deref() != Some(digest.as_str()) {
-                registry.put_tag(repo, &digest, &tag).with_context(fix)?;
-                board.set(i, format!("{tag} moved"));
-            }
+    let immutable = &plan.tags.immutable[0];
+    for tag in moves {
+        for (i, image) in plan.images.iter().enumerate() {
+            let repo = &image.repo;
+            let what = format!("registry: {repo}:{tag} -> the digest of {repo}:{immutable}");
+            exec.run(&what, || {
+                let digest = match &outcomes[i].digest {
+                    Some(digest) => digest.clone(),
+                    None => registry.digest(repo, immutable)?.with_context(|| format!("{repo}:{immutable} is gone"))?,
+                };
+                if registry.digest(repo, &tag)?.as_deref() != Some(digest.as_str()) {
+                    registry.put_tag(repo, &digest, &tag)?;
+                    board.set(i, format!("{tag} moved"));
+                }
+                Ok(())
+            })
+            .with_context(fix)?;
             outcomes[i].tags.push(tag.clone());
         }
     }

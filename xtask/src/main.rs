@@ -25,6 +25,7 @@ mod config;
 mod context;
 mod docker;
 mod doctor;
+mod exec;
 mod flags;
 mod git;
 mod images;

@@ -38,7 +38,7 @@ pub fn build(
     commit: &str,
     images: &[(String, String)],
 ) -> anyhow::Result<Vec<DistFile>> {
-    let source = out.with_extension("src");
+    let source = sibling(out, "src");
     for dir in [out, &source] {
         if dir.exists() {
             sh.remove_path(dir)?;
@@ -53,6 +53,8 @@ pub fn build(
         .pipe(duct::cmd!("tar", "-x", "-C", &source))
         .run()
         .with_context(|| format!("extracting sdk/ of {commit}"))?;
+    // The archives record file modes: the same ones on every machine, whatever its umask.
+    cmd!(sh, "chmod -R u=rwX,go=rX {source}").quiet().run()?;
     let compose = source.join(crate::surfaces::COMPOSE);
     let text = sh.read_file(&compose)?;
     sh.write_file(&compose, with_images(&text, images)?)?;
@@ -60,18 +62,47 @@ pub fn build(
     let format = "--format=%ct";
     let epoch = cmd!(sh, "git show -s {format} {commit}").quiet().read()?;
     let sdk = source.join("sdk");
-    let command = cmd!(sh, "{python} -m build {sdk} --outdir {out}").env("SOURCE_DATE_EPOCH", epoch).quiet();
+    let command = cmd!(sh, "{python} -m build {sdk} --outdir {out}").env("SOURCE_DATE_EPOCH", &epoch).quiet();
     interrupt::run_checked(with_quiet_output(command), "python -m build sdk")?;
-    let files = dist_files(sh, out)?;
-    if files.len() != 2 {
-        bail!("python -m build sdk made {} files in {}, expected an sdist and a wheel", files.len(), out.display());
+    let built = dist_files(sh, out)?;
+    if built.len() != 2 {
+        bail!("python -m build sdk made {} files in {}, expected an sdist and a wheel", built.len(), out.display());
     }
+    for sdist in built.iter().filter(|f| f.name().ends_with(".tar.gz")) {
+        let path = &sdist.path;
+        cmd!(sh, "{python} -c {REPRODUCIBLE_SDIST} {path} {epoch}")
+            .quiet()
+            .run()
+            .context("making the sdist reproducible")?;
+    }
+    let files = dist_files(sh, out)?;
     sh.write_file(stamp, stamp_text(commit, images))?;
     Ok(files)
 }
 
+/// setuptools writes an sdist with the build's times and the builder's user names (the wheel
+/// already honours SOURCE_DATE_EPOCH): the same archive again, with every entry's time at most
+/// the commit's, no owner, sorted, and gzip's own time fixed, so any machine gets the same bytes.
+const REPRODUCIBLE_SDIST: &str = r#"
+import gzip, io, sys, tarfile
+path, epoch = sys.argv[1], int(sys.argv[2])
+out = io.BytesIO()
+with tarfile.open(path, "r:gz") as src, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst:
+    for m in sorted(src.getmembers(), key=lambda m: m.name):
+        data = src.extractfile(m).read() if m.isfile() else None
+        m.mtime, m.uid, m.gid, m.uname, m.gname, m.pax_headers = min(int(m.mtime), epoch), 0, 0, "", "", {}
+        dst.addfile(m, io.BytesIO(data) if data is not None else None)
+with open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", filename="", mtime=epoch) as gz:
+    gz.write(out.getvalue())
+"#;
+
+/// `dir` + `.suffix`: beside `out`, whatever dots its name has (`release-0.1.1-dist`).
+fn sibling(out: &Path, suffix: &str) -> PathBuf {
+    PathBuf::from(format!("{}.{suffix}", out.display()))
+}
+
 fn stamp_path(out: &Path) -> PathBuf {
-    out.with_extension("stamp")
+    sibling(out, "stamp")
 }
 
 fn stamp_text(commit: &str, images: &[(String, String)]) -> String {
@@ -246,7 +277,6 @@ pub fn upload(sh: &Shell, python: &Path, index: &str, files: &[DistFile]) -> any
         sh,
         "{python} -m twine upload --non-interactive --disable-progress-bar --repository-url {index} {paths...}"
     );
-    eprintln!("$ {command}");
     // An absent CI secret arrives as an empty variable, which twine takes as the password itself
     // (so it never tries trusted publishing, nor ~/.pypirc): twine must not see it at all.
     for key in empty_twine_variables(std::env::vars()) {

@@ -34,7 +34,9 @@ use xshell::{cmd, Shell};
 use crate::{
     changelog,
     config::{self, Config},
-    docker, flags, git,
+    docker,
+    exec::Executor,
+    flags, git,
     images::{self, Outcome, Plan},
     interrupt::{self, Interrupted},
     journal::Journal,
@@ -125,12 +127,17 @@ struct Release<'a> {
     /// Releasing an existing tag (`--from-tag`).
     from_tag: bool,
     steps: &'static [Step],
+    /// Every effect goes through it; a dry run's prints the same commands and runs none.
+    exec: Executor,
 }
 
 impl flags::Release {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         interrupt::install();
         let config = config::load_default(sh)?;
+        if !self.dry_run && surfaces::recover(&sh.current_dir())? {
+            println!("finished writing the version surfaces, which an interrupted run had begun");
+        }
         let current = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
         let state = sh.current_dir().join(provision::TOOLS_DIR).join("state");
         let version = match (&self.version, &self.from_tag) {
@@ -138,9 +145,14 @@ impl flags::Release {
                 .with_context(|| format!("--from-tag {tag}: not a release tag like v1.2.3"))?,
             (Some(v), None) => match ReleaseVersion::parse(v) {
                 Ok(explicit) => explicit,
-                Err(_) if Journal::open(&state, &current.to_string())?.unfinished() => bail!(
-                    "the release of {current} is not finished: run `cargo xtask release {current}` to continue it"
-                ),
+                Err(_)
+                    if Journal::open(&state, &current.to_string())?.unfinished()
+                        && git::remote_tag(sh, &format!("v{current}")).ok().flatten().is_none() =>
+                {
+                    bail!(
+                        "the release of {current} is not finished: run `cargo xtask release {current}` to continue it"
+                    )
+                }
                 Err(_) => current.bump(v)?,
             },
             (None, None) => unreachable!("clap requires VERSION or --from-tag"),
@@ -159,6 +171,7 @@ impl flags::Release {
             version,
             from_tag,
             steps: if from_tag { &Step::FROM_TAG } else { &Step::ALL },
+            exec: Executor::new(self.dry_run),
         };
 
         // A release whose tree already says this version may be finished: prove it from the
@@ -180,24 +193,25 @@ impl flags::Release {
                 problems.join("\n  - ")
             );
         }
-        if self.dry_run {
-            print!("{}", release.plan_text()?);
-            return Ok(());
+        if !self.dry_run {
+            release.confirm(self.yes)?;
         }
-        release.confirm(self.yes)?;
+        println!("release {} (Python {}), tag {}", release.version, release.version.pep440(), release.tag);
 
         let mut timings = Vec::new();
         for &step in release.steps {
             if release.is_done(step)? {
+                println!("\n== {}: done", step.name());
                 timings.push((step, release.journal.seconds(step.name()).unwrap_or(0.0), "done before"));
                 continue;
             }
             let started = Instant::now();
             let result = interrupt::check().and_then(|()| {
-                eprintln!("\n== {}: {}", step.name(), step.describe());
+                println!("\n== {}: {}", step.name(), step.describe());
                 release.run(step, &python)
             });
             match result {
+                Ok(()) if self.dry_run => {}
                 Ok(()) => {
                     let seconds = started.elapsed().as_secs_f64();
                     release.journal.time(step.name(), seconds)?;
@@ -207,14 +221,22 @@ impl flags::Release {
                     release.journal.save()?;
                     let what = if e.is::<Interrupted>() { "interrupted" } else { "failed" };
                     print!("{}", timing_table(&timings));
-                    eprintln!(
-                        "\n{} {what}. Nothing is lost; to continue, run:\n\n    {}\n",
-                        step.name(),
-                        release.resume_command
-                    );
+                    // Everything is published when verify fails: what remains is to find out why.
+                    let again = match step {
+                        Step::Verify => format!("cargo xtask verify {}", release.version),
+                        _ => release.resume_command.clone(),
+                    };
+                    eprintln!("\n{} {what}. Nothing is lost; to continue, run:\n\n    {again}\n", step.name());
                     return Err(e.context(format!("release of {}: step {} {what}", release.tag, step.name())));
                 }
             }
+        }
+        if self.dry_run {
+            println!(
+                "\ndry run: nothing was changed. To release: {} --yes",
+                release.resume_command.trim_end_matches(" --yes")
+            );
+            return Ok(());
         }
         print!("{}", timing_table(&timings));
         println!("{} is released", release.tag);
@@ -295,12 +317,19 @@ impl Release<'_> {
             Step::FloatingTags => self.move_floating_tags(),
             Step::PushGit => self.push_git(),
             Step::Verify => {
-                let files = python::dist_files(self.sh, &self.dist_dir)?;
-                let expected = verify::Expected {
-                    revision: Some(self.head()?),
-                    files: files.iter().map(|f| (f.name(), f.sha256.clone())).collect(),
-                };
-                verify::verify(self.sh, python, &self.config, &self.version, &expected)
+                let what = format!(
+                    "cargo xtask verify {}   # the index, the pinned digests, pip install, gati start",
+                    self.version
+                );
+                self.exec.run(&what, || {
+                    let files = python::dist_files(self.sh, &self.dist_dir)?;
+                    let expected = verify::Expected {
+                        revision: Some(self.head()?),
+                        files: files.iter().map(|f| (f.name(), f.sha256.clone())).collect(),
+                    };
+                    verify::verify(self.sh, python, &self.config, &self.version, &expected)
+                })?;
+                Ok(())
             }
         }
     }
@@ -352,6 +381,15 @@ impl Release<'_> {
                     self.tag
                 )
             })));
+            // The atomic push at the end must not be refused after everything else is public.
+            check(git::behind_origin(sh, &self.config.branch).map(|behind| {
+                behind.then(|| {
+                    format!(
+                        "origin/{0} has commits this tree lacks: `git pull --rebase origin {0}` first",
+                        self.config.branch
+                    )
+                })
+            }));
             check(git::remote_tag(sh, &self.tag).map(|remote| {
                 remote.filter(|c| !continuing || head.as_ref().ok() != Some(c)).map(|c| {
                     format!(
@@ -364,8 +402,9 @@ impl Release<'_> {
         }
         check(git::changed_files(sh).map(|changed| {
             // A resumed release may find its own bump written but not committed; nothing else.
+            let own = continuing && !self.from_tag;
             let foreign: Vec<_> =
-                changed.iter().filter(|f| !(continuing && release_commit_files().contains(&f.as_str()))).collect();
+                changed.iter().filter(|f| !(own && release_commit_files().contains(&f.as_str()))).collect();
             (!foreign.is_empty()).then(|| {
                 let list: Vec<&str> = foreign.iter().take(5).map(|s| s.as_str()).collect();
                 format!("the tree has uncommitted changes ({}): commit or stash them", list.join(", "))
@@ -450,28 +489,59 @@ impl Release<'_> {
     }
 
     /// Writes the version into every surface and this release's section into CHANGELOG.md
-    /// (unless an earlier run did), and commits them.
+    /// (unless an earlier run did), and commits them. A dry run shows the diffs.
     fn bump(&mut self, python: &Path) -> anyhow::Result<()> {
         let sh = self.sh;
         let root = sh.current_dir();
-        surfaces::recover(&root)?;
         let found = Surfaces::read(&root)?;
-        let section = changelog::section(sh, python, &self.version)?;
-        let old = std::fs::read_to_string(root.join(changelog::CHANGELOG)).ok();
-        if let Some(text) = changelog::with_section(old.as_deref(), &self.version, &section) {
-            let temp = root.join(format!("{}.new", changelog::CHANGELOG));
-            std::fs::write(&temp, text)?;
-            std::fs::rename(&temp, root.join(changelog::CHANGELOG))?;
-        }
-        if found.current(&self.config.services).ok().as_ref() != Some(&self.version) {
-            surfaces::write_all(&root, &found.edits(&self.config.services, &self.version)?)?;
+        let edits = match found.current(&self.config.services).ok().as_ref() == Some(&self.version) {
+            true => vec![],
+            false => found.edits(&self.config.services, &self.version)?,
+        };
+        let changelog_path = root.join(changelog::CHANGELOG);
+        let old = std::fs::read_to_string(&changelog_path).ok();
+        let new = match old.as_deref().and_then(|c| changelog::section_of(c, &self.version)) {
+            Some(_) => None,
+            None => {
+                let section = changelog::section(sh, python, &self.version)?;
+                if self.exec.dry_run() {
+                    println!("--- {} (the new section, first)", changelog::CHANGELOG);
+                    section.lines().for_each(|l| println!("+{l}"));
+                }
+                changelog::with_section(old.as_deref(), &self.version, &section)
+            }
+        };
+        if self.exec.dry_run() {
+            for edit in edits.iter().filter(|e| e.before != e.after) {
+                print!("{}", surfaces::unified_diff(edit));
+            }
         }
         let files = release_commit_files();
-        let message = format!("Release {}", self.version);
-        cmd!(sh, "git add -- {files...}").quiet().run()?;
+        if !edits.is_empty() || new.is_some() {
+            let what = format!("write {} and {}", files[..4].join(", "), changelog::CHANGELOG);
+            self.exec.run(&what, || {
+                // The surfaces first: once they say the version, a run stopped here is continued.
+                surfaces::write_all(&root, &edits)?;
+                if let Some(text) = &new {
+                    let temp = crate::target_dir(sh).join("xtask").join(format!("{}.new", changelog::CHANGELOG));
+                    std::fs::create_dir_all(temp.parent().unwrap())?;
+                    std::fs::write(&temp, text)?;
+                    std::fs::copy(&temp, &changelog_path)?;
+                    std::fs::remove_file(&temp)?;
+                }
+                Ok(())
+            })?;
+        }
         // An earlier run may have written the files and been stopped before its commit.
-        if cmd!(sh, "git diff --cached --quiet -- {files...}").quiet().run().is_err() {
-            cmd!(sh, "git commit --quiet -m {message} -- {files...}").run().context("committing the bump")?;
+        let uncommitted = git::changed_files(sh)?.iter().any(|f| files.contains(&f.as_str()));
+        if !edits.is_empty() || new.is_some() || uncommitted {
+            let message = format!("Release {}", self.version);
+            let what = format!("git commit -m \"{message}\" -- {}", files.join(" "));
+            self.exec.run(&what, || {
+                cmd!(sh, "git add -- {files...}").quiet().run()?;
+                cmd!(sh, "git commit --quiet -m {message} -- {files...}").run().context("committing the bump")?;
+                Ok(())
+            })?;
         }
         Ok(())
     }
@@ -480,13 +550,24 @@ impl Release<'_> {
     /// that a packaging error stops the release before anything is public.
     fn build(&mut self, python: &Path) -> anyhow::Result<()> {
         let plan = self.plan()?;
-        // Compiling the new version is most of this step; timed apart for `cargo xtask bench release`.
-        let compiling = Instant::now();
-        crate::services::build_binaries(self.sh, &self.config.services)?;
-        self.journal.time("compile", compiling.elapsed().as_secs_f64())?;
-        images::build(self.sh, &plan)?;
+        let sh = self.sh;
+        let cargo = crate::services::build_command(sh, &self.config.services);
+        let bin_dir = self.exec.run(&cargo.to_string(), || {
+            // Compiling the new version is most of this step; timed apart for `cargo xtask bench release`.
+            let compiling = Instant::now();
+            let bin_dir = crate::services::build_binaries(sh, &self.config.services)?;
+            self.journal.time("compile", compiling.elapsed().as_secs_f64())?;
+            Ok(bin_dir)
+        })?;
+        images::build_images(sh, &plan, &self.exec, bin_dir.as_deref())?;
         let references = self.references(&plan, None);
-        self.build_package(python, &self.trial_dir(), &references)
+        let what = format!(
+            "python -m build <sdk/ of the release commit, naming {}> --outdir {}; twine check --strict; the wheel's pins",
+            references.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>().join(" "),
+            self.trial_dir().display()
+        );
+        self.exec.run(&what, || self.build_package(python, &self.trial_dir(), &references))?;
+        Ok(())
     }
 
     /// sdist and wheel of HEAD into `out`, naming `references`; twine check; and proof that the
@@ -537,12 +618,23 @@ impl Release<'_> {
     /// verified on the registry, so `gati start` runs exactly the released bytes even if a tag
     /// is moved later.
     fn package(&mut self, python: &Path) -> anyhow::Result<()> {
-        let pinned = self.pinned_references()?;
-        self.build_package(python, &self.dist_dir, &pinned)?;
-        for (_, reference) in &pinned {
-            println!("pinned {reference}");
-        }
-        self.write_release_files(python, &pinned)
+        let plan = self.plan()?;
+        let what = format!(
+            "python -m build <sdk/ of the release commit, pinning {} by their verified digests> --outdir {}; \
+             twine check --strict; the wheel's pins; the release files in {}",
+            self.references(&plan, None).iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>().join(" "),
+            self.dist_dir.display(),
+            self.release_files_dir().display()
+        );
+        self.exec.run(&what, || {
+            let pinned = self.pinned_references()?;
+            self.build_package(python, &self.dist_dir, &pinned)?;
+            for (_, reference) in &pinned {
+                println!("pinned {reference}");
+            }
+            self.write_release_files(python, &pinned)
+        })?;
+        Ok(())
     }
 
     /// The files of the release, together, for a GitHub Release: the sdist and the wheel,
@@ -594,10 +686,19 @@ impl Release<'_> {
 
     /// Runs the new backend image and asks it for /health; records the image id it tested.
     fn smoke(&mut self) -> anyhow::Result<()> {
-        let sh = self.sh;
         let plan = self.plan()?;
         let backend = plan.images.iter().find(|i| i.service == "backend").context("no backend image")?;
         let image = format!("{}:{}", backend.reference, self.version);
+        let what =
+            format!("docker run --detach --rm --publish 127.0.0.1::8000 {image}, then GET /health: {}", self.version);
+        if let Some(id) = self.exec.run(&what, || self.smoke_test(&image))? {
+            self.journal.record(Step::Smoke.name(), &id)?;
+        }
+        Ok(())
+    }
+
+    fn smoke_test(&self, image: &str) -> anyhow::Result<String> {
+        let sh = self.sh;
         let name = format!("gati-smoke-{}", std::process::id());
         cmd!(sh, "docker run --detach --rm --name {name} --publish 127.0.0.1::8000 {image}")
             .quiet()
@@ -628,15 +729,15 @@ impl Release<'_> {
         })();
         let _ = cmd!(sh, "docker rm --force {name}").quiet().ignore_stdout().ignore_stderr().run();
         result?;
-        let id = docker::image_id(sh, &image)?;
-        self.journal.record(Step::Smoke.name(), &id)
+        docker::image_id(sh, image)
     }
 
     fn make_tag(&mut self) -> anyhow::Result<()> {
         let (sh, tag) = (self.sh, &self.tag);
         let message = format!("gati {}", self.version);
         if git::local_tag(sh, tag).is_none() {
-            cmd!(sh, "git tag --annotate {tag} --message {message}").run()?;
+            let what = format!("git tag --annotate {tag} --message \"{message}\"");
+            self.exec.run(&what, || Ok(cmd!(sh, "git tag --annotate {tag} --message {message}").run()?))?;
         }
         Ok(())
     }
@@ -651,9 +752,11 @@ impl Release<'_> {
                 ..Default::default()
             })
             .collect();
-        let _login = plan.login(self.sh)?;
-        images::push_immutable(self.sh, &plan, &mut outcomes)?;
-        print!("{}", images::table(&plan, &outcomes));
+        let _login = plan.login(self.sh, &self.exec)?;
+        images::push_immutable(self.sh, &plan, &self.exec, &mut outcomes)?;
+        if !self.exec.dry_run() {
+            print!("{}", images::table(&plan, &outcomes));
+        }
         Ok(())
     }
 
@@ -673,9 +776,11 @@ impl Release<'_> {
     /// Uploads what the index lacks. A file of the same name with the same sha256 counts as
     /// uploaded; with other bytes, the version is burned and the release stops.
     fn upload(&mut self, python: &Path) -> anyhow::Result<()> {
-        let files = python::dist_files(self.sh, &self.dist_dir)?;
         let have = self.index_files_of_version()?;
-        let mut missing = Vec::new();
+        // What the index is missing is decided by name, which a dry run knows too.
+        let missing: Vec<String> =
+            self.dist_names().into_iter().filter(|n| !have.iter().any(|(h, _)| h == n)).collect();
+        let files = if self.exec.dry_run() { vec![] } else { python::dist_files(self.sh, &self.dist_dir)? };
         for file in &files {
             match have.iter().find(|(name, _)| *name == file.name()) {
                 Some((_, sha)) if *sha == file.sha256 => println!("{} is already on the index", file.name()),
@@ -685,24 +790,45 @@ impl Release<'_> {
                     file.name(),
                     file.sha256
                 ),
-                None => missing.push(file.clone()),
+                None => {}
             }
         }
         if !missing.is_empty() {
-            python::upload(self.sh, python, &self.config.index, &missing)
-                .with_context(|| format!("uploading to {}", self.config.index))?;
+            let what = format!(
+                "twine upload --non-interactive --repository-url {} {}   # credentials: {} (****)",
+                self.config.index,
+                missing.join(" "),
+                python::credentials_source().unwrap_or("none")
+            );
+            self.exec.run(&what, || {
+                let upload: Vec<_> = files.iter().filter(|f| missing.contains(&f.name())).cloned().collect();
+                anyhow::ensure!(
+                    upload.len() == missing.len(),
+                    "the package files are missing from {}",
+                    self.dist_dir.display()
+                );
+                python::upload(self.sh, python, &self.config.index, &upload)
+                    .with_context(|| format!("uploading to {}", self.config.index))
+            })?;
         }
-        anyhow::ensure!(self.uploaded()?, "the index does not list the uploaded files with their sha256");
+        if !self.exec.dry_run() {
+            anyhow::ensure!(self.uploaded()?, "the index does not list the uploaded files with their sha256");
+        }
         Ok(())
+    }
+
+    /// The file names of this version's wheel and sdist, wheel first: it is reproducible, so an
+    /// interrupted upload never leaves on the index an sdist that a rebuild could not match.
+    fn dist_names(&self) -> [String; 2] {
+        let pep440 = self.version.pep440();
+        [format!("{PROJECT}-{pep440}-py3-none-any.whl"), format!("{PROJECT}-{pep440}.tar.gz")]
     }
 
     /// The index has the sdist and the wheel of this version; with our sha256s where this
     /// machine has the files (a machine that has not built them trusts the images' proof).
     fn uploaded(&self) -> anyhow::Result<bool> {
         let have = self.index_files_of_version()?;
-        let pep440 = self.version.pep440();
-        let names = [format!("{PROJECT}-{pep440}-py3-none-any.whl"), format!("{PROJECT}-{pep440}.tar.gz")];
-        if !names.iter().all(|n| have.iter().any(|(name, _)| name == n)) {
+        if !self.dist_names().iter().all(|n| have.iter().any(|(name, _)| name == n)) {
             return Ok(false);
         }
         let ours = python::dist_files(self.sh, &self.dist_dir).unwrap_or_default();
@@ -722,10 +848,9 @@ impl Release<'_> {
 
     fn move_floating_tags(&mut self) -> anyhow::Result<()> {
         let plan = self.plan()?;
-        let digests = self.verified_digests(&plan, &plan.registry())?;
-        let mut outcomes: Vec<Outcome> =
-            digests.into_iter().map(|d| Outcome { digest: Some(d), ..Default::default() }).collect();
-        images::move_floating(&plan, &mut outcomes)
+        // Each image's floating tags go to the digest of its immutable tag, read in the effect.
+        let mut outcomes = vec![Outcome::default(); plan.images.len()];
+        images::move_floating(&plan, &self.exec, &mut outcomes)
     }
 
     /// Every floating tag that should point at this release does (none, for a pre-release or
@@ -734,10 +859,10 @@ impl Release<'_> {
         let plan = self.plan()?;
         let registry = plan.registry();
         let Ok(digests) = self.verified_digests(&plan, &registry) else { return Ok(false) };
-        let (moves, _) = images::floating_plan(&plan, &registry, &digests)?;
-        for (tag, targets) in moves {
-            for (i, digest) in targets {
-                if registry.digest(&plan.images[i].repo, &tag)?.as_deref() != Some(digest.as_str()) {
+        let (moves, _) = images::floating_moves(&plan, &registry)?;
+        for tag in moves {
+            for (image, digest) in plan.images.iter().zip(&digests) {
+                if registry.digest(&image.repo, &tag)?.as_deref() != Some(digest.as_str()) {
                     return Ok(false);
                 }
             }
@@ -749,87 +874,12 @@ impl Release<'_> {
         let sh = self.sh;
         let branch = format!("HEAD:refs/heads/{}", self.config.branch);
         let tag = format!("refs/tags/{}", self.tag);
-        cmd!(sh, "git push --atomic origin {branch} {tag}").run().context("pushing the release commit and tag")?;
+        let what = format!("git push --atomic origin {branch} {tag}");
+        self.exec.run(&what, || {
+            cmd!(sh, "git push --atomic origin {branch} {tag}").run().context("pushing the release commit and tag")?;
+            Ok(())
+        })?;
         Ok(())
-    }
-
-    /// The plan of a dry run: each step, its diffs, commands (secrets masked), tags, targets.
-    fn plan_text(&self) -> anyhow::Result<String> {
-        let sh = self.sh;
-        let mut out = format!("release {} (Python {}), tag {}\n\n", self.version, self.version.pep440(), self.tag);
-        if !self.from_tag {
-            out.push_str("== bump\n");
-            let found = Surfaces::read(&sh.current_dir())?;
-            for edit in found.edits(&self.config.services, &self.version)?.iter().filter(|e| e.before != e.after) {
-                out.push_str(&surfaces::unified_diff(edit));
-            }
-            let python = provision::python_tools(sh)?;
-            let section = changelog::section(sh, &python, &self.version)?;
-            out.push_str(&format!("--- {} (new section)\n", changelog::CHANGELOG));
-            out.extend(section.lines().map(|l| format!("+{l}\n")));
-            out.push_str(&format!(
-                "$ git commit -m \"Release {}\" -- <the four surface files> {}\n\n== build\n",
-                self.version,
-                changelog::CHANGELOG
-            ));
-        }
-        let plan = self.plan()?;
-        let images_text = images::dry_run(sh, &plan, false);
-        out.extend(images_text.lines().filter(|l| l.starts_with('$')).map(|l| format!("{l}\n")));
-        out.push_str(&format!(
-            "$ .tools/venv/bin/python -m build <sdk of the commit, naming {}/{}/gati-*:{}> --outdir {}\n\
-             $ .tools/venv/bin/python -m twine check --strict <sdist> <wheel>\n  \
-             then prove the wheel's version.py says {} and its compose file names exactly these images\n\n",
-            self.config.registry,
-            self.config.namespace,
-            self.version,
-            self.trial_dir().display(),
-            self.version.pep440(),
-        ));
-        out.push_str(
-            "== smoke\n$ docker run --detach --rm --publish 127.0.0.1::8000 <backend image>, then GET /health\n\n",
-        );
-        if !self.from_tag {
-            let tag = format!("== tag\n$ git tag --annotate {} --message \"gati {}\"\n\n", self.tag, self.version);
-            out.push_str(&tag);
-        }
-        out.push_str("== push-images\n");
-        let pushes = images::dry_run(sh, &plan, true);
-        out.extend(
-            pushes
-                .lines()
-                .skip_while(|l| !l.starts_with("$ docker login") && !l.starts_with("$ docker push"))
-                .filter(|l| !l.starts_with("dry run") && !l.starts_with("  then"))
-                .map(|l| format!("{l}\n")),
-        );
-        out.push_str(&format!(
-            "\n== package\n$ .tools/venv/bin/python -m build <sdk of the commit, pinning {}/{}/gati-*:{}@<verified digest>> \
-             --outdir {}\n$ .tools/venv/bin/python -m twine check --strict <sdist> <wheel>, and the wheel's pins\n",
-            self.config.registry,
-            self.config.namespace,
-            self.version,
-            self.dist_dir.display(),
-        ));
-        out.push_str(&format!(
-            "\n== upload\n$ .tools/venv/bin/python -m twine upload --non-interactive --repository-url {} <sdist> <wheel>   \
-             # credentials: {} (****)\n  (files the index already has with the same sha256 are skipped)\n\n",
-            self.config.index,
-            python::credentials_source().unwrap_or("none")
-        ));
-        out.push_str("== floating-tags\n");
-        out.extend(pushes.lines().filter(|l| l.starts_with("  then")).map(|l| format!("{l}\n")));
-        if !self.from_tag {
-            out.push_str(&format!(
-                "\n== push-git\n$ git push --atomic origin HEAD:refs/heads/{} refs/tags/{}\n",
-                self.config.branch, self.tag
-            ));
-        }
-        out.push_str(&format!(
-            "\n== verify\n$ cargo xtask verify {}   # the index, the pinned digests, pip install, gati start\n",
-            self.version
-        ));
-        out.push_str(&format!("\ndry run: nothing was changed. To release: {} \n", self.resume_command));
-        Ok(out)
     }
 }
 

@@ -19,8 +19,6 @@ pub fn build_command<'a>(sh: &'a Shell, services: &[String]) -> xshell::Cmd<'a> 
 
 /// Builds the binaries; returns the folder that holds them.
 pub fn build_binaries(sh: &Shell, services: &[String]) -> anyhow::Result<PathBuf> {
-    let command = build_command(sh, services);
-    eprintln!("$ {command}");
-    crate::interrupt::run_checked(command, "building the static service binaries")?;
+    crate::interrupt::run_checked(build_command(sh, services), "building the static service binaries")?;
     Ok(crate::target_dir(sh).join(TARGET).join("release"))
 }

@@ -1,0 +1,57 @@
+//! The one door through which `release` and `images` change the world. Every effect — a
+//! commit, a build, a push, an upload, a tag moved on the registry — is described as the
+//! command a person would type (secrets masked) and printed as `$ …`, then run. A dry run
+//! prints the same lines from the same code and runs nothing: the plan it shows is the plan a
+//! real run carries out. Reading the world (git, the registry, the index) is not an effect:
+//! both modes read it, so both decide alike.
+
+pub struct Executor {
+    dry_run: bool,
+}
+
+impl Executor {
+    pub fn new(dry_run: bool) -> Executor {
+        Executor { dry_run }
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Prints `what`, then runs `effect` (unless this is a dry run: then `None`).
+    pub fn run<T>(&self, what: &str, effect: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<Option<T>> {
+        self.run_all(&[what.to_string()], effect)
+    }
+
+    /// Like [`Executor::run`], for an effect made of several commands run together (parallel
+    /// builds or pushes): each is printed, in a fixed order.
+    pub fn run_all<T>(&self, what: &[String], effect: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<Option<T>> {
+        for line in what {
+            println!("$ {line}");
+        }
+        if self.dry_run {
+            return Ok(None);
+        }
+        crate::interrupt::check()?;
+        effect().map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dry_run_prints_the_same_commands_and_runs_nothing() {
+        let ran = std::cell::Cell::new(0);
+        for dry_run in [true, false] {
+            let exec = Executor::new(dry_run);
+            let out = exec.run("git tag v1", || {
+                ran.set(ran.get() + 1);
+                Ok(7)
+            });
+            assert_eq!(out.unwrap(), (!dry_run).then_some(7));
+        }
+        assert_eq!(ran.get(), 1);
+    }
+}
