@@ -128,13 +128,13 @@ impl Drop for Login {
 /// Size in bytes of a local image.
 pub fn size(sh: &Shell, image: &str) -> anyhow::Result<u64> {
     let format = "{{.Size}}";
-    Ok(cmd!(sh, "docker image inspect --format {format} {image}").quiet().read()?.trim().parse()?)
+    Ok(cmd!(sh, "docker image inspect --format {format} {image}").quiet().ignore_stderr().read()?.trim().parse()?)
 }
 
 /// The digests under which a local image is known to have been pushed: `repo@sha256:…`.
 pub fn repo_digests(sh: &Shell, image: &str) -> anyhow::Result<Vec<String>> {
     let format = "{{range .RepoDigests}}{{println .}}{{end}}";
-    let out = cmd!(sh, "docker image inspect --format {format} {image}").quiet().read()?;
+    let out = cmd!(sh, "docker image inspect --format {format} {image}").quiet().ignore_stderr().read()?;
     Ok(out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
 }
 
