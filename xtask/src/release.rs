@@ -539,7 +539,10 @@ impl Release<'_> {
             let what = format!("git commit -m \"{message}\" -- {}", files.join(" "));
             self.exec.run(&what, || {
                 cmd!(sh, "git add -- {files...}").quiet().run()?;
-                cmd!(sh, "git commit --quiet -m {message} -- {files...}").run().context("committing the bump")?;
+                cmd!(sh, "git commit --quiet -m {message} -- {files...}")
+                    .quiet()
+                    .run()
+                    .context("committing the bump")?;
                 Ok(())
             })?;
         }
@@ -737,7 +740,7 @@ impl Release<'_> {
         let message = format!("gati {}", self.version);
         if git::local_tag(sh, tag).is_none() {
             let what = format!("git tag --annotate {tag} --message \"{message}\"");
-            self.exec.run(&what, || Ok(cmd!(sh, "git tag --annotate {tag} --message {message}").run()?))?;
+            self.exec.run(&what, || Ok(cmd!(sh, "git tag --annotate {tag} --message {message}").quiet().run()?))?;
         }
         Ok(())
     }
@@ -876,7 +879,10 @@ impl Release<'_> {
         let tag = format!("refs/tags/{}", self.tag);
         let what = format!("git push --atomic origin {branch} {tag}");
         self.exec.run(&what, || {
-            cmd!(sh, "git push --atomic origin {branch} {tag}").run().context("pushing the release commit and tag")?;
+            cmd!(sh, "git push --atomic origin {branch} {tag}")
+                .quiet()
+                .run()
+                .context("pushing the release commit and tag")?;
             Ok(())
         })?;
         Ok(())

@@ -102,6 +102,7 @@ fn verify_in(
     let quiet = ["--quiet", "--disable-pip-version-check", "--no-cache-dir"];
     let downloads = dir.join("downloads");
     cmd!(sh, "{pip} download {quiet...} --no-deps --index-url {simple} --dest {downloads} {requirement}")
+        .quiet()
         .run()
         .with_context(|| format!("downloading {requirement} from {simple}"))?;
     let wheel = downloads.join(format!("gati-{pep440}-py3-none-any.whl"));
@@ -134,6 +135,7 @@ fn verify_in(
 
     // 3. What a user runs.
     cmd!(sh, "{pip} install {quiet...} --index-url {simple} {requirement}")
+        .quiet()
         .run()
         .with_context(|| format!("pip install {requirement} from {simple}"))?;
     let gati = venv.join("bin").join("gati");
