@@ -62,7 +62,10 @@ pub fn build(
     let format = "--format=%ct";
     let epoch = cmd!(sh, "git show -s {format} {commit}").quiet().read()?;
     let sdk = source.join("sdk");
-    let command = cmd!(sh, "{python} -m build {sdk} --outdir {out}").env("SOURCE_DATE_EPOCH", &epoch).quiet();
+    // The pinned setuptools of the tools' environment, not a fresh one from the index: faster,
+    // offline, and the same wheel for a rebuild months later.
+    let command =
+        cmd!(sh, "{python} -m build --no-isolation {sdk} --outdir {out}").env("SOURCE_DATE_EPOCH", &epoch).quiet();
     interrupt::run_checked(with_quiet_output(command), "python -m build sdk")?;
     let built = dist_files(sh, out)?;
     if built.len() != 2 {

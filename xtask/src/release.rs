@@ -555,41 +555,36 @@ impl Release<'_> {
         let plan = self.plan()?;
         let sh = self.sh;
         let cargo = crate::services::build_command(sh, &self.config.services);
-        let bin_dir = self.exec.run(&cargo.to_string(), || {
-            // Compiling the new version is most of this step; timed apart for `cargo xtask bench release`.
-            let compiling = Instant::now();
-            let bin_dir = crate::services::build_binaries(sh, &self.config.services)?;
-            self.journal.time("compile", compiling.elapsed().as_secs_f64())?;
-            Ok(bin_dir)
-        })?;
-        images::build_images(sh, &plan, &self.exec, bin_dir.as_deref())?;
         let references = self.references(&plan, None);
-        let what = format!(
-            "python -m build <sdk/ of the release commit, naming {}> --outdir {}; twine check --strict; the wheel's pins",
+        let trial = format!(
+            "python -m build --no-isolation <sdk/ of the release commit, naming {}> --outdir {}; twine check --strict; \
+             the wheel's pins",
             references.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>().join(" "),
             self.trial_dir().display()
         );
-        self.exec.run(&what, || self.build_package(python, &self.trial_dir(), &references))?;
-        Ok(())
-    }
-
-    /// sdist and wheel of HEAD into `out`, naming `references`; twine check; and proof that the
-    /// wheel says this version and names exactly these images.
-    fn build_package(&self, python: &Path, out: &Path, references: &[(String, String)]) -> anyhow::Result<()> {
-        let commit = self.head()?;
-        let files = python::build(self.sh, python, out, &commit, references)?;
-        python::twine_check(self.sh, python, &files)?;
-        let wheel = files.iter().find(|f| f.name().ends_with(".whl")).context("no wheel was built")?;
-        let (pinned, mut found) = python::wheel_pins(self.sh, python, &wheel.path)?;
-        if pinned != self.version.pep440() {
-            bail!("the wheel's version.py says {pinned}, not {}", self.version.pep440());
+        // The trial package needs no binary: it is built beside the compile, which is the wait.
+        let bin_dir = self.exec.run_all(&[cargo.to_string(), trial], || {
+            std::thread::scope(|scope| {
+                let (root, trial_dir, version) = (sh.current_dir(), self.trial_dir(), &self.version);
+                let package = scope.spawn(move || {
+                    let sh = Shell::new()?;
+                    sh.change_dir(root);
+                    build_package(&sh, python, &trial_dir, version, &references)
+                });
+                let compiling = Instant::now();
+                let compiled = crate::services::build_binaries(sh, &self.config.services);
+                let seconds = compiling.elapsed().as_secs_f64();
+                let packaged = package.join().map_err(|_| anyhow::anyhow!("the trial package build panicked"))?;
+                let bin_dir = compiled?;
+                packaged.context("the trial package")?;
+                Ok((bin_dir, seconds))
+            })
+        })?;
+        if let Some((_, seconds)) = &bin_dir {
+            // Timed apart for `cargo xtask bench release`: compiling the new version is the wait.
+            self.journal.time("compile", *seconds)?;
         }
-        let mut expected: Vec<String> = references.iter().map(|(_, r)| r.clone()).collect();
-        expected.sort();
-        found.sort();
-        if found != expected {
-            bail!("the wheel's docker-compose.yml names {}, not {}", found.join(", "), expected.join(", "));
-        }
+        images::build_images(sh, &plan, &self.exec, bin_dir.as_ref().map(|(dir, _)| dir.as_path()))?;
         Ok(())
     }
 
@@ -623,7 +618,7 @@ impl Release<'_> {
     fn package(&mut self, python: &Path) -> anyhow::Result<()> {
         let plan = self.plan()?;
         let what = format!(
-            "python -m build <sdk/ of the release commit, pinning {} by their verified digests> --outdir {}; \
+            "python -m build --no-isolation <sdk/ of the release commit, pinning {} by their verified digests> --outdir {}; \
              twine check --strict; the wheel's pins; the release files in {}",
             self.references(&plan, None).iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>().join(" "),
             self.dist_dir.display(),
@@ -631,7 +626,7 @@ impl Release<'_> {
         );
         self.exec.run(&what, || {
             let pinned = self.pinned_references()?;
-            self.build_package(python, &self.dist_dir, &pinned)?;
+            build_package(self.sh, python, &self.dist_dir, &self.version, &pinned)?;
             for (_, reference) in &pinned {
                 println!("pinned {reference}");
             }
@@ -887,6 +882,32 @@ impl Release<'_> {
         })?;
         Ok(())
     }
+}
+
+/// sdist and wheel of HEAD into `out`, naming `references`; twine check; and proof that the
+/// wheel says this version and names exactly these images.
+fn build_package(
+    sh: &Shell,
+    python: &Path,
+    out: &Path,
+    version: &ReleaseVersion,
+    references: &[(String, String)],
+) -> anyhow::Result<()> {
+    let commit = cmd!(sh, "git rev-parse HEAD").quiet().read()?;
+    let files = python::build(sh, python, out, &commit, references)?;
+    python::twine_check(sh, python, &files)?;
+    let wheel = files.iter().find(|f| f.name().ends_with(".whl")).context("no wheel was built")?;
+    let (pinned, mut found) = python::wheel_pins(sh, python, &wheel.path)?;
+    if pinned != version.pep440() {
+        bail!("the wheel's version.py says {pinned}, not {}", version.pep440());
+    }
+    let mut expected: Vec<String> = references.iter().map(|(_, r)| r.clone()).collect();
+    expected.sort();
+    found.sort();
+    if found != expected {
+        bail!("the wheel's docker-compose.yml names {}, not {}", found.join(", "), expected.join(", "));
+    }
+    Ok(())
 }
 
 /// What the release commit changes: the version surfaces and the changelog.
