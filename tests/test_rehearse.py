@@ -1,6 +1,6 @@
 """`cargo xtask rehearse`, the README's main command: a complete release into a throwaway
-registry, index and origin, then `pip install` and `gati start` from them; the tree it runs in
-keeps its commits, tags and files."""
+Docker-Hub-like registry, index and origin, verified by `pip install` and `gati start` from them,
+then the tag's CI run on a fresh clone; the tree it runs in keeps its commits, tags and files."""
 
 import re
 
@@ -19,9 +19,14 @@ def test_rehearsal_releases_installs_and_starts_the_next_patch():
 
     out = xtask(ROOT, "rehearse").stdout
     assert f"v{nxt} is released" in out
-    assert f"is healthy at {nxt}: " + '{"status":"ok","version":"' + nxt + '"}' in out
-    assert f"v{nxt} is already released" in out
-    for phase in ("release", "pip install", "gati start", "release again"):
+    assert "token auth (realm http://127.0.0.1:" in out and "blobs redirected to http://127.0.0.1:" in out
+    # The release verified itself from outside: pip install from the index, gati start by digest.
+    assert f"started  gati {nxt} from http://127.0.0.1:" in out and f"verified gati {nxt}" in out
+    # The tag's CI run on a fresh clone, then the same command again: both find it released.
+    assert out.count(f"v{nxt} is already released") == 2, out
+    assert f"the release notes of {nxt}" in out and f"pip install gati=={nxt}" in out
+    assert re.search(rf"- `127\.0\.0\.1:\d+/gatidev/gati-backend:{re.escape(nxt)}@sha256:[0-9a-f]{{64}}`", out), out
+    for phase in ("release", "CI on the tag", "release again"):
         assert re.search(rf"^{phase} +\d+\.\d$", out, re.M), phase
 
     assert (git(ROOT, "status", "--porcelain"), git(ROOT, "rev-parse", "HEAD"), git(ROOT, "tag")) == (status, head, tags)

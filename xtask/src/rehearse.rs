@@ -3,9 +3,10 @@
 //! A registry that behaves like Docker Hub (Debian's docker-registry behind token auth, blob
 //! redirects and paged tag lists) and an index (pypiserver), from `tests/sandbox.py`, on
 //! loopback; a clone of HEAD whose `origin` is a new bare repository. The release runs there as
-//! `cargo xtask release VERSION --yes`; then the package is installed from the index into a
-//! fresh venv and `gati start` runs the stack from the registry. Prints the stack's health and
-//! the timings, and stops everything it started.
+//! `cargo xtask release VERSION --yes`, ending with its verify step (`pip install` from the
+//! index into a fresh venv, `gati start` pulling the pinned digests). Then the tag's CI run on a
+//! fresh clone of the origin finds it released, and the same command again changes nothing.
+//! Prints the release notes (changes, pinned images) and the timings, and stops everything.
 
 use std::time::Instant;
 
@@ -93,10 +94,10 @@ pub fn rehearse(sh: &Shell, version: Option<&str>) -> anyhow::Result<Vec<(&'stat
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| crate::target_dir(sh).join("rehearsal-build"));
-    let release_in_clone = || -> anyhow::Result<String> {
-        let _in_clone = sh.push_dir(&clone);
-        let version = version.to_string();
-        let output = cmd!(sh, "cargo xtask release {version} --yes")
+    // `cargo xtask ARGS` in `tree`, as a maintainer or CI would run it against the sandboxes.
+    let xtask = |tree: &std::path::Path, args: &[String]| -> anyhow::Result<String> {
+        let _in_tree = sh.push_dir(tree);
+        let output = cmd!(sh, "cargo xtask {args...}")
             .env("CARGO_TARGET_DIR", &target_dir)
             .env("DOCKER_CONFIG", &docker_config)
             .env("GATI_REGISTRY", &registry.address)
@@ -114,61 +115,44 @@ pub fn rehearse(sh: &Shell, version: Option<&str>) -> anyhow::Result<Vec<(&'stat
         print!("{stdout}");
         eprint!("{}", String::from_utf8_lossy(&output.stderr));
         if !output.status.success() {
-            bail!("the rehearsed release failed (above); the throwaway services are in {}", dir.display());
+            bail!("`cargo xtask {}` failed (above); the throwaway services are in {}", args.join(" "), dir.display());
         }
         Ok(stdout)
     };
-    release_in_clone()?;
+    let release = [String::from("release"), version.to_string(), "--yes".into()];
+    let released = xtask(&clone, &release)?;
+    // The release's last step is `cargo xtask verify`: pip install and gati start, as a user.
+    if !released.contains(&format!("verified gati {version}")) {
+        bail!("the rehearsed release did not verify {version} from outside");
+    }
     phase(&mut phases, "release", &mut since);
 
-    // What a user does: install from the index, start the stack from the registry.
-    let venv = dir.join("venv");
-    cmd!(sh, "{python} -m venv {venv}").run()?;
-    let pip = venv.join("bin").join("pip");
-    let requirement = format!("gati=={}", version.pep440());
-    let simple = &index.simple_url;
-    cmd!(sh, "{pip} install --quiet --disable-pip-version-check --no-cache-dir --index-url {simple} {requirement}")
-        .run()
-        .context("installing the rehearsed package from the index")?;
-    phase(&mut phases, "pip install", &mut since);
-
-    let gati = venv.join("bin").join("gati");
-    let ports: Vec<u16> = (0..3).map(|_| sandbox::free_port()).collect::<Result<_, _>>()?;
-    let project = format!("gati-rehearsal-{}", std::process::id());
-    let prefix = format!("{}/{}", registry.address, registry.namespace);
-    let stack_env = [
-        ("DOCKER_CONFIG", docker_config.display().to_string()),
-        ("GATI_IMAGE_PREFIX", prefix),
-        ("GATI_PROJECT", project.clone()),
-        ("GATI_BACKEND_PORT", ports[0].to_string()),
-        ("GATI_DASHBOARD_PORT", ports[1].to_string()),
-        ("GATI_MCP_PORT", ports[2].to_string()),
-    ];
-    let _stack_env: Vec<_> = stack_env.iter().map(|(k, v)| sh.push_env(k, v)).collect();
-    let start = cmd!(sh, "{gati} start --detach --pull always").run();
-    let health = start.and_then(|()| {
-        let url = format!("http://127.0.0.1:{}/health", ports[0]);
-        Ok(cmd!(sh, "curl --silent --show-error --max-time 5 {url}").read()?)
-    });
-    phase(&mut phases, "gati start", &mut since);
-    let _ = cmd!(sh, "{gati} stop").quiet().ignore_stdout().ignore_stderr().run();
-    let volume = format!("{project}_gati-data");
-    let _ = cmd!(sh, "docker volume rm {volume}").quiet().ignore_stdout().ignore_stderr().run();
-    let health = health.context("the rehearsed stack did not start")?;
-    let want = format!("\"version\":\"{version}\"");
-    if !health.contains(&want) {
-        bail!("the rehearsed stack answers {health}, not version {version}");
+    // The tag's CI run, on a fresh runner: a clone of origin at the tag, no journal, no images.
+    let ci = dir.join("ci");
+    let tag = format!("v{version}");
+    cmd!(sh, "git clone --quiet --branch {tag} {origin} {ci}").quiet().ignore_stderr().run()?;
+    sh.create_dir(ci.join(provision::TOOLS_DIR))?;
+    std::os::unix::fs::symlink(
+        root.join(provision::TOOLS_DIR).join("venv"),
+        ci.join(provision::TOOLS_DIR).join("venv"),
+    )?;
+    let from_tag = [String::from("release"), "--from-tag".into(), tag.clone(), "--yes".into()];
+    if !xtask(&ci, &from_tag)?.contains("is already released") {
+        bail!("the tag's CI run on a fresh clone did not find {tag} released");
     }
-
-    println!("\nthe gati stack installed from the rehearsal index is healthy at {version}: {health}");
+    phase(&mut phases, "CI on the tag", &mut since);
 
     // The same command again, after success: it must change nothing and say so.
-    let again = release_in_clone()?;
-    if !again.contains("is already released") {
+    if !xtask(&clone, &release)?.contains("is already released") {
         bail!("running the release again did not find it complete");
     }
     phase(&mut phases, "release again", &mut since);
+
+    let notes =
+        clone.join(provision::TOOLS_DIR).join("state").join(format!("release-{version}-files")).join("NOTES.md");
+    let notes = sh.read_file(&notes).with_context(|| format!("the release notes of {version}"))?;
+    println!("\nthe release notes of {version} (CHANGELOG.md's section and the pinned images):\n\n{notes}");
     phases.push(("total", started.elapsed().as_secs_f64()));
-    println!("\nnothing left this machine: the registry, index, clone and origin were throwaway ({})", dir.display());
+    println!("nothing left this machine: the registry, index, clone and origin were throwaway ({})", dir.display());
     Ok(phases)
 }
