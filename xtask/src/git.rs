@@ -78,3 +78,8 @@ pub fn behind_origin(sh: &Shell, branch: &str) -> anyhow::Result<bool> {
     };
     Ok(cmd!(sh, "git merge-base --is-ancestor {theirs} HEAD").quiet().run().is_err())
 }
+
+/// A commit (or a revision label) as people read it: its first 12 characters.
+pub fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}

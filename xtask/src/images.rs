@@ -22,7 +22,7 @@ use crate::{
     context, docker,
     exec::Executor,
     flags,
-    git::Head,
+    git::{self, Head},
     interrupt,
     registry::{Credentials, Registry, Remote},
     retry::Backoff,
@@ -213,8 +213,8 @@ impl Plan {
                         "{}:{tag} is on the registry already, built from {} (this tree is {}): an immutable tag never \
                          changes. Release a new version (`cargo xtask bump patch`), or push this commit with `--edge`",
                         image.reference,
-                        short(remote.revision.as_deref().unwrap_or("an unknown commit")),
-                        short(&self.head.revision()),
+                        git::short(remote.revision.as_deref().unwrap_or("an unknown commit")),
+                        git::short(&self.head.revision()),
                     ));
                 }
             }
@@ -235,10 +235,6 @@ impl Plan {
         self.docker_config = login.as_ref().map(|l| l.dir.clone());
         Ok(login)
     }
-}
-
-fn short(revision: &str) -> &str {
-    &revision[..revision.len().min(12)]
 }
 
 /// `repository` from `[workspace.package]`, for the `source` label.

@@ -197,6 +197,24 @@ for m in re.finditer(r"^\s+image:\s*\$\{GATI_IMAGE_PREFIX:-([^}]+)\}(/\S+)\s*$",
     Ok((version, lines.collect()))
 }
 
+/// The Python package's name on the index.
+pub const PROJECT: &str = "gati";
+
+/// The file names of a version's wheel and sdist, wheel first: it is reproducible, so an
+/// interrupted upload never leaves on the index an sdist that a rebuild could not match.
+pub fn dist_names(pep440: &str) -> [String; 2] {
+    [format!("{PROJECT}-{pep440}-py3-none-any.whl"), format!("{PROJECT}-{pep440}.tar.gz")]
+}
+
+/// The files the index has for one version of the package: `(file name, sha256)`.
+pub fn files_of_version(simple_url: &str, pep440: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let prefix = format!("{PROJECT}-{pep440}");
+    Ok(index_files(simple_url, PROJECT)?
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(&format!("{prefix}-")) || *name == format!("{prefix}.tar.gz"))
+        .collect())
+}
+
 /// PEP 691's JSON form of the simple API (PyPI's), asked for first; PEP 503's HTML otherwise.
 const SIMPLE_JSON: &str = "application/vnd.pypi.simple.v1+json";
 

@@ -47,8 +47,6 @@ use crate::{
     version::ReleaseVersion,
 };
 
-const PROJECT: &str = "gati";
-
 /// The steps of a release, in order. Every `match` on a step is exhaustive: a new step cannot
 /// be forgotten in one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,7 +374,7 @@ impl Release<'_> {
                     "tag {} already exists at {}, not at HEAD: if nothing of {} was published, delete it \
                      (`git tag -d {}`) and run again; otherwise release a new version",
                     self.tag,
-                    short(&commit),
+                    git::short(&commit),
                     self.version,
                     self.tag
                 )
@@ -395,7 +393,7 @@ impl Release<'_> {
                     format!(
                         "origin already has tag {} (at {}): this version is taken; release a new one",
                         self.tag,
-                        short(&c)
+                        git::short(&c)
                     )
                 })
             }));
@@ -453,11 +451,7 @@ impl Release<'_> {
     }
 
     fn index_files_of_version(&self) -> anyhow::Result<Vec<(String, String)>> {
-        let prefix = format!("{PROJECT}-{}", self.version.pep440());
-        Ok(python::index_files(&self.config.index_simple, PROJECT)?
-            .into_iter()
-            .filter(|(name, _)| name.starts_with(&format!("{prefix}-")) || name == &format!("{prefix}.tar.gz"))
-            .collect())
+        python::files_of_version(&self.config.index_simple, &self.version.pep440())
     }
 
     fn confirm(&self, yes: bool) -> anyhow::Result<()> {
@@ -815,11 +809,8 @@ impl Release<'_> {
         Ok(())
     }
 
-    /// The file names of this version's wheel and sdist, wheel first: it is reproducible, so an
-    /// interrupted upload never leaves on the index an sdist that a rebuild could not match.
     fn dist_names(&self) -> [String; 2] {
-        let pep440 = self.version.pep440();
-        [format!("{PROJECT}-{pep440}-py3-none-any.whl"), format!("{PROJECT}-{pep440}.tar.gz")]
+        python::dist_names(&self.version.pep440())
     }
 
     /// The index has the sdist and the wheel of this version; with our sha256s where this
@@ -913,10 +904,6 @@ fn build_package(
 /// What the release commit changes: the version surfaces and the changelog.
 fn release_commit_files() -> [&'static str; 5] {
     [surfaces::VERSION_PY, surfaces::COMPOSE, surfaces::CARGO_TOML, surfaces::CARGO_LOCK, changelog::CHANGELOG]
-}
-
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
 }
 
 fn timing_table(timings: &[(Step, f64, &str)]) -> String {

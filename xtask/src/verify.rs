@@ -72,12 +72,9 @@ fn verify_in(
     let simple = &config.index_simple;
 
     // 1. The index.
-    let listed: Vec<(String, String)> = python::index_files(simple, "gati")?
-        .into_iter()
-        .filter(|(name, _)| name.starts_with(&format!("gati-{pep440}-")) || *name == format!("gati-{pep440}.tar.gz"))
-        .collect();
+    let listed = python::files_of_version(simple, &pep440)?;
     let mut problems = Vec::new();
-    for name in [format!("gati-{pep440}-py3-none-any.whl"), format!("gati-{pep440}.tar.gz")] {
+    for name in python::dist_names(&pep440) {
         if !listed.iter().any(|(n, _)| *n == name) {
             problems.push(format!("the index at {simple} does not list {name}"));
         }
@@ -98,14 +95,14 @@ fn verify_in(
     let venv = dir.join("venv");
     cmd!(sh, "{python} -m venv {venv}").quiet().run().context("creating a fresh venv")?;
     let pip = venv.join("bin").join("pip");
-    let requirement = format!("gati=={pep440}");
+    let requirement = format!("{}=={pep440}", python::PROJECT);
     let quiet = ["--quiet", "--disable-pip-version-check", "--no-cache-dir"];
     let downloads = dir.join("downloads");
     cmd!(sh, "{pip} download {quiet...} --no-deps --index-url {simple} --dest {downloads} {requirement}")
         .quiet()
         .run()
         .with_context(|| format!("downloading {requirement} from {simple}"))?;
-    let wheel = downloads.join(format!("gati-{pep440}-py3-none-any.whl"));
+    let wheel = downloads.join(&python::dist_names(&pep440)[0]);
     let sha = python::sha256(sh, &wheel)?;
     let listed_sha = listed.iter().find(|(n, _)| wheel.ends_with(n)).map(|(_, s)| s.as_str());
     if listed_sha != Some(sha.as_str()) {
