@@ -3,11 +3,12 @@
 The REAL gati 0.0.3 from the package index runs a script written as its README says (init with
 a name, decorators, a LangChain chain with a fake chat model, a failing tool, a failing agent)
 against our backend binary; then the SAME script runs unchanged with our SDK first on the path.
-Both runs' run names, tokens, cost and errors must be readable through our backend's API.
+Both runs' run names, tokens, cost and errors must be readable through our backend's API, our
+MCP server's tools (streamable HTTP, the `mcp` client) and our dashboard (headless Chromium).
 
 The wheels are downloaded once into target/compat/wheels and the two virtual environments are
 kept in target/compat/, so reruns work offline and take seconds. `recorded_runs(url)` returns
-what a backend holds, for the MCP and dashboard checks of the same data.
+what a backend holds; the MCP and dashboard checks read the same runs, one server of each per SDK.
 """
 
 import json
@@ -18,9 +19,13 @@ import sys
 import textwrap
 import venv
 
+import anyio
 import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
 from gati_testing import ROOT, Service, request
+from test_dashboard import chromium, dashboard_for, render  # noqa: F401 (chromium: a fixture)
 
 COMPAT_DIR = ROOT / "target" / "compat"
 WHEELS = COMPAT_DIR / "wheels"
@@ -275,6 +280,221 @@ def test_both_sdks_record_the_same_shape(recorded):
         return result
 
     assert shape(recorded["gati 0.0.3"][0]) == shape(recorded["ours"][0])
+
+
+# ---- the same runs through our MCP server's tools --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mcp_servers(recorded, bin_dir):
+    """{sdk: gati-mcp-server over streamable HTTP}, each against the backend holding that SDK's runs."""
+    servers = {}
+    try:
+        for sdk in SDKS:
+            servers[sdk] = Service(bin_dir / "gati-mcp-server", args=["--http"],
+                                   env={"BACKEND_URL": recorded[sdk][0]})
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def mcp_answers(server, *calls):
+    """[(is_error, text)] of the tools the (name, arguments) `calls` name, in one MCP session."""
+    async def main():
+        async with streamable_http_client(server.url + "/mcp") as (read, write, *_):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                answers = []
+                for name, arguments in calls:
+                    result = await session.call_tool(name, arguments)
+                    answers.append((result.is_error, result.content[0].text))
+                return answers
+
+    return anyio.run(main)
+
+
+def mcp_json(server, *calls):
+    """The JSON answers of the tools `calls` names; a tool error fails the test."""
+    answers = mcp_answers(server, *calls)
+    for (name, arguments), (error, text) in zip(calls, answers):
+        assert not error, f"{name}({arguments}): {text}"
+    return [json.loads(text) for _, text in answers]
+
+
+def compat_run_ids(sdk, recorded):
+    """{agent: run_id} of the README script's two runs, as the backend's API lists them."""
+    runs = {run["agent_name"]: run["run_id"] for run in recorded_runs(recorded[sdk][0])}
+    return {agent: runs[agent] for agent in ("ResearchAgent", "FailingAgent")}
+
+
+# What each run adds up to: (run name, tokens in, out and overall, cost, errors).
+RUN_TOTALS = {"ResearchAgent": ("run 1", 1200, 700, 1900, COST, 1), "FailingAgent": ("run 1", 0, 0, 0, 0.0, 1)}
+
+
+def totals(run):
+    return (run["run_name"], run["tokens_in"], run["tokens_out"], run["total_tokens"],
+            pytest.approx(run["total_cost"], abs=1e-12), run["error_count"])
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_mcp_lists_the_runs_by_name_with_tokens_cost_and_errors(recorded, mcp_servers, sdk):
+    ids = compat_run_ids(sdk, recorded)
+    every, research, named = mcp_json(mcp_servers[sdk], ("list_runs", {}),
+                                      ("list_runs", {"agent_name": "ResearchAgent"}),
+                                      ("list_runs", {"run_name": "run 1"}))
+    runs = {run["agent_name"]: run for run in every["runs"]}
+    assert {agent: runs[agent]["run_id"] for agent in ids} == ids, every
+    assert {agent: totals(runs[agent]) for agent in ids} == RUN_TOTALS
+    (run,) = research["runs"]
+    assert (run["run_id"], totals(run)) == (ids["ResearchAgent"], RUN_TOTALS["ResearchAgent"])
+    assert sorted(run["run_id"] for run in named["runs"]) == sorted(ids.values()), named
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_mcp_gets_each_run_by_name_with_its_llm_call_and_errors(recorded, mcp_servers, sdk):
+    ids = compat_run_ids(sdk, recorded)
+    research, failed = mcp_json(mcp_servers[sdk], ("get_run", {"run_name": "run 1", "agent_name": "ResearchAgent"}),
+                                ("get_run", {"run_name": "run 1", "agent_name": "FailingAgent"}))
+    assert (research["run_id"], research["label"], totals(research)) == (
+        ids["ResearchAgent"], "run 1", RUN_TOTALS["ResearchAgent"])
+    (llm,) = [e for e in research["events"] if e["event_type"] == "llm_call"]
+    assert (llm["tokens_in"], llm["tokens_out"], llm["total_tokens"]) == (1200, 700, 1900)
+    assert llm["data"]["model"] == "gpt-4o"
+    assert llm["cost"] == pytest.approx(COST) and not llm["error"]
+    tools = {e["data"]["tool_name"]: e for e in research["events"] if e["event_type"] == "tool_call"}
+    assert not tools["web_search"]["error"]
+    assert tools["flaky_tool"]["error"], tools["flaky_tool"]
+    assert tools["flaky_tool"]["data"]["error"] == {"type": "RuntimeError", "message": "tool exploded"}
+    assert [e["event_id"] for e in research["events"] if e["error"]] == [tools["flaky_tool"]["event_id"]]
+
+    assert (failed["run_id"], failed["label"], totals(failed)) == (
+        ids["FailingAgent"], "run 1", RUN_TOTALS["FailingAgent"])
+    (end,) = [e for e in failed["events"] if e["error"]]
+    assert end["event_type"] == "agent_end"
+    assert end["data"]["error"] == {"type": "ValueError", "message": "agent gave up"}
+
+    # Both agents have a "run 1": asked by that name alone, the tool names both runs to choose from.
+    ((error, text),) = mcp_answers(mcp_servers[sdk], ("get_run", {"run_name": "run 1"}))
+    assert error and all(f'"{run_id}" (agent "{agent}"' in text for agent, run_id in ids.items()), text
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_mcp_search_finds_the_errors_and_the_llm_calls_tokens(recorded, mcp_servers, sdk):
+    ids = compat_run_ids(sdk, recorded)
+    tool, agent, llm = mcp_json(mcp_servers[sdk], ("search_events", {"query": "tool exploded"}),
+                                ("search_events", {"query": "agent gave up"}),
+                                ("search_events", {"event_type": "llm_call", "run_name": "run 1"}))
+    (event,) = tool["events"]
+    assert (event["event_type"], event["data"]["tool_name"], event["error"]) == ("tool_call", "flaky_tool", True)
+    assert (event["run_id"], event["run_name"]) == (ids["ResearchAgent"], "run 1")
+    (event,) = agent["events"]
+    assert (event["event_type"], event["error"], event["run_id"], event["run_name"]) == (
+        "agent_end", True, ids["FailingAgent"], "run 1")
+    (event,) = llm["events"]
+    assert (event["run_id"], event["run_name"]) == (ids["ResearchAgent"], "run 1")
+    assert (event["tokens_in"], event["tokens_out"], event["total_tokens"]) == (1200, 700, 1900)
+    assert event["cost"] == pytest.approx(COST)
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_mcp_summary_and_agents_add_up_the_tokens_cost_and_errors(mcp_servers, sdk):
+    summary, agents = mcp_json(mcp_servers[sdk], ("get_summary", {}), ("list_agents", {}))
+    assert (summary["runs"], summary["tokens_in"], summary["tokens_out"], summary["total_tokens"],
+            summary["error_count"]) == (2, 1200, 700, 1900, 2), summary
+    assert summary["total_cost"] == pytest.approx(COST)
+    for by_agent in (summary["by_agent"], agents["agents"]):
+        named = {a["name"]: a for a in by_agent}
+        for agent, (_, tokens_in, tokens_out, tokens, cost, errors) in RUN_TOTALS.items():
+            a = named[agent]
+            assert (a["run_count"], a["tokens_in"], a["tokens_out"], a["total_tokens"], a["error_count"]) == (
+                1, tokens_in, tokens_out, tokens, errors), a
+            assert a["total_cost"] == pytest.approx(cost, abs=1e-12), a
+
+
+# ---- the same runs on the dashboard, in headless Chromium ------------------------------------------
+
+@pytest.fixture(scope="module")
+def dashboards(recorded, bin_dir):
+    """{sdk: gati-dashboard}, each over the backend holding that SDK's runs."""
+    services = {}
+    try:
+        for sdk in SDKS:
+            services[sdk] = dashboard_for(bin_dir, recorded[sdk][0])
+        yield services
+    finally:
+        for service in services.values():
+            service.stop()
+
+
+def slug(sdk):
+    return sdk.replace(" ", "-")
+
+
+def enclosing(dom, marker, tag):
+    """The innermost `<tag ...>...</tag>` element of `dom` (no nested `tag`) holding `marker`."""
+    at = dom.find(marker)
+    assert at != -1, f"{marker!r} is not on the page"
+    start, end = dom.rfind(f"<{tag}", 0, at + len(f"<{tag}")), dom.find(f"</{tag}>", at)
+    assert start != -1 and end != -1, marker
+    return dom[start:end]
+
+
+TOKENS_SHOWN = '<span class="tokens">1900<small class="muted"> (1200 in / 700 out)</small></span>'
+COST_SHOWN = "$0.0100"  # the dashboard's money(COST): 4 decimals from one cent up
+ERRORS_SHOWN = '<span class="errors">1</span>'
+TOTALS_SHOWN = f"<dt>Tokens</dt><dd>1900</dd></div><div><dt>Cost</dt><dd>{COST_SHOWN}</dd>"
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_dashboard_lists_both_agents_with_tokens_cost_and_errors(chromium, dashboards, tmp_path, sdk):
+    dom = render(chromium, tmp_path, dashboards[sdk].url + "/")
+    assert TOTALS_SHOWN in dom
+    research = enclosing(dom, '<a href="#/agent/ResearchAgent">ResearchAgent</a>', "tr")
+    assert TOKENS_SHOWN in research and f"<td>{COST_SHOWN}</td>" in research and f"<td>{ERRORS_SHOWN}</td>" in research
+    failing = enclosing(dom, '<a href="#/agent/FailingAgent">FailingAgent</a>', "tr")
+    assert f"<td>{ERRORS_SHOWN}</td>" in failing, failing
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_dashboard_lists_the_run_by_name_with_tokens_cost_and_errors(chromium, dashboards, recorded, tmp_path, sdk):
+    run_id = compat_run_ids(sdk, recorded)["ResearchAgent"]
+    dom = render(chromium, tmp_path, dashboards[sdk].url + "/#/agent/ResearchAgent")
+    row = enclosing(dom, f'<a href="#/run/{run_id}" class="run-name" title="{run_id}">run 1</a>', "tr")
+    assert TOKENS_SHOWN in row and f"<td>{COST_SHOWN}</td>" in row and f"<td>{ERRORS_SHOWN}</td>" in row, row
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_dashboard_shows_the_run_with_its_failing_tool_as_an_error(chromium, dashboards, recorded, tmp_path, artifacts,
+                                                                  sdk):
+    url = recorded[sdk][0]
+    (run,) = runs_of(url, "ResearchAgent")
+    screenshot = artifacts / f"dashboard-compat-{slug(sdk)}-run.png"
+    dom = render(chromium, tmp_path, dashboards[sdk].url + f"/#/run/{run['run_id']}", screenshot=screenshot)
+    assert screenshot.stat().st_size > 0
+    assert f'<span class="run-name" title="{run["run_id"]}">run 1</span>' in dom
+    totals_shown = enclosing(dom, '<dl class="run-totals">', "dl")
+    assert TOKENS_SHOWN in totals_shown and f"<dt>Cost</dt><dd>{COST_SHOWN}</dd>" in totals_shown
+    assert f"<dt>Errors</dt><dd>{ERRORS_SHOWN}</dd>" in totals_shown
+    tools = {e["data"]["tool_name"]: e["event_id"] for e in events_of(run, "tool_call")}
+    (llm,) = events_of(run, "llm_call")
+    assert f'<li class="event" data-event-id="{tools["web_search"]}">' in dom
+    llm_shown = enclosing(dom, f'<li class="event" data-event-id="{llm["event_id"]}">', "li")
+    assert f'<span class="event-facts">1900 tokens · {COST_SHOWN} · ' in llm_shown, llm_shown
+    assert dom.count('class="event error"') == 1
+    flaky = enclosing(dom, f'<li class="event error" data-event-id="{tools["flaky_tool"]}">', "li")
+    assert '"tool_name": "flaky_tool"' in flaky and '"message": "tool exploded"' in flaky, flaky
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_dashboard_shows_the_failing_run_as_an_error(chromium, dashboards, recorded, tmp_path, sdk):
+    (run,) = runs_of(recorded[sdk][0], "FailingAgent")
+    dom = render(chromium, tmp_path, dashboards[sdk].url + f"/#/run/{run['run_id']}")
+    assert f'<span class="run-name" title="{run["run_id"]}">run 1</span>' in dom
+    assert f"<dt>Errors</dt><dd>{ERRORS_SHOWN}</dd>" in dom
+    (end,) = events_of(run, "agent_end")
+    assert dom.count('class="event error"') == 1
+    failed = enclosing(dom, f'<li class="event error" data-event-id="{end["event_id"]}">', "li")
+    assert '<span class="event-type">agent_end</span>' in failed and '"message": "agent gave up"' in failed, failed
 
 
 # ---- names and signatures ------------------------------------------------------------------------
