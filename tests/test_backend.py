@@ -40,6 +40,22 @@ def upstream_run(agent="support-bot", run_name=None, run_id=None, minute=0):
     return [start, llm, tool, end]
 
 
+def upstream_agent_run(agent="ResearchAgent", init_name="my_agent", run_id=None, minute=0):
+    """What 0.0.3 sends for `@track_agent(name=agent)` after `observe.init(name=init_name)`: only
+    agent_start and agent_end carry the agent's name; the LLM call and the tool calls inside the
+    run are stamped with `init_name`. Five events: agent_start, llm_call, tool_call, a tool_call
+    that failed, agent_end."""
+    start, llm, tool, end = upstream_run(agent=agent, run_id=run_id, minute=minute)
+    ts = f"2026-01-31T12:{minute:02d}:02.750000"
+    failed = upstream_event("tool_call", start["run_id"], start["run_name"], agent, ts, parent=start["event_id"],
+                            previous=tool["event_id"], tool_name="flaky_tool", input={"query": "x"}, output=None,
+                            error={"type": "RuntimeError", "message": "tool exploded"}, latency_ms=5.0)
+    end["previous_event_id"] = failed["event_id"]
+    for inner in (llm, tool, failed):
+        inner["agent_name"] = init_name
+    return [start, llm, tool, failed, end]
+
+
 def post(backend, body):
     return request("POST", backend.url + "/api/events", body)
 
@@ -209,6 +225,131 @@ def test_temporary_run_names_are_numbered_per_agent(backend):
     assert (run["run_name"], run["label"]) == (None, "nameless-run")
     post(backend, [{**event("n2", run_id="nameless-run"), "run_name": "named later"}])
     assert get(backend, "/api/runs/nameless-run")["label"] == "named later"
+
+
+def test_a_0_0_3_run_is_its_agents_with_every_event_and_no_phantom_agent(backend):
+    """0.0.3 stamps the events inside an agent's run with `observe.init`'s name: they are the run's
+    agent's all the same, and the init name is no agent of its own."""
+    events = upstream_agent_run()
+    assert post(backend, {"events": events})[0] == 200
+    ids = sorted(e["event_id"] for e in events)
+
+    agents = get(backend, "/api/agents")
+    assert [a["name"] for a in agents["agents"]] == ["ResearchAgent"] and agents["total"] == 1, agents
+    (agent,) = agents["agents"]
+    assert (agent["run_count"], agent["event_count"], agent["total_tokens"], agent["error_count"]) == (1, 5, 150, 1)
+    assert agent["last_activity"] == "2026-01-31T12:00:03.000000Z"
+    assert abs(agent["total_cost"] - 0.00075) < 1e-12
+    assert get(backend, "/api/agents/ResearchAgent") == agent
+    assert request("GET", backend.url + "/api/agents/my_agent")[0] == 404
+    summary = get(backend, "/api/summary")
+    assert (summary["agents"], summary["runs"], summary["events"]) == (1, 1, 5)
+
+    # Filtering by the agent finds every event of its run, the failing tool call too.
+    found = get(backend, "/api/events?agent=ResearchAgent")
+    assert sorted(e["event_id"] for e in found["events"]) == ids and found["total"] == 5
+    assert {e["agent_name"] for e in found["events"]} == {"ResearchAgent"}
+    (error,) = get(backend, "/api/events?agent=ResearchAgent&q=tool+exploded")["events"]
+    assert (error["event_id"], error["error"]) == (events[3]["event_id"], True)
+    assert get(backend, "/api/events?agent=my_agent")["total"] == 0
+    (run,) = get(backend, "/api/runs?agent=ResearchAgent")["runs"]
+    assert (run["run_name"], run["event_count"], run["error_count"]) == ("run 1", 5, 1)
+    assert sorted(e["event_id"] for e in get(backend, f"/api/runs/{run['run_id']}")["events"]) == ids
+
+    # The name the SDK sent stays readable, and findable, where it is not the agent's.
+    sent = {e["event_id"]: e["attributes"].get("agent_name") for e in found["events"]}
+    assert sent == {e["event_id"]: None if e["event_type"].startswith("agent_") else "my_agent" for e in events}
+    assert get(backend, "/api/events?q=my_agent")["total"] == 3
+
+
+def test_a_runs_agent_is_the_one_its_agent_start_names_whatever_comes_first(backend):
+    inside_first, reversed_batch, start_later = (upstream_agent_run(minute=m) for m in (0, 1, 2))
+    post(backend, {"events": inside_first[1:4]})  # a batch of the run's inner events alone...
+    post(backend, {"events": inside_first[:1] + inside_first[4:]})  # ...then its agent_start and agent_end
+    post(backend, {"events": reversed_batch[::-1]})
+    post(backend, {"events": start_later[1:2]})
+    post(backend, {"events": start_later[2:] + start_later[:1]})
+    # Outside any agent run, 0.0.3's events are the init name's: a real agent with a run.
+    post(backend, [event("outside", run_id="global-run", agent="my_agent")])
+
+    runs = {r["run_id"]: r for r in get(backend, "/api/runs")["runs"]}
+    for events in (inside_first, reversed_batch, start_later):
+        run = runs[events[0]["run_id"]]
+        assert (run["agent_name"], run["event_count"], run["error_count"]) == ("ResearchAgent", 5, 1), run
+    assert sorted(r["run_name"] for r in runs.values() if r["agent_name"] == "ResearchAgent") == [
+        "run 1", "run 2", "run 3"]
+    agents = {a["name"]: a for a in get(backend, "/api/agents")["agents"]}
+    assert {name: (a["run_count"], a["event_count"]) for name, a in agents.items()} == {
+        "ResearchAgent": (3, 15), "my_agent": (1, 1)}
+    assert get(backend, "/api/events?agent=ResearchAgent&limit=500")["total"] == 15
+    assert [e["event_id"] for e in get(backend, "/api/events?agent=my_agent")["events"]] == ["outside"]
+
+
+def test_a_database_with_events_under_the_init_name_is_attributed_to_the_runs_agents(bin_dir, tmp_path):
+    """A database of the previous schema (version 1), holding what it stored for 0.0.3: the inner
+    events under the init name, an agent for that name, and a run credited to it because its
+    LLM call came before its agent_start."""
+    data_dir = tmp_path / "v1"
+    data_dir.mkdir()
+    db = sqlite3.connect(data_dir / "gati.db")
+    db.executescript("""
+        CREATE TABLE agents (name TEXT PRIMARY KEY, first_seen TEXT NOT NULL);
+        CREATE TABLE runs (run_id TEXT PRIMARY KEY, agent_name TEXT NOT NULL REFERENCES agents(name),
+                           first_seen TEXT NOT NULL, run_name TEXT);
+        CREATE TABLE events (event_id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(run_id),
+            agent_name TEXT NOT NULL REFERENCES agents(name), event_type TEXT NOT NULL, timestamp TEXT NOT NULL,
+            parent_event_id TEXT, data TEXT NOT NULL, previous_event_id TEXT, attributes TEXT NOT NULL DEFAULT '{}',
+            tokens_in INTEGER, tokens_out INTEGER, total_tokens INTEGER, cost REAL, duration_ms REAL,
+            error INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO agents VALUES ('ResearchAgent', '2026-01-01T00:00:00.000000Z'),
+                                  ('my_agent', '2026-01-01T00:00:01.000000Z'),
+                                  ('WriterAgent', '2026-01-01T00:01:00.000000Z');
+        INSERT INTO runs VALUES ('r1', 'ResearchAgent', '2026-01-01T00:00:00.000000Z', 'run 1'),
+                                ('w1', 'WriterAgent', '2026-01-01T00:01:00.000000Z', 'run 1'),
+                                ('w2', 'my_agent', '2026-01-01T00:02:00.000000Z', 'run 1');
+        INSERT INTO events (event_id, run_id, agent_name, event_type, timestamp, data, attributes,
+                            tokens_in, tokens_out, total_tokens, cost, error) VALUES
+            ('r1-start', 'r1', 'ResearchAgent', 'agent_start', '2026-01-01T00:00:00.000000Z', '{}', '{}',
+             NULL, NULL, NULL, NULL, 0),
+            ('r1-llm', 'r1', 'my_agent', 'llm_call', '2026-01-01T00:00:01.000000Z', '{"tokens_in": 100}',
+             '{"model": "gpt-4o"}', 100, NULL, 100, 0.5, 0),
+            ('r1-tool', 'r1', 'my_agent', 'tool_call', '2026-01-01T00:00:02.000000Z',
+             '{"error": "tool exploded"}', '{}', NULL, NULL, NULL, NULL, 1),
+            ('r1-end', 'r1', 'ResearchAgent', 'agent_end', '2026-01-01T00:00:03.000000Z', '{}', '{}',
+             NULL, NULL, NULL, NULL, 0),
+            ('w1-start', 'w1', 'WriterAgent', 'agent_start', '2026-01-01T00:01:00.000000Z', '{}', '{}',
+             NULL, NULL, NULL, NULL, 0),
+            ('w2-llm', 'w2', 'my_agent', 'llm_call', '2026-01-01T00:02:00.000000Z', '{}', '{}',
+             NULL, NULL, NULL, NULL, 0),
+            ('w2-start', 'w2', 'WriterAgent', 'agent_start', '2026-01-01T00:02:01.000000Z', '{}', '{}',
+             NULL, NULL, NULL, NULL, 0);
+        PRAGMA user_version = 1;
+    """)
+    db.close()
+    service = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(data_dir)})
+    try:
+        agents = {a["name"]: a for a in get(service, "/api/agents")["agents"]}
+        assert {name: (a["run_count"], a["event_count"], a["error_count"]) for name, a in agents.items()} == {
+            "ResearchAgent": (1, 4, 1), "WriterAgent": (2, 3, 0)}, agents
+        assert agents["ResearchAgent"]["total_tokens"] == 100
+        assert get(service, "/api/summary")["agents"] == 2
+        found = get(service, "/api/events?agent=ResearchAgent")["events"]
+        assert sorted(e["event_id"] for e in found) == ["r1-end", "r1-llm", "r1-start", "r1-tool"]
+        llm = get(service, "/api/runs/r1")["events"][1]
+        assert (llm["agent_name"], llm["attributes"]) == ("ResearchAgent", {"model": "gpt-4o", "agent_name": "my_agent"})
+        # The run credited to the init name is WriterAgent's; its name no longer repeats one.
+        names = {r["run_id"]: (r["agent_name"], r["run_name"]) for r in get(service, "/api/runs")["runs"]}
+        assert names == {"r1": ("ResearchAgent", "run 1"), "w1": ("WriterAgent", "run 1"),
+                         "w2": ("WriterAgent", "run 2")}
+        assert get(service, "/api/events?agent=my_agent")["total"] == 0
+        assert request("GET", service.url + "/api/agents/my_agent")[0] == 404
+        # New events of a migrated run go to its agent too.
+        late = upstream_event("tool_call", "r1", "run 1", "my_agent", "2026-01-01T00:00:02.500000", tool_name="t")
+        assert post(service, [late])[0] == 200
+        assert get(service, "/api/agents/ResearchAgent")["event_count"] == 5
+        assert get(service, "/api/summary")["agents"] == 2
+    finally:
+        service.stop()
 
 
 def test_token_spellings_and_errors_add_up(backend):

@@ -397,13 +397,35 @@ def test_mcp_search_finds_the_errors_and_the_llm_calls_tokens(recorded, mcp_serv
 
 
 @pytest.mark.parametrize("sdk", SDKS)
+def test_an_agents_events_are_every_event_of_its_runs(recorded, mcp_servers, sdk):
+    """0.0.3 stamps the LLM and tool calls inside an agent's run with observe.init's name: asked
+    for the agent's events, the API and the MCP tool still give all of them, the tool error too."""
+    url, _ = recorded[sdk]
+    (run,) = runs_of(url, "ResearchAgent")
+    status, found = request("GET", url + "/api/events?agent=ResearchAgent&limit=500")
+    assert status == 200 and sorted(e["event_id"] for e in found["events"]) == sorted(
+        e["event_id"] for e in run["events"]), found
+    assert request("GET", url + "/api/events?agent=my_agent")[1]["total"] == 0
+    agent, errors = mcp_json(mcp_servers[sdk], ("search_events", {"agent_name": "ResearchAgent", "limit": 500}),
+                             ("search_events", {"agent_name": "ResearchAgent", "query": "tool exploded"}))
+    assert agent["total"] == len(run["events"]), agent
+    (event,) = errors["events"]
+    assert (event["data"]["tool_name"], event["error"], event["agent_name"]) == ("flaky_tool", True, "ResearchAgent")
+
+
+@pytest.mark.parametrize("sdk", SDKS)
 def test_mcp_summary_and_agents_add_up_the_tokens_cost_and_errors(mcp_servers, sdk):
     summary, agents = mcp_json(mcp_servers[sdk], ("get_summary", {}), ("list_agents", {}))
     assert (summary["runs"], summary["tokens_in"], summary["tokens_out"], summary["total_tokens"],
             summary["error_count"]) == (2, 1200, 700, 1900, 2), summary
     assert summary["total_cost"] == pytest.approx(COST)
+    assert summary["agents"] == 2, summary
     for by_agent in (summary["by_agent"], agents["agents"]):
         named = {a["name"]: a for a in by_agent}
+        # Only the agents of the runs: no agent for the name given to observe.init, and every
+        # event counted for the agent of its run.
+        assert set(named) == set(RUN_TOTALS), by_agent
+        assert sum(a["event_count"] for a in by_agent) == summary["events"], by_agent
         for agent, (_, tokens_in, tokens_out, tokens, cost, errors) in RUN_TOTALS.items():
             a = named[agent]
             assert (a["run_count"], a["tokens_in"], a["tokens_out"], a["total_tokens"], a["error_count"]) == (
@@ -453,6 +475,7 @@ def test_dashboard_lists_both_agents_with_tokens_cost_and_errors(chromium, dashb
     assert TOKENS_SHOWN in research and f"<td>{COST_SHOWN}</td>" in research and f"<td>{ERRORS_SHOWN}</td>" in research
     failing = enclosing(dom, '<a href="#/agent/FailingAgent">FailingAgent</a>', "tr")
     assert f"<td>{ERRORS_SHOWN}</td>" in failing, failing
+    assert dom.count('<a href="#/agent/') == 2, "only the two agents, no row for observe.init's name"
 
 
 @pytest.mark.parametrize("sdk", SDKS)

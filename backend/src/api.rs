@@ -14,6 +14,10 @@
 //! ```
 //! Totals are tokens in, out and overall, cost, duration and errors. Lists take `limit` and
 //! `offset`. Every error is `{"error": ...}`.
+//!
+//! An agent is an agent of runs, and an event is the agent's its run is credited to (the one the
+//! run's `agent_start` names): agent lists, totals and `agent` filters all count the same events.
+//! An event sent under another agent's name keeps that name as `attributes.agent_name`.
 
 use std::{collections::HashMap, sync::Arc};
 

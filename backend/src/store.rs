@@ -1,6 +1,7 @@
 //! The SQLite database: one connection behind a mutex, used from blocking tasks.
 
 use std::{
+    collections::HashMap,
     path::Path,
     sync::{Arc, Mutex},
 };
@@ -54,8 +55,9 @@ const ADDED_COLUMNS: [(&str, &str, &str); 9] = [
     ("events", "duration_ms", "REAL"),
     ("events", "error", "INTEGER NOT NULL DEFAULT 0"),
 ];
-/// `PRAGMA user_version` once every event's metrics columns are filled.
-const SCHEMA_VERSION: i64 = 1;
+/// `PRAGMA user_version` of this schema: 1 once every event's metrics columns are filled, 2
+/// once every event is stored under its run's agent.
+const SCHEMA_VERSION: i64 = 2;
 
 /// One row per run with its totals. A run lasts from its first to its last event, or as long
 /// as its longest event says it took, whichever is longer. Recreated at every start, so it
@@ -130,12 +132,24 @@ impl Store {
     }
 
     /// Stores a validated batch in one transaction; returns (stored, already known).
+    ///
+    /// Every event is stored under its run's agent (see `ensure_run`), so that agent lists,
+    /// totals and agent filters agree. The agent the SDK named, when it is another one (the
+    /// 0.0.3 SDK stamps the events inside an agent's run with the name given to
+    /// `observe.init`), is kept as the event's `attributes.agent_name`.
     pub fn ingest(&self, events: &[Event]) -> rusqlite::Result<(usize, usize)> {
+        // The agent each run of the batch is of, if the batch says: the one its agent_start
+        // names, else its agent_end. A run is created under it whichever event comes first.
+        let mut named: HashMap<&str, &str> = HashMap::new();
+        for kind in AGENT_EVENTS {
+            for e in events.iter().filter(|e| e.event_type == kind) {
+                named.entry(&e.run_id).or_insert(&e.agent_name);
+            }
+        }
         self.with(|conn| {
             let tx = conn.transaction()?;
             let mut stored = 0;
             {
-                let mut agent = tx.prepare_cached("INSERT OR IGNORE INTO agents (name, first_seen) VALUES (?1, ?2)")?;
                 let mut event = tx.prepare_cached(
                     "INSERT OR IGNORE INTO events (event_id, run_id, agent_name, event_type, timestamp,
                         parent_event_id, data, previous_event_id, attributes,
@@ -143,19 +157,23 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )?;
                 for e in events {
-                    agent.execute(params![e.agent_name, e.timestamp])?;
-                    ensure_run(&tx, e)?;
+                    let agent = ensure_run(&tx, e, named.get(e.run_id.as_str()).copied())?;
+                    let attributes = if agent == e.agent_name {
+                        e.attributes.clone()
+                    } else {
+                        with_sent_agent(&e.attributes, &e.agent_name)
+                    };
                     let m = &e.metrics;
                     stored += event.execute(params![
                         e.event_id,
                         e.run_id,
-                        e.agent_name,
+                        agent,
                         e.event_type,
                         e.timestamp,
                         e.parent_event_id,
                         e.data,
                         e.previous_event_id,
-                        e.attributes,
+                        attributes,
                         m.tokens_in,
                         m.tokens_out,
                         m.total_tokens,
@@ -306,58 +324,151 @@ impl Store {
     }
 }
 
-/// Creates the event's run on first sight, and names it when its name first arrives. A
-/// `temp_…` name (the 0.0.3 SDK's "number it for me") becomes `run N`, the next number among
-/// the agent's runs, as the upstream backend did.
-fn ensure_run(tx: &rusqlite::Transaction, e: &Event) -> rusqlite::Result<()> {
-    // None: a new run; Some(None): a run without a name yet.
-    let existing: Option<Option<String>> = tx
-        .prepare_cached("SELECT run_name FROM runs WHERE run_id = ?1")?
-        .query_row([&e.run_id], |r| r.get(0))
-        .optional()?;
-    if matches!(existing, Some(Some(_))) {
-        return Ok(()); // the first name stays
-    }
-    let name = match e.run_name.as_deref() {
-        None => None,
-        Some(temporary) if temporary.starts_with("temp_") => {
-            let agent = existing_agent(tx, &e.run_id)?.unwrap_or_else(|| e.agent_name.clone());
-            let last: i64 = tx
-                .prepare_cached(
-                    "SELECT coalesce(max(CAST(substr(run_name, 5) AS INTEGER)), 0) FROM runs
-                     WHERE agent_name = ?1 AND run_name GLOB 'run [0-9]*' AND substr(run_name, 5) NOT GLOB '*[^0-9]*'",
-                )?
-                .query_row([&agent], |r| r.get(0))?;
-            Some(format!("run {}", last + 1))
-        }
-        Some(name) => Some(name.to_string()),
+/// The event types that name the agent a run is of.
+const AGENT_EVENTS: [&str; 2] = ["agent_start", "agent_end"];
+
+/// `attributes` (a JSON object's text) with `agent_name` set to the name the SDK sent.
+fn with_sent_agent(attributes: &str, sent: &str) -> String {
+    let mut object = match serde_json::from_str::<Value>(attributes) {
+        Ok(Value::Object(object)) => object,
+        _ => Default::default(),
     };
-    insert_run(tx, e, existing.is_none(), name)
+    object.entry("agent_name").or_insert_with(|| Value::String(sent.to_string()));
+    Value::Object(object).to_string()
 }
 
-fn insert_run(tx: &rusqlite::Transaction, e: &Event, new: bool, name: Option<String>) -> rusqlite::Result<()> {
-    if new {
+/// Creates the event's run on first sight, and names it when its name first arrives; returns
+/// the agent the run (and so the event) is credited to.
+///
+/// A run is its agent's: the one its `agent_start` (or `agent_end`) names, wherever in the
+/// batch that is (`named`), else the agent of its first event. A run first seen without either
+/// moves to the agent named by the first batch that brings one.
+///
+/// A `temp_…` name (the 0.0.3 SDK's "number it for me") becomes `run N`, the next number among
+/// the agent's runs, as the upstream backend did.
+fn ensure_run(tx: &rusqlite::Transaction, e: &Event, named: Option<&str>) -> rusqlite::Result<String> {
+    let existing: Option<(String, Option<String>)> = tx
+        .prepare_cached("SELECT agent_name, run_name FROM runs WHERE run_id = ?1")?
+        .query_row([&e.run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((mut agent, name)) = existing else {
+        let agent = named.unwrap_or(&e.agent_name);
+        tx.prepare_cached("INSERT OR IGNORE INTO agents (name, first_seen) VALUES (?1, ?2)")?
+            .execute(params![agent, e.timestamp])?;
+        let name = run_name(tx, agent, e.run_name.as_deref())?;
         tx.prepare_cached("INSERT INTO runs (run_id, agent_name, first_seen, run_name) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![e.run_id, e.agent_name, e.timestamp, name])?;
-    } else if name.is_some() {
-        tx.prepare_cached("UPDATE runs SET run_name = ?2 WHERE run_id = ?1 AND run_name IS NULL")?
-            .execute(params![e.run_id, name])?;
+            .execute(params![e.run_id, agent, e.timestamp, name])?;
+        return Ok(agent.to_string());
+    };
+    if let Some(named) = named.filter(|named| *named != agent) {
+        if !has_agent_event(tx, &e.run_id)? {
+            credit_run(tx, &e.run_id, named, &e.timestamp)?;
+            forget_agents_without_runs(tx)?;
+            agent = named.to_string();
+        }
     }
+    if name.is_none() {
+        if let Some(name) = run_name(tx, &agent, e.run_name.as_deref())? {
+            tx.prepare_cached("UPDATE runs SET run_name = ?2 WHERE run_id = ?1 AND run_name IS NULL")?
+                .execute(params![e.run_id, name])?;
+        }
+    }
+    Ok(agent)
+}
+
+/// The name a run of `agent` gets from the name sent: `temp_…` is numbered.
+fn run_name(tx: &rusqlite::Transaction, agent: &str, sent: Option<&str>) -> rusqlite::Result<Option<String>> {
+    match sent {
+        Some(temporary) if temporary.starts_with("temp_") => next_run_number(tx, agent).map(Some),
+        other => Ok(other.map(String::from)),
+    }
+}
+
+fn next_run_number(tx: &rusqlite::Transaction, agent: &str) -> rusqlite::Result<String> {
+    let last: i64 = tx
+        .prepare_cached(
+            "SELECT coalesce(max(CAST(substr(run_name, 5) AS INTEGER)), 0) FROM runs
+             WHERE agent_name = ?1 AND run_name GLOB 'run [0-9]*' AND substr(run_name, 5) NOT GLOB '*[^0-9]*'",
+        )?
+        .query_row([agent], |r| r.get(0))?;
+    Ok(format!("run {}", last + 1))
+}
+
+/// Whether the run holds an `agent_start` or `agent_end`, which decided its agent.
+fn has_agent_event(tx: &rusqlite::Transaction, run_id: &str) -> rusqlite::Result<bool> {
+    tx.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE run_id = ?1 AND event_type IN ('agent_start', 'agent_end'))",
+    )?
+    .query_row([run_id], |r| r.get(0))
+}
+
+/// Moves a run, with its events, to `agent`. A `run N` name the agent already has is numbered
+/// anew.
+fn credit_run(tx: &rusqlite::Transaction, run_id: &str, agent: &str, first_seen: &str) -> rusqlite::Result<()> {
+    let name: Option<String> = tx.query_row("SELECT run_name FROM runs WHERE run_id = ?1", [run_id], |r| r.get(0))?;
+    tx.prepare_cached("INSERT OR IGNORE INTO agents (name, first_seen) VALUES (?1, ?2)")?
+        .execute(params![agent, first_seen])?;
+    let taken = match &name {
+        Some(name) if is_numbered(name) => tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM runs WHERE agent_name = ?1 AND run_name = ?2)")?
+            .query_row(params![agent, name], |r| r.get(0))?,
+        _ => false,
+    };
+    let name = if taken { Some(next_run_number(tx, agent)?) } else { name };
+    tx.prepare_cached("UPDATE runs SET agent_name = ?2, run_name = ?3 WHERE run_id = ?1")?
+        .execute(params![run_id, agent, name])?;
+    attribute_events(tx, Some(run_id)).map(|_| ())
+}
+
+fn is_numbered(name: &str) -> bool {
+    name.strip_prefix("run ").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Stores the events of one run (or of all) under their run's agent, keeping the agent they
+/// were stored under as `attributes.agent_name` unless it is that agent.
+fn attribute_events(tx: &rusqlite::Transaction, run_id: Option<&str>) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "UPDATE events AS e SET
+            attributes = CASE
+                WHEN json_extract(e.attributes, '$.agent_name') IS NULL
+                    THEN json_insert(e.attributes, '$.agent_name', e.agent_name)
+                WHEN json_extract(e.attributes, '$.agent_name') = r.agent_name
+                    THEN json_remove(e.attributes, '$.agent_name')
+                ELSE e.attributes END,
+            agent_name = r.agent_name
+         FROM runs AS r
+         WHERE r.run_id = e.run_id AND e.agent_name != r.agent_name AND (?1 IS NULL OR e.run_id = ?1)",
+    )?
+    .execute([run_id])
+}
+
+/// Drops the agents no run is credited to; no event may be stored under them any more.
+fn forget_agents_without_runs(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM agents WHERE NOT EXISTS (SELECT 1 FROM runs WHERE runs.agent_name = agents.name)")?
+        .execute([])?;
     Ok(())
 }
 
-fn existing_agent(tx: &rusqlite::Transaction, run_id: &str) -> rusqlite::Result<Option<String>> {
-    tx.prepare_cached("SELECT agent_name FROM runs WHERE run_id = ?1")?.query_row([run_id], |r| r.get(0)).optional()
-}
-
-/// Brings a database of an older gati to this schema: adds the new columns, then computes
-/// every stored event's metrics with the same code that ingests new ones.
+/// Brings a database of an older gati to this schema, one version at a time.
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version >= SCHEMA_VERSION {
         return Ok(());
     }
     let tx = conn.transaction()?;
+    if version < 1 {
+        add_metrics(&tx)?;
+    }
+    if version < 2 {
+        attribute_to_runs(&tx)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()
+}
+
+/// Version 1: adds the new columns, then computes every stored event's metrics with the same
+/// code that ingests new ones.
+fn add_metrics(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
     for (table, column, definition) in ADDED_COLUMNS {
         let present: bool = tx.query_row(
             &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
@@ -368,26 +479,47 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
             tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))?;
         }
     }
-    {
-        let mut read = tx.prepare("SELECT rowid, event_type, data FROM events")?;
-        let rows = read
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut write = tx.prepare(
-            "UPDATE events SET tokens_in = ?2, tokens_out = ?3, total_tokens = ?4, cost = ?5, duration_ms = ?6,
-                error = ?7 WHERE rowid = ?1",
-        )?;
-        for (rowid, event_type, data) in rows {
-            let data = match serde_json::from_str::<Value>(&data) {
-                Ok(Value::Object(data)) => data,
-                _ => Default::default(),
-            };
-            let m = ingest::metrics(&event_type, &Default::default(), &data);
-            write.execute(params![rowid, m.tokens_in, m.tokens_out, m.total_tokens, m.cost, m.duration_ms, m.error])?;
-        }
+    let mut read = tx.prepare("SELECT rowid, event_type, data FROM events")?;
+    let rows = read
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut write = tx.prepare(
+        "UPDATE events SET tokens_in = ?2, tokens_out = ?3, total_tokens = ?4, cost = ?5, duration_ms = ?6,
+            error = ?7 WHERE rowid = ?1",
+    )?;
+    for (rowid, event_type, data) in rows {
+        let data = match serde_json::from_str::<Value>(&data) {
+            Ok(Value::Object(data)) => data,
+            _ => Default::default(),
+        };
+        let m = ingest::metrics(&event_type, &Default::default(), &data);
+        write.execute(params![rowid, m.tokens_in, m.tokens_out, m.total_tokens, m.cost, m.duration_ms, m.error])?;
     }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    tx.commit()
+    Ok(())
+}
+
+/// Version 2: what `ingest` does now, done to the events stored before. Each run goes to the
+/// agent its first `agent_start` (else `agent_end`) names, every event to its run's agent
+/// (the name it was stored under kept as `attributes.agent_name`), and the agents left
+/// without a run, such as the name a 0.0.3 SDK was initialised with, are gone.
+fn attribute_to_runs(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    let moved = tx
+        .prepare(
+            "SELECT run_id, named, first_seen FROM (
+                SELECT r.run_id, r.agent_name, r.first_seen,
+                       (SELECT e.agent_name FROM events e
+                        WHERE e.run_id = r.run_id AND e.event_type IN ('agent_start', 'agent_end')
+                        ORDER BY e.event_type = 'agent_start' DESC, e.timestamp, e.rowid LIMIT 1) AS named
+                FROM runs r)
+             WHERE named IS NOT NULL AND named != agent_name",
+        )?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (run_id, agent, first_seen) in moved {
+        credit_run(tx, &run_id, &agent, &first_seen)?;
+    }
+    attribute_events(tx, None)?;
+    forget_agents_without_runs(tx)
 }
 
 const AGENT_SELECT: &str = "SELECT a.name, count(t.run_id), coalesce(sum(t.event_count), 0),
