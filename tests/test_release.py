@@ -215,6 +215,12 @@ def test_a_release_reaches_registry_index_and_git_and_installs(registry, index, 
         subprocess.run([env_dir / "bin" / "gati", "stop"], env=stack_env, capture_output=True)
         subprocess.run(["docker", "volume", "rm", f"{project}_gati-data"], capture_output=True)
 
+    # A mirror must hold the released digests; one that does not is named, with what to do.
+    mirror = subprocess.run([env_dir / "bin" / "gati", "start", "-d", "--pull", "always"],
+                            env={**stack_env, "GATI_IMAGE_PREFIX": "127.0.0.1:9/mirror"},
+                            capture_output=True, text=True, timeout=300)
+    assert mirror.returncode != 0 and "a mirror without the released digest" in mirror.stderr, mirror.stderr
+
 
 def test_preflight_reports_every_problem_at_once_and_changes_nothing(registry, index, tree, env):
     (tree / "notes.txt").write_text("work in progress\n")

@@ -161,15 +161,10 @@ fn bench_release(sh: &Shell) -> anyhow::Result<()> {
 /// Docker client configuration of the benchmark's own for the throwaway registries' logins.
 fn prepare(sh: &Shell, dir: &std::path::Path) -> anyhow::Result<images::Plan> {
     std::env::set_var("DOCKER_CONFIG", sandbox::private_docker_config(dir)?);
-    let flags = flags::Images {
-        push: true,
-        only: vec![],
-        edge: false,
-        registry: None,
-        namespace: Some(sandbox::NAMESPACE.into()),
-        dry_run: false,
-    };
-    let mut plan = images::Plan::new(sh, &flags)?;
+    let overrides = crate::config::Overrides { registry: None, namespace: Some(sandbox::NAMESPACE.into()) };
+    let config = crate::config::load(sh, &overrides)?;
+    let version = crate::surfaces::Surfaces::read(&sh.current_dir())?.current(&config.services)?;
+    let mut plan = images::Plan::for_version(sh, config, version, &[], false)?;
     plan.allow_dirty = true; // throwaway registries: nothing published depends on this tree
     let bin_dir = services::build_binaries(sh, &plan.config.services)?;
     for image in &plan.images {

@@ -10,11 +10,9 @@ use crate::{
     surfaces::{self, Surfaces},
 };
 
-pub use crate::config::load_default as load_config;
-
 impl flags::Bump {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let config = load_config(sh)?;
+        let config = crate::config::load_default(sh)?;
         print!("{}", self.bump_tree(&sh.current_dir(), &config.services)?);
         Ok(())
     }
@@ -50,7 +48,7 @@ impl flags::Bump {
 
 impl flags::Version {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let config = load_config(sh)?;
+        let config = crate::config::load_default(sh)?;
         let found = Surfaces::read(&sh.current_dir())?;
         for (file, what, value) in found.found(&config.services)? {
             println!("{file:<28} {what:<32} {value}");

@@ -7,8 +7,7 @@ use std::path::Path;
 use xshell::{cmd, Shell};
 
 use crate::{
-    config::load_default as load_config, context, docker, flags, provision, python, registry::Credentials,
-    registry::Registry, surfaces::Surfaces,
+    config, context, docker, flags, provision, python, registry::Credentials, registry::Registry, surfaces::Surfaces,
 };
 
 #[derive(Debug, PartialEq)]
@@ -124,7 +123,7 @@ fn checks(sh: &Shell) -> Vec<Check> {
         });
     }
 
-    let config = load_config(sh);
+    let config = config::load_default(sh);
     checks.push(check(
         "configuration",
         config

@@ -14,8 +14,7 @@ use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
 use crate::{
-    bump::load_config,
-    flags, provision,
+    config, flags, provision,
     sandbox::{self, LocalIndex, LocalRegistry},
     surfaces::Surfaces,
     version::ReleaseVersion,
@@ -45,7 +44,7 @@ pub fn rehearse(sh: &Shell, version: Option<&str>) -> anyhow::Result<Vec<(&'stat
     provision::debian_packages(sh, &["docker.io", "docker-compose", "docker-registry", "apache2-utils", "curl"])?;
     let python = provision::python_tools(sh)?;
     let _dockerd = provision::Dockerd::ensure(sh)?;
-    let config = load_config(sh)?;
+    let config = config::load_default(sh)?;
     let current = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
     let root = sh.current_dir();
     let version = match version {

@@ -34,7 +34,7 @@ impl flags::Test {
             .run()
             .context("Rust tests failed")?;
 
-        let config = crate::bump::load_config(sh)?;
+        let config = crate::config::load_default(sh)?;
         let bin_dir = services::build_binaries(sh, &config.services)?;
         let version = Surfaces::read(&sh.current_dir())?.current(&config.services)?.to_string();
         let version = version.as_str();
