@@ -518,3 +518,19 @@ def test_the_dry_run_prints_the_commands_a_real_run_executes(registry, index, tr
     assert all(c in commands(ran) for c in expected), commands(ran)
     assert any(c.startswith("twine upload") for c in commands(ran))
     assert any(c.startswith(f"git push --atomic origin HEAD:refs/heads/main refs/tags/v{NEW}") for c in commands(ran))
+
+
+def test_index_credentials_from_pypirc_when_the_ci_variables_are_empty(registry, index, tree, env, tmp_path):
+    # An absent CI secret arrives as an empty variable; twine would take "" as the password and
+    # look no further. The release hides empty TWINE_* from twine and names the .pypirc section
+    # of the index (twine ignores .pypirc with --repository-url).
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".pypirc").write_text(f"[distutils]\nindex-servers =\n    sandbox\n\n[sandbox]\nrepository = {index.url}/\n"
+                                  f"username = {index.user}\npassword = {index.password}\n")
+    tools = {k: os.environ.get(k, str(Path.home() / d)) for k, d in (("CARGO_HOME", ".cargo"), ("RUSTUP_HOME", ".rustup"))}
+    empty = {**env, **tools, "HOME": str(home), "TWINE_USERNAME": "", "TWINE_PASSWORD": ""}
+    out = release(tree, empty).stdout
+    assert "credentials: ~/.pypirc [sandbox] (****)" in out, out
+    assert index.password not in out
+    assert_released(registry, index, tree, None)

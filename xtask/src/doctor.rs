@@ -150,11 +150,13 @@ fn checks(sh: &Shell) -> Vec<Check> {
     ));
     checks.push(check(
         "index credentials",
-        python::credentials_source().map(|source| format!("{source}, for {}", config.index)).ok_or_else(|| {
-            "set TWINE_USERNAME=__token__ and TWINE_PASSWORD (an API token), configure ~/.pypirc, or \
+        python::credentials_source(&config.index).map(|source| format!("{source}, for {}", config.index)).ok_or_else(
+            || {
+                "set TWINE_USERNAME=__token__ and TWINE_PASSWORD (an API token), give the index a ~/.pypirc section, or \
                             publish from GitHub Actions with `id-token: write` (trusted publishing)"
-                .into()
-        }),
+                    .into()
+            },
+        ),
     ));
     checks.push(check(
         "version surfaces",

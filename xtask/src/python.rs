@@ -274,19 +274,65 @@ fn simple_links(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Whether index credentials are configured for twine, and how.
-pub fn credentials_source() -> Option<&'static str> {
+/// How twine will authenticate to `index`, if it can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexCredentials {
+    /// `TWINE_USERNAME` and `TWINE_PASSWORD`.
+    Environment,
+    /// GitHub Actions with `id-token: write`: twine exchanges the job's OIDC token for a
+    /// short-lived upload token by itself when no password is set (trusted publishing).
+    TrustedPublishing,
+    /// The section of `~/.pypirc` whose `repository` is the index. twine reads `.pypirc` only
+    /// for `--repository <section>`, never with `--repository-url`.
+    Pypirc(String),
+}
+
+impl std::fmt::Display for IndexCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IndexCredentials::Environment => f.write_str("TWINE_USERNAME/TWINE_PASSWORD"),
+            IndexCredentials::TrustedPublishing => f.write_str("trusted publishing (GitHub Actions OIDC)"),
+            IndexCredentials::Pypirc(section) => write!(f, "~/.pypirc [{section}]"),
+        }
+    }
+}
+
+/// Whether index credentials for `index` are configured for twine, and how. Empty variables
+/// count as unset (an absent CI secret arrives as one).
+pub fn credentials_source(index: &str) -> Option<IndexCredentials> {
     let env = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
     if env("TWINE_USERNAME") && env("TWINE_PASSWORD") {
-        return Some("TWINE_USERNAME/TWINE_PASSWORD");
+        return Some(IndexCredentials::Environment);
     }
-    // In GitHub Actions with `id-token: write`, twine exchanges the job's OIDC token for a
-    // short-lived upload token by itself when no password is set (trusted publishing).
     if env("ACTIONS_ID_TOKEN_REQUEST_URL") && env("ACTIONS_ID_TOKEN_REQUEST_TOKEN") {
-        return Some("trusted publishing (GitHub Actions OIDC)");
+        return Some(IndexCredentials::TrustedPublishing);
     }
     let home = std::env::var_os("HOME").map(PathBuf::from)?;
-    home.join(".pypirc").exists().then_some("~/.pypirc")
+    let pypirc = std::fs::read_to_string(home.join(".pypirc")).ok()?;
+    pypirc_section(&pypirc, index).map(IndexCredentials::Pypirc)
+}
+
+/// The `~/.pypirc` section that uploads to `index` with a password: the one whose `repository`
+/// is `index`, or `[pypi]` (whose repository defaults to PyPI's upload URL).
+fn pypirc_section(pypirc: &str, index: &str) -> Option<String> {
+    const PYPI: &str = "https://upload.pypi.org/legacy/";
+    let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+    let mut sections: Vec<(String, Option<String>, bool)> = Vec::new();
+    for line in pypirc.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            sections.push((name.trim().to_string(), None, false));
+        } else if let (Some((key, value)), Some(section)) = (line.split_once(['=', ':']), sections.last_mut()) {
+            match key.trim() {
+                "repository" => section.1 = Some(value.trim().to_string()),
+                "password" => section.2 = !value.trim().is_empty(),
+                _ => {}
+            }
+        }
+    }
+    sections.into_iter().find_map(|(name, repository, password)| {
+        let repository = repository.or_else(|| (name == "pypi").then(|| PYPI.to_string()))?;
+        (password && name != "distutils" && same(&repository, index)).then_some(name)
+    })
 }
 
 /// `twine upload` of `files` to `index`, stopped if the user interrupts. The files go in name
@@ -294,10 +340,13 @@ pub fn credentials_source() -> Option<&'static str> {
 /// on the index an sdist that a rebuild could not match.
 pub fn upload(sh: &Shell, python: &Path, index: &str, files: &[DistFile]) -> anyhow::Result<()> {
     let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
-    let mut command = cmd!(
-        sh,
-        "{python} -m twine upload --non-interactive --disable-progress-bar --repository-url {index} {paths...}"
-    );
+    // `.pypirc` credentials reach twine only by naming their section.
+    let target = match credentials_source(index) {
+        Some(IndexCredentials::Pypirc(section)) => ["--repository".to_string(), section],
+        _ => ["--repository-url".to_string(), index.to_string()],
+    };
+    let mut command =
+        cmd!(sh, "{python} -m twine upload --non-interactive --disable-progress-bar {target...} {paths...}").quiet();
     // An absent CI secret arrives as an empty variable, which twine takes as the password itself
     // (so it never tries trusted publishing, nor ~/.pypirc): twine must not see it at all.
     for key in empty_twine_variables(std::env::vars()) {
@@ -334,6 +383,17 @@ mod tests {
         assert_eq!(with_images(&pinned, &images).unwrap(), pinned);
         assert!(with_images("services:\n  a:\n    image: gati-backend:1\n", &images).is_err());
         assert!(with_images(compose, &images[..1]).is_err(), "an image of no service of the release");
+    }
+
+    #[test]
+    fn finds_the_pypirc_section_of_the_index() {
+        let pypirc = "[distutils]\nindex-servers =\n    pypi\n    sandbox\n\n[pypi]\nusername = __token__\n\
+                      password = pypi-abc\n\n[sandbox]\nrepository: http://127.0.0.1:9/\nusername = u\npassword = p\n\n\
+                      [nopassword]\nrepository = http://127.0.0.1:8/\nusername = u\n";
+        assert_eq!(pypirc_section(pypirc, "https://upload.pypi.org/legacy/").as_deref(), Some("pypi"));
+        assert_eq!(pypirc_section(pypirc, "http://127.0.0.1:9").as_deref(), Some("sandbox"));
+        assert_eq!(pypirc_section(pypirc, "http://127.0.0.1:8/"), None, "a section without a password");
+        assert_eq!(pypirc_section(pypirc, "https://test.pypi.org/legacy/"), None);
     }
 
     #[test]

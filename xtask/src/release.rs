@@ -422,10 +422,10 @@ impl Release<'_> {
                 })
             }));
         }
-        check(Ok(python::credentials_source().is_none().then(|| {
+        check(Ok(python::credentials_source(&self.config.index).is_none().then(|| {
             "no index credentials: set TWINE_USERNAME and TWINE_PASSWORD (for an API token, \
-             TWINE_USERNAME=__token__), configure ~/.pypirc, or publish from GitHub Actions with \
-             `id-token: write` (trusted publishing)"
+             TWINE_USERNAME=__token__), give the index a ~/.pypirc section (its `repository` and `password`), \
+             or publish from GitHub Actions with `id-token: write` (trusted publishing)"
                 .to_string()
         })));
         for module in ["build", "twine"] {
@@ -790,7 +790,7 @@ impl Release<'_> {
                 "twine upload --non-interactive --repository-url {} {}   # credentials: {} (****)",
                 self.config.index,
                 missing.join(" "),
-                python::credentials_source().unwrap_or("none")
+                python::credentials_source(&self.config.index).map_or("none".to_string(), |c| c.to_string())
             );
             self.exec.run(&what, || {
                 let upload: Vec<_> = files.iter().filter(|f| missing.contains(&f.name())).cloned().collect();
