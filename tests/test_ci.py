@@ -1,10 +1,11 @@
-"""What CI runs: `release --from-tag`, `doctor`, and the linters, each able to say no."""
+"""What CI runs: `release --from-tag` (its refusals here; its completions in test_release.py), `doctor`,
+and the linters, each able to say no."""
 
 import json
 
 import pytest
 
-from gati_testing import copy_repository, git, release_tree, repo, xtask
+from gati_testing import copy_repository, git, release_tree, xtask
 
 pytestmark = pytest.mark.docker
 
@@ -36,23 +37,6 @@ def test_from_tag_refuses_a_tag_that_is_not_the_surfaces_or_not_head(tmp_path, e
     result = xtask(tree, "release", "--from-tag", "v0.1.1", "--yes", env=env, check=False)
     assert result.returncode != 0
     assert "tag v0.1.1 is not HEAD" in result.stdout, result.stdout
-
-
-def test_from_tag_completes_and_a_rerun_changes_nothing(tmp_path, registry, index, env):
-    tree = release_tree(tmp_path)
-    tag_release(tree, "0.1.1")
-    head = git(tree, "rev-parse", "HEAD")
-
-    out = xtask(tree, "release", "--from-tag", "v0.1.1", "--yes", env=env).stdout
-    assert "v0.1.1 is released" in out
-    assert "== bump" not in out and "== tag" not in out and "== push-git" not in out
-    assert git(tree, "rev-parse", "HEAD") == head
-    for service in ("backend", "dashboard", "mcp-server"):
-        assert registry.tags(repo(registry, service)) == {"0.1.1", "0.1", "latest"}
-    assert index.files() == ["gati-0.1.1-py3-none-any.whl", "gati-0.1.1.tar.gz"]
-
-    again = xtask(tree, "release", "--from-tag", "v0.1.1", "--yes", env=env).stdout
-    assert "v0.1.1 is already released" in again
 
 
 def doctor(tree, env, *args):

@@ -457,6 +457,8 @@ def test_ci_rerun_on_a_fresh_runner_finishes_a_partial_upload(registry, index, t
     assert f"gati-{NEW}-py3-none-any.whl is already on the index" in second, second
     # The images are proven pushed by their revision label: nothing to push, nothing rebuilt over them.
     assert "== push-images: done" in second and "docker push" not in second, second
+    # A release of a tag neither bumps, tags nor pushes git: the maintainer did.
+    assert "== bump" not in second and "== tag" not in second and "== push-git" not in second, second
     assert index.files() == DISTS and {k: index_bytes(index)[k] for k in wheel} == wheel
     for service in SERVICES:
         name = repo(registry, service)
