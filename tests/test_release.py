@@ -266,35 +266,29 @@ class RefusingIndex:
         upstream = index.url
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
+            def relay(self, body=None):
+                forward = urllib.request.Request(upstream + self.path, data=body, method=self.command,
+                                                 headers=dict(self.headers.items()) if body is not None else {})
                 try:
-                    with urllib.request.urlopen(upstream + self.path, timeout=5) as r:
-                        status, body = r.status, r.read()
+                    with urllib.request.urlopen(forward, timeout=30) as r:
+                        self.answer(r.status, r.read())
                 except urllib.error.HTTPError as e:
-                    status, body = e.code, e.read()
+                    self.answer(e.code, e.read())
+
+            def answer(self, status, body=b""):
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
+            def do_GET(self):
+                self.relay()
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if only is not None and f'{only}"'.encode() not in body:
-                    forward = urllib.request.Request(upstream + self.path, data=body, method="POST",
-                                                     headers={k: v for k, v in self.headers.items()})
-                    try:
-                        with urllib.request.urlopen(forward, timeout=30) as r:
-                            status, answer = r.status, r.read()
-                    except urllib.error.HTTPError as e:
-                        status, answer = e.code, e.read()
-                    self.send_response(status)
-                    self.send_header("Content-Length", str(len(answer)))
-                    self.end_headers()
-                    self.wfile.write(answer)
-                    return
-                self.send_response(503)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                    return self.relay(body)
+                self.answer(503)
 
             def log_message(self, *args):
                 pass
