@@ -114,9 +114,14 @@ def pull(stack, policy):
     wanted = images()
     if policy == "never":
         return
+    if policy == "missing":
+        wanted = {service: image for service, image in wanted.items()
+                  if run(["docker", "image", "inspect", image], capture_output=True).returncode != 0}
+    if not wanted or stack("pull", *wanted, capture=True).returncode == 0:
+        return
+    # One pull for all (each `docker compose` call costs a start-up); one at a time after a
+    # failure, to name the image that failed (or to get past a passing one).
     for service, image in wanted.items():
-        if policy == "missing" and run(["docker", "image", "inspect", image], capture_output=True).returncode == 0:
-            continue
         result = stack("pull", service, capture=True)
         if result.returncode != 0:
             registry = image.split("/", 1)[0]

@@ -112,7 +112,7 @@ fn checks(sh: &Shell) -> Vec<Check> {
             check(
                 name,
                 version_of(sh, venv_python.to_str().unwrap_or("python"), &["-m", module, "--version"])
-                    .ok_or_else(|| format!("missing from .tools/venv: delete .tools/venv, any release reinstalls it")),
+                    .ok_or_else(|| "missing from .tools/venv: delete .tools/venv, any release reinstalls it".to_string()),
             )
         } else {
             Check {

@@ -156,12 +156,29 @@ impl Plan {
         Registry::new(&self.config.registry, self.credentials.clone())
     }
 
+    /// `read` for every image, side by side, each with a registry client of its own (tokens are
+    /// per repository anyway); the results in the images' order.
+    pub fn each_image<T: Send>(
+        &self,
+        read: impl Fn(usize, &Image, &Registry) -> anyhow::Result<T> + Sync,
+    ) -> anyhow::Result<Vec<T>> {
+        std::thread::scope(|scope| {
+            let read = &read;
+            let handles: Vec<_> = (self.images.iter().enumerate())
+                .map(|(i, image)| scope.spawn(move || read(i, image, &self.registry())))
+                .collect();
+            let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
+                h.join().unwrap_or_else(|_| bail!("a registry read panicked"))
+            };
+            handles.into_iter().map(join).collect()
+        })
+    }
+
     /// What the registry holds for every image's immutable tags, read once.
-    pub fn remote_state(&self, registry: &Registry) -> anyhow::Result<Vec<Vec<Option<Remote>>>> {
-        self.images
-            .iter()
-            .map(|image| self.tags.immutable.iter().map(|tag| registry.remote(&image.repo, tag)).collect())
-            .collect()
+    pub fn remote_state(&self) -> anyhow::Result<Vec<Vec<Option<Remote>>>> {
+        self.each_image(|_, image, registry| {
+            self.tags.immutable.iter().map(|tag| registry.remote(&image.repo, tag)).collect()
+        })
     }
 
     /// Every problem that would stop the build or the push, found without changing anything
@@ -193,9 +210,8 @@ impl Plan {
             ));
         }
         if push {
-            let registry = self.registry();
-            let checked = self.images.iter().try_for_each(|image| registry.check_push(&image.repo));
-            match checked.and_then(|()| self.remote_state(&registry)) {
+            let checked = self.each_image(|_, image, registry| registry.check_push(&image.repo));
+            match checked.and_then(|_| self.remote_state()) {
                 Err(e) => problems.push(format!("{e:#}")),
                 Ok(state) => problems.extend(self.taken(&state)),
             }
@@ -397,7 +413,7 @@ pub fn push_immutable(sh: &Shell, plan: &Plan, exec: &Executor, outcomes: &mut [
     let mut board = Board::new(plan.images.iter().map(|i| i.service.clone()).collect());
     let started = Instant::now();
     let fix = || format!("no floating tag was moved. Run the same command again once {} answers", plan.config.registry);
-    let state = plan.remote_state(&registry).with_context(fix)?;
+    let state = plan.remote_state().with_context(fix)?;
     let taken = plan.taken(&state);
     if !taken.is_empty() {
         bail!("nothing was pushed:\n  - {}", taken.join("\n  - "));
@@ -453,11 +469,8 @@ pub fn push_immutable(sh: &Shell, plan: &Plan, exec: &Executor, outcomes: &mut [
 
 /// Which floating tags move, decided once for all images from the registry's tags, so that
 /// they move together or not at all; and a line for each that stays.
-pub fn floating_moves(plan: &Plan, registry: &Registry) -> anyhow::Result<(Vec<String>, Vec<String>)> {
-    let mut existing = Vec::new();
-    for image in &plan.images {
-        existing.extend(registry.tags(&image.repo)?);
-    }
+pub fn floating_moves(plan: &Plan) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let existing: Vec<String> = plan.each_image(|_, image, registry| registry.tags(&image.repo))?.concat();
     let (mut moves, mut stays) = (Vec::new(), Vec::new());
     for decision in tags::floating_moves(&plan.version, &plan.tags.floating, &existing) {
         match decision {
@@ -471,10 +484,9 @@ pub fn floating_moves(plan: &Plan, registry: &Registry) -> anyhow::Result<(Vec<S
 }
 
 /// Every immutable tag is verified: the floating tags move, on the registry itself, to the
-/// digests of the immutable tag, never backwards.
+/// digests of the immutable tag, never backwards. Each image's tags move in order; the images
+/// side by side.
 pub fn move_floating(plan: &Plan, exec: &Executor, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
-    let registry = plan.registry();
-    let mut board = Board::new(plan.images.iter().map(|i| i.service.clone()).collect());
     let fix = || {
         format!(
             "every image is pushed and verified, but not every floating tag moved. Run the same command again \
@@ -482,29 +494,49 @@ pub fn move_floating(plan: &Plan, exec: &Executor, outcomes: &mut [Outcome]) -> 
             plan.config.registry
         )
     };
-    let (moves, stays) = floating_moves(plan, &registry).with_context(fix)?;
+    let (moves, stays) = floating_moves(plan).with_context(fix)?;
     for line in stays {
         println!("{line}");
     }
     let immutable = &plan.tags.immutable[0];
-    for tag in moves {
-        for (i, image) in plan.images.iter().enumerate() {
-            let repo = &image.repo;
-            let what = format!("registry: {repo}:{tag} -> the digest of {repo}:{immutable}");
-            exec.run(&what, || {
-                let digest = match &outcomes[i].digest {
+    let what: Vec<String> = moves
+        .iter()
+        .flat_map(|tag| {
+            let repos = plan.images.iter().map(|image| &image.repo);
+            repos.map(move |repo| format!("registry: {repo}:{tag} -> the digest of {repo}:{immutable}"))
+        })
+        .collect();
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<Option<String>> = outcomes.iter().map(|o| o.digest.clone()).collect();
+    let moved = exec
+        .run_all(&what, || {
+            plan.each_image(|i, image, registry| {
+                let repo = &image.repo;
+                let digest = match &known[i] {
                     Some(digest) => digest.clone(),
                     None => registry.digest(repo, immutable)?.with_context(|| format!("{repo}:{immutable} is gone"))?,
                 };
-                if registry.digest(repo, &tag)?.as_deref() != Some(digest.as_str()) {
-                    registry.put_tag(repo, &digest, &tag)?;
-                    board.set(i, format!("{tag} moved"));
+                let mut moved = Vec::new();
+                for tag in &moves {
+                    if registry.digest(repo, tag)?.as_deref() != Some(digest.as_str()) {
+                        registry.put_tag(repo, &digest, tag)?;
+                        moved.push(tag.as_str());
+                    }
                 }
-                Ok(())
+                Ok(moved.join(", "))
             })
-            .with_context(fix)?;
-            outcomes[i].tags.push(tag.clone());
+        })
+        .with_context(fix)?;
+    let mut board = Board::new(plan.images.iter().map(|i| i.service.clone()).collect());
+    for (i, moved) in moved.into_iter().flatten().enumerate() {
+        if !moved.is_empty() {
+            board.set(i, format!("{moved} moved"));
         }
+    }
+    for outcome in outcomes.iter_mut() {
+        outcome.tags.extend(moves.iter().cloned());
     }
     Ok(())
 }

@@ -23,21 +23,16 @@ impl DistFile {
     }
 }
 
-/// The package of `commit`, built into `out` (emptied first); returns the sdist and the wheel.
+/// The package of `commit`, built into `out` (emptied first): the sdist and the wheel, checked
+/// (`twine check --strict`), and what the wheel pins.
 ///
 /// The source is the commit's `sdk/` (`git archive`), not the work tree, and its compose file
 /// names `images` — each service's full reference, `registry/namespace/gati-<service>:X`, with
 /// `@sha256:…` once the images are pushed — so the package points at exactly what this release
-/// pushed. The commit's time as `SOURCE_DATE_EPOCH` makes the wheel byte-for-byte reproducible:
-/// a release rebuilt elsewhere (a CI re-run) uploads the wheel the index may already have.
-/// `out`'s stamp (see [`built_as`]) records the commit and the references.
-pub fn build(
-    sh: &Shell,
-    python: &Path,
-    out: &Path,
-    commit: &str,
-    images: &[(String, String)],
-) -> anyhow::Result<Vec<DistFile>> {
+/// pushed. The commit's time as `SOURCE_DATE_EPOCH` and a normalised sdist make both files
+/// byte-for-byte reproducible: a release rebuilt elsewhere (a CI re-run) uploads the files the
+/// index may already have. `out`'s stamp (see [`built_as`]) records the commit and the references.
+pub fn build(sh: &Shell, python: &Path, out: &Path, commit: &str, images: &[(String, String)]) -> anyhow::Result<Pins> {
     let source = sibling(out, "src");
     for dir in [out, &source] {
         if dir.exists() {
@@ -64,40 +59,51 @@ pub fn build(
     let sdk = source.join("sdk");
     // The pinned setuptools of the tools' environment, not a fresh one from the index: faster,
     // offline, and the same wheel for a rebuild months later.
-    let command =
-        cmd!(sh, "{python} -m build --no-isolation {sdk} --outdir {out}").env("SOURCE_DATE_EPOCH", &epoch).quiet();
-    interrupt::run_checked(with_quiet_output(command), "python -m build sdk")?;
-    let built = dist_files(sh, out)?;
-    if built.len() != 2 {
-        bail!("python -m build sdk made {} files in {}, expected an sdist and a wheel", built.len(), out.display());
-    }
-    for sdist in built.iter().filter(|f| f.name().ends_with(".tar.gz")) {
-        let path = &sdist.path;
-        cmd!(sh, "{python} -c {REPRODUCIBLE_SDIST} {path} {epoch}")
-            .quiet()
-            .run()
-            .context("making the sdist reproducible")?;
-    }
+    // Quiet unless something fails: then stderr says why (the backend's output included).
+    let build = duct::cmd!(python, "-c", PACKAGE_PY, "build", &sdk, out, &epoch).stdout_capture().unchecked();
+    let output = interrupt::output(build)?;
+    anyhow::ensure!(output.status.success(), "building the package from sdk/ of {commit} failed (above)");
+    let built: serde_json::Value = serde_json::from_slice(&output.stdout).context("reading what the build made")?;
     let files = dist_files(sh, out)?;
+    let names: Vec<String> = files.iter().map(DistFile::name).collect();
+    let mut made: Vec<String> =
+        built["files"].as_array().into_iter().flatten().filter_map(|f| f.as_str().map(String::from)).collect();
+    made.sort();
+    if names != made || names.len() != 2 {
+        bail!("building the package made {} in {}, expected an sdist and a wheel", names.join(", "), out.display());
+    }
+    let pins = Pins::from_json(&built)?;
     sh.write_file(stamp, stamp_text(commit, images))?;
-    Ok(files)
+    Ok(pins)
 }
 
-/// setuptools writes an sdist with the build's times and the builder's user names (the wheel
-/// already honours SOURCE_DATE_EPOCH): the same archive again, with every entry's time at most
-/// the commit's, no owner, sorted, and gzip's own time fixed, so any machine gets the same bytes.
-const REPRODUCIBLE_SDIST: &str = r#"
-import gzip, io, sys, tarfile
-path, epoch = sys.argv[1], int(sys.argv[2])
-out = io.BytesIO()
-with tarfile.open(path, "r:gz") as src, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst:
-    for m in sorted(src.getmembers(), key=lambda m: m.name):
-        data = src.extractfile(m).read() if m.isfile() else None
-        m.mtime, m.uid, m.gid, m.uname, m.gname, m.pax_headers = min(int(m.mtime), epoch), 0, 0, "", "", {}
-        dst.addfile(m, io.BytesIO(data) if data is not None else None)
-with open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", filename="", mtime=epoch) as gz:
-    gz.write(out.getvalue())
-"#;
+/// Builds and checks the package in one Python process; see its docstring.
+const PACKAGE_PY: &str = include_str!("package.py");
+
+/// What a wheel, or an installed `gati`, pins: its `__version__`, and the image references of
+/// its compose file (with the default prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pins {
+    pub version: String,
+    pub images: Vec<String>,
+}
+
+impl Pins {
+    fn from_json(value: &serde_json::Value) -> anyhow::Result<Pins> {
+        let version = value["version"].as_str().context("the package has no __version__ in version.py")?;
+        let images = value["images"].as_array().into_iter().flatten().filter_map(|i| i.as_str().map(String::from));
+        Ok(Pins { version: version.to_string(), images: images.collect() })
+    }
+
+    /// The pins of `path`: a wheel, or the directory of an installed `gati`.
+    pub fn of(sh: &Shell, python: &Path, path: &Path) -> anyhow::Result<Pins> {
+        let out = cmd!(sh, "{python} -c {PACKAGE_PY} pins {path}")
+            .quiet()
+            .read()
+            .with_context(|| format!("reading what {} pins", path.display()))?;
+        Pins::from_json(&serde_json::from_str(&out)?)
+    }
+}
 
 /// `dir` + `.suffix`: beside `out`, whatever dots its name has (`release-0.1.1-dist`).
 fn sibling(out: &Path, suffix: &str) -> PathBuf {
@@ -166,35 +172,14 @@ pub fn sha256(sh: &Shell, path: &Path) -> anyhow::Result<String> {
     Ok(out.split_whitespace().next().context("sha256sum printed nothing")?.to_string())
 }
 
-fn with_quiet_output(command: xshell::Cmd<'_>) -> std::process::Command {
-    let mut command: std::process::Command = command.into();
-    command.stdout(std::process::Stdio::null());
-    command
-}
-
-pub fn twine_check(sh: &Shell, python: &Path, files: &[DistFile]) -> anyhow::Result<()> {
-    let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
-    let out = cmd!(sh, "{python} -m twine check --strict {paths...}").quiet().ignore_stderr().read()?;
-    if out.contains("WARNING") {
-        bail!("twine check warns:\n{out}");
-    }
-    Ok(())
-}
-
-/// What the wheel pins: the `__version__` in its `version.py`, and the image references in its
-/// `docker-compose.yml` (with the default prefix).
-pub fn wheel_pins(sh: &Shell, python: &Path, wheel: &Path) -> anyhow::Result<(String, Vec<String>)> {
-    const SCRIPT: &str = r#"
-import re, sys, zipfile
-w = zipfile.ZipFile(sys.argv[1])
-print(re.search(r'^__version__ = "([^"]+)"$', w.read("gati/version.py").decode(), re.M).group(1))
-for m in re.finditer(r"^\s+image:\s*\$\{GATI_IMAGE_PREFIX:-([^}]+)\}(/\S+)\s*$", w.read("gati/docker-compose.yml").decode(), re.M):
-    print(m.group(1) + m.group(2))
-"#;
-    let out = cmd!(sh, "{python} -c {SCRIPT} {wheel}").quiet().read().context("reading the wheel")?;
-    let mut lines = out.lines().map(str::to_owned);
-    let version = lines.next().context("the wheel has no __version__")?;
-    Ok((version, lines.collect()))
+/// Which of `modules` `python` cannot import (found without importing them: one fast start).
+pub fn missing_modules(python: &Path, modules: &[&str]) -> anyhow::Result<Vec<String>> {
+    const SCRIPT: &str =
+        "import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] if not importlib.util.find_spec(m)))";
+    let out = duct::cmd(python, ["-c", SCRIPT].iter().copied().chain(modules.iter().copied()))
+        .read()
+        .with_context(|| format!("starting {}", python.display()))?;
+    Ok(out.split_whitespace().map(String::from).collect())
 }
 
 /// The Python package's name on the index.

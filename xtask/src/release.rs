@@ -197,8 +197,11 @@ impl flags::Release {
         println!("release {} (Python {}), tag {}", release.version, release.version.pep440(), release.tag);
 
         let mut timings = Vec::new();
+        // Whether this run made the release commit: nothing can have been built, pushed or
+        // uploaded from a commit that did not exist, so no later step needs the world asked.
+        let mut made_commit = false;
         for &step in release.steps {
-            if release.is_done(step)? {
+            if !made_commit && release.is_done(step)? {
                 println!("\n== {}: done", step.name());
                 timings.push((step, release.journal.seconds(step.name()).unwrap_or(0.0), "done before"));
                 continue;
@@ -211,6 +214,7 @@ impl flags::Release {
             match result {
                 Ok(()) if self.dry_run => {}
                 Ok(()) => {
+                    made_commit |= step == Step::Bump;
                     let seconds = started.elapsed().as_secs_f64();
                     release.journal.time(step.name(), seconds)?;
                     timings.push((step, seconds, "done"));
@@ -332,75 +336,120 @@ impl Release<'_> {
         }
     }
 
-    /// Every problem that would stop the release, found without changing anything.
+    /// Every problem that would stop the release, found without changing anything. What asks
+    /// the network or starts a program (origin, the index, the registry, the tools) is asked
+    /// side by side, each in a shell of its own; the problems are listed in one order.
     fn preflight(&self, current: &ReleaseVersion, python: &Path) -> Vec<String> {
         let sh = self.sh;
-        // Each check: Ok(None) passes, Ok(Some(problem)) fails, Err is a problem too.
-        let mut checks: Vec<anyhow::Result<Option<String>>> = Vec::new();
-        let mut check = |result| checks.push(result);
+        let root = sh.current_dir();
         // The tree already says this version: a release that began before (here or elsewhere),
         // whose artifacts are recognised as its own by their commit and their bytes.
         let continuing = self.version == *current;
-        let head = self.head();
+        let head = self.head().ok();
+        let plan = self.plan();
+        let (branch, tag, version, from_tag) = (&self.config.branch, &self.tag, &self.version, self.from_tag);
+        let index_simple = &self.config.index_simple;
+        let ours = |commit: &String| continuing && head.as_ref() == Some(commit);
+        let in_root = |root: &Path| -> anyhow::Result<Shell> {
+            let sh = Shell::new()?;
+            sh.change_dir(root);
+            Ok(sh)
+        };
 
-        if self.from_tag {
-            check(Ok((!continuing)
-                .then(|| format!("tag {} does not match the version surfaces, which say {current}", self.tag))));
-            check(head.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")).map(|head| {
-                match git::local_tag(sh, &self.tag) {
-                    None => Some(format!("there is no tag {}: fetch it (`git fetch --tags`)", self.tag)),
-                    Some(commit) if commit != *head => {
-                        Some(format!("tag {} is not HEAD: check it out (`git checkout {}`)", self.tag, self.tag))
-                    }
-                    Some(_) => None,
+        let (origin, index, tools, images) = std::thread::scope(|scope| {
+            let origin = scope.spawn(|| -> Vec<anyhow::Result<Option<String>>> {
+                if from_tag {
+                    return vec![];
                 }
+                let sh = match in_root(&root) {
+                    Ok(sh) => sh,
+                    Err(e) => return vec![Err(e)],
+                };
+                // The atomic push at the end must not be refused after everything else is public.
+                let behind = git::behind_origin(&sh, branch).map(|behind| {
+                    behind.then(|| {
+                        format!(
+                            "origin/{branch} has commits this tree lacks: `git pull --rebase origin {branch}` first"
+                        )
+                    })
+                });
+                let taken = git::remote_tag(&sh, tag).map(|remote| {
+                    remote.filter(|c| !ours(c)).map(|c| {
+                        format!(
+                            "origin already has tag {tag} (at {}): this version is taken; release a new one",
+                            git::short(&c)
+                        )
+                    })
+                });
+                vec![behind, taken]
+            });
+            // A version the tree does not say yet is someone else's wherever it is found. One the
+            // tree says is compared file by file (sha256) in the upload step.
+            let index = scope.spawn(|| -> anyhow::Result<Option<String>> {
+                if continuing {
+                    return Ok(None);
+                }
+                let files = python::files_of_version(index_simple, &version.pep440())?;
+                Ok((!files.is_empty()).then(|| {
+                    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+                    format!(
+                        "the index already has {} ({}): this version is burned there; release a new one",
+                        version.pep440(),
+                        names.join(", ")
+                    )
+                }))
+            });
+            let tools = scope.spawn(|| python::missing_modules(python, &["build", "twine"]));
+            // Images: the daemon, the contexts, the right to push, and immutable tags the registry
+            // holds from another commit than HEAD (for a new version: any).
+            let images = scope.spawn(|| match (&plan, in_root(&root)) {
+                (Ok(plan), Ok(sh)) => plan.problems(&sh, true),
+                (Err(e), _) => vec![format!("{e:#}")],
+                (_, Err(e)) => vec![format!("{e:#}")],
+            });
+            let join = "a preflight check panicked";
+            (
+                origin.join().expect(join),
+                index.join().expect(join),
+                tools.join().expect(join),
+                images.join().expect(join),
+            )
+        });
+
+        // Each check: Ok(None) passes, Ok(Some(problem)) fails, Err is a problem too.
+        let mut checks: Vec<anyhow::Result<Option<String>>> = Vec::new();
+        if from_tag {
+            checks
+                .push(Ok((!continuing)
+                    .then(|| format!("tag {tag} does not match the version surfaces, which say {current}"))));
+            checks.push(Ok(match git::local_tag(sh, tag) {
+                None => Some(format!("there is no tag {tag}: fetch it (`git fetch --tags`)")),
+                Some(commit) if head.as_ref() != Some(&commit) => {
+                    Some(format!("tag {tag} is not HEAD: check it out (`git checkout {tag}`)"))
+                }
+                Some(_) => None,
             }));
         } else {
-            check(Ok((self.version < *current).then(|| {
-                format!("{} is not greater than the current version {current}: release a higher version", self.version)
+            checks.push(Ok((version < current).then(|| {
+                format!("{version} is not greater than the current version {current}: release a higher version")
             })));
-            check(git::branch(sh).map(|branch| {
-                (branch != self.config.branch).then(|| {
-                    format!(
-                        "on branch {branch:?}: releases are made from {:?}; `git switch {}`",
-                        self.config.branch, self.config.branch
-                    )
-                })
+            checks.push(git::branch(sh).map(|on| {
+                (on != *branch)
+                    .then(|| format!("on branch {on:?}: releases are made from {branch:?}; `git switch {branch}`"))
             }));
             // The tag goes on the commit that is built and tested: HEAD, once the bump is made.
-            let tagged = git::local_tag(sh, &self.tag);
-            check(Ok(tagged.filter(|c| !continuing || head.as_ref().ok() != Some(c)).map(|commit| {
+            checks.push(Ok(git::local_tag(sh, tag).filter(|c| !ours(c)).map(|commit| {
                 format!(
-                    "tag {} already exists at {}, not at HEAD: if nothing of {} was published, delete it \
-                     (`git tag -d {}`) and run again; otherwise release a new version",
-                    self.tag,
+                    "tag {tag} already exists at {}, not at HEAD: if nothing of {version} was published, delete it \
+                     (`git tag -d {tag}`) and run again; otherwise release a new version",
                     git::short(&commit),
-                    self.version,
-                    self.tag
                 )
             })));
-            // The atomic push at the end must not be refused after everything else is public.
-            check(git::behind_origin(sh, &self.config.branch).map(|behind| {
-                behind.then(|| {
-                    format!(
-                        "origin/{0} has commits this tree lacks: `git pull --rebase origin {0}` first",
-                        self.config.branch
-                    )
-                })
-            }));
-            check(git::remote_tag(sh, &self.tag).map(|remote| {
-                remote.filter(|c| !continuing || head.as_ref().ok() != Some(c)).map(|c| {
-                    format!(
-                        "origin already has tag {} (at {}): this version is taken; release a new one",
-                        self.tag,
-                        git::short(&c)
-                    )
-                })
-            }));
+            checks.extend(origin);
         }
-        check(git::changed_files(sh).map(|changed| {
+        checks.push(git::changed_files(sh).map(|changed| {
             // A resumed release may find its own bump written but not committed; nothing else.
-            let own = continuing && !self.from_tag;
+            let own = continuing && !from_tag;
             let foreign: Vec<_> =
                 changed.iter().filter(|f| !(own && release_commit_files().contains(&f.as_str()))).collect();
             (!foreign.is_empty()).then(|| {
@@ -408,32 +457,18 @@ impl Release<'_> {
                 format!("the tree has uncommitted changes ({}): commit or stash them", list.join(", "))
             })
         }));
-        // A version the tree does not say yet is someone else's wherever it is found. One the tree
-        // says is compared file by file (sha256) in the upload step.
-        if !continuing {
-            check(self.index_files_of_version().map(|files| {
-                (!files.is_empty()).then(|| {
-                    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-                    format!(
-                        "the index already has {} ({}): this version is burned there; release a new one",
-                        self.version.pep440(),
-                        names.join(", ")
-                    )
-                })
-            }));
-        }
-        check(Ok(python::credentials_source(&self.config.index).is_none().then(|| {
+        checks.push(index);
+        checks.push(Ok(python::credentials_source(&self.config.index).is_none().then(|| {
             "no index credentials: set TWINE_USERNAME and TWINE_PASSWORD (for an API token, \
              TWINE_USERNAME=__token__), give the index a ~/.pypirc section (its `repository` and `password`), \
              or publish from GitHub Actions with `id-token: write` (trusted publishing)"
                 .to_string()
         })));
-        for module in ["build", "twine"] {
-            let missing =
-                cmd!(sh, "{python} -m {module} --version").quiet().ignore_stdout().ignore_stderr().run().is_err();
-            check(Ok(missing
-                .then(|| format!("{module} is missing from {}: delete .tools/venv and run again", python.display()))));
-        }
+        checks.push(tools.map(|missing| {
+            (!missing.is_empty()).then(|| {
+                format!("{} missing from {}: delete .tools/venv and run again", missing.join(" and "), python.display())
+            })
+        }));
         let mut found: Vec<String> = checks
             .into_iter()
             .filter_map(|c| match c {
@@ -441,12 +476,7 @@ impl Release<'_> {
                 Err(e) => Some(format!("{e:#}")),
             })
             .collect();
-        // Images: the daemon, the contexts, the right to push, and immutable tags the registry
-        // holds from another commit than HEAD (for a new version: any).
-        match self.plan() {
-            Ok(plan) => found.extend(plan.problems(sh, true)),
-            Err(e) => found.push(format!("{e:#}")),
-        }
+        found.extend(images);
         found
     }
 
@@ -551,8 +581,8 @@ impl Release<'_> {
         let cargo = crate::services::build_command(sh, &self.config.services);
         let references = self.references(&plan, None);
         let trial = format!(
-            "python -m build --no-isolation <sdk/ of the release commit, naming {}> --outdir {}; twine check --strict; \
-             the wheel's pins",
+            "sdist and wheel of <sdk/ of the release commit, naming {}> into {} (build, no isolation), \
+             twine check --strict, the wheel's pins",
             references.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>().join(" "),
             self.trial_dir().display()
         );
@@ -612,8 +642,8 @@ impl Release<'_> {
     fn package(&mut self, python: &Path) -> anyhow::Result<()> {
         let plan = self.plan()?;
         let what = format!(
-            "python -m build --no-isolation <sdk/ of the release commit, pinning {} by their verified digests> --outdir {}; \
-             twine check --strict; the wheel's pins; the release files in {}",
+            "sdist and wheel of <sdk/ of the release commit, pinning {} by their verified digests> into {} \
+             (build, no isolation), twine check --strict, the wheel's pins; the release files in {}",
             self.references(&plan, None).iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>().join(" "),
             self.dist_dir.display(),
             self.release_files_dir().display()
@@ -848,7 +878,7 @@ impl Release<'_> {
         let plan = self.plan()?;
         let registry = plan.registry();
         let Ok(digests) = self.verified_digests(&plan, &registry) else { return Ok(false) };
-        let (moves, _) = images::floating_moves(&plan, &registry)?;
+        let (moves, _) = images::floating_moves(&plan)?;
         for tag in moves {
             for (image, digest) in plan.images.iter().zip(&digests) {
                 if registry.digest(&image.repo, &tag)?.as_deref() != Some(digest.as_str()) {
@@ -875,8 +905,8 @@ impl Release<'_> {
     }
 }
 
-/// sdist and wheel of HEAD into `out`, naming `references`; twine check; and proof that the
-/// wheel says this version and names exactly these images.
+/// sdist and wheel of HEAD into `out`, naming `references`, checked (`twine check`), and proof
+/// that the wheel says this version and names exactly these images.
 fn build_package(
     sh: &Shell,
     python: &Path,
@@ -885,13 +915,11 @@ fn build_package(
     references: &[(String, String)],
 ) -> anyhow::Result<()> {
     let commit = cmd!(sh, "git rev-parse HEAD").quiet().read()?;
-    let files = python::build(sh, python, out, &commit, references)?;
-    python::twine_check(sh, python, &files)?;
-    let wheel = files.iter().find(|f| f.name().ends_with(".whl")).context("no wheel was built")?;
-    let (pinned, mut found) = python::wheel_pins(sh, python, &wheel.path)?;
-    if pinned != version.pep440() {
-        bail!("the wheel's version.py says {pinned}, not {}", version.pep440());
+    let pins = python::build(sh, python, out, &commit, references)?;
+    if pins.version != version.pep440() {
+        bail!("the wheel's version.py says {}, not {}", pins.version, version.pep440());
     }
+    let mut found = pins.images;
     let mut expected: Vec<String> = references.iter().map(|(_, r)| r.clone()).collect();
     expected.sort();
     found.sort();

@@ -1,14 +1,14 @@
 //! `cargo xtask verify VERSION`: a release, checked from outside as a user meets it, on any
 //! machine, with no journal and no credentials.
 //!
-//! 1. The index has the wheel and the sdist of VERSION; the wheel it serves has the sha256 it
-//!    lists (and, from a release, the sha256 of the files the release uploaded).
-//! 2. The wheel's compose file pins every image as `…/gati-<service>:VERSION@sha256:…`; the
-//!    registry serves each digest, labelled with VERSION (and the release's commit), and the
+//! 1. The index has the wheel and the sdist of VERSION, with the sha256s the release uploaded
+//!    (when run by the release).
+//! 2. A fresh venv `pip install gati==VERSION` from the index gets the wheel, with the sha256
+//!    the index lists. Its compose file pins every image as `…/gati-<service>:VERSION@sha256:…`;
+//!    the registry serves each digest, labelled with VERSION (and the release's commit), and the
 //!    tag VERSION still points at it: a moved tag is named.
-//! 3. A fresh venv `pip install gati==VERSION` from the index, and `gati start` pulls the
-//!    pinned images anonymously; `/health` reports VERSION. Then everything is stopped and
-//!    removed.
+//! 3. `gati start` pulls the pinned images anonymously; `/health` reports VERSION. Then
+//!    everything is stopped and removed.
 
 use std::path::Path;
 
@@ -91,27 +91,32 @@ fn verify_in(
         bail!("gati {version} does not verify:\n  - {}", problems.join("\n  - "));
     }
 
-    // 2. The wheel users get, and what it pins.
+    // 2. What a user installs, and what it pins. A fresh venv without pip of its own (seconds
+    // faster); the tools' pip installs into it, reporting what it downloaded: pip checks the
+    // bytes against the sha256 the index lists, and the report names the file and its sha256.
     let venv = dir.join("venv");
-    cmd!(sh, "{python} -m venv {venv}").quiet().run().context("creating a fresh venv")?;
-    let pip = venv.join("bin").join("pip");
+    cmd!(sh, "{python} -m venv --without-pip {venv}").quiet().run().context("creating a fresh venv")?;
+    let venv_python = venv.join("bin").join("python");
     let requirement = format!("{}=={pep440}", python::PROJECT);
     let quiet = ["--quiet", "--disable-pip-version-check", "--no-cache-dir"];
-    let downloads = dir.join("downloads");
-    cmd!(sh, "{pip} download {quiet...} --no-deps --index-url {simple} --dest {downloads} {requirement}")
+    let report = dir.join("pip-report.json");
+    cmd!(sh, "{python} -m pip --python {venv_python} install {quiet...} --index-url {simple} --report {report} {requirement}")
         .quiet()
         .run()
-        .with_context(|| format!("downloading {requirement} from {simple}"))?;
-    let wheel = downloads.join(&python::dist_names(&pep440)[0]);
-    let sha = python::sha256(sh, &wheel)?;
-    let listed_sha = listed.iter().find(|(n, _)| wheel.ends_with(n)).map(|(_, s)| s.as_str());
-    if listed_sha != Some(sha.as_str()) {
-        problems.push(format!("the index lists the wheel with sha256 {listed_sha:?} but serves bytes with {sha}"));
+        .with_context(|| format!("pip install {requirement} from {simple}"))?;
+    let report: serde_json::Value = serde_json::from_str(&sh.read_file(&report)?).context("reading pip's report")?;
+    let (file, sha) = installed_file(&report)?;
+    let listed_sha = listed.iter().find(|(n, _)| *n == file).map(|(_, s)| s.as_str());
+    if file != python::dist_names(&pep440)[0] {
+        problems.push(format!("pip installed {file}, not the wheel {}", python::dist_names(&pep440)[0]));
+    } else if listed_sha != Some(sha.as_str()) {
+        problems.push(format!("the index lists {file} with sha256 {listed_sha:?} but served bytes with {sha}"));
     }
-    let (wheel_version, references) = python::wheel_pins(sh, python, &wheel)?;
-    if wheel_version != pep440 {
-        problems.push(format!("the wheel's version.py says {wheel_version}, not {pep440}"));
+    let pins = python::Pins::of(sh, python, &installed_package(&venv)?)?;
+    if pins.version != pep440 {
+        problems.push(format!("the installed gati/version.py says {}, not {pep440}", pins.version));
     }
+    let references = pins.images;
     let registry = Registry::new(&config.registry, None);
     for reference in &references {
         problems.extend(check_pin(&registry, config, version, reference, expected.revision.as_deref())?);
@@ -131,10 +136,6 @@ fn verify_in(
     }
 
     // 3. What a user runs.
-    cmd!(sh, "{pip} install {quiet...} --index-url {simple} {requirement}")
-        .quiet()
-        .run()
-        .with_context(|| format!("pip install {requirement} from {simple}"))?;
     let gati = venv.join("bin").join("gati");
     let ports: Vec<u16> = (0..3).map(|_| sandbox::free_port()).collect::<Result<_, _>>()?;
     let project = format!("gati-verify-{}", std::process::id());
@@ -163,6 +164,35 @@ fn verify_in(
     }
     println!("  started  gati {pep440} from {simple}: /health reports {version}");
     Ok(())
+}
+
+/// The file pip installed `gati` from, and its sha256, from pip's installation report.
+fn installed_file(report: &serde_json::Value) -> anyhow::Result<(String, String)> {
+    let entries = report["install"].as_array().context("pip's report lists no installs")?;
+    let gati = entries
+        .iter()
+        .find(|e| e["metadata"]["name"].as_str() == Some(python::PROJECT))
+        .context("pip's report does not list gati")?;
+    let url = gati["download_info"]["url"].as_str().context("pip's report has no URL for gati")?;
+    let file = url.rsplit('/').next().unwrap_or(url).split('#').next().unwrap_or_default();
+    let archive = &gati["download_info"]["archive_info"];
+    let sha = match archive["hashes"]["sha256"].as_str() {
+        Some(sha) => sha.to_string(),
+        None => archive["hash"].as_str().and_then(|h| h.strip_prefix("sha256=")).unwrap_or_default().to_string(),
+    };
+    anyhow::ensure!(!sha.is_empty(), "pip's report has no sha256 for {file}");
+    Ok((file.to_string(), sha))
+}
+
+/// The directory of the `gati` package installed in `venv`.
+fn installed_package(venv: &Path) -> anyhow::Result<std::path::PathBuf> {
+    for entry in std::fs::read_dir(venv.join("lib"))? {
+        let package = entry?.path().join("site-packages").join("gati");
+        if package.is_dir() {
+            return Ok(package);
+        }
+    }
+    bail!("gati is not installed in {}", venv.display())
 }
 
 /// A user's `gati` command: its own ports, project and Docker client configuration, no mirror.
