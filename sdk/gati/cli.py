@@ -48,12 +48,13 @@ def run(cmd, **kwargs):
 
 
 def choose_compose(works=None):
-    """`docker compose` (v2) when it answers, else `docker-compose` (v1)."""
+    """`docker compose` (v2) when it answers, else `docker-compose` (v1) when installed (asking
+    v1 for its version would cost half a second of Python start-up on every command)."""
     if works is None:
         def works(cmd):
             if shutil.which(cmd[0]) is None:
                 return False
-            return run([*cmd, "version"], capture_output=True).returncode == 0
+            return cmd == ["docker-compose"] or run([*cmd, "version"], capture_output=True).returncode == 0
     for candidate in (["docker", "compose"], ["docker-compose"]):
         if works(candidate):
             return candidate
@@ -92,7 +93,11 @@ class Stack:
         return run([*self.compose, *args], capture_output=capture, text=True)
 
     def running(self):
-        result = self("ps", "--quiet", capture=True)
+        # The label both compose versions put on their containers (the project name as they
+        # normalise it): asked of docker directly, it answers at once.
+        name = re.sub(r"[^-_a-z0-9]", "", project().lower())
+        result = run(["docker", "ps", "--quiet", "--filter", f"label=com.docker.compose.project={name}"],
+                     capture_output=True, text=True)
         return result.returncode == 0 and bool(result.stdout.strip())
 
 

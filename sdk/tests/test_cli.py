@@ -89,3 +89,33 @@ def test_version_prints_the_pinned_images():
     assert result.returncode == 0
     assert result.stdout.splitlines()[0] == f"gati {__version__}"
     assert f"gati-test/gati-mcp-server:{__version__}" in result.stdout
+
+
+def test_one_pull_for_every_image_and_one_at_a_time_only_to_name_a_failure(monkeypatch):
+    """Each `docker compose` call costs a start-up: `gati start` pulls with one."""
+    calls = []
+
+    def stack(*args, capture=False):
+        calls.append(args)
+        failed = any(service in args for service in broken)
+        return subprocess.CompletedProcess(args, int(failed), stdout="", stderr="manifest unknown" if failed else "")
+
+    broken = []
+    cli.pull(stack, "always")
+    assert calls == [("pull", "backend", "dashboard", "mcp-server")]
+
+    calls.clear()
+    broken = ["dashboard"]
+    with pytest.raises(cli.GatiError, match="could not pull .*/gati-dashboard:.*: manifest unknown"):
+        cli.pull(stack, "always")
+    assert calls == [("pull", "backend", "dashboard", "mcp-server"), ("pull", "backend"), ("pull", "dashboard")]
+
+    # `missing`: only the images this machine lacks (here, all but the backend's).
+    calls.clear()
+    broken = []
+    inspected = lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0 if "gati-backend" in cmd[-1] else 1)  # noqa: E731
+    monkeypatch.setattr(cli, "run", inspected)
+    cli.pull(stack, "missing")
+    assert calls == [("pull", "dashboard", "mcp-server")]
+    cli.pull(stack, "never")
+    assert len(calls) == 1

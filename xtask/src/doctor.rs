@@ -111,8 +111,9 @@ fn checks(sh: &Shell) -> Vec<Check> {
         checks.push(if venv_python.exists() {
             check(
                 name,
-                version_of(sh, venv_python.to_str().unwrap_or("python"), &["-m", module, "--version"])
-                    .ok_or_else(|| "missing from .tools/venv: delete .tools/venv, any release reinstalls it".to_string()),
+                version_of(sh, venv_python.to_str().unwrap_or("python"), &["-m", module, "--version"]).ok_or_else(
+                    || "missing from .tools/venv: delete .tools/venv, any release reinstalls it".to_string(),
+                ),
             )
         } else {
             Check {

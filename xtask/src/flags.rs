@@ -58,8 +58,9 @@ pub struct Rehearse {
 }
 
 /// Release VERSION: the images to the registry and the package to the index, together, in the
-/// order that keeps every failure resumable: preflight, bump and commit, build, smoke test,
-/// tag, push images (verified), upload to the index (last: it cannot be undone), push git.
+/// order that keeps every failure resumable: preflight, bump and commit, build (and smoke-test),
+/// tag, push images (verified), package (pinned by digest), upload to the index, move the
+/// floating tags, push git, verify.
 /// Run the same command again after any failure to continue from the first unfinished step.
 #[derive(clap::Args, Debug)]
 pub struct Release {

@@ -11,6 +11,7 @@
 use std::{
     io::{IsTerminal, Write},
     path::PathBuf,
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -300,29 +301,20 @@ fn docker_build(sh: &Shell, plan: &Plan, image: &Image) -> docker::Build {
     }
 }
 
-/// The binaries, then every image at once.
+/// The binaries, and every image as its binary lands (see [`build_as_compiled`]).
 pub fn build(sh: &Shell, plan: &Plan, exec: &Executor) -> anyhow::Result<Vec<Outcome>> {
-    // Every service, even with --only: cargo unifies dependency features across the packages
-    // of one build, so building one alone would give it a different binary and a new digest.
-    let cargo = services::build_command(sh, &plan.config.services);
-    let bin_dir = exec.run(&cargo.to_string(), || services::build_binaries(sh, &plan.config.services))?;
-    build_images(sh, plan, exec, bin_dir.as_deref())
+    let mut lines = vec![services::build_command(sh, &plan.config.services).to_string()];
+    lines.extend(build_lines(sh, plan));
+    let built = exec.run_all(&lines, || build_as_compiled(sh, plan, |_, _| Ok(())))?;
+    Ok(built.map_or_else(|| vec![Outcome::default(); plan.images.len()], |(outcomes, _)| outcomes))
 }
 
-/// Every image at once, from the binaries in `bin_dir` (none on a dry run).
-pub fn build_images(
-    sh: &Shell,
-    plan: &Plan,
-    exec: &Executor,
-    bin_dir: Option<&std::path::Path>,
-) -> anyhow::Result<Vec<Outcome>> {
-    let builds: Vec<docker::Build> = plan.images.iter().map(|image| docker_build(sh, plan, image)).collect();
-    // The commit and its date are HEAD's when the build runs: in a release, the release commit
-    // that a dry run cannot name yet.
-    let lines: Vec<String> = builds
-        .iter()
-        .map(|b| {
-            let mut shown = b.clone();
+/// The `docker build` command of every image, as printed. The commit and its date are HEAD's
+/// when the build runs: in a release, the release commit that a dry run cannot name yet.
+pub fn build_lines(sh: &Shell, plan: &Plan) -> Vec<String> {
+    (plan.images.iter())
+        .map(|image| {
+            let mut shown = docker_build(sh, plan, image);
             for (key, value) in &mut shown.build_args {
                 match key.as_str() {
                     "REVISION" => *value = "<HEAD>".into(),
@@ -332,45 +324,73 @@ pub fn build_images(
             }
             format!("docker {}", docker::build_args(&shown).join(" "))
         })
-        .collect();
-    let built = exec.run_all(&lines, || {
-        let bin_dir = bin_dir.context("no binaries to build the images from")?;
-        for image in &plan.images {
-            context::stage(sh, &image.service, bin_dir)?;
-        }
-        build_all(sh, plan, &builds)
-    })?;
-    Ok(built.unwrap_or_else(|| vec![Outcome::default(); plan.images.len()]))
+        .collect()
 }
 
-fn build_all(sh: &Shell, plan: &Plan, builds: &[docker::Build]) -> anyhow::Result<Vec<Outcome>> {
-    let mut board = Board::new(plan.images.iter().map(|i| i.service.clone()).collect());
+/// Compiles every service in one `cargo build` and builds each image as soon as cargo reports
+/// its binary written, while the rest still compiles; then `then(image, shell)` runs on that
+/// image's thread (the release smoke-tests the backend there, long before the compile ends).
+/// Every service is compiled, even with `--only`: cargo unifies dependency features across the
+/// packages of one build, so building one alone would give it another binary and a new digest.
+/// Returns each image's outcome and the compile's seconds.
+pub fn build_as_compiled(
+    sh: &Shell,
+    plan: &Plan,
+    then: impl Fn(&Image, &Shell) -> anyhow::Result<()> + Sync,
+) -> anyhow::Result<(Vec<Outcome>, f64)> {
+    let bin_dir = services::bin_dir(sh);
+    let root = sh.current_dir();
+    let board = Mutex::new(Board::in_lines(plan.images.iter().map(|i| i.service.clone()).collect()));
+    let set = |i: usize, state: String| board.lock().unwrap_or_else(|e| e.into_inner()).set(i, state);
     let started = Instant::now();
-    let handles =
-        builds.iter().map(docker::start_build).collect::<Result<Vec<_>, _>>().context("starting docker build")?;
-    board.all("building");
-    let mut outcomes = vec![Outcome::default(); handles.len()];
-    let mut failures = Vec::new();
-    wait_all(&handles, |i, output| {
-        let image = &plan.images[i];
-        outcomes[i].seconds = started.elapsed().as_secs_f64();
-        if output.status.success() {
-            let first = &builds[i].tags[0];
-            outcomes[i].size = docker::size(sh, first).unwrap_or(0);
-            board.set(i, format!("built {}", human_size(outcomes[i].size)));
-        } else {
-            board.set(i, "build failed".into());
-            failures.push(format!(
-                "docker build of {} failed:\n{}",
-                image.service,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
+    std::thread::scope(|scope| {
+        let mut building = Vec::new();
+        let compiled = services::build_binaries_as_landed(sh, &plan.config.services, |service| {
+            let Some(i) = plan.images.iter().position(|image| image.service == service) else { return };
+            let (image, root, bin_dir, set, then) = (&plan.images[i], &root, &bin_dir, &set, &then);
+            building.push(scope.spawn(move || -> anyhow::Result<(usize, Outcome)> {
+                let sh = Shell::new()?;
+                sh.change_dir(root);
+                context::stage(&sh, &image.service, bin_dir)?;
+                let build = docker_build(&sh, plan, image);
+                let handle = docker::start_build(&build).context("starting docker build")?;
+                set(i, "building".into());
+                let mut output = None;
+                wait_all(std::slice::from_ref(&handle), |_, done| output = Some(done.clone()))?;
+                let output = output.context("docker build ended without a status")?;
+                if !output.status.success() {
+                    set(i, "build failed".into());
+                    bail!(
+                        "docker build of {} failed:\n{}",
+                        image.service,
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    );
+                }
+                let size = docker::size(&sh, &build.tags[0]).unwrap_or(0);
+                set(i, format!("built {}", human_size(size)));
+                then(image, &sh)?;
+                Ok((i, Outcome { size, seconds: started.elapsed().as_secs_f64(), ..Default::default() }))
+            }));
+        });
+        let compile = started.elapsed().as_secs_f64();
+        let mut outcomes = vec![None; plan.images.len()];
+        let mut failures = Vec::new();
+        for handle in building {
+            match handle.join() {
+                Ok(Ok((i, outcome))) => outcomes[i] = Some(outcome),
+                Ok(Err(e)) => failures.push(format!("{e:#}")),
+                Err(_) => failures.push("an image build panicked".into()),
+            }
         }
-    })?;
-    if !failures.is_empty() {
-        bail!("{}", failures.join("\n\n"));
-    }
-    Ok(outcomes)
+        compiled?;
+        if !failures.is_empty() {
+            bail!("{}", failures.join("\n\n"));
+        }
+        let outcomes = plan.images.iter().zip(outcomes).map(|(image, outcome)| {
+            outcome.with_context(|| format!("cargo reported no binary of {}: its image was not built", image.service))
+        });
+        Ok((outcomes.collect::<anyhow::Result<_>>()?, compile))
+    })
 }
 
 /// Waits for every handle, calling `done` as each one finishes (in finishing order); kills
@@ -409,7 +429,6 @@ pub fn push(sh: &Shell, plan: &mut Plan, exec: &Executor, outcomes: &mut [Outcom
 /// up to date, adopted (built from this commit elsewhere), or refused (another commit's).
 /// Nothing floating moves here.
 pub fn push_immutable(sh: &Shell, plan: &Plan, exec: &Executor, outcomes: &mut [Outcome]) -> anyhow::Result<()> {
-    let registry = plan.registry();
     let mut board = Board::new(plan.images.iter().map(|i| i.service.clone()).collect());
     let started = Instant::now();
     let fix = || format!("no floating tag was moved. Run the same command again once {} answers", plan.config.registry);
@@ -443,15 +462,19 @@ pub fn push_immutable(sh: &Shell, plan: &Plan, exec: &Executor, outcomes: &mut [
             to_push.iter().map(|&i| format!("docker push {}:{tag}", plan.images[i].reference)).collect();
         let pushed = exec.run_all(&lines, || {
             let digests = push_with_retries(plan, tag, &to_push, &mut board).with_context(fix)?;
+            // What the registry now serves under the tag, every image at once.
+            let served = plan.each_image(|i, image, registry| match to_push.contains(&i) {
+                true => registry.digest(&image.repo, tag),
+                false => Ok(None),
+            });
+            let served = served.with_context(fix)?;
             for (i, pushed) in &digests {
                 let image = &plan.images[*i];
-                board.set(*i, format!("verifying {tag}"));
-                let remote = registry.digest(&image.repo, tag).with_context(fix)?;
-                if remote.as_deref() != Some(pushed.as_str()) {
+                if served[*i].as_deref() != Some(pushed.as_str()) {
                     bail!(
                         "{}:{tag}: pushed {pushed}, but the registry has {}; push again",
                         image.reference,
-                        remote.as_deref().unwrap_or("nothing")
+                        served[*i].as_deref().unwrap_or("nothing")
                     );
                 }
                 board.set(*i, format!("{tag} verified"));
@@ -683,6 +706,12 @@ impl Board {
         Board { names, states, live: std::io::stdout().is_terminal() && std::env::var_os("CI").is_none(), drawn: false }
     }
 
+    /// One line per change, never redrawn: for states that change while other output (cargo's)
+    /// goes to the terminal.
+    pub fn in_lines(names: Vec<String>) -> Board {
+        Board { live: false, ..Board::new(names) }
+    }
+
     pub fn set(&mut self, i: usize, state: String) {
         if self.states[i] == state {
             return;
@@ -692,12 +721,6 @@ impl Board {
             self.redraw();
         } else {
             println!("{:<12} {}", self.names[i], self.states[i]);
-        }
-    }
-
-    pub fn all(&mut self, state: &str) {
-        for i in 0..self.names.len() {
-            self.set(i, state.to_string());
         }
     }
 

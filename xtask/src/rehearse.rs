@@ -118,6 +118,12 @@ pub fn rehearse(sh: &Shell, version: Option<&str>) -> anyhow::Result<Vec<(&'stat
         }
         Ok(stdout)
     };
+    // xtask itself, compiled for the clone (a maintainer's is compiled already): not the release.
+    {
+        let _in_clone = sh.push_dir(&clone);
+        cmd!(sh, "cargo build --quiet --package xtask").env("CARGO_TARGET_DIR", &target_dir).run()?;
+    }
+    phase(&mut phases, "compile xtask", &mut since);
     let release = [String::from("release"), version.to_string(), "--yes".into()];
     let released = xtask(&clone, &release)?;
     // The release's last step is `cargo xtask verify`: pip install and gati start, as a user.

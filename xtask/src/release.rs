@@ -4,9 +4,10 @@
 //!
 //!   bump           every version surface and the CHANGELOG.md section (git-cliff), committed
 //!                  as "Release X"
-//!   build          binaries, the three images; a trial sdist and wheel, so that packaging errors
-//!                  stop the release before anything is public
-//!   smoke          the new backend image answers /health with this version
+//!   build          binaries; each image as soon as its binary lands, while the rest compiles;
+//!                  the backend image's /health (smoke test) as soon as it exists; beside it all,
+//!                  a trial sdist and wheel. A broken binary, image or package stops the release
+//!                  before anything is public, and the compile is the only wait
 //!   tag            vX.Y.Z, locally, on the commit that was built and tested
 //!   push-images    every image's immutable tag, each digest verified on the registry
 //!   package        sdist and wheel whose compose file pins every image by tag and verified digest
@@ -20,11 +21,17 @@
 //! `.tools/state` only keeps timings and the smoke test's result; a fresh CI runner with no
 //! journal continues a release that a laptop began, and finds a finished one finished.
 //! Running the same command again continues from the first step that is not done; after a
-//! complete release it changes nothing and says so.
+//! complete release it changes nothing and says so. A run that makes the release commit itself
+//! asks the world nothing more: nothing can come from a commit that did not exist.
+//!
+//! Speed: what can wait on the network or on another program does so side by side (preflight's
+//! checks, the images, each image's registry calls), and nothing waits for the compile that
+//! does not need its binaries. `cargo xtask bench release` shows the release beside its compile.
 
 use std::{
     io::{BufRead, IsTerminal, Write},
     path::{Path, PathBuf},
+    sync::Mutex,
     time::Instant,
 };
 
@@ -41,7 +48,6 @@ use crate::{
     interrupt::{self, Interrupted},
     journal::Journal,
     provision, python,
-    registry::Registry,
     surfaces::{self, Surfaces},
     verify,
     version::ReleaseVersion,
@@ -53,7 +59,6 @@ use crate::{
 enum Step {
     Bump,
     Build,
-    Smoke,
     Tag,
     PushImages,
     Package,
@@ -64,10 +69,9 @@ enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 10] = [
+    const ALL: [Step; 9] = [
         Step::Bump,
         Step::Build,
-        Step::Smoke,
         Step::Tag,
         Step::PushImages,
         Step::Package,
@@ -77,14 +81,13 @@ impl Step {
         Step::Verify,
     ];
     /// A release of an existing tag (CI on a tag push): the commit and the tag exist already.
-    const FROM_TAG: [Step; 7] =
-        [Step::Build, Step::Smoke, Step::PushImages, Step::Package, Step::Upload, Step::FloatingTags, Step::Verify];
+    const FROM_TAG: [Step; 6] =
+        [Step::Build, Step::PushImages, Step::Package, Step::Upload, Step::FloatingTags, Step::Verify];
 
     fn name(self) -> &'static str {
         match self {
             Step::Bump => "bump",
             Step::Build => "build",
-            Step::Smoke => "smoke",
             Step::Tag => "tag",
             Step::PushImages => "push-images",
             Step::Package => "package",
@@ -98,8 +101,10 @@ impl Step {
     fn describe(self) -> &'static str {
         match self {
             Step::Bump => "the version into every surface, the changes into CHANGELOG.md; commit \"Release X\"",
-            Step::Build => "the static binaries, the images, and a trial sdist and wheel (twine check)",
-            Step::Smoke => "the backend image answers /health with the version",
+            Step::Build => {
+                "the static binaries, each image as its binary lands, the backend image's /health (smoke test), \
+                 and a trial sdist and wheel (twine check)"
+            }
             Step::Tag => "tag vX on the commit that was built and tested",
             Step::PushImages => "push every immutable tag, each digest verified on the registry",
             Step::Package => "sdist and wheel pinning every image by tag and verified digest; twine check",
@@ -275,12 +280,6 @@ impl Release<'_> {
         Ok(match step {
             Step::Bump => true,
             Step::Build => self.built_from(&commit)?,
-            Step::Smoke => {
-                let backend = self.plan()?.images.into_iter().find(|i| i.service == "backend");
-                let image = backend.map(|b| format!("{}:{}", b.reference, self.version));
-                let id = image.and_then(|image| docker::image_id(self.sh, &image).ok());
-                id.is_some() && self.journal.proof(step.name()) == id.as_deref()
-            }
             Step::Tag => git::local_tag(self.sh, &self.tag).as_deref() == Some(commit.as_str()),
             Step::PushImages => self.images_pushed_from(&commit)?,
             Step::Package => match self.pinned_references() {
@@ -311,7 +310,6 @@ impl Release<'_> {
         match step {
             Step::Bump => self.bump(python),
             Step::Build => self.build(python),
-            Step::Smoke => self.smoke(),
             Step::Tag => self.make_tag(),
             Step::PushImages => self.push_images(),
             Step::Package => self.package(python),
@@ -573,43 +571,64 @@ impl Release<'_> {
         Ok(())
     }
 
-    /// The images, and a trial of the package (tag references, not yet digests) from HEAD, so
-    /// that a packaging error stops the release before anything is public.
+    /// The binaries, each image as soon as its binary lands, the backend's image smoke-tested
+    /// as soon as it exists (while the rest still compiles), and beside it all a trial of the
+    /// package (tag references, not yet digests) from HEAD: a broken binary, image or package
+    /// stops the release before anything is public. The compile is the wait.
     fn build(&mut self, python: &Path) -> anyhow::Result<()> {
         let plan = self.plan()?;
         let sh = self.sh;
-        let cargo = crate::services::build_command(sh, &self.config.services);
         let references = self.references(&plan, None);
-        let trial = format!(
-            "sdist and wheel of <sdk/ of the release commit, naming {}> into {} (build, no isolation), \
-             twine check --strict, the wheel's pins",
-            references.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>().join(" "),
-            self.trial_dir().display()
-        );
-        // The trial package needs no binary: it is built beside the compile, which is the wait.
-        let bin_dir = self.exec.run_all(&[cargo.to_string(), trial], || {
+        let backend = self.backend_image(&plan)?;
+        let mut lines = vec![
+            crate::services::build_command(sh, &self.config.services).to_string(),
+            format!(
+                "sdist and wheel of <sdk/ of the release commit, naming {}> into {} (build, no isolation), \
+                 twine check --strict, the wheel's pins",
+                references.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>().join(" "),
+                self.trial_dir().display()
+            ),
+        ];
+        lines.extend(images::build_lines(sh, &plan));
+        lines.push(format!(
+            "docker run --detach --rm --publish 127.0.0.1::8000 {backend}, then GET /health: {}",
+            self.version
+        ));
+        let built = self.exec.run_all(&lines, || {
+            let (root, trial_dir, version) = (sh.current_dir(), self.trial_dir(), &self.version);
+            let smoke_tested: Mutex<Option<String>> = Mutex::new(None);
             std::thread::scope(|scope| {
-                let (root, trial_dir, version) = (sh.current_dir(), self.trial_dir(), &self.version);
-                let package = scope.spawn(move || {
+                let package = scope.spawn(|| {
                     let sh = Shell::new()?;
-                    sh.change_dir(root);
+                    sh.change_dir(&root);
                     build_package(&sh, python, &trial_dir, version, &references)
                 });
-                let compiling = Instant::now();
-                let compiled = crate::services::build_binaries(sh, &self.config.services);
-                let seconds = compiling.elapsed().as_secs_f64();
+                let images = images::build_as_compiled(sh, &plan, |image, sh| {
+                    if image.service == "backend" {
+                        let id = smoke_test(sh, &backend, version)?;
+                        *smoke_tested.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
+                    }
+                    Ok(())
+                });
                 let packaged = package.join().map_err(|_| anyhow::anyhow!("the trial package build panicked"))?;
-                let bin_dir = compiled?;
+                let (_, compile) = images?;
                 packaged.context("the trial package")?;
-                Ok((bin_dir, seconds))
+                let id = smoke_tested.into_inner().ok().flatten().context("the backend image was not smoke-tested")?;
+                Ok((compile, id))
             })
         })?;
-        if let Some((_, seconds)) = &bin_dir {
+        if let Some((compile, id)) = built {
             // Timed apart for `cargo xtask bench release`: compiling the new version is the wait.
-            self.journal.time("compile", *seconds)?;
+            self.journal.time("compile", compile)?;
+            self.journal.record(SMOKE, &id)?;
         }
-        images::build_images(sh, &plan, &self.exec, bin_dir.as_ref().map(|(dir, _)| dir.as_path()))?;
         Ok(())
+    }
+
+    /// The backend's image of this version: `registry/namespace/gati-backend:X`.
+    fn backend_image(&self, plan: &Plan) -> anyhow::Result<String> {
+        let backend = plan.images.iter().find(|i| i.service == "backend").context("no backend image")?;
+        Ok(format!("{}:{}", backend.reference, self.version))
     }
 
     fn trial_dir(&self) -> PathBuf {
@@ -632,7 +651,7 @@ impl Release<'_> {
     /// The references the package pins: the digests the registry serves for this version.
     fn pinned_references(&self) -> anyhow::Result<Vec<(String, String)>> {
         let plan = self.plan()?;
-        let digests = self.verified_digests(&plan, &plan.registry())?;
+        let digests = self.verified_digests(&plan)?;
         Ok(self.references(&plan, Some(&digests)))
     }
 
@@ -694,7 +713,8 @@ impl Release<'_> {
         self.dist_dir.with_file_name(format!("release-{}-files", self.version))
     }
 
-    /// The local images carry HEAD's revision label, and the trial package was built from HEAD.
+    /// The local images carry HEAD's revision label, the backend's passed the smoke test (the
+    /// journal keeps the id of the image that did), and the trial package was built from HEAD.
     fn built_from(&self, commit: &str) -> anyhow::Result<bool> {
         let plan = self.plan()?;
         for image in &plan.images {
@@ -703,55 +723,11 @@ impl Release<'_> {
                 return Ok(false);
             }
         }
-        Ok(python::built_as(&self.trial_dir(), commit, &self.references(&plan, None)))
-    }
-
-    /// Runs the new backend image and asks it for /health; records the image id it tested.
-    fn smoke(&mut self) -> anyhow::Result<()> {
-        let plan = self.plan()?;
-        let backend = plan.images.iter().find(|i| i.service == "backend").context("no backend image")?;
-        let image = format!("{}:{}", backend.reference, self.version);
-        let what =
-            format!("docker run --detach --rm --publish 127.0.0.1::8000 {image}, then GET /health: {}", self.version);
-        if let Some(id) = self.exec.run(&what, || self.smoke_test(&image))? {
-            self.journal.record(Step::Smoke.name(), &id)?;
+        let tested = docker::image_id(self.sh, &self.backend_image(&plan)?).ok();
+        if tested.is_none() || self.journal.proof(SMOKE) != tested.as_deref() {
+            return Ok(false);
         }
-        Ok(())
-    }
-
-    fn smoke_test(&self, image: &str) -> anyhow::Result<String> {
-        let sh = self.sh;
-        let name = format!("gati-smoke-{}", std::process::id());
-        cmd!(sh, "docker run --detach --rm --name {name} --publish 127.0.0.1::8000 {image}")
-            .quiet()
-            .ignore_stdout()
-            .run()?;
-        let result = (|| {
-            let address = cmd!(sh, "docker port {name} 8000").quiet().read()?;
-            let address = address.lines().next().context("the smoke container publishes no port")?.to_string();
-            let url = format!("http://{address}/health");
-            let deadline = Instant::now() + std::time::Duration::from_secs(30);
-            loop {
-                interrupt::check()?;
-                let answer =
-                    cmd!(sh, "curl --silent --max-time 2 {url}").quiet().ignore_status().read().unwrap_or_default();
-                if let Ok(health) = serde_json::from_str::<serde_json::Value>(&answer) {
-                    let version = health["version"].as_str().unwrap_or_default();
-                    anyhow::ensure!(
-                        version == self.version.to_string(),
-                        "{image} answers {answer}, not version {}",
-                        self.version
-                    );
-                    println!("smoke test: {image} answers {answer}");
-                    return Ok(());
-                }
-                anyhow::ensure!(Instant::now() < deadline, "{image} did not answer {url} within 30 s");
-                interrupt::sleep(std::time::Duration::from_millis(200))?;
-            }
-        })();
-        let _ = cmd!(sh, "docker rm --force {name}").quiet().ignore_stdout().ignore_stderr().run();
-        result?;
-        docker::image_id(sh, image)
+        Ok(python::built_as(&self.trial_dir(), commit, &self.references(&plan, None)))
     }
 
     fn make_tag(&mut self) -> anyhow::Result<()> {
@@ -854,15 +830,14 @@ impl Release<'_> {
         Ok(ours.iter().all(|f| have.iter().any(|(n, s)| *n == f.name() && *s == f.sha256)))
     }
 
-    fn verified_digests(&self, plan: &Plan, registry: &Registry) -> anyhow::Result<Vec<String>> {
-        plan.images
-            .iter()
-            .map(|image| {
-                registry
-                    .digest(&image.repo, &self.version.to_string())?
-                    .with_context(|| format!("{}:{} is not on the registry", image.reference, self.version))
-            })
-            .collect()
+    /// The digest of every image's immutable tag of this version, read side by side.
+    fn verified_digests(&self, plan: &Plan) -> anyhow::Result<Vec<String>> {
+        let tag = self.version.to_string();
+        plan.each_image(|_, image, registry| {
+            registry
+                .digest(&image.repo, &tag)?
+                .with_context(|| format!("{}:{tag} is not on the registry", image.reference))
+        })
     }
 
     fn move_floating_tags(&mut self) -> anyhow::Result<()> {
@@ -877,7 +852,7 @@ impl Release<'_> {
     fn floating_tags_moved(&self) -> anyhow::Result<bool> {
         let plan = self.plan()?;
         let registry = plan.registry();
-        let Ok(digests) = self.verified_digests(&plan, &registry) else { return Ok(false) };
+        let Ok(digests) = self.verified_digests(&plan) else { return Ok(false) };
         let (moves, _) = images::floating_moves(&plan)?;
         for tag in moves {
             for (image, digest) in plan.images.iter().zip(&digests) {
@@ -928,6 +903,41 @@ fn build_package(
     }
     Ok(())
 }
+
+/// Runs `image` (the new backend) and asks it for /health, which must report `version`; returns
+/// the id of the image it tested.
+fn smoke_test(sh: &Shell, image: &str, version: &ReleaseVersion) -> anyhow::Result<String> {
+    let name = format!("gati-smoke-{}", std::process::id());
+    cmd!(sh, "docker run --detach --rm --name {name} --publish 127.0.0.1::8000 {image}")
+        .quiet()
+        .ignore_stdout()
+        .run()?;
+    let result = (|| {
+        let address = cmd!(sh, "docker port {name} 8000").quiet().read()?;
+        let address = address.lines().next().context("the smoke container publishes no port")?.to_string();
+        let url = format!("http://{address}/health");
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            interrupt::check()?;
+            let answer =
+                cmd!(sh, "curl --silent --max-time 2 {url}").quiet().ignore_status().read().unwrap_or_default();
+            if let Ok(health) = serde_json::from_str::<serde_json::Value>(&answer) {
+                let reported = health["version"].as_str().unwrap_or_default();
+                anyhow::ensure!(reported == version.to_string(), "{image} answers {answer}, not version {version}");
+                println!("smoke test: {image} answers {answer}");
+                return Ok(());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "{image} did not answer {url} within 30 s");
+            interrupt::sleep(std::time::Duration::from_millis(200))?;
+        }
+    })();
+    let _ = cmd!(sh, "docker rm --force {name}").quiet().ignore_stdout().ignore_stderr().run();
+    result?;
+    docker::image_id(sh, image)
+}
+
+/// The journal's record of the smoke test: the id of the backend image that passed it.
+const SMOKE: &str = "smoke";
 
 /// What the release commit changes: the version surfaces and the changelog.
 fn release_commit_files() -> [&'static str; 5] {
