@@ -95,7 +95,7 @@ class Stack:
     def running(self):
         # The label both compose versions put on their containers (the project name as they
         # normalise it): asked of docker directly, it answers at once.
-        name = re.sub(r"[^-_a-z0-9]", "", project().lower())
+        name = re.sub(r"[^-_a-z0-9]", "", project().lower()).lstrip("-_")
         result = run(["docker", "ps", "--quiet", "--filter", f"label=com.docker.compose.project={name}"],
                      capture_output=True, text=True)
         return result.returncode == 0 and bool(result.stdout.strip())
@@ -210,7 +210,7 @@ def main(argv=None):
     parser.add_argument("--version", action="version", version=f"gati {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("start", help="start the stack at this package's version")
-    p.add_argument("-d", "--detach", action="store_true", help="return once the stack is healthy")
+    p.add_argument("-d", "--detach", action="store_true", help="return once the backend answers")
     p.add_argument("--pull", choices=["always", "missing", "never"], default="missing",
                    help="when to pull the images (default: missing)")
     p.set_defaults(func=start)

@@ -151,7 +151,7 @@ fn bench_release(sh: &Shell) -> anyhow::Result<()> {
     println!("  cargo xtask release, preflight to verify, as rehearsed                   {release:>7.1} s");
     println!("    compiling the new version (the old flow got binaries): the wait         {compile:>7.1} s");
     println!("    verify: pip install and gati start from outside (the old flow had none) {verify:>7.1} s");
-    println!("    the rest: checks, smoke, verified pushes, package, upload, tags, git    {rest:>7.1} s");
+    println!("    the rest: checks, last image, pushes, package, upload, tags, git        {rest:>7.1} s");
     println!(
         "  release beside the compile: release - compile                            {:>+7.1} s",
         release - compile

@@ -102,7 +102,8 @@ pub enum BenchWhat {
     Release,
 }
 
-/// Build the service images (one `cargo build`, then every `docker build` at once) and, with
+/// Build the service images (one `cargo build`, each `docker build` as soon as its binary is
+/// compiled) and, with
 /// `--push`, push them: every immutable tag first, each digest verified against the registry,
 /// and only then the floating tags (`X.Y`, `latest`, `edge`), which never move backwards.
 #[derive(clap::Args, Debug, Clone)]

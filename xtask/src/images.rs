@@ -3,7 +3,8 @@
 //!
 //! 1. Refusals, all reported together, before anything is built: daemon, Dockerfiles, likely
 //!    secrets in a build context, a release pushed from a dirty tree, registry access.
-//! 2. One `cargo build` of the static binaries; the `docker build`s in parallel.
+//! 2. One `cargo build` of the static binaries; each image's `docker build` as soon as cargo
+//!    reports its binary written, while the rest still compiles.
 //! 3. Push every immutable tag (in parallel), skipping those whose digest the registry already
 //!    has ("up to date"), and verify each pushed digest against the registry's manifest.
 //! 4. Only then the floating tags, set on the registry to the verified digests, never backwards.
@@ -169,7 +170,7 @@ impl Plan {
                 .map(|(i, image)| scope.spawn(move || read(i, image, &self.registry())))
                 .collect();
             let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
-                h.join().unwrap_or_else(|_| bail!("a registry read panicked"))
+                h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a registry read panicked")))
             };
             handles.into_iter().map(join).collect()
         })
@@ -303,7 +304,7 @@ fn docker_build(sh: &Shell, plan: &Plan, image: &Image) -> docker::Build {
 
 /// The binaries, and every image as its binary lands (see [`build_as_compiled`]).
 pub fn build(sh: &Shell, plan: &Plan, exec: &Executor) -> anyhow::Result<Vec<Outcome>> {
-    let mut lines = vec![services::build_command(sh, &plan.config.services).to_string()];
+    let mut lines = vec![services::reporting_build_command(sh, &plan.config.services).to_string()];
     lines.extend(build_lines(sh, plan));
     let built = exec.run_all(&lines, || build_as_compiled(sh, plan, |_, _| Ok(())))?;
     Ok(built.map_or_else(|| vec![Outcome::default(); plan.images.len()], |(outcomes, _)| outcomes))
@@ -355,9 +356,7 @@ pub fn build_as_compiled(
                 let build = docker_build(&sh, plan, image);
                 let handle = docker::start_build(&build).context("starting docker build")?;
                 set(i, "building".into());
-                let mut output = None;
-                wait_all(std::slice::from_ref(&handle), |_, done| output = Some(done.clone()))?;
-                let output = output.context("docker build ended without a status")?;
+                let output = wait_one(&handle)?;
                 if !output.status.success() {
                     set(i, "build failed".into());
                     bail!(
@@ -378,19 +377,35 @@ pub fn build_as_compiled(
         for handle in building {
             match handle.join() {
                 Ok(Ok((i, outcome))) => outcomes[i] = Some(outcome),
-                Ok(Err(e)) => failures.push(format!("{e:#}")),
-                Err(_) => failures.push("an image build panicked".into()),
+                Ok(Err(e)) => failures.push(e),
+                Err(_) => failures.push(anyhow::anyhow!("an image build panicked")),
             }
         }
         compiled?;
+        // Ctrl-C stops the docker builds and the smoke test too: interrupted, not failed.
+        interrupt::check()?;
         if !failures.is_empty() {
-            bail!("{}", failures.join("\n\n"));
+            bail!("{}", failures.iter().map(|e| format!("{e:#}")).collect::<Vec<_>>().join("\n\n"));
         }
         let outcomes = plan.images.iter().zip(outcomes).map(|(image, outcome)| {
             outcome.with_context(|| format!("cargo reported no binary of {}: its image was not built", image.service))
         });
         Ok((outcomes.collect::<anyhow::Result<_>>()?, compile))
     })
+}
+
+/// Waits for one handle; kills it when the user interrupts.
+fn wait_one(handle: &duct::Handle) -> anyhow::Result<std::process::Output> {
+    loop {
+        if let Err(interrupted) = interrupt::check() {
+            let _ = handle.kill();
+            return Err(interrupted);
+        }
+        if let Some(output) = handle.try_wait()? {
+            return Ok(output.clone());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Waits for every handle, calling `done` as each one finishes (in finishing order); kills

@@ -1,9 +1,11 @@
 """The Python package's builds and checks in one process (run by xtask/src/python.rs with the
 project's pinned tools; `python -c` cannot import this file, so it is passed as a string).
 
-  build SDK OUT EPOCH   sdist and wheel of SDK into OUT, as `python -m build --no-isolation` makes
-                        them (the same PEP 517 frontend, `build`, from its API: the sdist, then the
-                        wheel from the unpacked sdist), the sdist made reproducible, then
+  build SDK OUT EPOCH   sdist and wheel of SDK into OUT, as `python -m build --no-isolation
+                        --skip-dependency-check` makes them (the same PEP 517 frontend, `build`,
+                        from its API: the sdist, then the wheel from the unpacked sdist; the
+                        backend is the pinned setuptools of the tools' venv), the sdist made
+                        reproducible, then
                         `twine check --strict`; prints one JSON object: the files and what the
                         wheel pins.
   pins PATH             what a wheel (or an installed `gati` directory) pins, as JSON.
@@ -73,7 +75,9 @@ def build(sdk, out, epoch):
     sdist = ProjectBuilder(sdk, runner=quiet_subprocess_runner).build("sdist", out)
     with tempfile.TemporaryDirectory() as unpacked:
         with tarfile.open(sdist) as archive:
-            archive.extractall(unpacked, filter="data")
+            # Our own archive, but extracted as any other: no links out, no device files.
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            archive.extractall(unpacked, **safe)
         top = os.path.join(unpacked, os.path.basename(sdist)[: -len(".tar.gz")])
         wheel = ProjectBuilder(top, runner=quiet_subprocess_runner).build("wheel", out)
     reproducible_sdist(sdist, epoch)

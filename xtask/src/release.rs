@@ -22,7 +22,8 @@
 //! journal continues a release that a laptop began, and finds a finished one finished.
 //! Running the same command again continues from the first step that is not done; after a
 //! complete release it changes nothing and says so. A run that makes the release commit itself
-//! asks the world nothing more: nothing can come from a commit that did not exist.
+//! skips those proofs for the later steps (nothing can come from a commit that did not exist);
+//! the steps still read the registry and the index before they act.
 //!
 //! Speed: what can wait on the network or on another program does so side by side (preflight's
 //! checks, the images, each image's registry calls), and nothing waits for the compile that
@@ -343,11 +344,12 @@ impl Release<'_> {
         // The tree already says this version: a release that began before (here or elsewhere),
         // whose artifacts are recognised as its own by their commit and their bytes.
         let continuing = self.version == *current;
-        let head = self.head().ok();
+        let head_read = self.head();
+        let head = head_read.as_ref().ok();
         let plan = self.plan();
         let (branch, tag, version, from_tag) = (&self.config.branch, &self.tag, &self.version, self.from_tag);
         let index_simple = &self.config.index_simple;
-        let ours = |commit: &String| continuing && head.as_ref() == Some(commit);
+        let ours = |commit: &String| continuing && head == Some(commit);
         let in_root = |root: &Path| -> anyhow::Result<Shell> {
             let sh = Shell::new()?;
             sh.change_dir(root);
@@ -416,13 +418,16 @@ impl Release<'_> {
 
         // Each check: Ok(None) passes, Ok(Some(problem)) fails, Err is a problem too.
         let mut checks: Vec<anyhow::Result<Option<String>>> = Vec::new();
+        if let Err(e) = &head_read {
+            checks.push(Err(anyhow::anyhow!("reading HEAD: {e:#}")));
+        }
         if from_tag {
             checks
                 .push(Ok((!continuing)
                     .then(|| format!("tag {tag} does not match the version surfaces, which say {current}"))));
             checks.push(Ok(match git::local_tag(sh, tag) {
                 None => Some(format!("there is no tag {tag}: fetch it (`git fetch --tags`)")),
-                Some(commit) if head.as_ref() != Some(&commit) => {
+                Some(commit) if head != Some(&commit) => {
                     Some(format!("tag {tag} is not HEAD: check it out (`git checkout {tag}`)"))
                 }
                 Some(_) => None,
@@ -581,7 +586,7 @@ impl Release<'_> {
         let references = self.references(&plan, None);
         let backend = self.backend_image(&plan)?;
         let mut lines = vec![
-            crate::services::build_command(sh, &self.config.services).to_string(),
+            crate::services::reporting_build_command(sh, &self.config.services).to_string(),
             format!(
                 "sdist and wheel of <sdk/ of the release commit, naming {}> into {} (build, no isolation), \
                  twine check --strict, the wheel's pins",

@@ -35,12 +35,16 @@ pub fn bin_dir(sh: &Shell) -> PathBuf {
     crate::target_dir(sh).join(TARGET).join("release")
 }
 
-/// Builds the binaries like [`build_binaries`], calling `landed(service)` as soon as cargo has
-/// written that service's binary, while the others still compile: cargo reports each one on
+/// The `cargo build` of [`build_binaries_as_landed`]: cargo reports each binary written on
 /// stdout (`--message-format=json-render-diagnostics`; its progress and errors stay on stderr).
+pub fn reporting_build_command<'a>(sh: &'a Shell, services: &[String]) -> xshell::Cmd<'a> {
+    build_command(sh, services).arg("--message-format=json-render-diagnostics")
+}
+
+/// Builds the binaries like [`build_binaries`], calling `landed(service)` as soon as cargo has
+/// written that service's binary, while the others still compile.
 pub fn build_binaries_as_landed(sh: &Shell, services: &[String], mut landed: impl FnMut(&str)) -> anyhow::Result<()> {
-    let command = build_command(sh, services).arg("--message-format=json-render-diagnostics");
-    let mut command: Command = command.into();
+    let mut command: Command = reporting_build_command(sh, services).into();
     let mut child = command.stdout(Stdio::piped()).spawn().context("starting cargo build")?;
     let stdout = child.stdout.take().context("cargo build's stdout")?;
     // A reader thread hands over the lines, so that this one can also watch for Ctrl-C.
@@ -69,6 +73,8 @@ pub fn build_binaries_as_landed(sh: &Shell, services: &[String], mut landed: imp
         }
     }
     let status = child.wait()?;
+    // Ctrl-C reaches cargo too, which may end before this thread sees the flag.
+    crate::interrupt::check()?;
     anyhow::ensure!(status.success(), "building the static service binaries failed ({status})");
     Ok(())
 }
