@@ -243,3 +243,28 @@ fn check_pin(
     }
     Ok(problems)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pip_report_names_the_file_installed_and_its_sha256() {
+        let report = |url: &str, archive: serde_json::Value| {
+            serde_json::json!({"version": "1", "install": [
+                {"metadata": {"name": "langchain-core"}, "download_info": {"url": "http://i/x.whl", "archive_info": {}}},
+                {"metadata": {"name": "gati", "version": "0.1.1"}, "download_info": {"url": url, "archive_info": archive}},
+            ]})
+        };
+        let wheel = report(
+            "http://127.0.0.1:1/packages/gati-0.1.1-py3-none-any.whl",
+            serde_json::json!({"hashes": {"sha256": "ab"}}),
+        );
+        assert_eq!(installed_file(&wheel).unwrap(), ("gati-0.1.1-py3-none-any.whl".into(), "ab".into()));
+        // Older pips give only `hash`; a link's fragment is not part of the name.
+        let sdist = report("http://i/gati-0.1.1.tar.gz#sha256=cd", serde_json::json!({"hash": "sha256=cd"}));
+        assert_eq!(installed_file(&sdist).unwrap(), ("gati-0.1.1.tar.gz".into(), "cd".into()));
+        assert!(installed_file(&report("http://i/gati-0.1.1.tar.gz", serde_json::json!({}))).is_err());
+        assert!(installed_file(&serde_json::json!({"install": []})).is_err());
+    }
+}
