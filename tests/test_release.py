@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 import urllib.request
 import venv
 import zipfile
@@ -336,7 +337,19 @@ def interrupt_while_frozen(service_proc):
     return action
 
 
-def test_sigint_during_the_image_push(registry, index, tree, env):
+def test_sigint_during_the_compile_then_during_the_image_push(registry, index, tree, env):
+    # The backend's image is built and smoke-tested while the other services still compile.
+    status, out, fired = release_until(tree, env, r"^smoke test: ", lambda proc: proc.send_signal(signal.SIGINT))
+    assert fired and status != 0
+    assert "build interrupted" in out and f"    cargo xtask release {NEW}" in out, out
+    # cargo stopped with its rustc processes, not cargo alone.
+    deadline = time.monotonic() + 10
+    while subprocess.run(["pgrep", "-f", f"{COPY_TARGET_DIR}/x86_64"], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "a compile of the interrupted release is still running"
+        time.sleep(0.2)
+    assert_consistent(registry, index, tree)
+    assert all(not registry.tags(repo(registry, s)) for s in SERVICES)
+
     try:
         status, out, fired = release_until(tree, env, rf"pushing {NEW}", interrupt_while_frozen(lambda: registry.proc))
     finally:

@@ -14,7 +14,11 @@ use crate::{
 impl flags::Bench {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         match self.what {
-            flags::BenchWhat::Images { rounds } => bench_images(sh, rounds.max(1)),
+            flags::BenchWhat::Images { rounds } => {
+                // Its image builds stop cargo's process group on Ctrl-C, as `images` does.
+                crate::interrupt::install();
+                bench_images(sh, rounds.max(1))
+            }
             flags::BenchWhat::Release => bench_release(sh),
         }
     }

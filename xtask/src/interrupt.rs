@@ -30,6 +30,7 @@ extern "C" fn on_signal(_: i32) {
 
 extern "C" {
     fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    fn kill(pid: i32, signum: i32) -> i32;
 }
 
 const SIGINT: i32 = 2;
@@ -41,6 +42,17 @@ pub fn install() {
     unsafe {
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
+    }
+}
+
+/// Sends SIGTERM to the process group `leader` leads (a child spawned with `process_group(0)`):
+/// the child and everything it started, e.g. cargo and its rustc processes.
+pub fn terminate_group(leader: u32) {
+    if let Ok(pid) = i32::try_from(leader) {
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory is shared.
+        unsafe {
+            kill(-pid, SIGTERM);
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::{
     io::{BufRead, BufReader},
+    os::unix::process::CommandExt,
     path::PathBuf,
     process::{Command, Stdio},
     sync::mpsc,
@@ -45,7 +46,8 @@ pub fn reporting_build_command<'a>(sh: &'a Shell, services: &[String]) -> xshell
 /// written that service's binary, while the others still compile.
 pub fn build_binaries_as_landed(sh: &Shell, services: &[String], mut landed: impl FnMut(&str)) -> anyhow::Result<()> {
     let mut command: Command = reporting_build_command(sh, services).into();
-    let mut child = command.stdout(Stdio::piped()).spawn().context("starting cargo build")?;
+    // A group of its own, so that Ctrl-C stops cargo's rustc processes too, not cargo alone.
+    let mut child = command.stdout(Stdio::piped()).process_group(0).spawn().context("starting cargo build")?;
     let stdout = child.stdout.take().context("cargo build's stdout")?;
     // A reader thread hands over the lines, so that this one can also watch for Ctrl-C.
     let (lines, received) = mpsc::channel();
@@ -67,13 +69,13 @@ pub fn build_binaries_as_landed(sh: &Shell, services: &[String], mut landed: imp
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         if crate::interrupt::check().is_err() {
-            let _ = child.kill();
+            crate::interrupt::terminate_group(child.id());
             let _ = child.wait();
             return crate::interrupt::check();
         }
     }
     let status = child.wait()?;
-    // Ctrl-C reaches cargo too, which may end before this thread sees the flag.
+    // Interrupted while cargo was ending: interrupted, whatever cargo's status says.
     crate::interrupt::check()?;
     anyhow::ensure!(status.success(), "building the static service binaries failed ({status})");
     Ok(())
