@@ -399,7 +399,7 @@ impl Release<'_> {
                     )
                 }))
             });
-            let tools = scope.spawn(|| python::missing_modules(python, &["build", "twine"]));
+            let tools = scope.spawn(|| python::missing_modules(python, &["build", "twine", "setuptools"]));
             // Images: the daemon, the contexts, the right to push, and immutable tags the registry
             // holds from another commit than HEAD (for a new version: any).
             let images = scope.spawn(|| match (&plan, in_root(&root)) {
