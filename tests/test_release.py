@@ -113,7 +113,9 @@ class CmdlineWatch:
 
     def run(self):
         while self.running:
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            # Listed without a stat (a glob's would fail on a process that just ended).
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                cmdline = Path("/proc", pid, "cmdline")
                 try:
                     text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 except OSError:
@@ -122,8 +124,11 @@ class CmdlineWatch:
             self.samples += 1
 
     def stop(self):
+        """Stops sampling; fails if the sampler itself died, rather than watching nothing."""
+        alive = self.thread.is_alive()
         self.running = False
         self.thread.join()
+        assert alive, "the command-line sampler stopped early"
 
 
 def test_a_release_reaches_registry_index_and_git_and_installs(registry, index, tree, env, tmp_path, images):
