@@ -350,8 +350,7 @@ pub fn build_as_compiled(
             let Some(i) = plan.images.iter().position(|image| image.service == service) else { return };
             let (image, root, bin_dir, set, then) = (&plan.images[i], &root, &bin_dir, &set, &then);
             building.push(scope.spawn(move || -> anyhow::Result<(usize, Outcome)> {
-                let sh = Shell::new()?;
-                sh.change_dir(root);
+                let sh = crate::shell_in(root)?;
                 context::stage(&sh, &image.service, bin_dir)?;
                 let build = docker_build(&sh, plan, image);
                 let handle = docker::start_build(&build).context("starting docker build")?;
@@ -536,6 +535,9 @@ pub fn move_floating(plan: &Plan, exec: &Executor, outcomes: &mut [Outcome]) -> 
     for line in stays {
         println!("{line}");
     }
+    if moves.is_empty() {
+        return Ok(());
+    }
     let immutable = &plan.tags.immutable[0];
     let what: Vec<String> = moves
         .iter()
@@ -544,9 +546,6 @@ pub fn move_floating(plan: &Plan, exec: &Executor, outcomes: &mut [Outcome]) -> 
             repos.map(move |repo| format!("registry: {repo}:{tag} -> the digest of {repo}:{immutable}"))
         })
         .collect();
-    if moves.is_empty() {
-        return Ok(());
-    }
     let known: Vec<Option<String>> = outcomes.iter().map(|o| o.digest.clone()).collect();
     let moved = exec
         .run_all(&what, || {

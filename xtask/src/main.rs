@@ -58,8 +58,7 @@ fn main() -> anyhow::Result<()> {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
     let flags = flags::Xtask::parse();
-    let sh = Shell::new()?;
-    sh.change_dir(project_root());
+    let sh = shell_in(&project_root())?;
     match flags.command {
         flags::Command::Test(cmd) => cmd.run(&sh),
         flags::Command::Bump(cmd) => cmd.run(&sh),
@@ -80,6 +79,14 @@ fn main() -> anyhow::Result<()> {
 fn project_root() -> PathBuf {
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
     PathBuf::from(manifest_dir).parent().unwrap().to_owned()
+}
+
+/// A shell of its own in `dir`: xshell's `Shell` is not shared between threads, so each thread
+/// that runs commands makes one.
+pub fn shell_in(dir: &std::path::Path) -> anyhow::Result<Shell> {
+    let sh = Shell::new()?;
+    sh.change_dir(dir);
+    Ok(sh)
 }
 
 /// Cargo's target directory: `CARGO_TARGET_DIR`, or `target/` in the workspace.

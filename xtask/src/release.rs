@@ -350,18 +350,13 @@ impl Release<'_> {
         let (branch, tag, version, from_tag) = (&self.config.branch, &self.tag, &self.version, self.from_tag);
         let index_simple = &self.config.index_simple;
         let ours = |commit: &String| continuing && head == Some(commit);
-        let in_root = |root: &Path| -> anyhow::Result<Shell> {
-            let sh = Shell::new()?;
-            sh.change_dir(root);
-            Ok(sh)
-        };
 
         let (origin, index, tools, images) = std::thread::scope(|scope| {
             let origin = scope.spawn(|| -> Vec<anyhow::Result<Option<String>>> {
                 if from_tag {
                     return vec![];
                 }
-                let sh = match in_root(&root) {
+                let sh = match crate::shell_in(&root) {
                     Ok(sh) => sh,
                     Err(e) => return vec![Err(e)],
                 };
@@ -402,7 +397,7 @@ impl Release<'_> {
             let tools = scope.spawn(|| python::missing_modules(python, &["build", "twine", "setuptools"]));
             // Images: the daemon, the contexts, the right to push, and immutable tags the registry
             // holds from another commit than HEAD (for a new version: any).
-            let images = scope.spawn(|| match (&plan, in_root(&root)) {
+            let images = scope.spawn(|| match (&plan, crate::shell_in(&root)) {
                 (Ok(plan), Ok(sh)) => plan.problems(&sh, true),
                 (Err(e), _) => vec![format!("{e:#}")],
                 (_, Err(e)) => vec![format!("{e:#}")],
@@ -604,8 +599,7 @@ impl Release<'_> {
             let smoke_tested: Mutex<Option<String>> = Mutex::new(None);
             std::thread::scope(|scope| {
                 let package = scope.spawn(|| {
-                    let sh = Shell::new()?;
-                    sh.change_dir(&root);
+                    let sh = crate::shell_in(&root)?;
                     build_package(&sh, python, &trial_dir, version, &references)
                 });
                 let images = images::build_as_compiled(sh, &plan, |image, sh| {
