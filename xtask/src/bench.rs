@@ -6,9 +6,11 @@ use anyhow::Context;
 use xshell::{cmd, Shell};
 
 use crate::{
-    context, flags, images, provision,
-    sandbox::{self, LocalRegistry},
-    services,
+    flags, images,
+    images::context,
+    ops::cargo,
+    ops::provision,
+    ops::sandbox::{self, LocalRegistry},
 };
 
 impl flags::Bench {
@@ -16,7 +18,7 @@ impl flags::Bench {
         match self.what {
             flags::BenchWhat::Images { rounds } => {
                 // Its image builds stop cargo's process group on Ctrl-C, as `images` does.
-                crate::interrupt::install();
+                crate::ops::interrupt::install();
                 bench_images(sh, rounds.max(1))
             }
             flags::BenchWhat::Release => bench_release(sh),
@@ -48,16 +50,16 @@ fn bench_images(sh: &Shell, rounds: usize) -> anyhow::Result<()> {
         let started = Instant::now();
         let problems = plan.problems(sh, true);
         anyhow::ensure!(problems.is_empty(), "preflight: {}", problems.join("; "));
-        let mut outcomes = images::build(sh, &plan, &crate::exec::Executor::new(false))?;
-        images::push(sh, &mut plan, &crate::exec::Executor::new(false), &mut outcomes)?;
+        let mut outcomes = images::build(sh, &plan, &crate::ops::exec::Executor::new(false))?;
+        images::push(sh, &mut plan, &crate::ops::exec::Executor::new(false), &mut outcomes)?;
         new_times.push(started.elapsed().as_secs_f64());
         bytes = outcomes.iter().map(|o| o.size).sum::<u64>();
 
         eprintln!("round {round}/{rounds}: the same command again, nothing changed");
         plan.no_cache = false;
         let started = Instant::now();
-        let mut outcomes = images::build(sh, &plan, &crate::exec::Executor::new(false))?;
-        images::push(sh, &mut plan, &crate::exec::Executor::new(false), &mut outcomes)?;
+        let mut outcomes = images::build(sh, &plan, &crate::ops::exec::Executor::new(false))?;
+        images::push(sh, &mut plan, &crate::ops::exec::Executor::new(false), &mut outcomes)?;
         rerun_times.push(started.elapsed().as_secs_f64());
     }
 
@@ -136,7 +138,7 @@ fn bench_release(sh: &Shell) -> anyhow::Result<()> {
     let (release, again) = (seconds("release"), seconds("release again"));
     // The rehearsed release compiled the new version; the old flow was given binaries.
     let version = plan.version.bump("patch")?;
-    let journal = crate::journal::Journal::open(
+    let journal = crate::release::journal::Journal::open(
         &sh.current_dir()
             .join(provision::TOOLS_DIR)
             .join("rehearsal")
@@ -171,12 +173,12 @@ fn bench_release(sh: &Shell) -> anyhow::Result<()> {
 /// Docker client configuration of the benchmark's own for the throwaway registries' logins.
 fn prepare(sh: &Shell, dir: &std::path::Path) -> anyhow::Result<images::Plan> {
     std::env::set_var("DOCKER_CONFIG", sandbox::private_docker_config(dir)?);
-    let overrides = crate::config::Overrides { registry: None, namespace: Some(sandbox::NAMESPACE.into()) };
-    let config = crate::config::load(sh, &overrides)?;
-    let version = crate::surfaces::Surfaces::read(&sh.current_dir())?.current(&config.services)?;
+    let overrides = crate::model::config::Overrides { registry: None, namespace: Some(sandbox::NAMESPACE.into()) };
+    let config = crate::model::config::load(sh, &overrides)?;
+    let version = crate::model::surfaces::Surfaces::read(&sh.current_dir())?.current(&config.services)?;
     let mut plan = images::Plan::for_version(sh, config, version, &[], false)?;
     plan.allow_dirty = true; // throwaway registries: nothing published depends on this tree
-    let bin_dir = services::build_binaries(sh, &plan.config.services)?;
+    let bin_dir = cargo::build_binaries(sh, &plan.config.services)?;
     for image in &plan.images {
         context::stage(sh, &image.service, &bin_dir)?;
     }

@@ -7,12 +7,12 @@ use xshell::Shell;
 
 use crate::{
     flags,
-    surfaces::{self, Surfaces},
+    model::surfaces::{self, Surfaces},
 };
 
 impl flags::Bump {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let config = crate::config::load_default(sh)?;
+        let config = crate::model::config::load_default(sh)?;
         print!("{}", self.bump_tree(&sh.current_dir(), &config.services)?);
         Ok(())
     }
@@ -48,7 +48,7 @@ impl flags::Bump {
 
 impl flags::Version {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let config = crate::config::load_default(sh)?;
+        let config = crate::model::config::load_default(sh)?;
         let found = Surfaces::read(&sh.current_dir())?;
         for (file, what, value) in found.found(&config.services)? {
             println!("{file:<28} {what:<32} {value}");
@@ -66,7 +66,7 @@ mod tests {
 
     use std::path::{Path, PathBuf};
 
-    use crate::{flags, surfaces};
+    use crate::{flags, model::surfaces};
 
     const FILES: [&str; 4] = [surfaces::VERSION_PY, surfaces::COMPOSE, surfaces::CARGO_TOML, surfaces::CARGO_LOCK];
 
@@ -187,7 +187,7 @@ mod tests {
         // Interrupted after every temporary and the marker were written: the next run finishes.
         let root = tree("interrupted", None);
         let found = surfaces::Surfaces::read(&root).unwrap();
-        let new = crate::version::ReleaseVersion::parse("0.2.0-rc.1").unwrap();
+        let new = crate::model::version::ReleaseVersion::parse("0.2.0-rc.1").unwrap();
         let edits = found.edits(&services(), &new).unwrap();
         for edit in &edits {
             let path = root.join(edit.path);

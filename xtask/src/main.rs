@@ -20,31 +20,18 @@
 
 mod bench;
 mod bump;
-mod changelog;
-mod config;
-mod context;
-mod docker;
 mod doctor;
-mod exec;
 mod flags;
-mod git;
 mod images;
-mod interrupt;
-mod journal;
 mod lint;
-mod provision;
+mod model;
+mod ops;
 mod python;
 mod registry;
 mod rehearse;
 mod release;
-mod retry;
-mod sandbox;
-mod services;
-mod surfaces;
-mod tags;
 mod test;
 mod verify;
-mod version;
 
 use std::path::PathBuf;
 

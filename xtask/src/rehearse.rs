@@ -14,10 +14,12 @@ use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
 use crate::{
-    config, flags, provision,
-    sandbox::{self, LocalIndex, LocalRegistry},
-    surfaces::Surfaces,
-    version::ReleaseVersion,
+    flags,
+    model::config,
+    model::surfaces::Surfaces,
+    model::version::ReleaseVersion,
+    ops::provision,
+    ops::sandbox::{self, LocalIndex, LocalRegistry},
 };
 
 impl flags::Rehearse {

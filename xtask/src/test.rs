@@ -12,9 +12,12 @@ use anyhow::Context;
 use xshell::{cmd, Shell};
 
 use crate::{
-    context, docker, flags, provision,
-    services::{self, STATIC_RUSTFLAGS, TARGET},
-    surfaces::Surfaces,
+    flags,
+    images::context,
+    model::surfaces::Surfaces,
+    ops::cargo::{self, STATIC_RUSTFLAGS, TARGET},
+    ops::docker,
+    ops::provision,
 };
 
 /// The image prefix the tests build under; never pushed anywhere.
@@ -34,8 +37,8 @@ impl flags::Test {
             .run()
             .context("Rust tests failed")?;
 
-        let config = crate::config::load_default(sh)?;
-        let bin_dir = services::build_binaries(sh, &config.services)?;
+        let config = crate::model::config::load_default(sh)?;
+        let bin_dir = cargo::build_binaries(sh, &config.services)?;
         let version = Surfaces::read(&sh.current_dir())?.current(&config.services)?.to_string();
         let version = version.as_str();
         if !self.no_images {

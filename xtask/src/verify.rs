@@ -16,11 +16,13 @@ use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
 use crate::{
-    config::{self, Config},
-    flags, provision, python,
+    flags,
+    model::config::{self, Config},
+    model::version::ReleaseVersion,
+    ops::provision,
+    ops::sandbox,
+    python,
     registry::Registry,
-    sandbox,
-    version::ReleaseVersion,
 };
 
 impl flags::Verify {

@@ -5,7 +5,7 @@
 //! builds of `main`. `X.Y` and `latest` never move backwards: each moves only when the release
 //! is the highest stable version in its scope among the tags already on the registry.
 
-use crate::version::ReleaseVersion;
+use crate::model::version::ReleaseVersion;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tags {

@@ -32,7 +32,7 @@ impl Executor {
         if self.dry_run {
             return Ok(None);
         }
-        crate::interrupt::check()?;
+        crate::ops::interrupt::check()?;
         effect().map(Some)
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use toml_edit::DocumentMut;
 
-use crate::version::ReleaseVersion;
+use crate::model::version::ReleaseVersion;
 
 pub const VERSION_PY: &str = "sdk/gati/version.py";
 pub const COMPOSE: &str = "sdk/gati/docker-compose.yml";

@@ -19,19 +19,21 @@ use std::{
 use anyhow::{bail, Context};
 use xshell::Shell;
 
+pub mod context;
+
 use crate::{
-    config::{Config, Overrides},
-    context, docker,
-    exec::Executor,
     flags,
-    git::{self, Head},
-    interrupt,
+    model::config::{Config, Overrides},
+    model::surfaces::Surfaces,
+    model::tags::{self, Move, Tags},
+    model::version::ReleaseVersion,
+    ops::cargo,
+    ops::docker,
+    ops::exec::Executor,
+    ops::git::{self, Head},
+    ops::interrupt,
+    ops::retry::Backoff,
     registry::{Credentials, Registry, Remote},
-    retry::Backoff,
-    services,
-    surfaces::Surfaces,
-    tags::{self, Move, Tags},
-    version::ReleaseVersion,
 };
 
 /// Everything decided before anything runs.
@@ -102,7 +104,7 @@ impl Plan {
     /// The plan of `cargo xtask images`: the version the surfaces agree on, where the flags say.
     pub fn new(sh: &Shell, flags: &flags::Images) -> anyhow::Result<Plan> {
         let overrides = Overrides { registry: flags.registry.clone(), namespace: flags.namespace.clone() };
-        let config = crate::config::load(sh, &overrides)?;
+        let config = crate::model::config::load(sh, &overrides)?;
         let version = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
         Plan::for_version(sh, config, version, &flags.only, flags.edge)
     }
@@ -133,7 +135,7 @@ impl Plan {
             })
             .collect();
         let tags = tags::for_build(&version, edge.then_some(head.commit.as_str()));
-        let source = repository_url(&sh.read_file(crate::config::CONFIG_FILE)?);
+        let source = repository_url(&sh.read_file(crate::model::config::CONFIG_FILE)?);
         let build_args = vec![
             ("VERSION".to_string(), version.to_string()),
             ("REVISION".to_string(), head.revision()),
@@ -304,7 +306,7 @@ fn docker_build(sh: &Shell, plan: &Plan, image: &Image) -> docker::Build {
 
 /// The binaries, and every image as its binary lands (see [`build_as_compiled`]).
 pub fn build(sh: &Shell, plan: &Plan, exec: &Executor) -> anyhow::Result<Vec<Outcome>> {
-    let mut lines = vec![services::reporting_build_command(sh, &plan.config.services).to_string()];
+    let mut lines = vec![cargo::reporting_build_command(sh, &plan.config.services).to_string()];
     lines.extend(build_lines(sh, plan));
     let built = exec.run_all(&lines, || build_as_compiled(sh, plan, |_, _| Ok(())))?;
     Ok(built.map_or_else(|| vec![Outcome::default(); plan.images.len()], |(outcomes, _)| outcomes))
@@ -339,14 +341,14 @@ pub fn build_as_compiled(
     plan: &Plan,
     then: impl Fn(&Image, &Shell) -> anyhow::Result<()> + Sync,
 ) -> anyhow::Result<(Vec<Outcome>, f64)> {
-    let bin_dir = services::bin_dir(sh);
+    let bin_dir = cargo::bin_dir(sh);
     let root = sh.current_dir();
     let board = Mutex::new(Board::in_lines(plan.images.iter().map(|i| i.service.clone()).collect()));
     let set = |i: usize, state: String| board.lock().unwrap_or_else(|e| e.into_inner()).set(i, state);
     let started = Instant::now();
     std::thread::scope(|scope| {
         let mut building = Vec::new();
-        let compiled = services::build_binaries_as_landed(sh, &plan.config.services, |service| {
+        let compiled = cargo::build_binaries_as_landed(sh, &plan.config.services, |service| {
             let Some(i) = plan.images.iter().position(|image| image.service == service) else { return };
             let (image, root, bin_dir, set, then) = (&plan.images[i], &root, &bin_dir, &set, &then);
             building.push(scope.spawn(move || -> anyhow::Result<(usize, Outcome)> {
@@ -412,7 +414,7 @@ fn wait_one(handle: &duct::Handle) -> anyhow::Result<std::process::Output> {
 fn wait_all(handles: &[duct::Handle], mut done: impl FnMut(usize, &std::process::Output)) -> anyhow::Result<()> {
     let mut pending: Vec<usize> = (0..handles.len()).collect();
     while !pending.is_empty() {
-        if let Err(interrupted) = crate::interrupt::check() {
+        if let Err(interrupted) = crate::ops::interrupt::check() {
             for i in pending {
                 let _ = handles[i].kill();
             }

@@ -11,7 +11,7 @@ use std::{
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
-use crate::docker::daemon_answers;
+use crate::ops::docker::daemon_answers;
 
 /// The repository's ignored tool directory.
 pub const TOOLS_DIR: &str = ".tools";

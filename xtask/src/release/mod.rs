@@ -39,19 +39,23 @@ use std::{
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
+pub mod journal;
+
 use crate::{
-    changelog,
-    config::{self, Config},
-    docker,
-    exec::Executor,
-    flags, git,
+    flags,
     images::{self, Outcome, Plan},
-    interrupt::{self, Interrupted},
-    journal::Journal,
-    provision, python,
-    surfaces::{self, Surfaces},
+    model::changelog,
+    model::config::{self, Config},
+    model::surfaces::{self, Surfaces},
+    model::version::ReleaseVersion,
+    ops::docker,
+    ops::exec::Executor,
+    ops::git,
+    ops::interrupt::{self, Interrupted},
+    ops::provision,
+    python,
+    release::journal::Journal,
     verify,
-    version::ReleaseVersion,
 };
 
 /// The steps of a release, in order. Every `match` on a step is exhaustive: a new step cannot
@@ -581,7 +585,7 @@ impl Release<'_> {
         let references = self.references(&plan, None);
         let backend = self.backend_image(&plan)?;
         let mut lines = vec![
-            crate::services::reporting_build_command(sh, &self.config.services).to_string(),
+            crate::ops::cargo::reporting_build_command(sh, &self.config.services).to_string(),
             format!(
                 "sdist and wheel of <sdk/ of the release commit, naming {}> into {} (build, no isolation), \
                  twine check --strict, the wheel's pins",

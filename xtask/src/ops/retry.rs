@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::interrupt;
+use crate::ops::interrupt;
 
 /// How long transient failures are retried in all: `GATI_RETRY_SECONDS`, default 60.
 pub fn budget() -> Duration {

@@ -27,7 +27,7 @@ pub fn build_command<'a>(sh: &'a Shell, services: &[String]) -> xshell::Cmd<'a> 
 
 /// Builds the binaries; returns the folder that holds them.
 pub fn build_binaries(sh: &Shell, services: &[String]) -> anyhow::Result<PathBuf> {
-    crate::interrupt::run_checked(build_command(sh, services), "building the static service binaries")?;
+    crate::ops::interrupt::run_checked(build_command(sh, services), "building the static service binaries")?;
     Ok(bin_dir(sh))
 }
 
@@ -68,15 +68,15 @@ pub fn build_binaries_as_landed(sh: &Shell, services: &[String], mut landed: imp
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
-        if crate::interrupt::check().is_err() {
-            crate::interrupt::terminate_group(child.id());
+        if crate::ops::interrupt::check().is_err() {
+            crate::ops::interrupt::terminate_group(child.id());
             let _ = child.wait();
-            return crate::interrupt::check();
+            return crate::ops::interrupt::check();
         }
     }
     let status = child.wait()?;
     // Interrupted while cargo was ending: interrupted, whatever cargo's status says.
-    crate::interrupt::check()?;
+    crate::ops::interrupt::check()?;
     anyhow::ensure!(status.success(), "building the static service binaries failed ({status})");
     Ok(())
 }

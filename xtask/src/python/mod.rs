@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
-use crate::interrupt;
+use crate::ops::interrupt;
 
 /// A built distribution file and its sha256.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub fn build(sh: &Shell, python: &Path, out: &Path, commit: &str, images: &[(Str
         .with_context(|| format!("extracting sdk/ of {commit}"))?;
     // The archives record file modes: the same ones on every machine, whatever its umask.
     cmd!(sh, "chmod -R u=rwX,go=rX {source}").quiet().run()?;
-    let compose = source.join(crate::surfaces::COMPOSE);
+    let compose = source.join(crate::model::surfaces::COMPOSE);
     let text = sh.read_file(&compose)?;
     sh.write_file(&compose, with_images(&text, images)?)?;
 
@@ -136,22 +136,23 @@ pub fn with_images(compose: &str, images: &[(String, String)]) -> anyhow::Result
             out.push_str(line);
             continue;
         }
-        let unexpected =
-            || format!("{}: `{}` is not `image: {OPEN}…}}/gati-<service>:…`", crate::surfaces::COMPOSE, line.trim());
+        let unexpected = || {
+            format!("{}: `{}` is not `image: {OPEN}…}}/gati-<service>:…`", crate::model::surfaces::COMPOSE, line.trim())
+        };
         let (indent, rest) = line.split_once(OPEN).with_context(unexpected)?;
         let (_, image) = rest.split_once("}/").with_context(unexpected)?;
         let name = image.split([':', '@']).next().unwrap_or_default().trim();
         let (service, reference) = images
             .iter()
             .find(|(service, _)| name == format!("gati-{service}"))
-            .with_context(|| format!("{}: {name} is not an image of this release", crate::surfaces::COMPOSE))?;
+            .with_context(|| format!("{}: {name} is not an image of this release", crate::model::surfaces::COMPOSE))?;
         // registry/namespace/gati-<service>… → ${GATI_IMAGE_PREFIX:-registry/namespace}/gati-<service>…
         let (prefix, tail) = reference.rsplit_once(&format!("/gati-{service}")).with_context(unexpected)?;
         out.push_str(&format!("{indent}{OPEN}{prefix}}}/gati-{service}{tail}\n"));
         seen.push(service.clone());
     }
     for (service, _) in images {
-        anyhow::ensure!(seen.contains(service), "{} has no image for {service}", crate::surfaces::COMPOSE);
+        anyhow::ensure!(seen.contains(service), "{} has no image for {service}", crate::model::surfaces::COMPOSE);
     }
     Ok(out)
 }

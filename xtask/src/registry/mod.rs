@@ -16,7 +16,7 @@ use std::{cell::RefCell, collections::HashMap, time::Duration};
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-use crate::retry::Backoff;
+use crate::ops::retry::Backoff;
 
 /// A user and a password or token. `Debug` never shows the password.
 #[derive(Clone)]
@@ -358,7 +358,7 @@ fn curl(
         .stdout_capture()
         .stderr_capture()
         .unchecked();
-    let output = crate::interrupt::output(curl).map_err(Failure::Permanent)?;
+    let output = crate::ops::interrupt::output(curl).map_err(Failure::Permanent)?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     let (message, written) = stderr.rsplit_once(WRITE_OUT_MARK).unwrap_or((&stderr, "{}"));
     if !output.status.success() {

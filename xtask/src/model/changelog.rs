@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use xshell::{cmd, Shell};
 
-use crate::version::ReleaseVersion;
+use crate::model::version::ReleaseVersion;
 
 pub const CHANGELOG: &str = "CHANGELOG.md";
 const HEADER: &str = "# Changelog\n\nEvery release of gati: its changes, the images it pins and how to install it.\n";

@@ -1,0 +1,9 @@
+//! The release's pure model: versions and their spellings, tags, the version surfaces, the
+//! configuration, the changelog. Nothing here spawns a process or asks the network; the files
+//! it reads and writes are the surfaces themselves.
+
+pub mod changelog;
+pub mod config;
+pub mod surfaces;
+pub mod tags;
+pub mod version;
