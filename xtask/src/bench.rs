@@ -46,20 +46,20 @@ fn bench_images(sh: &Shell, rounds: usize) -> anyhow::Result<()> {
         for image in &mut plan.images {
             image.reference = format!("{}/{}", new.address, image.repo);
         }
-        plan.no_cache = true;
+        plan.options.no_cache = true;
         let started = Instant::now();
-        let problems = plan.problems(sh, true);
+        let problems = images::checks::problems(sh, &plan, true);
         anyhow::ensure!(problems.is_empty(), "preflight: {}", problems.join("; "));
-        let mut outcomes = images::build(sh, &plan, &crate::ops::exec::Executor::new(false))?;
-        images::push(sh, &mut plan, &crate::ops::exec::Executor::new(false), &mut outcomes)?;
+        let mut outcomes = images::build::build(sh, &plan, &crate::ops::exec::Executor::new(false))?;
+        images::push::push(sh, &mut plan, &crate::ops::exec::Executor::new(false), &mut outcomes)?;
         new_times.push(started.elapsed().as_secs_f64());
         bytes = outcomes.iter().map(|o| o.size).sum::<u64>();
 
         eprintln!("round {round}/{rounds}: the same command again, nothing changed");
-        plan.no_cache = false;
+        plan.options.no_cache = false;
         let started = Instant::now();
-        let mut outcomes = images::build(sh, &plan, &crate::ops::exec::Executor::new(false))?;
-        images::push(sh, &mut plan, &crate::ops::exec::Executor::new(false), &mut outcomes)?;
+        let mut outcomes = images::build::build(sh, &plan, &crate::ops::exec::Executor::new(false))?;
+        images::push::push(sh, &mut plan, &crate::ops::exec::Executor::new(false), &mut outcomes)?;
         rerun_times.push(started.elapsed().as_secs_f64());
     }
 
@@ -176,8 +176,9 @@ fn prepare(sh: &Shell, dir: &std::path::Path) -> anyhow::Result<images::Plan> {
     let overrides = crate::model::config::Overrides { registry: None, namespace: Some(sandbox::NAMESPACE.into()) };
     let config = crate::model::config::load(sh, &overrides)?;
     let version = crate::model::surfaces::Surfaces::read(&sh.current_dir())?.current(&config.services)?;
-    let mut plan = images::Plan::for_version(sh, config, version, &[], false)?;
-    plan.allow_dirty = true; // throwaway registries: nothing published depends on this tree
+    // Throwaway registries: nothing published depends on this tree, which may be dirty.
+    let options = images::PlanOptions { allow_dirty: true, ..Default::default() };
+    let plan = images::Plan::for_version(sh, config, version, &options)?;
     let bin_dir = cargo::build_binaries(sh, &plan.config.services)?;
     for image in &plan.images {
         context::stage(sh, &image.service, &bin_dir)?;

@@ -1,14 +1,15 @@
-//! `cargo xtask doctor`: the old troubleshooting page as checks. Each says `ok` or gives a
-//! one-line fix; the exit status is 0 only when a release would pass its preflight. Nothing is
-//! changed: no login, no install.
-
-use std::path::Path;
+//! `cargo xtask doctor`: is this machine and configuration ready to release? Prints what the
+//! machine has (Docker, compose, Python), then every check of the release's preflight
+//! (`release::checks::CHECKS`, the same functions a release runs), asked about the next patch
+//! release. Exits 0 only when that release would pass its preflight. Changes nothing: no
+//! login, no install.
 
 use xshell::{cmd, Shell};
 
 use crate::{
-    flags, images::context, model::config, model::surfaces::Surfaces, ops::docker, ops::provision, python,
-    registry::Credentials, registry::Registry,
+    flags,
+    model::{config, surfaces::Surfaces},
+    release::{self, checks},
 };
 
 #[derive(Debug, PartialEq)]
@@ -19,7 +20,7 @@ enum Status {
     Fail,
 }
 
-struct Check {
+struct Line {
     name: &'static str,
     status: Status,
     /// What was found, or how to fix it.
@@ -28,20 +29,21 @@ struct Check {
 
 impl flags::Doctor {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let checks = checks(sh);
+        let mut lines = machine(sh);
+        lines.extend(release_checks(sh));
         if self.json {
-            println!("{}", json(&checks));
+            println!("{}", json(&lines));
         } else {
-            for c in &checks {
-                let status = match c.status {
+            for line in &lines {
+                let status = match line.status {
                     Status::Ok => "ok",
                     Status::Optional => "--",
                     Status::Fail => "FAIL",
                 };
-                println!("{status:<5} {:<22} {}", c.name, c.detail);
+                println!("{status:<5} {:<22} {}", line.name, line.detail);
             }
         }
-        let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+        let failed = lines.iter().filter(|l| l.status == Status::Fail).count();
         if failed > 0 {
             anyhow::bail!("{failed} check(s) failed: a release would stop in its preflight");
         }
@@ -52,10 +54,11 @@ impl flags::Doctor {
     }
 }
 
-fn check(name: &'static str, result: Result<String, String>) -> Check {
-    match result {
-        Ok(detail) => Check { name, status: Status::Ok, detail },
-        Err(fix) => Check { name, status: Status::Fail, detail: fix },
+/// One line per problem of an outcome, or its finding.
+fn lines_of(name: &'static str, outcome: checks::Outcome) -> Vec<Line> {
+    match outcome {
+        Ok(detail) => vec![Line { name, status: Status::Ok, detail }],
+        Err(problems) => problems.into_iter().map(|detail| Line { name, status: Status::Fail, detail }).collect(),
     }
 }
 
@@ -64,134 +67,67 @@ fn version_of(sh: &Shell, program: &str, args: &[&str]) -> Option<String> {
     Some(out.lines().next().unwrap_or("").trim().to_string())
 }
 
-fn checks(sh: &Shell) -> Vec<Check> {
-    let root = sh.current_dir();
-    let mut checks = Vec::new();
-    checks.push(check(
-        "docker client",
-        version_of(sh, "docker", &["--version"])
-            .ok_or_else(|| "install Docker (Debian: `apt-get install docker.io`)".into()),
-    ));
-    checks.push(check(
-        "docker daemon",
-        if docker::daemon_answers(sh) {
-            Ok(version_of(sh, "docker", &["info", "--format", "Docker Engine {{.ServerVersion}}"]).unwrap_or_default())
-        } else {
-            Err("not answering: start it (`sudo systemctl start docker`, `dockerd`, or Docker Desktop)".into())
-        },
-    ));
-    checks.push(match version_of(sh, "docker", &["buildx", "version"]) {
-        Some(v) => Check { name: "docker buildx", status: Status::Ok, detail: v },
-        None => Check {
-            name: "docker buildx",
-            status: Status::Optional,
-            detail: "absent: not needed (the images are FROM scratch; the classic builder is used). It would add \
-                     BuildKit caching and multi-platform images"
-                .into(),
-        },
-    });
+/// What only the machine says: the Docker client, compose (for `gati start`), Python.
+fn machine(sh: &Shell) -> Vec<Line> {
+    let found = |name, version: Option<String>, fix: &str| match version {
+        Some(detail) => Line { name, status: Status::Ok, detail },
+        None => Line { name, status: Status::Fail, detail: fix.to_string() },
+    };
     let compose = version_of(sh, "docker", &["compose", "version"]).map(|v| format!("v2: {v}")).or_else(|| {
         version_of(sh, "docker-compose", &["version", "--short"]).map(|v| format!("v1: docker-compose {v}"))
     });
-    checks.push(match compose {
-        Some(v) => Check { name: "docker compose", status: Status::Ok, detail: v },
-        None => Check {
-            name: "docker compose",
-            status: Status::Optional,
-            detail: "absent: a release does not need it, `gati start` does (install the compose plugin)".into(),
-        },
-    });
-    checks.push(check(
-        "python",
-        version_of(sh, "python3", &["--version"])
-            .ok_or_else(|| "install Python 3.9+ (Debian: `apt-get install python3-venv`)".into()),
-    ));
-    let venv_python = root.join(provision::TOOLS_DIR).join("venv").join("bin").join("python");
-    for module in ["build", "twine"] {
-        let name = if module == "build" { "python -m build" } else { "twine" };
-        checks.push(if venv_python.exists() {
-            check(
-                name,
-                version_of(sh, venv_python.to_str().unwrap_or("python"), &["-m", module, "--version"]).ok_or_else(
-                    || "missing from .tools/venv: delete .tools/venv, any release reinstalls it".to_string(),
-                ),
-            )
-        } else {
-            Check {
-                name,
-                status: Status::Optional,
-                detail: "not installed yet: the first `cargo xtask release` or `test` installs the pinned tools".into(),
-            }
-        });
-    }
-
-    let config = config::load_default(sh);
-    checks.push(check(
-        "configuration",
-        config
-            .as_ref()
-            .map(|c| format!("{}/{}, index {}", c.registry, c.namespace, c.index))
-            .map_err(|e| format!("{e:#}")),
-    ));
-    let Ok(config) = config else { return checks };
-
-    let credentials = Credentials::from_env();
-    checks.push(check(
-        "registry login",
-        match &credentials {
-            None => Err(format!("set DOCKER_USERNAME and DOCKER_PASSWORD (a token) for {}", config.registry)),
-            Some(c) => {
-                let registry = Registry::new(&config.registry, credentials.clone());
-                let repo = format!("{}/gati-{}", config.namespace, config.services[0]);
-                registry
-                    .check_push(&repo)
-                    .map(|()| format!("{} lets user {:?} push to {}", config.registry, c.user, config.namespace))
-                    .map_err(|e| format!("{e:#}"))
-            }
-        },
-    ));
-    checks.push(check(
-        "index credentials",
-        python::credentials_source(&config.index).map(|source| format!("{source}, for {}", config.index)).ok_or_else(
-            || {
-                "set TWINE_USERNAME=__token__ and TWINE_PASSWORD (an API token), give the index a ~/.pypirc section, or \
-                            publish from GitHub Actions with `id-token: write` (trusted publishing)"
-                    .into()
-            },
+    vec![
+        found(
+            "docker client",
+            version_of(sh, "docker", &["--version"]),
+            "install Docker (Debian: `apt-get install docker.io`)",
         ),
-    ));
-    checks.push(check(
-        "version surfaces",
-        Surfaces::read(&root)
-            .and_then(|s| s.current(&config.services))
-            .map(|v| format!("all say {v} (Python {})", v.pep440()))
-            .map_err(|e| format!("{e:#}")),
-    ));
-    for service in &config.services {
-        let missing: Vec<&str> = ["Dockerfile", ".dockerignore"]
-            .into_iter()
-            .filter(|f| !Path::new(&root).join(service).join(f).exists())
-            .collect();
-        let secrets = context::find_secrets(&root, &root.join(service));
-        checks.push(check(
-            "build context",
-            if !missing.is_empty() {
-                Err(format!("{service}/ lacks {}", missing.join(" and ")))
-            } else if !secrets.is_empty() {
-                Err(format!(
-                    "{} looks like a secret inside a build context: move it out of {service}/",
-                    secrets.join(", ")
-                ))
-            } else {
-                Ok(format!("{service}/: Dockerfile, .dockerignore, no likely secret"))
+        match compose {
+            Some(detail) => Line { name: "docker compose", status: Status::Ok, detail },
+            None => Line {
+                name: "docker compose",
+                status: Status::Optional,
+                detail: "absent: a release does not need it, `gati start` does (install the compose plugin)".into(),
             },
-        ));
-    }
-    checks
+        },
+        found(
+            "python",
+            version_of(sh, "python3", &["--version"]),
+            "install Python 3.9+ (Debian: `apt-get install python3-venv`)",
+        ),
+    ]
 }
 
-fn json(checks: &[Check]) -> String {
-    let items: Vec<serde_json::Value> = checks
+/// The configuration, the surfaces, then every preflight check for the next patch release.
+fn release_checks(sh: &Shell) -> Vec<Line> {
+    let config = match config::load_default(sh) {
+        Ok(config) => config,
+        Err(e) => return lines_of("configuration", Err(vec![format!("{e:#}")])),
+    };
+    let mut lines =
+        lines_of("configuration", Ok(format!("{}/{}, index {}", config.registry, config.namespace, config.index)));
+    let current = match Surfaces::read(&sh.current_dir()).and_then(|s| s.current(&config.services)) {
+        Ok(current) => current,
+        Err(e) => {
+            lines.extend(lines_of("version surfaces", Err(vec![format!("{e:#}")])));
+            return lines;
+        }
+    };
+    lines.extend(lines_of("version surfaces", Ok(format!("all say {current} (Python {})", current.pep440()))));
+    let release = current.bump("patch").and_then(|next| release::Release::for_checks(sh, config, next));
+    match release {
+        Ok(release) => {
+            for (name, outcome) in checks::run_all(&release, &current) {
+                lines.extend(lines_of(name, outcome));
+            }
+        }
+        Err(e) => lines.extend(lines_of("release", Err(vec![format!("{e:#}")]))),
+    }
+    lines
+}
+
+fn json(lines: &[Line]) -> String {
+    let items: Vec<serde_json::Value> = lines
         .iter()
         .map(|c| {
             let status = match c.status {
@@ -203,4 +139,25 @@ fn json(checks: &[Check]) -> String {
         })
         .collect();
     serde_json::Value::Array(items).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    /// doctor prints every preflight check: it runs the very list the release runs, so a check
+    /// added to the preflight is in doctor too. Its machine-only lines are named apart.
+    #[test]
+    fn doctor_covers_every_preflight_check() {
+        let sh = crate::shell_in(&crate::project_root()).unwrap();
+        let lines = super::release_checks(&sh);
+        let names: Vec<&str> = lines.iter().map(|l| l.name).collect();
+        for check in crate::release::checks::CHECKS.iter() {
+            assert!(
+                names.contains(&check.name),
+                "doctor does not print the preflight check {:?}: {names:?}",
+                check.name
+            );
+        }
+        let machine: Vec<&str> = super::machine(&sh).iter().map(|l| l.name).collect();
+        assert!(machine.iter().all(|m| !crate::release::checks::CHECKS.iter().any(|c| c.name == *m)), "{machine:?}");
+    }
 }

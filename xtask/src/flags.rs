@@ -3,10 +3,29 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "cargo xtask", about = "gati's build, test and release automation", version)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "gati's automation: tests, versions, images, releases",
+    long_about = "gati's automation: tests, versions, images, releases.\n\n\
+                  Runs from anywhere in the repository. `cargo xtask COMMAND --help` tells more of each command."
+)]
 pub struct Xtask {
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The command line, with what only the code knows added: the release's steps, from its list.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Xtask::command().mut_subcommand("release", |release| release.after_help(crate::release::steps_help()))
+}
+
+/// Parses the command line (exits with the help or an error when it does not parse).
+pub fn parse() -> Xtask {
+    use clap::FromArgMatches;
+    let matches = command().get_matches();
+    Xtask::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 #[derive(Subcommand, Debug)]
@@ -23,23 +42,32 @@ pub enum Command {
     Verify(Verify),
 }
 
-/// Check a release from outside, as a user meets it, on any machine (no journal, no
-/// credentials): the index serves the wheel and sdist of VERSION; every image the wheel pins
+/// Check a release from outside, as a user meets it
+///
+/// On any machine, with no journal: the index serves the wheel and sdist of VERSION; every image the wheel pins
 /// (`…:VERSION@sha256:…`) is served by the registry with VERSION's labels, and its tag still
 /// points at that digest; a fresh venv `pip install gati==VERSION` and `gati start` report
-/// VERSION on /health. Everything it starts is stopped and removed.
+/// VERSION on /health. Everything it starts is stopped and removed. The registry is read
+/// anonymously, as users of public images do; where it refuses anonymous reads, with
+/// DOCKER_USERNAME/DOCKER_PASSWORD (and its users must `docker login` first).
 #[derive(clap::Args, Debug)]
 pub struct Verify {
     /// The released version (either spelling, with or without a leading v).
     pub version: String,
 }
 
-/// Lint the GitHub workflows (actionlint, zizmor) and the Dockerfiles (hadolint).
+/// Lint the workflows and the Dockerfiles
+///
+/// actionlint and zizmor for the GitHub workflows, hadolint for the Dockerfiles; each must
+/// report nothing.
 #[derive(clap::Args, Debug)]
 pub struct Lint {}
 
-/// Check this machine and configuration for a release: each check `ok` or a one-line fix.
-/// Exits 0 only when a release would pass its preflight. Changes nothing.
+/// Check this machine and configuration for a release
+///
+/// What the machine has (Docker, compose, Python), then every check of the release's
+/// preflight, for the next patch release: each `ok` or its problem with the fix. Exits 0 only
+/// when that release would pass its preflight. Changes nothing.
 #[derive(clap::Args, Debug)]
 pub struct Doctor {
     /// Print the checks as JSON (for CI).
@@ -47,6 +75,8 @@ pub struct Doctor {
     pub json: bool,
 }
 
+/// Rehearse a complete release into throwaway services
+///
 /// A complete release into a throwaway registry and index on loopback, from a throwaway clone
 /// whose origin is a throwaway bare repository; then `pip install gati==VERSION` from that index
 /// into a fresh venv and `gati start` against that registry. Nothing reaches your remotes,
@@ -57,11 +87,11 @@ pub struct Rehearse {
     pub version: Option<String>,
 }
 
-/// Release VERSION: the images to the registry and the package to the index, together, in the
-/// order that keeps every failure resumable: preflight, bump and commit, build (and smoke-test),
-/// tag, push images (verified), package (pinned by digest), upload to the index, move the
-/// floating tags, push git, verify.
-/// Run the same command again after any failure to continue from the first unfinished step.
+/// Release a version: images, package and tag, together
+///
+/// The images to the registry and the package to the index, together, in the order that keeps
+/// every failure resumable. First the preflight: every problem at once, nothing changed. On a
+/// terminal it asks before changing anything (`--yes` skips that).
 #[derive(clap::Args, Debug)]
 pub struct Release {
     /// The version (either spelling) or a bump kind: major, minor, patch, alpha, beta, rc, release.
@@ -80,7 +110,10 @@ pub struct Release {
     pub dry_run: bool,
 }
 
-/// Measure, and print figures: no pass or fail.
+/// Measure, and print figures against a baseline
+///
+/// No pass or fail: each benchmark prints what it measured beside a baseline measured in the
+/// same run.
 #[derive(clap::Args, Debug)]
 pub struct Bench {
     #[command(subcommand)]
@@ -89,6 +122,8 @@ pub struct Bench {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchWhat {
+    /// `images --push` against the old sequential flow
+    ///
     /// `cargo xtask images --push` against the old flow (three `docker build`s, then six
     /// `docker push`es, one after another), cold, each into its own throwaway registry.
     Images {
@@ -96,16 +131,19 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 1)]
         rounds: usize,
     },
+    /// The rehearsed release against the old sequential flow
+    ///
     /// The rehearsal's release (`cargo xtask rehearse`) against the old flow for the same
     /// artifacts (three `docker build`s, six `docker push`es, `python -m build`, `twine upload`,
     /// one after another), and a re-run of the finished release.
     Release,
 }
 
-/// Build the service images (one `cargo build`, each `docker build` as soon as its binary is
-/// compiled) and, with
-/// `--push`, push them: every immutable tag first, each digest verified against the registry,
-/// and only then the floating tags (`X.Y`, `latest`, `edge`), which never move backwards.
+/// Build the service images, and push them
+///
+/// One `cargo build`, each `docker build` as soon as its binary is compiled; with `--push`,
+/// every immutable tag first, each digest verified against the registry, and only then the
+/// floating tags (`X.Y`, `latest`, `edge`), which never move backwards.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Images {
     /// Push to the registry (logs in first when DOCKER_USERNAME and DOCKER_PASSWORD are set).
@@ -128,8 +166,9 @@ pub struct Images {
     pub dry_run: bool,
 }
 
-/// Write a new version into every version surface: sdk/gati/version.py (PEP 440 spelling), the
-/// gati image tags in sdk/gati/docker-compose.yml, [workspace.package] version in Cargo.toml,
+/// Write a new version into every version surface
+///
+/// sdk/gati/version.py (PEP 440 spelling), the gati image tags in sdk/gati/docker-compose.yml, [workspace.package] version in Cargo.toml,
 /// and Cargo.lock. All files are replaced together, or none.
 #[derive(clap::Args, Debug)]
 #[command(after_help = BUMP_RULES)]
@@ -159,13 +198,17 @@ Bump rules:
                         alpha/beta/rc.
 The new version must be greater than the current one (--allow-downgrade to force).";
 
-/// Print the current version in both spellings and what each surface holds; exit non-zero when
-/// the surfaces disagree.
+/// Print the version and what each surface holds
+///
+/// The current version in both spellings, and each surface's value; exits non-zero when the
+/// surfaces disagree.
 #[derive(clap::Args, Debug)]
 pub struct Version {}
 
-/// Run every test: Rust unit tests, the services over HTTP, MCP and in Chromium, and the images
-/// in Docker. Installs what is missing on a Debian machine (as root) and starts `dockerd` if
+/// Run every test
+///
+/// Lint, Rust unit tests, the services over HTTP, MCP and in Chromium, the images in Docker,
+/// releases into throwaway registries and indexes. Installs what is missing on a Debian machine (as root) and starts `dockerd` if
 /// none answers, stopping it again afterwards.
 #[derive(clap::Args, Debug)]
 pub struct Test {
@@ -179,12 +222,44 @@ pub struct Test {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
+    /// The help of `cargo xtask` and of each command, as kept in `test-data/help/`. After a
+    /// change to the CLI, `UPDATE_SNAPSHOTS=1 cargo test -p xtask` rewrites them: read the diff.
+    #[test]
+    fn help_is_as_kept() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test-data").join("help");
+        let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+        let mut command = super::command();
+        let mut helps = vec![("cargo-xtask".to_string(), command.render_long_help().to_string())];
+        for sub in command.get_subcommands_mut() {
+            helps.push((format!("cargo-xtask-{}", sub.get_name()), sub.render_long_help().to_string()));
+        }
+        let mut stale = Vec::new();
+        for (name, help) in helps {
+            let path = dir.join(format!("{name}.txt"));
+            if update {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &help).unwrap();
+            } else if std::fs::read_to_string(&path).ok().as_deref() != Some(help.as_str()) {
+                stale.push(format!("{}:\n{help}", path.display()));
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "the help differs from its snapshot; if the change is meant, run \
+                `UPDATE_SNAPSHOTS=1 cargo test -p xtask` and read the diff:\n{}",
+            stale.join("\n")
+        );
+        let top = super::command().render_help().to_string();
+        let lines = top.lines().skip_while(|l| !l.starts_with("Commands:")).skip(1).take_while(|l| !l.is_empty());
+        assert!(
+            lines.clone().count() >= 10 && lines.clone().all(|l| l.len() < 80),
+            "one short line per command:\n{top}"
+        );
+    }
 
     #[test]
     fn cli_definition_is_valid() {
-        use clap::CommandFactory;
-        super::Xtask::command().debug_assert();
+        super::command().debug_assert();
     }
 
     /// Every `cargo xtask …` written in the workflows (`run:` lines), the README and the release
@@ -220,7 +295,7 @@ mod tests {
             }
             let argv = std::iter::once("cargo xtask".to_string())
                 .chain(args.split_whitespace().map(|w| w.trim_matches('"').replace("$TAG", "v1.2.3")));
-            match super::Xtask::try_parse_from(argv) {
+            match super::command().try_get_matches_from(argv) {
                 Ok(_) => {}
                 Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {}
                 Err(e) => panic!("{file}: `{command}` does not parse:\n{e}"),

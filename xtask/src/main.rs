@@ -35,7 +35,6 @@ mod verify;
 
 use std::path::PathBuf;
 
-use clap::Parser;
 use xshell::Shell;
 
 fn main() -> anyhow::Result<()> {
@@ -44,7 +43,7 @@ fn main() -> anyhow::Result<()> {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    let flags = flags::Xtask::parse();
+    let flags = flags::parse();
     let sh = shell_in(&project_root())?;
     match flags.command {
         flags::Command::Test(cmd) => cmd.run(&sh),
@@ -83,3 +82,6 @@ pub fn target_dir(sh: &Shell) -> PathBuf {
         None => sh.current_dir().join("target"),
     }
 }
+
+#[cfg(test)]
+mod tidy;

@@ -1,5 +1,5 @@
 //! `cargo xtask verify VERSION`: a release, checked from outside as a user meets it, on any
-//! machine, with no journal and no credentials.
+//! machine, with no journal.
 //!
 //! 1. The index has the wheel and the sdist of VERSION, with the sha256s the release uploaded
 //!    (when run by the release).
@@ -7,22 +7,28 @@
 //!    the index lists. Its compose file pins every image as `…/gati-<service>:VERSION@sha256:…`;
 //!    the registry serves each digest, labelled with VERSION (and the release's commit), and the
 //!    tag VERSION still points at it: a moved tag is named.
-//! 3. `gati start` pulls the pinned images anonymously; `/health` reports VERSION. Then
-//!    everything is stopped and removed.
+//! 3. `gati start` pulls the pinned images; `/health` reports VERSION. Then everything is
+//!    stopped and removed.
+//!
+//! The registry is read as a user of a public image reads it: anonymously. Where it refuses
+//! anonymous reads (htpasswd, private packages), verify reads it, and `gati start` pulls, with
+//! the release's credentials (`DOCKER_USERNAME`/`DOCKER_PASSWORD`), and says that users of that
+//! registry must `docker login` first.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
 use crate::{
     flags,
-    model::config::{self, Config},
-    model::version::ReleaseVersion,
-    ops::provision,
-    ops::sandbox,
-    python,
-    registry::Registry,
+    model::{
+        config::{self, Config},
+        version::ReleaseVersion,
+    },
+    ops::{docker, provision, sandbox},
+    python::{index, package::Pins, IndexFile},
+    registry::{Credentials, Registry},
 };
 
 impl flags::Verify {
@@ -40,8 +46,15 @@ impl flags::Verify {
 pub struct Expected {
     /// The commit the images were built from.
     pub revision: Option<String>,
-    /// `(file name, sha256)` of the uploaded files.
-    pub files: Vec<(String, String)>,
+    /// The uploaded files.
+    pub files: Vec<IndexFile>,
+}
+
+/// Who reads the registry and pulls the images: anyone, or only an account.
+enum Access {
+    Anonymous,
+    /// The registry refuses anonymous reads: the release's own account.
+    Login(Credentials),
 }
 
 pub fn verify(
@@ -70,36 +83,68 @@ fn verify_in(
     expected: &Expected,
     dir: &Path,
 ) -> anyhow::Result<()> {
-    let pep440 = version.pep440();
-    let simple = &config.index_simple;
+    let listed = check_index(config, version, expected)?;
+    let venv = dir.join("venv");
+    let mut problems = install(sh, python, config, version, &listed, dir, &venv)?;
+    let pins = Pins::of(sh, python, &installed_package(&venv)?)?;
+    if pins.version != version.pep440() {
+        problems.push(format!("the installed gati/version.py says {}, not {}", pins.version, version.pep440()));
+    }
+    let access = access(config, &pins.images)?;
+    let registry = Registry::new(&config.registry, access.credentials());
+    for reference in &pins.images {
+        problems.extend(check_pin(&registry, config, version, reference, expected.revision.as_deref())?);
+    }
+    problems.extend(one_pin_per_service(config, version, &pins.images));
+    if !problems.is_empty() {
+        bail!("gati {version} does not verify:\n  - {}", problems.join("\n  - "));
+    }
+    for reference in &pins.images {
+        println!("  pinned   {reference}: served by the registry, labelled {version}");
+    }
+    start(sh, config, version, &venv, &access)
+}
 
-    // 1. The index.
-    let listed = python::files_of_version(simple, &pep440)?;
+/// The index lists both files of the version, with the sha256s the release uploaded.
+fn check_index(config: &Config, version: &ReleaseVersion, expected: &Expected) -> anyhow::Result<Vec<IndexFile>> {
+    let (pep440, simple) = (version.pep440(), &config.index_simple);
+    let listed = index::files_of_version(simple, &pep440)?;
     let mut problems = Vec::new();
-    for name in python::dist_names(&pep440) {
-        if !listed.iter().any(|(n, _)| *n == name) {
+    for name in index::dist_names(&pep440) {
+        if !listed.iter().any(|f| f.name == name) {
             problems.push(format!("the index at {simple} does not list {name}"));
         }
     }
-    for (name, sha) in &expected.files {
-        match listed.iter().find(|(n, _)| n == name) {
-            Some((_, listed_sha)) if listed_sha != sha => {
-                problems.push(format!("the index serves {name} with sha256 {listed_sha}, the release uploaded {sha}"))
-            }
-            _ => {}
+    for file in &expected.files {
+        if let Some(theirs) = listed.iter().find(|f| f.name == file.name && f.sha256 != file.sha256) {
+            problems.push(format!(
+                "the index serves {} with sha256 {}, the release uploaded {}",
+                file.name, theirs.sha256, file.sha256
+            ));
         }
     }
     if !problems.is_empty() {
         bail!("gati {version} does not verify:\n  - {}", problems.join("\n  - "));
     }
+    Ok(listed)
+}
 
-    // 2. What a user installs, and what it pins. A fresh venv without pip of its own (seconds
-    // faster); the tools' pip installs into it, reporting what it downloaded: pip checks the
-    // bytes against the sha256 the index lists, and the report names the file and its sha256.
-    let venv = dir.join("venv");
+/// A fresh venv without pip of its own (seconds faster); the tools' pip installs into it,
+/// reporting what it downloaded: pip checks the bytes against the sha256 the index lists, and
+/// the report names the file and its sha256. Returns what is wrong with what was installed.
+fn install(
+    sh: &Shell,
+    python: &Path,
+    config: &Config,
+    version: &ReleaseVersion,
+    listed: &[IndexFile],
+    dir: &Path,
+    venv: &Path,
+) -> anyhow::Result<Vec<String>> {
+    let (pep440, simple) = (version.pep440(), &config.index_simple);
     cmd!(sh, "{python} -m venv --without-pip {venv}").quiet().run().context("creating a fresh venv")?;
     let venv_python = venv.join("bin").join("python");
-    let requirement = format!("{}=={pep440}", python::PROJECT);
+    let requirement = format!("{}=={pep440}", index::PROJECT);
     let quiet = ["--quiet", "--disable-pip-version-check", "--no-cache-dir"];
     let report = dir.join("pip-report.json");
     cmd!(sh, "{python} -m pip --python {venv_python} install {quiet...} --index-url {simple} --report {report} {requirement}")
@@ -108,41 +153,83 @@ fn verify_in(
         .with_context(|| format!("pip install {requirement} from {simple}"))?;
     let report: serde_json::Value = serde_json::from_str(&sh.read_file(&report)?).context("reading pip's report")?;
     let (file, sha) = installed_file(&report)?;
-    let listed_sha = listed.iter().find(|(n, _)| *n == file).map(|(_, s)| s.as_str());
-    if file != python::dist_names(&pep440)[0] {
-        problems.push(format!("pip installed {file}, not the wheel {}", python::dist_names(&pep440)[0]));
+    let wheel = &index::dist_names(&pep440)[0];
+    let listed_sha = listed.iter().find(|f| f.name == file).map(|f| f.sha256.as_str());
+    Ok(if file != *wheel {
+        vec![format!("pip installed {file}, not the wheel {wheel}")]
     } else if listed_sha != Some(sha.as_str()) {
-        problems.push(format!("the index lists {file} with sha256 {listed_sha:?} but served bytes with {sha}"));
+        vec![format!("the index lists {file} with sha256 {listed_sha:?} but served bytes with {sha}")]
+    } else {
+        vec![]
+    })
+}
+
+/// Anonymous, as a user of a public image reads; the release's credentials where the registry
+/// refuses the anonymous.
+fn access(config: &Config, pinned: &[String]) -> anyhow::Result<Access> {
+    let Some(repo) = pinned.iter().find_map(|r| repository(config, r)) else { return Ok(Access::Anonymous) };
+    if Registry::new(&config.registry, None).reads_anonymously(&repo)? {
+        return Ok(Access::Anonymous);
     }
-    let pins = python::Pins::of(sh, python, &installed_package(&venv)?)?;
-    if pins.version != pep440 {
-        problems.push(format!("the installed gati/version.py says {}, not {pep440}", pins.version));
+    let Some(credentials) = Credentials::from_env() else {
+        bail!(
+            "{} refuses anonymous reads of {repo}: set DOCKER_USERNAME and DOCKER_PASSWORD to an account that may pull \
+             (its users must `docker login {}` before `gati start`)",
+            config.registry,
+            config.registry
+        );
+    };
+    println!(
+        "  {} refuses anonymous reads: verifying as {:?}, as its users must (`docker login {}` before `gati start`)",
+        config.registry, credentials.user, config.registry
+    );
+    Ok(Access::Login(credentials))
+}
+
+impl Access {
+    fn credentials(&self) -> Option<Credentials> {
+        match self {
+            Access::Anonymous => None,
+            Access::Login(credentials) => Some(credentials.clone()),
+        }
     }
-    let references = pins.images;
-    let registry = Registry::new(&config.registry, None);
-    for reference in &references {
-        problems.extend(check_pin(&registry, config, version, reference, expected.revision.as_deref())?);
-    }
+}
+
+/// `namespace/gati-<service>` of a pinned reference on the configured registry.
+fn repository(config: &Config, reference: &str) -> Option<String> {
+    let name = reference.split('@').next()?.strip_prefix(&format!("{}/", config.registry))?;
+    Some(name.rsplit_once(':').map_or(name, |(repo, _)| repo).to_string())
+}
+
+/// The wheel pins exactly one image of each service.
+fn one_pin_per_service(config: &Config, version: &ReleaseVersion, pinned: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
     for service in &config.services {
         let name = format!("{}/{}/gati-{service}:", config.registry, config.namespace);
-        let pins = references.iter().filter(|r| r.starts_with(&name)).count();
+        let pins = pinned.iter().filter(|r| r.starts_with(&name)).count();
         if pins != 1 {
             problems.push(format!("the wheel pins {pins} images for {service}, not one ({name}{version}@sha256:…)"));
         }
     }
-    if !problems.is_empty() {
-        bail!("gati {version} does not verify:\n  - {}", problems.join("\n  - "));
-    }
-    for reference in &references {
-        println!("  pinned   {reference}: served by the registry, labelled {version}");
-    }
+    problems
+}
 
-    // 3. What a user runs.
+/// What a user runs: `gati start` from the fresh venv, on free ports, pulling the pinned images
+/// (with a private login where the registry needs one); `/health` must report the version.
+/// Everything it started is stopped and removed.
+fn start(sh: &Shell, config: &Config, version: &ReleaseVersion, venv: &Path, access: &Access) -> anyhow::Result<()> {
+    let (pep440, simple) = (version.pep440(), &config.index_simple);
     let gati = venv.join("bin").join("gati");
     let ports: Vec<u16> = (0..3).map(|_| sandbox::free_port()).collect::<Result<_, _>>()?;
     let project = format!("gati-verify-{}", std::process::id());
-    let docker_config = dir.join("docker-config");
-    std::fs::create_dir_all(&docker_config)?;
+    let login = match access {
+        Access::Login(credentials) => Some(docker::Login::new(sh, &config.registry, credentials)?),
+        Access::Anonymous => None,
+    };
+    let docker_config = match &login {
+        Some(login) => login.dir.clone(),
+        None => empty_docker_config(venv)?,
+    };
     let stack_env = [
         ("DOCKER_CONFIG", docker_config.display().to_string()),
         ("GATI_PROJECT", project.clone()),
@@ -158,6 +245,7 @@ fn verify_in(
     let _ = with_env(cmd!(sh, "{gati} stop"), &stack_env).quiet().ignore_stdout().ignore_stderr().run();
     let volume = format!("{project}_gati-data");
     let _ = cmd!(sh, "docker volume rm {volume}").quiet().ignore_stdout().ignore_stderr().run();
+    drop(login);
     let health = health.with_context(|| format!("gati {pep440}, installed from {simple}, did not start"))?;
     let answer: serde_json::Value =
         serde_json::from_str(&health).with_context(|| format!("/health answered {health}"))?;
@@ -168,12 +256,19 @@ fn verify_in(
     Ok(())
 }
 
+/// A Docker client configuration with no login, beside the venv: a user who never logged in.
+fn empty_docker_config(venv: &Path) -> anyhow::Result<PathBuf> {
+    let dir = venv.with_file_name("docker-config");
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 /// The file pip installed `gati` from, and its sha256, from pip's installation report.
 fn installed_file(report: &serde_json::Value) -> anyhow::Result<(String, String)> {
     let entries = report["install"].as_array().context("pip's report lists no installs")?;
     let gati = entries
         .iter()
-        .find(|e| e["metadata"]["name"].as_str() == Some(python::PROJECT))
+        .find(|e| e["metadata"]["name"].as_str() == Some(index::PROJECT))
         .context("pip's report does not list gati")?;
     let url = gati["download_info"]["url"].as_str().context("pip's report has no URL for gati")?;
     let file = url.rsplit('/').next().unwrap_or(url).split('#').next().unwrap_or_default();
@@ -187,7 +282,7 @@ fn installed_file(report: &serde_json::Value) -> anyhow::Result<(String, String)
 }
 
 /// The directory of the `gati` package installed in `venv`.
-fn installed_package(venv: &Path) -> anyhow::Result<std::path::PathBuf> {
+fn installed_package(venv: &Path) -> anyhow::Result<PathBuf> {
     for entry in std::fs::read_dir(venv.join("lib"))? {
         let package = entry?.path().join("site-packages").join("gati");
         if package.is_dir() {
@@ -213,17 +308,16 @@ fn check_pin(
     let Some((name, digest)) = reference.split_once('@') else {
         return Ok(vec![format!("the wheel names {reference}, which is not pinned by digest")]);
     };
-    let prefix = format!("{}/", config.registry);
-    let Some(repo_and_tag) = name.strip_prefix(&prefix) else {
+    let Some(repo) = repository(config, reference) else {
         return Ok(vec![format!("the wheel pins {reference}, not an image on {}", config.registry)]);
     };
-    let (repo, tag) = repo_and_tag.rsplit_once(':').unwrap_or((repo_and_tag, ""));
+    let tag = name.rsplit_once(':').map_or("", |(_, tag)| tag);
     let mut problems = Vec::new();
     if tag != version.to_string() || !repo.starts_with(&format!("{}/gati-", config.namespace)) {
         problems
             .push(format!("the wheel pins {reference}, not {}/{}/gati-…:{version}", config.registry, config.namespace));
     }
-    match registry.remote(repo, digest)? {
+    match registry.remote(&repo, digest)? {
         None => problems.push(format!("{name}@{digest}: the registry does not serve this digest")),
         Some(image) => {
             if image.version.as_deref() != Some(&version.to_string()) {
@@ -234,13 +328,16 @@ fn check_pin(
             }
         }
     }
-    match registry.digest(repo, tag)? {
+    match registry.digest(&repo, tag)? {
         Some(now) if now != digest => problems.push(format!(
             "the tag {name} was moved: it points at {now}, the release pinned {digest} (users of gati {} still run \
              the pinned bytes; whoever pushed over an immutable tag must put it back)",
             version.pep440()
         )),
-        None => problems.push(format!("the tag {name} is gone from the registry (the pinned digest is what counts)")),
+        None => problems.push(format!(
+            "the tag {name} is gone from the registry: users still get the pinned digest; push the tag back to it \
+             (`cargo xtask images --push` from the release's tag)"
+        )),
         Some(_) => {}
     }
     Ok(problems)
@@ -268,5 +365,22 @@ mod tests {
         assert_eq!(installed_file(&sdist).unwrap(), ("gati-0.1.1.tar.gz".into(), "cd".into()));
         assert!(installed_file(&report("http://i/gati-0.1.1.tar.gz", serde_json::json!({}))).is_err());
         assert!(installed_file(&serde_json::json!({"install": []})).is_err());
+    }
+
+    #[test]
+    fn a_pin_names_its_repository_on_the_configured_registry() {
+        let config = crate::model::config::Config {
+            registry: "127.0.0.1:5000".into(),
+            namespace: "gatidev".into(),
+            services: vec!["backend".into()],
+            index: "http://i/".into(),
+            index_simple: "http://i/simple/".into(),
+            branch: "main".into(),
+        };
+        let pinned = "127.0.0.1:5000/gatidev/gati-backend:0.1.1@sha256:aa";
+        assert_eq!(repository(&config, pinned).as_deref(), Some("gatidev/gati-backend"));
+        assert_eq!(repository(&config, "docker.io/gatidev/gati-backend:0.1.1@sha256:aa"), None);
+        assert!(one_pin_per_service(&config, &ReleaseVersion::parse("0.1.1").unwrap(), &[pinned.into()]).is_empty());
+        assert_eq!(one_pin_per_service(&config, &ReleaseVersion::parse("0.1.1").unwrap(), &[]).len(), 1);
     }
 }

@@ -1,40 +1,23 @@
 //! What a release says changed: the commits since the previous tag, grouped by
 //! conventional-commit type where they follow it, rendered by git-cliff (`cliff.toml`, the
-//! binary pinned in the tools' environment). The section goes into `CHANGELOG.md` in the
+//! binary pinned in the tools' environment; run by `ops::git::cliff`). The section goes into `CHANGELOG.md` in the
 //! release commit; the release notes add the pinned images to it.
-
-use std::path::Path;
-
-use anyhow::Context;
-use xshell::{cmd, Shell};
 
 use crate::model::version::ReleaseVersion;
 
 pub const CHANGELOG: &str = "CHANGELOG.md";
 const HEADER: &str = "# Changelog\n\nEvery release of gati: its changes, the images it pins and how to install it.\n";
 
-/// The section of `version`: the commits after the previous release tag up to HEAD, then how to
-/// install it.
-pub fn section(sh: &Shell, python: &Path, version: &ReleaseVersion) -> anyhow::Result<String> {
-    let cliff = python.with_file_name("git-cliff");
-    let tag = format!("v{version}");
-    let own_tag = format!("--exclude=v{version}");
-    // The newest release tag below HEAD, other than this release's own (a re-run, or CI).
-    let previous =
-        cmd!(sh, "git describe --tags --abbrev=0 --match v[0-9]* {own_tag} HEAD").quiet().ignore_stderr().read().ok();
-    let range: Vec<String> = previous.map(|p| vec![format!("{p}..HEAD")]).unwrap_or_default();
-    let text = cmd!(sh, "{cliff} --config cliff.toml --tag {tag} --strip all {range...}")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .with_context(|| format!("git-cliff: the changes of {version} (is {} installed?)", cliff.display()))?;
-    let body = text.trim();
+/// The section of `version` from git-cliff's rendering of its commits (`commits`, see
+/// `ops::git::cliff`), then how to install it.
+pub fn section(commits: &str, version: &ReleaseVersion) -> String {
+    let body = commits.trim();
     let body = if body.lines().count() <= 1 {
         format!("{body}\n\nNo changes since the previous release.")
     } else {
         body.to_string()
     };
-    Ok(format!("{body}\n\nInstall: `pip install gati=={}`\n", version.pep440()))
+    format!("{body}\n\nInstall: `pip install gati=={}`\n", version.pep440())
 }
 
 /// `CHANGELOG.md` with `section` as its newest entry (after the header), unless it has one for

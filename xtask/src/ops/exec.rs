@@ -14,8 +14,31 @@ impl Executor {
         Executor { dry_run }
     }
 
-    pub fn dry_run(&self) -> bool {
-        self.dry_run
+    /// Shows what a dry run cannot run but a person wants to see, e.g. a file's diff; a real
+    /// run does the change itself and shows nothing.
+    pub fn preview(&self, text: impl FnOnce() -> String) {
+        if self.dry_run {
+            print!("{}", text());
+        }
+    }
+
+    /// Runs `check` only in a real run: what reads the result of an effect (the index listing
+    /// an upload, the table of pushed digests, the journal's timings), which a dry run has not
+    /// made.
+    pub fn after(&self, check: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+        match self.dry_run {
+            true => Ok(()),
+            false => check(),
+        }
+    }
+
+    /// The end of a command: `report` after a real run; after a dry run, that nothing changed
+    /// and `how_to_run` it for real.
+    pub fn finish(&self, report: impl FnOnce(), how_to_run: &str) {
+        match self.dry_run {
+            true => println!("\ndry run: nothing was changed. {how_to_run}"),
+            false => report(),
+        }
     }
 
     /// Prints `what`, then runs `effect` (unless this is a dry run: then `None`).

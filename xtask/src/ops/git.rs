@@ -3,6 +3,8 @@
 use anyhow::Context;
 use xshell::{cmd, Shell};
 
+use crate::model::version::ReleaseVersion;
+
 #[derive(Debug, Clone)]
 pub struct Head {
     pub commit: String,
@@ -32,6 +34,11 @@ impl Head {
     }
 }
 
+/// The commit at HEAD.
+pub fn head(sh: &Shell) -> anyhow::Result<String> {
+    cmd!(sh, "git rev-parse HEAD").quiet().read().context("reading HEAD: is this a git clone with a commit?")
+}
+
 pub fn branch(sh: &Shell) -> anyhow::Result<String> {
     Ok(cmd!(sh, "git rev-parse --abbrev-ref HEAD").quiet().read()?)
 }
@@ -45,7 +52,11 @@ pub fn local_tag(sh: &Shell, tag: &str) -> Option<String> {
 /// The commit `origin` has for a tag, if any (annotated tags are peeled).
 pub fn remote_tag(sh: &Shell, tag: &str) -> anyhow::Result<Option<String>> {
     let refs = [format!("refs/tags/{tag}"), format!("refs/tags/{tag}^{{}}")];
-    let out = cmd!(sh, "git ls-remote origin {refs...}").quiet().read().context("asking origin for its tags")?;
+    let out = cmd!(sh, "git ls-remote origin {refs...}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .context("asking origin for its tags")?;
     let mut found = None;
     for line in out.lines() {
         let (commit, name) = line.split_once('\t').unwrap_or((line, ""));
@@ -66,10 +77,12 @@ pub fn changed_files(sh: &Shell) -> anyhow::Result<Vec<String>> {
 /// Whether `origin/<branch>` has commits that HEAD lacks (fetched first): a push of HEAD to
 /// the branch would then be refused.
 pub fn behind_origin(sh: &Shell, branch: &str) -> anyhow::Result<bool> {
-    cmd!(sh, "git fetch --quiet origin {branch}")
-        .quiet()
-        .run()
-        .with_context(|| format!("fetching {branch} from origin"))?;
+    let fetched = cmd!(sh, "git fetch --quiet origin {branch}").quiet().ignore_status().output()?;
+    if !fetched.status.success() {
+        let said = String::from_utf8_lossy(&fetched.stderr);
+        let said = said.lines().find(|l| l.starts_with("fatal:")).unwrap_or(said.trim());
+        anyhow::bail!("fetching {branch} from origin: {said}");
+    }
     let remote = format!("refs/remotes/origin/{branch}");
     let fetched = cmd!(sh, "git rev-parse --verify --quiet FETCH_HEAD").quiet().ignore_stderr().read().ok();
     let Some(theirs) = fetched.or_else(|| cmd!(sh, "git rev-parse --verify --quiet {remote}").quiet().read().ok())
@@ -82,4 +95,26 @@ pub fn behind_origin(sh: &Shell, branch: &str) -> anyhow::Result<bool> {
 /// A commit (or a revision label) as people read it: its first 12 characters.
 pub fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
+}
+
+/// The commits after the previous release tag up to HEAD, rendered by git-cliff (`cliff.toml`;
+/// the binary pinned in the tools' environment beside `python`) under this release's heading.
+pub fn cliff(sh: &Shell, python: &std::path::Path, version: &ReleaseVersion) -> anyhow::Result<String> {
+    let cliff = python.with_file_name("git-cliff");
+    let tag = format!("v{version}");
+    let own_tag = format!("--exclude=v{version}");
+    // The newest release tag below HEAD, other than this release's own (a re-run, or CI).
+    let previous =
+        cmd!(sh, "git describe --tags --abbrev=0 --match v[0-9]* {own_tag} HEAD").quiet().ignore_stderr().read().ok();
+    let range: Vec<String> = previous.map(|p| vec![format!("{p}..HEAD")]).unwrap_or_default();
+    cmd!(sh, "{cliff} --config cliff.toml --tag {tag} --strip all {range...}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .with_context(|| {
+            format!(
+                "git-cliff: the changes of {version} (is {} installed? delete .tools/venv and run again)",
+                cliff.display()
+            )
+        })
 }

@@ -114,3 +114,40 @@ pub fn output(expression: duct::Expression) -> anyhow::Result<std::process::Outp
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+/// Waits for one handle; kills it when the user interrupts.
+pub fn wait(handle: &duct::Handle) -> anyhow::Result<std::process::Output> {
+    loop {
+        if let Err(interrupted) = check() {
+            let _ = handle.kill();
+            return Err(interrupted);
+        }
+        if let Some(output) = handle.try_wait()? {
+            return Ok(output.clone());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for every handle, calling `done` as each one finishes (in finishing order); kills
+/// those still running when the user interrupts.
+pub fn wait_all(handles: &[duct::Handle], mut done: impl FnMut(usize, &std::process::Output)) -> anyhow::Result<()> {
+    let mut pending: Vec<usize> = (0..handles.len()).collect();
+    while !pending.is_empty() {
+        if let Err(interrupted) = check() {
+            for i in pending {
+                let _ = handles[i].kill();
+            }
+            return Err(interrupted);
+        }
+        let mut still = Vec::new();
+        for i in pending {
+            match handles[i].try_wait()? {
+                Some(output) => done(i, output),
+                None => still.push(i),
+            }
+        }
+        pending = still;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}

@@ -4,6 +4,7 @@
 pub mod cargo;
 pub mod docker;
 pub mod exec;
+pub mod files;
 pub mod git;
 pub mod interrupt;
 pub mod provision;

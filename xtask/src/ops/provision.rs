@@ -56,11 +56,16 @@ pub fn debian_packages(sh: &Shell, packages: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `python` of the tools' virtual environment, whether it is installed yet or not.
+pub fn tools_python(sh: &Shell) -> PathBuf {
+    sh.current_dir().join(TOOLS_DIR).join("venv").join("bin").join("python")
+}
+
 /// The virtual environment with the pinned Python tools; returns its `python`.
 /// Reinstalls only when the pinned list changed.
 pub fn python_tools(sh: &Shell) -> anyhow::Result<PathBuf> {
-    let venv = sh.current_dir().join(TOOLS_DIR).join("venv");
-    let python = venv.join("bin").join("python");
+    let python = tools_python(sh);
+    let venv = python.parent().and_then(Path::parent).context("the tools' python has no venv")?.to_owned();
     let wanted = sh.read_file(PYTHON_TOOLS)?;
     let stamp = venv.join("installed-requirements.txt");
     if python.exists() && sh.read_file(&stamp).is_ok_and(|have| have == wanted) {

@@ -11,34 +11,18 @@
 //! Transient failures (connection refused or reset, 5xx, 429) are retried within
 //! `GATI_RETRY_SECONDS`; permanent ones (401, 403, invalid manifest) fail at once.
 
+mod auth;
+mod curl;
+
 use std::{cell::RefCell, collections::HashMap, time::Duration};
 
 use anyhow::{bail, Context};
-use serde_json::Value;
+
+pub use auth::Credentials;
+use auth::{parse_challenge, Scheme};
+use curl::{curl, Auth, Failure, Response};
 
 use crate::ops::retry::Backoff;
-
-/// A user and a password or token. `Debug` never shows the password.
-#[derive(Clone)]
-pub struct Credentials {
-    pub user: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({}, ****)", self.user)
-    }
-}
-
-impl Credentials {
-    /// `DOCKER_USERNAME`/`DOCKER_PASSWORD`, when both are set and not empty.
-    pub fn from_env() -> Option<Credentials> {
-        let user = std::env::var("DOCKER_USERNAME").ok().filter(|u| !u.is_empty())?;
-        let password = std::env::var("DOCKER_PASSWORD").ok().filter(|p| !p.is_empty())?;
-        Some(Credentials { user, password })
-    }
-}
 
 const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, \
     application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
@@ -56,39 +40,17 @@ pub struct Registry {
     tokens: RefCell<HashMap<String, String>>,
 }
 
-#[derive(Clone, Default)]
-enum Scheme {
-    #[default]
-    Unknown,
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-    },
-}
+/// The registry, or its token service, refused who asked.
+#[derive(Debug)]
+pub struct Refused(String);
 
-pub struct Response {
-    pub status: u16,
-    /// The last response's headers (after redirects).
-    headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// The value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self, what: &str) -> anyhow::Result<Value> {
-        serde_json::from_slice(&self.body).with_context(|| format!("{what}: the registry's answer is not JSON"))
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
-enum Failure {
-    Transient(String, Option<Duration>),
-    Permanent(anyhow::Error),
-}
+impl std::error::Error for Refused {}
 
 /// Everything the registry says about one tag of one repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +106,18 @@ impl Registry {
         }
     }
 
+    /// Whether anyone may read `repo`, as a user of a public image does: asked without
+    /// credentials, whatever this client holds. Docker Hub hands the anonymous pull tokens for
+    /// public repositories; a registry with htpasswd, or private packages, refuses them.
+    pub fn reads_anonymously(&self, repo: &str) -> anyhow::Result<bool> {
+        let anonymous = Registry::new(&self.name, None);
+        match anonymous.request("GET", &format!("/v2/{repo}/tags/list?n=1"), repo, &[], None) {
+            Ok(response) => Ok(!matches!(response.status, 401 | 403)),
+            Err(e) if e.is::<Refused>() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every tag of `repo`, page after page (`Link: <…>; rel="next"`); none if the repository
     /// does not exist yet.
     pub fn tags(&self, repo: &str) -> anyhow::Result<Vec<String>> {
@@ -170,9 +144,24 @@ impl Registry {
         match response.status {
             404 => Ok(None),
             200 => Ok(Some(
-                response.header("Docker-Content-Digest").context("no Docker-Content-Digest header")?.to_string(),
+                response.header("Docker-Content-Digest").with_context(|| self.no_digest(repo, reference))?.to_string(),
             )),
-            status => bail!("reading {}/{repo}:{reference}: HTTP {status}", self.name),
+            status => Err(self.failed_read(repo, reference, status)),
+        }
+    }
+
+    /// A read answered `status`: refused (401, 403) when the credentials do not allow it, with
+    /// what to do; otherwise the status.
+    fn failed_read(&self, repo: &str, reference: &str, status: u16) -> anyhow::Error {
+        match status {
+            401 | 403 => Refused(format!(
+                "{} refused {} reading {repo}:{reference} (HTTP {status}): a registry that refuses anonymous \
+                 reads needs DOCKER_USERNAME and DOCKER_PASSWORD of an account that may pull",
+                self.name,
+                self.who()
+            ))
+            .into(),
+            _ => anyhow::anyhow!("reading {}/{repo}:{reference}: HTTP {status}", self.name),
         }
     }
 
@@ -185,9 +174,10 @@ impl Registry {
         match manifest.status {
             404 => return Ok(None),
             200 => {}
-            status => bail!("reading {}/{repo}:{reference}: HTTP {status}", self.name),
+            status => return Err(self.failed_read(repo, reference, status)),
         }
-        let digest = manifest.header("Docker-Content-Digest").context("no Docker-Content-Digest header")?.to_string();
+        let digest =
+            manifest.header("Docker-Content-Digest").with_context(|| self.no_digest(repo, reference))?.to_string();
         let config = manifest.json(&format!("the manifest of {repo}:{reference}"))?["config"]["digest"]
             .as_str()
             .map(str::to_owned);
@@ -199,6 +189,15 @@ impl Registry {
         let labels = blob.json(&format!("the image config of {repo}:{reference}"))?["config"]["Labels"].take();
         let label = |name: &str| labels[format!("org.opencontainers.image.{name}")].as_str().map(str::to_owned);
         Ok(Some(Remote { digest, revision: label("revision"), version: label("version") }))
+    }
+
+    /// The error of a manifest answer without its digest: registries must send one.
+    fn no_digest(&self, repo: &str, reference: &str) -> String {
+        format!(
+            "{} answered for {repo}:{reference} without a Docker-Content-Digest header, which the distribution API \
+             requires: is {} a registry (or a proxy that drops headers)?",
+            self.name, self.base
+        )
     }
 
     /// Points `tag` at the manifest `digest`, on the registry itself: the tag gets exactly the
@@ -296,12 +295,15 @@ impl Registry {
         match response.status {
             200 => {}
             401 | 403 => {
-                return Err(Failure::Permanent(anyhow::anyhow!(
-                    "{} refused {} (its token service {realm} answered HTTP {})",
-                    self.name,
-                    self.who(),
-                    response.status
-                )));
+                return Err(Failure::Permanent(
+                    Refused(format!(
+                        "{} refused {} (its token service {realm} answered HTTP {})",
+                        self.name,
+                        self.who(),
+                        response.status
+                    ))
+                    .into(),
+                ));
             }
             status if status == 429 || status >= 500 => {
                 return Err(Failure::Transient(format!("{realm} answered HTTP {status}"), None));
@@ -315,106 +317,6 @@ impl Registry {
             .map(str::to_owned)
             .ok_or_else(|| Failure::Permanent(anyhow::anyhow!("{realm} answered without a token")))
     }
-}
-
-enum Auth {
-    None,
-    Basic(Credentials),
-    Bearer(String),
-}
-
-/// Marks where curl's `--write-out` begins on stderr, after the headers and any error message.
-const WRITE_OUT_MARK: &str = "@@xtask-curl@@";
-
-/// One HTTP exchange through curl, following redirects; the request on stdin, the answer in
-/// memory: the body on stdout, the headers of every response and then the status (as JSON) on
-/// stderr. (Not `%{header_json}`: curl 7.88 drops headers from it when one is repeated.)
-fn curl(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-    auth: &Auth,
-) -> Result<Response, Failure> {
-    let mut config = vec![format!("url = {}", quote(url)), "location".to_string()];
-    config.push(if method == "HEAD" { "head".into() } else { format!("request = {}", quote(method)) });
-    for (k, v) in headers {
-        config.push(format!("header = {}", quote(&format!("{k}: {v}"))));
-    }
-    match auth {
-        Auth::None => {}
-        Auth::Basic(c) => config.push(format!("user = {}", quote(&format!("{}:{}", c.user, c.password)))),
-        Auth::Bearer(t) => config.push(format!("header = {}", quote(&format!("Authorization: Bearer {t}")))),
-    }
-    if let Some(body) = body {
-        let text = std::str::from_utf8(body).map_err(|e| Failure::Permanent(e.into()))?;
-        config.push(format!("data-binary = {}", quote(text)));
-    }
-    config.push("dump-header = \"/dev/stderr\"".into());
-    let write_out = format!("%{{stderr}}{WRITE_OUT_MARK}{{\"status\":%{{http_code}}}}");
-    config.push(format!("write-out = {}", quote(&write_out)));
-    let curl = duct::cmd!("curl", "--silent", "--show-error", "--max-time", "60", "--config", "-")
-        .stdin_bytes(config.join("\n") + "\n")
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked();
-    let output = crate::ops::interrupt::output(curl).map_err(Failure::Permanent)?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let (message, written) = stderr.rsplit_once(WRITE_OUT_MARK).unwrap_or((&stderr, "{}"));
-    if !output.status.success() {
-        let code = output.status.code().unwrap_or(-1);
-        let said: Vec<&str> = message.lines().filter(|l| l.starts_with("curl:")).collect();
-        let why = format!("{} (curl exit {code})", said.join(" "));
-        // connect failed, timeout, empty reply, send or receive failure: worth retrying
-        return Err(if [7, 28, 52, 55, 56].contains(&code) {
-            Failure::Transient(why, None)
-        } else {
-            Failure::Permanent(anyhow::anyhow!("{url}: {why}"))
-        });
-    }
-    let written: Value = serde_json::from_str(written)
-        .map_err(|e| Failure::Permanent(anyhow::anyhow!("curl's --write-out for {url} is not JSON: {e}")))?;
-    let status = written["status"].as_u64().unwrap_or(0) as u16;
-    Ok(Response { status, headers: last_headers(message), body: output.stdout })
-}
-
-/// The header lines of the last response in a header dump (each response's begin with its
-/// status line).
-fn last_headers(dump: &str) -> Vec<(String, String)> {
-    let mut headers = Vec::new();
-    for line in dump.lines() {
-        if line.starts_with("HTTP/") {
-            headers.clear();
-        } else if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.trim().to_string(), value.trim().to_string()));
-        }
-    }
-    headers
-}
-
-/// A string for curl's config file: quoted, with `\`, `"` and line breaks escaped.
-fn quote(s: &str) -> String {
-    let escaped = s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").replace('\r', "\\r");
-    format!("\"{escaped}\"")
-}
-
-/// `Bearer realm="…",service="…"` or `Basic realm="…"`.
-fn parse_challenge(challenge: &str) -> Option<Scheme> {
-    let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
-    if scheme.eq_ignore_ascii_case("basic") {
-        return Some(Scheme::Basic);
-    }
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let mut values = HashMap::new();
-    let mut rest = params;
-    while let Some((key, after)) = rest.split_once("=\"") {
-        let Some((value, after)) = after.split_once('"') else { break };
-        values.insert(key.trim().trim_start_matches(',').trim().to_ascii_lowercase(), value.to_string());
-        rest = after;
-    }
-    Some(Scheme::Bearer { realm: values.remove("realm")?, service: values.remove("service") })
 }
 
 /// The path of `<…>; rel="next"` in a `Link` header.
@@ -434,25 +336,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_challenges() {
-        let bearer = parse_challenge(
-            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull""#,
-        );
-        let Some(Scheme::Bearer { realm, service }) = bearer else { panic!("not a bearer challenge") };
-        assert_eq!((realm.as_str(), service.as_deref()), ("https://auth.docker.io/token", Some("registry.docker.io")));
-        assert!(matches!(parse_challenge(r#"Basic realm="gati""#), Some(Scheme::Basic)));
-        assert!(parse_challenge("Negotiate").is_none());
-    }
-
-    #[test]
-    fn reads_the_headers_of_the_last_response() {
-        let dump = "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:2/blob\r\n\r\n\
-                    HTTP/1.1 200 OK\r\nDate: a\r\nWww-Authenticate: Bearer realm=\"x\"\r\nDate: b\r\n\r\n";
-        let r = Response { status: 200, headers: last_headers(dump), body: vec![] };
-        assert_eq!((r.header("www-authenticate"), r.header("Location")), (Some("Bearer realm=\"x\""), None));
-    }
-
-    #[test]
     fn follows_next_links() {
         assert_eq!(
             next_link(r#"</v2/gatidev/gati-backend/tags/list?last=0.1.1&n=2>; rel="next""#).as_deref(),
@@ -463,16 +346,5 @@ mod tests {
             Some("/v2/a/b/tags/list?n=2&last=x")
         );
         assert_eq!(next_link(r#"</v2/a/tags/list?n=2>; rel="prev""#), None);
-    }
-
-    #[test]
-    fn curl_config_strings_are_escaped() {
-        assert_eq!(quote("a\"b\\c\nd"), r#""a\"b\\c\nd""#);
-    }
-
-    #[test]
-    fn credentials_never_print_the_password() {
-        let c = Credentials { user: "alice".into(), password: "hunter2".into() };
-        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

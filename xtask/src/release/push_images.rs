@@ -1,0 +1,40 @@
+//! push-images: every image's immutable tag (`X.Y.Z`), each digest verified on the registry.
+//! Done when the registry's image under that tag carries the release commit as its revision
+//! label, whoever pushed it (a re-run on a fresh runner adopts it rather than rebuilding).
+
+use super::{Release, Step};
+use crate::images::{self, Outcome};
+
+pub struct PushImages;
+
+impl Step for PushImages {
+    fn name(&self) -> &'static str {
+        "push-images"
+    }
+
+    fn describe(&self) -> &'static str {
+        "push every immutable tag, each digest verified on the registry"
+    }
+
+    fn is_done(&self, release: &Release, commit: &str) -> anyhow::Result<bool> {
+        let tag = release.version.to_string();
+        let remotes = release.plan.each_image(|_, image, registry| registry.remote(&image.repo, &tag))?;
+        Ok(remotes.iter().all(|remote| remote.as_ref().and_then(|r| r.revision.as_deref()) == Some(commit)))
+    }
+
+    fn run(&self, release: &mut Release) -> anyhow::Result<()> {
+        let (sh, version) = (release.sh, &release.version);
+        let mut outcomes: Vec<Outcome> = (release.plan.images.iter())
+            .map(|i| Outcome {
+                size: images::local_size(sh, &format!("{}:{version}", i.reference)),
+                ..Default::default()
+            })
+            .collect();
+        let _login = release.plan.login(sh, &release.exec)?;
+        images::push_immutable(sh, &release.plan, &release.exec, &mut outcomes)?;
+        release.exec.after(|| {
+            print!("{}", images::table(&release.plan, &outcomes));
+            Ok(())
+        })
+    }
+}
