@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
 
-from gati_testing import ROOT, SAMPLE_EVENTS, Service, request, required_env  # noqa: E402,F401
+from gati_testing import ROOT, SAMPLE_EVENTS, GuidedRelease, Service, request, required_env  # noqa: E402,F401
 from sandbox import Index, Registry  # noqa: E402
 
 
@@ -99,3 +99,12 @@ def index(tmp_path):
     index = Index(tmp_path / "index")
     yield index
     index.stop()
+
+
+@pytest.fixture(scope="session")
+def guided_release(tmp_path_factory):
+    """docs/RELEASING.md followed once per session: a finished release that the tests which only
+    read it share (see GuidedRelease)."""
+    release = GuidedRelease(tmp_path_factory.mktemp("guided-release"))
+    yield release
+    release.stop()

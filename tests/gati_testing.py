@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -166,3 +168,121 @@ def release_tree(dest):
     (tree / ".tools").mkdir()
     (tree / ".tools" / "venv").symlink_to(ROOT / ".tools" / "venv")
     return tree
+
+
+def fresh_clone(tmp_path, tree, name, tag=None):
+    """What a CI runner has: a clone of origin (at `tag`, detached, as a tag push checks it
+    out), no journal, no built images of its own making, the same pinned Python tools."""
+    dest = tmp_path / name
+    args = ["--branch", tag] if tag else []
+    subprocess.run(["git", "clone", "--quiet", *args, str(tree.parent / "origin.git"), str(dest)], check=True,
+                   capture_output=True)
+    (dest / ".tools").mkdir()
+    (dest / ".tools" / "venv").symlink_to(ROOT / ".tools" / "venv")
+    return dest
+
+
+class CmdlineWatch:
+    """Samples every process's command line while a release runs."""
+
+    def __init__(self, secrets):
+        self.secrets = [s for s in secrets if s]
+        self.leaks = []
+        self.samples = 0
+        self.running = True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while self.running:
+            # Listed without a stat (a glob's would fail on a process that just ended).
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                cmdline = Path("/proc", pid, "cmdline")
+                try:
+                    text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    continue
+                self.leaks.extend(f"{cmdline}: {text}" for s in self.secrets if s in text)
+            self.samples += 1
+
+    def stop(self):
+        """Stops sampling; fails if the sampler itself died, rather than watching nothing."""
+        alive = self.thread.is_alive()
+        self.running = False
+        self.thread.join()
+        assert alive, "the command-line sampler stopped early"
+
+
+def guide_commands():
+    """Every `$ ` line of docs/RELEASING.md's `console` blocks, in order."""
+    text = (ROOT / "docs" / "RELEASING.md").read_text()
+    blocks = re.findall(r"^```console\n(.*?)^```", text, re.M | re.S)
+    return [line[2:] for block in blocks for line in block.splitlines() if line.startswith("$ ")]
+
+
+class GuidedRelease:
+    """The release guide followed once per session, as a maintainer would: every command of
+    docs/RELEASING.md, in order, in a clean copy of the repository whose previous release is
+    tagged v0.1.0 and which has one feature since, against a Docker-Hub-like registry and an
+    index of its own, while every process's command line is watched for the secrets. The tests
+    that only read a finished release (what it published, what its commands printed) share it;
+    a test that changes the registry puts back what it changed."""
+
+    OLD, NEW = "0.1.0", "0.1.1"
+
+    def __init__(self, dir):
+        self.registry = Registry(dir / "registry", auth="token", redirect_blobs=True, page_size=2)
+        self.index = Index(dir / "index")
+        self.dir = dir
+        self.tree = release_tree(dir)
+        git(self.tree, "tag", "--annotate", f"v{self.OLD}", "--message", f"gati {self.OLD}")
+        (self.tree / "NEWS.txt").write_text("something new\n")
+        git(self.tree, "add", "NEWS.txt")
+        git(self.tree, "commit", "--quiet", "--message", "feat(sdk): something new")
+        self.env = {**self.registry.env(dir / "docker-config"), **self.index.env(), "GATI_RETRY_SECONDS": "3"}
+        self.secrets = [self.env["DOCKER_PASSWORD"], self.env["TWINE_PASSWORD"]]
+        self.runs = []
+        self.before = self.state()
+        self.after_dry_run = None
+        self.published = None
+        watch = CmdlineWatch(self.secrets)
+        try:
+            for command in guide_commands():
+                self.runs.append((command, self.run(command)))
+                if command == f"cargo xtask release {self.NEW} --dry-run":
+                    self.after_dry_run = self.state()
+                if command == f"cargo xtask release {self.NEW} --yes" and self.published is None:
+                    self.published = self.state()
+        finally:
+            watch.stop()
+        self.watch = watch
+
+    def run(self, command):
+        env = {**os.environ, **GIT_IDENTITY, **self.env, "CARGO_TARGET_DIR": str(COPY_TARGET_DIR), "CI": "true",
+               "RUST_BACKTRACE": "0"}
+        return subprocess.run(["bash", "-c", command], cwd=self.tree, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=900)
+
+    def state(self):
+        """What git, the registry and the index hold now."""
+        services = ("backend", "dashboard", "mcp-server")
+        return {
+            "head": git(self.tree, "rev-parse", "HEAD"),
+            "status": git(self.tree, "status", "--porcelain"),
+            "tags": git(self.tree, "tag"),
+            "index": self.index.files(),
+            "registry": {s: {t: self.registry.digest(repo(self.registry, s), t)
+                             for t in self.registry.tags(repo(self.registry, s))} for s in services},
+        }
+
+    def output(self, command, nth=0):
+        """What the `nth` run of `command` printed; fails if it failed."""
+        runs = [result for c, result in self.runs if c == command]
+        assert len(runs) > nth, f"the guide does not run `{command}` {nth + 1} time(s)"
+        result = runs[nth]
+        assert result.returncode == 0, f"$ {command}\n{result.stdout[-4000:]}"
+        return result.stdout
+
+    def stop(self):
+        self.registry.stop()
+        self.index.stop()

@@ -172,11 +172,12 @@ def libtrust_key_id(public_key):
     return ":".join(b32[i:i + 4] for i in range(0, len(b32), 4))
 
 
-def granted_access(scopes, push_namespaces):
+def granted_access(scopes, push_namespaces, pull=True):
     """The `access` claim for the requested `scopes` ("repository:NAME:ACTIONS", as the registry's
     challenge and docker send them): pull on every repository, as every sandbox repository is
-    public; push and delete only on repositories under `push_namespaces`. Other resource types
-    (the catalog) get nothing, as on Docker Hub."""
+    public (unless not `pull`: a private registry's anonymous); push and delete only on
+    repositories under `push_namespaces`. Other resource types (the catalog) get nothing, as on
+    Docker Hub."""
     access = []
     for scope in scopes:
         parts = scope.split(":")
@@ -185,7 +186,7 @@ def granted_access(scopes, push_namespaces):
         kind, name, actions = parts[0].split("(")[0], ":".join(parts[1:-1]), parts[-1].split(",")
         if kind != "repository":
             continue
-        allowed = {"pull"} | ({"push", "delete", "*"} if name.split("/")[0] in push_namespaces else set())
+        allowed = ({"pull"} if pull else set()) | ({"push", "delete", "*"} if name.split("/")[0] in push_namespaces else set())
         access.append({"type": "repository", "name": name, "actions": [a for a in actions if a in allowed]})
     return access
 
@@ -196,7 +197,7 @@ class TokenServer:
     returns a JWT signed with a key whose certificate is the registry's `rootcertbundle`.
     `accounts`: user -> (password, namespaces it may push to)."""
 
-    def __init__(self, dir, accounts, service=SERVICE, issuer=ISSUER, port=None, signed_by="kid"):
+    def __init__(self, dir, accounts, service=SERVICE, issuer=ISSUER, port=None, signed_by="kid", private=False):
         import datetime as dt
 
         from cryptography import x509
@@ -205,7 +206,7 @@ class TokenServer:
         from cryptography.x509.oid import NameOID
 
         self.accounts = accounts
-        self.service, self.issuer, self.signed_by = service, issuer, signed_by
+        self.service, self.issuer, self.signed_by, self.private = service, issuer, signed_by, private
         self.port = port or free_port()
         self.realm = f"http://127.0.0.1:{self.port}/token"
         self.key = ec.generate_private_key(ec.SECP256R1())
@@ -257,7 +258,8 @@ class TokenServer:
         now = int(time.time())
         claims = {"iss": self.issuer, "sub": user or "", "aud": self.service, "iat": now, "nbf": now - 10,
                   "exp": now + TOKEN_SECONDS, "jti": secrets.token_hex(16),
-                  "access": granted_access(scopes, self.accounts[user][1] if user else ())}
+                  "access": granted_access(scopes, self.accounts[user][1] if user else (),
+                                           pull=bool(user) or not self.private)}
         if self.signed_by == "x5c":
             from cryptography.hazmat.primitives import serialization
             headers = {"x5c": [base64.b64encode(self.cert.public_bytes(serialization.Encoding.DER)).decode()]}
@@ -465,10 +467,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _NO_REDIRECT = urllib.request.build_opener(_NoRedirect)
 
 
-def http_request(url, method="GET", headers=None, timeout=10, follow=False):
+def http_request(url, method="GET", headers=None, timeout=10, follow=False, data=None):
     """(status, headers, body), headers case-insensitive (an email.message.Message); HTTP errors
     are returned; (0, {}, b"") if unreachable."""
-    req = urllib.request.Request(url, method=method, headers=headers or {})
+    req = urllib.request.Request(url, method=method, headers=headers or {}, data=data)
     opener = urllib.request.build_opener() if follow else _NO_REDIRECT
     try:
         with opener.open(req, timeout=timeout) as response:
@@ -492,7 +494,7 @@ class Registry:
     (SIGSTOP freezes the registry)."""
 
     def __init__(self, dir, auth="token", redirect_blobs=True, page_size=None, user="gatibot", namespace="gatidev",
-                 start=True):
+                 start=True, private=False):
         if auth not in ("token", "htpasswd"):
             raise ValueError(f"auth must be token or htpasswd, not {auth!r}")
         self.dir = Path(dir)
@@ -512,7 +514,8 @@ class Registry:
         self.realm = None
         if auth == "token":
             accounts = {user: (self.password, {namespace, user}), self.reader: (self.reader_password, set())}
-            self.tokens = TokenServer(self.dir, accounts)
+            # private: the anonymous may read nothing, as on GHCR's private packages.
+            self.tokens = TokenServer(self.dir, accounts, private=private)
             self.realm = self.tokens.realm
             auth_config = {"token": {"realm": self.realm, "service": SERVICE, "issuer": ISSUER,
                                      "rootcertbundle": str(self.tokens.rootcertbundle)}}
@@ -582,18 +585,20 @@ class Registry:
         status, _, body = http_request(f"{self.realm}?{query}", headers=headers)
         return status, (json.loads(body) if status == 200 else body)
 
-    def api(self, path, method="GET", accept=None, credentials=..., follow=False):
+    def api(self, path, method="GET", accept=None, credentials=..., follow=False, data=None, content_type=None):
         """(status, headers, body) of one request authenticated as a client would: Bearer token
         from the realm the challenge names (token auth), or Basic (htpasswd). `credentials`:
         (user, password), default the login user's; None: anonymous. (0, {}, b"") if unreachable."""
         credentials = (self.user, self.password) if credentials is ... else credentials
         headers = {"Accept": accept} if accept else {}
+        if content_type:
+            headers["Content-Type"] = content_type
         url = f"http://{self.address}{path}"
         if self.auth == "htpasswd":
             if credentials:
                 headers["Authorization"] = "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
-            return http_request(url, method, headers, follow=follow)
-        status, answer, body = http_request(url, method, headers, follow=follow)
+            return http_request(url, method, headers, follow=follow, data=data)
+        status, answer, body = http_request(url, method, headers, follow=follow, data=data)
         scheme, params = parse_challenge(answer.get("WWW-Authenticate"))
         if status != 401 or scheme != "bearer":
             return status, answer, body
@@ -606,7 +611,7 @@ class Registry:
         if t_status != 200:
             return t_status, t_headers, t_body
         headers["Authorization"] = "Bearer " + json.loads(t_body)["token"]
-        return http_request(url, method, headers, follow=follow)
+        return http_request(url, method, headers, follow=follow, data=data)
 
     def tag_pages(self, repo, n=None):
         """Each page of the tag list, following `Link: <…>; rel="next"`; None if unreadable."""
@@ -630,6 +635,19 @@ class Registry:
                             "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json"])
         status, headers, _ = self.api(f"/v2/{repo}/manifests/{tag}", method="HEAD", accept=accept)
         return headers.get("Docker-Content-Digest") if status == 200 else None
+
+    MANIFEST_TYPES = ", ".join(["application/vnd.docker.distribution.manifest.v2+json",
+                                "application/vnd.docker.distribution.manifest.list.v2+json",
+                                "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json"])
+
+    def retag(self, repo, digest, tag):
+        """Points `tag` at the manifest `digest` again (as the login user), e.g. after a test
+        pushed other bytes over it."""
+        status, headers, manifest = self.api(f"/v2/{repo}/manifests/{digest}", accept=self.MANIFEST_TYPES)
+        assert status == 200, f"reading {repo}@{digest}: HTTP {status}"
+        status, _, body = self.api(f"/v2/{repo}/manifests/{tag}", method="PUT", data=manifest,
+                                   content_type=headers["Content-Type"])
+        assert status in (200, 201), f"tagging {repo}:{tag}: HTTP {status} {body[:200]}"
 
     def env(self, docker_config):
         """What `cargo xtask images --push` needs to push here: the organisation's namespace,

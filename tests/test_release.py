@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from gati_testing import (COPY_TARGET_DIR, GIT_IDENTITY, ROOT, free_port, git, release_tree, repo, request,
-                          xtask)
+from gati_testing import (COPY_TARGET_DIR, GIT_IDENTITY, Index, Registry, free_port, fresh_clone, git,
+                          release_tree, repo, request, xtask)
 
 pytestmark = pytest.mark.docker
 
@@ -62,18 +62,26 @@ def release_until(tree, env, trigger, action):
     return proc.wait(timeout=600), "".join(lines), fired
 
 
-def assert_consistent(registry, index, tree):
-    """What must hold after any failure: no floating tag points at a mixed set, nothing is on the
-    index unless every image is verified, and the tree is the old version or all the new one."""
+def inconsistencies(registry, index, tree):
+    """What must hold after any failure, and does not: no floating tag points at a mixed set,
+    nothing is on the index unless every image is verified, and the tree is the old version or
+    all the new one."""
+    found = []
     digests = {s: registry.digest(repo(registry, s), NEW) for s in SERVICES}
     for tag in ("latest", "0.1"):
         moved = [digests[s] is not None and registry.digest(repo(registry, s), tag) == digests[s] for s in SERVICES]
-        assert all(moved) or not any(moved), f"{tag} points at a mixed set: {moved}"
-    if index.files():
-        assert all(digests.values()), f"the index has {index.files()} but not every image is on the registry"
+        if any(moved) and not all(moved):
+            found.append(f"{tag} points at a mixed set: {moved}")
+    if index.files() and not all(digests.values()):
+        found.append(f"the index has {index.files()} but not every image is on the registry")
     version = xtask(tree, "version", check=False)
-    assert version.returncode == 0, version.stdout
-    assert re.search(rf"version ({re.escape(OLD)}|{re.escape(NEW)}) ", version.stdout), version.stdout
+    if version.returncode != 0 or not re.search(rf"version ({re.escape(OLD)}|{re.escape(NEW)}) ", version.stdout):
+        found.append(f"the surfaces are neither {OLD} nor {NEW}: {version.stdout}")
+    return found
+
+
+def assert_consistent(registry, index, tree):
+    assert inconsistencies(registry, index, tree) == []
 
 
 def assert_released(registry, index, tree, tmp_path):
@@ -100,58 +108,26 @@ def assert_no_secret_on_disk(secrets, tree, env):
     assert not list((COPY_TARGET_DIR / "xtask").glob("docker-login-*"))
 
 
-class CmdlineWatch:
-    """Samples every process's command line while a release runs."""
-
-    def __init__(self, secrets):
-        self.secrets = [s for s in secrets if s]
-        self.leaks = []
-        self.samples = 0
-        self.running = True
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while self.running:
-            # Listed without a stat (a glob's would fail on a process that just ended).
-            for pid in filter(str.isdigit, os.listdir("/proc")):
-                cmdline = Path("/proc", pid, "cmdline")
-                try:
-                    text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                except OSError:
-                    continue
-                self.leaks.extend(f"{cmdline}: {text}" for s in self.secrets if s in text)
-            self.samples += 1
-
-    def stop(self):
-        """Stops sampling; fails if the sampler itself died, rather than watching nothing."""
-        alive = self.thread.is_alive()
-        self.running = False
-        self.thread.join()
-        assert alive, "the command-line sampler stopped early"
-
-
-def test_a_release_reaches_registry_index_and_git_and_installs(registry, index, tree, env, tmp_path, images):
-    # The previous release, and one change since.
-    git(tree, "tag", "--annotate", f"v{OLD}", "--message", f"gati {OLD}")
-    (tree / "NEWS.txt").write_text("something new\n")
-    git(tree, "add", "NEWS.txt")
-    git(tree, "commit", "--quiet", "--message", "feat(sdk): something new")
-
-    secrets = [env["DOCKER_PASSWORD"], env["TWINE_PASSWORD"]]
-    watch = CmdlineWatch(secrets)
-    try:
-        out = release(tree, env).stdout
-    finally:
-        watch.stop()
+def test_a_release_reaches_registry_index_and_git_and_installs(guided_release, tmp_path, images):
+    registry, index, tree, env = guided_release.registry, guided_release.index, guided_release.tree, guided_release.env
+    out = guided_release.output(f"cargo xtask release {NEW} --yes")
     assert f"v{NEW} is released" in out and "STEP" in out
     assert f"verified gati {NEW}" in out, out
-    assert_released(registry, index, tree, tmp_path)
+    published = guided_release.published
+    head = git(tree, "rev-parse", "HEAD").strip()
+    assert published["head"].strip() == head
+    assert f"{head}\trefs/tags/v{NEW}^{{}}" in git(tree, "ls-remote", "--tags", "origin")
+    for service in SERVICES:
+        tags = published["registry"][service]
+        assert set(tags) == {NEW, "0.1", "latest"}, tags
+        assert tags[NEW] == tags["latest"] == tags["0.1"]
+    assert published["index"] == DISTS
 
     # The secrets appear in no output, no command line, no commit, no image layer, no file.
-    assert watch.samples > 10 and watch.leaks == []
+    secrets = guided_release.secrets
+    assert guided_release.watch.samples > 10 and guided_release.watch.leaks == []
     for secret in secrets:
-        assert secret not in out
+        assert all(secret not in result.stdout for _, result in guided_release.runs)
         assert secret not in git(tree, "log", "--all", "-p")
     layers = subprocess.run(["docker", "save", *[f"{registry.address}/{repo(registry, s)}:{NEW}" for s in SERVICES]],
                             capture_output=True, check=True).stdout
@@ -164,8 +140,7 @@ def test_a_release_reaches_registry_index_and_git_and_installs(registry, index, 
     (wheel,) = (tree / ".tools" / "state" / f"release-{NEW}-dist").glob("*.whl")
     with zipfile.ZipFile(wheel) as w:
         compose = w.read("gati/docker-compose.yml").decode()
-    pinned = {s: f"{registry.address}/{repo(registry, s)}:{NEW}@{registry.digest(repo(registry, s), NEW)}"
-              for s in SERVICES}
+    pinned = {s: f"{registry.address}/{repo(registry, s)}:{NEW}@{published['registry'][s][NEW]}" for s in SERVICES}
     found = sorted(a + b for a, b in re.findall(r"image: \$\{GATI_IMAGE_PREFIX:-([^}]+)\}(/\S+)", compose))
     assert found == sorted(pinned.values())
     # The git copy keeps tags only; the release files hold the digests, sums and notes.
@@ -182,24 +157,29 @@ def test_a_release_reaches_registry_index_and_git_and_installs(registry, index, 
     assert f"pip install gati=={NEW}" in section
     assert pinned["backend"] in (files / "NOTES.md").read_text()
 
-    again = release(tree, env).stdout
+    again = guided_release.output(f"cargo xtask release {NEW} --yes", 1)
     assert f"v{NEW} is already released" in again
     assert index.files() == DISTS
 
-    # Someone pushes other bytes over the immutable tag of the backend.
+    # Someone pushes other bytes over the immutable tag of the backend; verify names it. The
+    # tag is put back afterwards: the session's other tests read this release too.
     moved = f"{registry.address}/{repo(registry, 'backend')}:{NEW}"
     docker_env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "intruder")}
     subprocess.run(["docker", "login", "--username", registry.user, "--password-stdin", registry.address],
                    input=registry.password, text=True, check=True, capture_output=True, env=docker_env)
     subprocess.run(["docker", "tag", images["backend"], moved], check=True)
-    subprocess.run(["docker", "push", moved], check=True, capture_output=True, env=docker_env)
-    assert registry.digest(repo(registry, "backend"), NEW) != pinned["backend"].split("@")[1]
+    try:
+        subprocess.run(["docker", "push", moved], check=True, capture_output=True, env=docker_env)
+        assert registry.digest(repo(registry, "backend"), NEW) != pinned["backend"].split("@")[1]
+        verify = xtask(tree, "verify", NEW, env=env, check=False)
+        assert verify.returncode != 0
+        assert f"the tag {moved} was moved" in verify.stdout, verify.stdout
+    finally:
+        registry.retag(repo(registry, "backend"), pinned["backend"].split("@")[1], NEW)
+        subprocess.run(["docker", "rmi", moved], capture_output=True)
+    assert registry.digest(repo(registry, "backend"), NEW) == pinned["backend"].split("@")[1]
 
-    verify = xtask(tree, "verify", NEW, env=env, check=False)
-    assert verify.returncode != 0
-    assert f"the tag {moved} was moved" in verify.stdout, verify.stdout
-
-    # A user installs gati from the index and starts it: the pinned bytes, not the moved tag.
+    # A user installs gati from the index and starts it: the pinned bytes.
     env_dir = tmp_path / "user-venv"
     venv.create(env_dir, with_pip=True)
     subprocess.run([env_dir / "bin" / "pip", "install", "--quiet", "--disable-pip-version-check", "--index-url",
@@ -307,31 +287,72 @@ class RefusingIndex:
         self.server.shutdown()
 
 
-def test_index_refusing_the_upload(registry, index, tree, env):
-    refusing = RefusingIndex(index)
-    try:
-        result = release(tree, {**env, "GATI_INDEX": refusing.url + "/", "GATI_INDEX_SIMPLE": refusing.url + "/simple/"},
-                         check=False)
-    finally:
-        refusing.close()
+class UploadRefusals:
+    """One release whose upload is refused twice before it completes: first by an index
+    answering 503 to every upload, then with a wrong TWINE_PASSWORD; then it completes with the
+    index's ~/.pypirc section while the CI variables are empty (an absent CI secret arrives as
+    one; twine would take "" as the password and look no further, so the release hides empty
+    TWINE_* from twine and names the .pypirc section of the index, which twine ignores with
+    --repository-url). Each attempt's output, and what held after it."""
+
+    def __init__(self, dir):
+        self.registry = Registry(dir / "registry", auth="token", redirect_blobs=True, page_size=2)
+        self.index = Index(dir / "index")
+        self.tree = release_tree(dir)
+        env = {**self.registry.env(dir / "docker-config"), **self.index.env(), "GATI_RETRY_SECONDS": "3"}
+        self.env = env
+        refusing = RefusingIndex(self.index)
+        try:
+            self.unavailable = release(self.tree, {**env, "GATI_INDEX": refusing.url + "/",
+                                                   "GATI_INDEX_SIMPLE": refusing.url + "/simple/"}, check=False)
+        finally:
+            refusing.close()
+        self.after_unavailable = self.state()
+        self.wrong_password = "wrong-" + env["TWINE_PASSWORD"][:4]
+        self.wrong = release(self.tree, {**env, "TWINE_PASSWORD": self.wrong_password}, check=False)
+        self.after_wrong = self.state()
+        home = dir / "home"
+        home.mkdir()
+        (home / ".pypirc").write_text(f"[distutils]\nindex-servers =\n    sandbox\n\n[sandbox]\n"
+                                      f"repository = {self.index.url}/\nusername = {self.index.user}\n"
+                                      f"password = {self.index.password}\n")
+        tools = {k: os.environ.get(k, str(Path.home() / d)) for k, d in (("CARGO_HOME", ".cargo"),
+                                                                          ("RUSTUP_HOME", ".rustup"))}
+        empty = {**env, **tools, "HOME": str(home), "TWINE_USERNAME": "", "TWINE_PASSWORD": ""}
+        self.pypirc = release(self.tree, empty, check=False)
+
+    def state(self):
+        return {"problems": inconsistencies(self.registry, self.index, self.tree), "index": self.index.files()}
+
+    def stop(self):
+        self.registry.stop()
+        self.index.stop()
+
+
+@pytest.fixture(scope="module")
+def upload_refusals(tmp_path_factory):
+    scenario = UploadRefusals(tmp_path_factory.mktemp("upload-refusals"))
+    yield scenario
+    scenario.stop()
+
+
+def test_index_refusing_the_upload(upload_refusals):
+    result = upload_refusals.unavailable
     assert result.returncode != 0
     assert "step upload failed" in result.stdout and f"cargo xtask release {NEW}" in result.stdout, result.stdout
-    assert_consistent(registry, index, tree)
-    assert index.files() == []
+    assert upload_refusals.after_unavailable == {"problems": [], "index": []}
+    # The same command, once the index answers, finishes the release.
+    assert upload_refusals.pypirc.returncode == 0, upload_refusals.pypirc.stdout
+    assert_released(upload_refusals.registry, upload_refusals.index, upload_refusals.tree, None)
 
-    release(tree, env)
-    assert_released(registry, index, tree, None)
 
-
-def test_wrong_index_credentials(registry, index, tree, env):
-    result = release(tree, {**env, "TWINE_PASSWORD": "wrong-" + env["TWINE_PASSWORD"][:4]}, check=False)
+def test_wrong_index_credentials(upload_refusals):
+    result, env = upload_refusals.wrong, upload_refusals.env
     assert result.returncode != 0 and "step upload failed" in result.stdout, result.stdout
-    assert env["TWINE_PASSWORD"][:4] not in result.stdout.replace("wrong-", "")
-    assert_consistent(registry, index, tree)
-    assert index.files() == []
-
-    release(tree, env)
-    assert_released(registry, index, tree, None)
+    assert env["TWINE_PASSWORD"][:4] not in result.stdout.replace(upload_refusals.wrong_password, "")
+    assert upload_refusals.after_wrong == {"problems": [], "index": []}
+    assert upload_refusals.pypirc.returncode == 0, upload_refusals.pypirc.stdout
+    assert_released(upload_refusals.registry, upload_refusals.index, upload_refusals.tree, None)
 
 
 def interrupt_while_frozen(service_proc):
@@ -385,18 +406,6 @@ def test_sigint_during_the_upload(registry, index, tree, env):
     assert_released(registry, index, tree, None)
 
 
-def fresh_clone(tmp_path, tree, name, tag=None):
-    """What a CI runner has: a clone of origin (at `tag`, detached, as a tag push checks it
-    out), no journal, no built images of its own making, the same pinned Python tools."""
-    dest = tmp_path / name
-    args = ["--branch", tag] if tag else []
-    subprocess.run(["git", "clone", "--quiet", *args, str(tree.parent / "origin.git"), str(dest)], check=True,
-                   capture_output=True)
-    (dest / ".tools").mkdir()
-    (dest / ".tools" / "venv").symlink_to(ROOT / ".tools" / "venv")
-    return dest
-
-
 def revision(registry, name, tag):
     """The revision label of an image on the registry (its config blob, behind a redirect)."""
     status, _, manifest = registry.api(f"/v2/{name}/manifests/{tag}",
@@ -417,9 +426,10 @@ def everything_published(registry):
 
 
 def test_ci_on_the_tag_of_a_laptop_release_changes_nothing_and_a_later_push_keeps_the_release(
-        registry, index, tree, env, tmp_path):
-    release(tree, env)
+        guided_release, tmp_path):
+    registry, index, tree, env = guided_release.registry, guided_release.index, guided_release.tree, guided_release.env
     published, files = everything_published(registry), index_bytes(index)
+    assert all(published.values()), published
 
     # The tag push starts the release workflow on a fresh runner: it finds the release done.
     ci = fresh_clone(tmp_path, tree, "ci", tag=f"v{NEW}")
@@ -427,19 +437,21 @@ def test_ci_on_the_tag_of_a_laptop_release_changes_nothing_and_a_later_push_keep
     assert f"v{NEW} is already released" in out, out
     assert everything_published(registry) == published and index_bytes(index) == files
 
-    # Later, main moves on and CI pushes its images: the release's tags are immutable.
-    (tree / "README.md").write_text((tree / "README.md").read_text() + "\nA later change.\n")
-    git(tree, "commit", "--quiet", "--all", "--message", "A later change")
-    later = xtask(tree, "images", "--push", env=env, check=False)
-    assert later.returncode != 0, later.stdout
-    assert f"gati-backend:{NEW} is on the registry already" in later.stdout, later.stdout
-    assert "an immutable tag never changes" in later.stdout and "--edge" in later.stdout
+    # Later, main moves on (in a clone of origin's main: the release's own tree stays as it is)
+    # and CI pushes its images: the release's tags are immutable.
+    later = fresh_clone(tmp_path, tree, "later")
+    (later / "README.md").write_text((later / "README.md").read_text() + "\nA later change.\n")
+    git(later, "commit", "--quiet", "--all", "--message", "A later change")
+    refused = xtask(later, "images", "--push", env=env, check=False)
+    assert refused.returncode != 0, refused.stdout
+    assert f"gati-backend:{NEW} is on the registry already" in refused.stdout, refused.stdout
+    assert "an immutable tag never changes" in refused.stdout and "--edge" in refused.stdout
     assert everything_published(registry) == published
 
     # What such a build of main should do: edge and sha-<commit>, never the release's tags.
-    xtask(tree, "images", "--push", "--edge", env=env)
+    xtask(later, "images", "--push", "--edge", env=env)
     assert everything_published(registry) == published
-    short = git(tree, "rev-parse", "HEAD").strip()[:12]
+    short = git(later, "rev-parse", "HEAD").strip()[:12]
     assert {"edge", f"sha-{short}", NEW, "0.1", "latest"} <= registry.tags(repo(registry, "backend"))
 
 
@@ -516,18 +528,19 @@ def commands(output):
     return [line[2:] for line in output.splitlines() if line.startswith("$ ")]
 
 
-def test_the_dry_run_prints_the_commands_a_real_run_executes(registry, index, tree, env):
-    head = git(tree, "rev-parse", "HEAD")
-    planned = release(tree, env, "--dry-run").stdout
+def test_the_dry_run_prints_the_commands_a_real_run_executes(guided_release):
+    registry, env = guided_release.registry, guided_release.env
+    planned = guided_release.output(f"cargo xtask release {NEW} --dry-run")
     assert "dry run: nothing was changed" in planned, planned
     assert env["DOCKER_PASSWORD"] not in planned and env["TWINE_PASSWORD"] not in planned
     # Nothing changed: no commit, no tag, no image, no file on the index.
-    assert git(tree, "rev-parse", "HEAD") == head and git(tree, "status", "--porcelain") == ""
-    assert f"v{NEW}" not in git(tree, "tag") and index.files() == []
-    assert all(not registry.tags(repo(registry, s)) for s in SERVICES)
+    after = guided_release.after_dry_run
+    assert after["head"] == guided_release.before["head"] and after["status"] == ""
+    assert f"v{NEW}" not in after["tags"] and after["index"] == []
+    assert all(not tags for tags in after["registry"].values()), after["registry"]
     assert f"+## {NEW} (" in planned and f'+__version__ = "{NEW}"' in planned
 
-    ran = release(tree, env).stdout
+    ran = guided_release.output(f"cargo xtask release {NEW} --yes")
     assert f"v{NEW} is released" in ran
     assert commands(planned) == commands(ran), "\n".join(
         ["planned:", *commands(planned), "", "ran:", *commands(ran)])
@@ -537,17 +550,9 @@ def test_the_dry_run_prints_the_commands_a_real_run_executes(registry, index, tr
     assert any(c.startswith(f"git push --atomic origin HEAD:refs/heads/main refs/tags/v{NEW}") for c in commands(ran))
 
 
-def test_index_credentials_from_pypirc_when_the_ci_variables_are_empty(registry, index, tree, env, tmp_path):
-    # An absent CI secret arrives as an empty variable; twine would take "" as the password and
-    # look no further. The release hides empty TWINE_* from twine and names the .pypirc section
-    # of the index (twine ignores .pypirc with --repository-url).
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".pypirc").write_text(f"[distutils]\nindex-servers =\n    sandbox\n\n[sandbox]\nrepository = {index.url}/\n"
-                                  f"username = {index.user}\npassword = {index.password}\n")
-    tools = {k: os.environ.get(k, str(Path.home() / d)) for k, d in (("CARGO_HOME", ".cargo"), ("RUSTUP_HOME", ".rustup"))}
-    empty = {**env, **tools, "HOME": str(home), "TWINE_USERNAME": "", "TWINE_PASSWORD": ""}
-    out = release(tree, empty).stdout
+def test_index_credentials_from_pypirc_when_the_ci_variables_are_empty(upload_refusals):
+    out = upload_refusals.pypirc.stdout
+    assert upload_refusals.pypirc.returncode == 0, out
     assert "credentials: ~/.pypirc [sandbox] (****)" in out, out
-    assert index.password not in out
-    assert_released(registry, index, tree, None)
+    assert upload_refusals.index.password not in out
+    assert_released(upload_refusals.registry, upload_refusals.index, upload_refusals.tree, None)

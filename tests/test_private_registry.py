@@ -1,0 +1,71 @@
+"""Releases into registries that refuse anonymous reads: a self-hosted registry with htpasswd
+(Basic auth), and a token registry whose anonymous get no access at all (private packages, as
+on GHCR). The release completes, its verify step included; `cargo xtask verify X` on its own
+passes with the release's credentials and, without them, says what is needed; the tag's CI run
+(`release --from-tag`) releases there too, or finds the release done."""
+
+import pytest
+
+from gati_testing import fresh_clone, git, release_tree, repo, xtask
+from sandbox import Registry
+
+pytestmark = pytest.mark.docker
+
+NEW = "0.1.1"
+SERVICES = ("backend", "dashboard", "mcp-server")
+
+
+@pytest.fixture(params=["htpasswd", "private-token"])
+def private_registry(request, tmp_path):
+    if request.param == "htpasswd":
+        registry = Registry(tmp_path / "registry", auth="htpasswd", redirect_blobs=False, page_size=None)
+    else:
+        registry = Registry(tmp_path / "registry", auth="token", redirect_blobs=True, page_size=2, private=True)
+    yield registry
+    registry.stop()
+
+
+def assert_refuses_the_anonymous(registry):
+    status, _, _ = registry.api(f"/v2/{repo(registry, 'backend')}/tags/list", credentials=None)
+    assert status == 401, status
+    assert registry.api(f"/v2/{repo(registry, 'backend')}/tags/list")[0] in (200, 404)
+
+
+def test_a_release_into_a_registry_that_refuses_anonymous_reads_completes(private_registry, index, tmp_path):
+    registry = private_registry
+    assert_refuses_the_anonymous(registry)
+    tree = release_tree(tmp_path)
+    env = {**registry.env(tmp_path / "docker-config"), **index.env(), "GATI_RETRY_SECONDS": "3"}
+
+    if registry.auth == "htpasswd":
+        # The maintainer tags; the tag's CI run, on a fresh runner, makes the whole release.
+        xtask(tree, "bump", NEW)
+        git(tree, "commit", "--quiet", "--all", "--message", f"Release {NEW}")
+        git(tree, "tag", "--annotate", f"v{NEW}", "--message", f"gati {NEW}")
+        git(tree, "push", "--quiet", "origin", "main", f"v{NEW}")
+        ci = fresh_clone(tmp_path, tree, "ci", tag=f"v{NEW}")
+        out = xtask(ci, "release", "--from-tag", f"v{NEW}", "--yes", env=env).stdout
+        assert "== bump" not in out and "== push-git" not in out, out
+    else:
+        # A laptop release; the tag's CI run then finds it done.
+        out = xtask(tree, "release", NEW, "--yes", env=env).stdout
+        ci = fresh_clone(tmp_path, tree, "ci", tag=f"v{NEW}")
+        again = xtask(ci, "release", "--from-tag", f"v{NEW}", "--yes", env=env).stdout
+        assert f"v{NEW} is already released" in again, again
+    assert f"v{NEW} is released" in out and f"verified gati {NEW}" in out, out
+    # Users of such a registry must log in: the release says so, and verified as they would.
+    assert f"{registry.address} refuses anonymous reads" in out and f"docker login {registry.address}" in out, out
+    assert registry.password not in out
+    for service in SERVICES:
+        assert {NEW, "0.1", "latest"} <= registry.tags(repo(registry, service))
+    assert index.files() == [f"gati-{NEW}-py3-none-any.whl", f"gati-{NEW}.tar.gz"]
+
+    # verify on its own, as on any machine with the credentials: it passes ...
+    verified = xtask(ci, "verify", NEW, env=env).stdout
+    assert f"verified gati {NEW}" in verified and "refuses anonymous reads" in verified, verified
+    # ... and without them it cannot read the registry, and says what it needs.
+    anonymous = {**env, "DOCKER_USERNAME": "", "DOCKER_PASSWORD": ""}
+    refused = xtask(ci, "verify", NEW, env=anonymous, check=False)
+    assert refused.returncode != 0, refused.stdout
+    assert f"{registry.address} refuses anonymous reads" in refused.stdout, refused.stdout
+    assert "set DOCKER_USERNAME and DOCKER_PASSWORD" in refused.stdout, refused.stdout
