@@ -9,6 +9,7 @@ use crate::{
     flags, images,
     images::context,
     ops::cargo,
+    ops::exec::{Executor, Mode},
     ops::provision,
     ops::sandbox::{self, LocalRegistry},
 };
@@ -48,18 +49,18 @@ fn bench_images(sh: &Shell, rounds: usize) -> anyhow::Result<()> {
         }
         plan.options.no_cache = true;
         let started = Instant::now();
-        let problems = images::checks::problems(sh, &plan, true);
+        let problems = images::checks::problems(sh, &plan, images::checks::Purpose::BuildAndPush);
         anyhow::ensure!(problems.is_empty(), "preflight: {}", problems.join("; "));
-        let mut outcomes = images::build::build(sh, &plan, &crate::ops::exec::Executor::new(false))?;
-        images::push::push(sh, &mut plan, &crate::ops::exec::Executor::new(false), &mut outcomes)?;
+        let mut outcomes = images::build::build(sh, &plan, &Executor::new(Mode::Run))?;
+        images::push::push(sh, &mut plan, &Executor::new(Mode::Run), &mut outcomes)?;
         new_times.push(started.elapsed().as_secs_f64());
         bytes = outcomes.iter().map(|o| o.size).sum::<u64>();
 
         eprintln!("round {round}/{rounds}: the same command again, nothing changed");
         plan.options.no_cache = false;
         let started = Instant::now();
-        let mut outcomes = images::build::build(sh, &plan, &crate::ops::exec::Executor::new(false))?;
-        images::push::push(sh, &mut plan, &crate::ops::exec::Executor::new(false), &mut outcomes)?;
+        let mut outcomes = images::build::build(sh, &plan, &Executor::new(Mode::Run))?;
+        images::push::push(sh, &mut plan, &Executor::new(Mode::Run), &mut outcomes)?;
         rerun_times.push(started.elapsed().as_secs_f64());
     }
 

@@ -8,21 +8,23 @@ use xshell::Shell;
 use crate::{
     flags,
     model::surfaces::{self, Surfaces},
+    ops::exec::{Executor, Mode},
 };
 
 impl flags::Bump {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let config = crate::model::config::load_default(sh)?;
-        print!("{}", self.bump_tree(&sh.current_dir(), &config.services)?);
-        Ok(())
+        self.bump_tree(&sh.current_dir(), &config.services, &Executor::new(Mode::dry_run_if(self.dry_run)))
     }
 
-    /// Bumps the surfaces under `root`; returns the report (the diffs, on a dry run).
-    pub fn bump_tree(&self, root: &Path, services: &[String]) -> anyhow::Result<String> {
-        let mut report = String::new();
-        if surfaces::recover(root)? {
-            report.push_str("finished an interrupted bump: every surface had been written before it stopped\n");
-        }
+    /// Bumps the surfaces under `root`, every change through `exec` (a dry run shows the diffs).
+    pub fn bump_tree(&self, root: &Path, services: &[String], exec: &Executor) -> anyhow::Result<()> {
+        exec.after(|| {
+            if surfaces::recover(root)? {
+                exec.say("finished an interrupted bump: every surface had been written before it stopped\n");
+            }
+            Ok(())
+        })?;
         let found = Surfaces::read(root)?;
         let current = found.current(services)?;
         let new = current.bump(&self.to)?;
@@ -33,16 +35,16 @@ impl flags::Bump {
             );
         }
         let edits = found.edits(services, &new)?;
-        let changed: Vec<_> = edits.iter().filter(|e| e.before != e.after).collect();
-        if self.dry_run {
-            changed.iter().for_each(|edit| report.push_str(&surfaces::unified_diff(edit)));
-            report.push_str(&format!("dry run: nothing was written; run `cargo xtask bump {}` to write it\n", self.to));
-            return Ok(report);
+        let changed: Vec<&str> = edits.iter().filter(|e| e.before != e.after).map(|e| e.path).collect();
+        for edit in edits.iter().filter(|e| e.before != e.after) {
+            exec.preview(|| surfaces::unified_diff(edit));
         }
-        surfaces::write_all(root, &edits)?;
-        let files: Vec<&str> = changed.iter().map(|e| e.path).collect();
-        report.push_str(&format!("{current} -> {new} (Python: {}) in {}\n", new.pep440(), files.join(", ")));
-        Ok(report)
+        exec.run(&format!("write {}", changed.join(", ")), || surfaces::write_all(root, &edits))?;
+        exec.finish(
+            || exec.say(&format!("{current} -> {new} (Python: {})\n", new.pep440())),
+            &format!("Run `cargo xtask bump {}` to write it.", self.to),
+        );
+        Ok(())
     }
 }
 
@@ -66,7 +68,11 @@ mod tests {
 
     use std::path::{Path, PathBuf};
 
-    use crate::{flags, model::surfaces};
+    use crate::{
+        flags,
+        model::surfaces,
+        ops::exec::{Executor, Mode},
+    };
 
     const FILES: [&str; 4] = [surfaces::VERSION_PY, surfaces::COMPOSE, surfaces::CARGO_TOML, surfaces::CARGO_LOCK];
 
@@ -106,8 +112,13 @@ mod tests {
     #[test]
     fn golden_bump_to_a_release_candidate() {
         let root = tree("golden", None);
-        let report = bump("0.2.0rc1").bump_tree(&root, &services()).unwrap();
-        assert_eq!(report, "0.1.0 -> 0.2.0-rc.1 (Python: 0.2.0rc1) in sdk/gati/version.py, sdk/gati/docker-compose.yml, Cargo.toml, Cargo.lock\n");
+        let exec = Executor::capturing(Mode::Run);
+        bump("0.2.0rc1").bump_tree(&root, &services(), &exec).unwrap();
+        assert_eq!(
+            exec.captured(),
+            "$ write sdk/gati/version.py, sdk/gati/docker-compose.yml, Cargo.toml, Cargo.lock\n\
+             0.1.0 -> 0.2.0-rc.1 (Python: 0.2.0rc1)\n"
+        );
         for file in FILES {
             let want = std::fs::read_to_string(fixture("after").join(file)).unwrap();
             assert!(
@@ -122,9 +133,12 @@ mod tests {
     fn dry_run_prints_diffs_and_writes_nothing() {
         let root = tree("dry-run", None);
         let before = snapshot(&root);
-        let report = flags::Bump { dry_run: true, ..bump("minor") }.bump_tree(&root, &services()).unwrap();
+        let exec = Executor::capturing(Mode::DryRun);
+        flags::Bump { dry_run: true, ..bump("minor") }.bump_tree(&root, &services(), &exec).unwrap();
+        let report = exec.captured();
         assert!(report.contains("-__version__ = \"0.1.0\"\n+__version__ = \"0.2.0\"\n"), "{report}");
         assert!(report.contains("+++ b/Cargo.lock\n"), "{report}");
+        assert!(report.contains("$ write sdk/gati/version.py") && report.contains("dry run: nothing was changed"));
         assert_eq!(snapshot(&root), before);
     }
 
@@ -176,7 +190,7 @@ mod tests {
         for (name, to, change, message) in cases {
             let root = tree(name, change);
             let before = snapshot(&root);
-            let err = format!("{:#}", bump(to).bump_tree(&root, &services()).unwrap_err());
+            let err = format!("{:#}", bump(to).bump_tree(&root, &services(), &Executor::new(Mode::Run)).unwrap_err());
             assert!(err.contains(message), "{name}: {err}");
             assert_eq!(snapshot(&root), before, "{name} changed a file");
         }

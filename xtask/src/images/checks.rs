@@ -78,11 +78,18 @@ pub fn clean_for_push(plan: &Plan) -> Outcome {
     Ok("committed".into())
 }
 
+/// What `cargo xtask images` is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Build,
+    BuildAndPush,
+}
+
 /// Every problem that would stop `cargo xtask images`: building needs the daemon and the
 /// contexts; pushing also a clean tree, the right to push, and free immutable tags.
-pub fn problems(sh: &Shell, plan: &Plan, push: bool) -> Vec<String> {
+pub fn problems(sh: &Shell, plan: &Plan, purpose: Purpose) -> Vec<String> {
     let mut outcomes = vec![docker_daemon(sh), build_contexts(&sh.current_dir(), plan)];
-    if push {
+    if purpose == Purpose::BuildAndPush {
         outcomes.push(clean_for_push(plan));
         outcomes.push(push_rights(plan));
         if outcomes.iter().all(Result::is_ok) {

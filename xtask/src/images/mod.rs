@@ -33,7 +33,12 @@ use crate::{
         tags::{self, Tags},
         version::ReleaseVersion,
     },
-    ops::{docker, exec::Executor, git::Head, interrupt},
+    ops::{
+        docker,
+        exec::{Executor, Mode},
+        git::Head,
+        interrupt,
+    },
     registry::{Credentials, Registry},
 };
 
@@ -190,7 +195,7 @@ pub fn local_size(sh: &Shell, reference: &str) -> u64 {
 impl flags::Images {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let mut plan = Plan::new(sh, &self)?;
-        let exec = Executor::new(self.dry_run);
+        let exec = Executor::new(Mode::dry_run_if(self.dry_run));
         println!(
             "gati {} -> {}/{} ({} images)",
             plan.version,
@@ -198,7 +203,8 @@ impl flags::Images {
             plan.config.namespace,
             plan.images.len()
         );
-        let problems = checks::problems(sh, &plan, self.push);
+        let purpose = if self.push { checks::Purpose::BuildAndPush } else { checks::Purpose::Build };
+        let problems = checks::problems(sh, &plan, purpose);
         if !problems.is_empty() {
             bail!("nothing was built or pushed:\n  - {}", problems.join("\n  - "));
         }

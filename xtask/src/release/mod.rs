@@ -46,7 +46,7 @@ use crate::{
         version::ReleaseVersion,
     },
     ops::{
-        exec::Executor,
+        exec::{Executor, Mode},
         git,
         interrupt::{self, Interrupted},
         provision,
@@ -222,7 +222,7 @@ impl<'a> Release<'a> {
                 false => format!("cargo xtask release {version}"),
             },
             from_tag,
-            exec: Executor::new(dry_run),
+            exec: Executor::new(Mode::dry_run_if(dry_run)),
             plan,
             config,
             version,
