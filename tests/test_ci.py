@@ -44,12 +44,20 @@ def doctor(tree, env, *args):
 
 
 def test_doctor_passes_on_a_healthy_setup_and_names_each_problem(tmp_path, env):
-    tree = copy_repository(tmp_path / "repo")
+    tree = release_tree(tmp_path)
     healthy = doctor(tree, env)
     assert healthy.returncode == 0, healthy.stdout
     assert "a release would pass its preflight checks" in healthy.stdout
     checks = {c["check"]: c["status"] for c in json.loads(doctor(tree, env, "--json").stdout.splitlines()[-1])}
     assert checks["docker daemon"] == checks["registry login"] == checks["index credentials"] == "ok"
+    # Every check of the release's preflight, asked of the next patch release.
+    for check in ("release tag", "origin", "clean tree", "index", "immutable tags", "python tools"):
+        assert checks[check] == "ok", (check, checks)
+
+    # What only a release's preflight used to see, doctor sees too: no origin to push the release to.
+    no_origin = copy_repository(tmp_path / "no-origin")
+    result = doctor(no_origin, env)
+    assert result.returncode != 0 and "FAIL  origin" in result.stdout, result.stdout
 
     no_daemon = doctor(tree, {**env, "DOCKER_HOST": f"unix://{tmp_path}/no-daemon.sock"})
     assert no_daemon.returncode != 0 and "FAIL  docker daemon" in no_daemon.stdout

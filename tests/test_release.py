@@ -439,7 +439,7 @@ def test_ci_on_the_tag_of_a_laptop_release_changes_nothing_and_a_later_push_keep
 
     # Later, main moves on (in a clone of origin's main: the release's own tree stays as it is)
     # and CI pushes its images: the release's tags are immutable.
-    later = fresh_clone(tmp_path, tree, "later")
+    later = fresh_clone(tmp_path, tree, "later", tag="main")
     (later / "README.md").write_text((later / "README.md").read_text() + "\nA later change.\n")
     git(later, "commit", "--quiet", "--all", "--message", "A later change")
     refused = xtask(later, "images", "--push", env=env, check=False)

@@ -168,7 +168,7 @@ fn origin(facts: &Facts, sh: &xshell::Shell) -> Outcome {
         Ok(true) => problems
             .push(format!("origin/{branch} has commits this tree lacks: `git pull --rebase origin {branch}` first")),
         Ok(false) => {}
-        Err(e) => problems.push(format!("{e:#}: the release pushes to origin; add it (`git remote add origin URL`)")),
+        Err(e) => return fail(format!("{e:#}: the release pushes to origin; add it (`git remote add origin URL`)")),
     }
     match git::remote_tag(sh, tag) {
         Ok(Some(commit)) if !facts.ours(&commit) => problems.push(format!(
