@@ -130,9 +130,11 @@ def git(tree, *args):
                           text=True, check=True).stdout
 
 
-# A copy's own target directory, kept between runs: a copy's binaries must never replace the ones
-# the other tests use, and its dependencies are compiled once.
-COPY_TARGET_DIR = ROOT / "target" / "copy"
+# The copies build in the repository's own target directory, so that what is compiled already
+# (the dependencies, and for a copy of the same sources, everything: tar keeps the files' times)
+# is not compiled again. The binaries under test are a copy of their own (`target/test-bin`,
+# see `cargo xtask test`), which no copy's build replaces.
+COPY_TARGET_DIR = Path(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target")
 STATIC_RUSTFLAGS = {"CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS": "-C target-feature=+crt-static"}
 
 

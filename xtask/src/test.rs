@@ -38,7 +38,7 @@ impl flags::Test {
             .context("Rust tests failed")?;
 
         let config = crate::model::config::load_default(sh)?;
-        let bin_dir = cargo::build_binaries(sh, &config.services)?;
+        let bin_dir = test_binaries(sh, &cargo::build_binaries(sh, &config.services)?, &config.services)?;
         let version = Surfaces::read(&sh.current_dir())?.current(&config.services)?.to_string();
         let version = version.as_str();
         if !self.no_images {
@@ -69,4 +69,17 @@ impl flags::Test {
             .context("pytest tests failed")?;
         Ok(())
     }
+}
+
+/// The binaries under test, copied out of cargo's target directory: the tests' copies of the
+/// repository build (other versions) in that same directory, sharing its compiled dependencies,
+/// and must not replace what the other tests run.
+fn test_binaries(sh: &Shell, built: &std::path::Path, services: &[String]) -> anyhow::Result<std::path::PathBuf> {
+    let dir = crate::target_dir(sh).join("test-bin");
+    sh.create_dir(&dir)?;
+    for service in services {
+        let binary = format!("gati-{service}");
+        sh.copy_file(built.join(&binary), dir.join(&binary))?;
+    }
+    Ok(dir)
 }
