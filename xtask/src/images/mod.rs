@@ -14,6 +14,8 @@ pub mod board;
 pub mod build;
 pub mod checks;
 pub mod context;
+pub mod dockerfile;
+pub mod oci;
 pub mod push;
 
 use std::path::PathBuf;

@@ -5,7 +5,11 @@
 //! are followed, and curl sends neither the `Authorization` header nor the credentials to
 //! another host or port.
 
-use std::time::Duration;
+use std::{
+    path::PathBuf,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use anyhow::Context;
 use serde_json::Value;
@@ -64,10 +68,20 @@ pub fn curl(
         Auth::Basic(c) => config.push(format!("user = {}", quote(&format!("{}:{}", c.user, c.password)))),
         Auth::Bearer(t) => config.push(format!("header = {}", quote(&format!("Authorization: Bearer {t}")))),
     }
-    if let Some(body) = body {
-        let text = std::str::from_utf8(body).map_err(|e| Failure::Permanent(e.into()))?;
-        config.push(format!("data-binary = {}", quote(text)));
-    }
+    // Text (a manifest) goes in the config; bytes (a blob) through a file: see `BodyFile`.
+    let _file = match body.map(std::str::from_utf8) {
+        None => None,
+        // (`@` would make curl read a file of that name.)
+        Some(Ok(text)) if !text.starts_with('@') => {
+            config.push(format!("data-binary = {}", quote(text)));
+            None
+        }
+        Some(_) => {
+            let file = BodyFile::new(body.unwrap_or_default()).map_err(Failure::Permanent)?;
+            config.push(format!("data-binary = {}", quote(&format!("@{}", file.path.display()))));
+            Some(file)
+        }
+    };
     config.push("dump-header = \"/dev/stderr\"".into());
     let write_out = format!("%{{stderr}}{WRITE_OUT_MARK}{{\"status\":%{{http_code}}}}");
     config.push(format!("write-out = {}", quote(&write_out)));
@@ -116,9 +130,52 @@ fn quote(s: &str) -> String {
     format!("\"{escaped}\"")
 }
 
+/// A request body that is not text, in a file of its own (mode 0600, removed on drop) for
+/// curl's `data-binary = "@file"`. It holds only the blob: image bytes, never a credential.
+pub struct BodyFile {
+    pub path: PathBuf,
+}
+
+impl BodyFile {
+    pub fn new(bytes: &[u8]) -> anyhow::Result<BodyFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!("xtask-body-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let path = std::env::temp_dir().join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing a request body to {}", path.display()))?;
+        let body = BodyFile { path };
+        std::io::Write::write_all(&mut file, bytes)?;
+        Ok(body)
+    }
+}
+
+impl Drop for BodyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_file_holds_the_bytes_and_goes_away() {
+        let bytes = [0x1f, 0x8b, 0, 0xff, b'\n', b'"'];
+        let path = {
+            let file = BodyFile::new(&bytes).unwrap();
+            assert_eq!(std::fs::read(&file.path).unwrap(), bytes);
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&file.path).unwrap().permissions().mode() & 0o777, 0o600);
+            file.path.clone()
+        };
+        assert!(!path.exists());
+    }
 
     #[test]
     fn reads_the_headers_of_the_last_response() {

@@ -12,6 +12,7 @@
 //! `GATI_RETRY_SECONDS`; permanent ones (401, 403, invalid manifest) fail at once.
 
 mod auth;
+mod blobs;
 mod curl;
 
 use std::{cell::RefCell, collections::HashMap, time::Duration};
@@ -19,6 +20,7 @@ use std::{cell::RefCell, collections::HashMap, time::Duration};
 use anyhow::{bail, Context};
 
 pub use auth::Credentials;
+pub use blobs::{Pushed, INDEX_TYPES};
 use auth::{parse_challenge, Scheme};
 use curl::{curl, Auth, Failure, Response};
 
@@ -218,7 +220,7 @@ impl Registry {
     }
 
     /// One API call with authentication, retried while the failure is transient.
-    fn request(
+    pub(super) fn request(
         &self,
         method: &str,
         path: &str,

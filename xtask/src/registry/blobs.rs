@@ -1,0 +1,253 @@
+//! Pushing an image index that xtask assembled itself (`images/oci.rs`) over the registry API,
+//! with the authentication and retries of `registry.rs` (one more `impl Registry`):
+//!
+//! 1. Every blob (layer, config) the registry lacks: `HEAD`, then a upload session (`POST`)
+//!    and its bytes in one `PUT …?digest=` (the monolithic upload every registry takes).
+//! 2. Every platform's manifest, `PUT` by its digest: a registry refuses a manifest whose
+//!    blobs it lacks (400 `MANIFEST_BLOB_UNKNOWN`).
+//! 3. The index, `PUT` under the tag: likewise refused while a manifest it names is missing.
+//!
+//! Every digest the registry answers (`Docker-Content-Digest`) is checked against ours. A tag is
+//! read with `Accept` listing the index types: distribution 2.8 answers 404 for an index when
+//! `Accept` lists none.
+//!
+//! Bytes reach curl through a file of their own (`curl::BodyFile`), as its config on stdin holds
+//! only text; the credentials stay in that config, never in the file, a command line or a message.
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+use super::Registry;
+use crate::images::oci::Blob;
+
+/// What a tag may name, as `Accept` lists it when reading an index back.
+pub const INDEX_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
+    application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, \
+    application/vnd.docker.distribution.manifest.v2+json";
+
+/// What a push did with each blob: the registry had it, or it was sent.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub sent: Vec<String>,
+    pub present: Vec<String>,
+}
+
+impl Registry {
+    /// Whether `repo` holds the blob `digest` (a redirect to another host, as Docker Hub's CDN,
+    /// is followed).
+    pub fn has_blob(&self, repo: &str, digest: &str) -> anyhow::Result<bool> {
+        let response = self.request("HEAD", &format!("/v2/{repo}/blobs/{digest}"), repo, &[], None)?;
+        match response.status {
+            200 => Ok(true),
+            404 => Ok(false),
+            status => bail!("checking the blob {digest} of {}/{repo}: HTTP {status}", self.name),
+        }
+    }
+
+    /// Uploads `blob` into `repo`: a session, then its bytes with `?digest=`; the registry
+    /// checks the digest, and we check the one it answers.
+    pub fn upload_blob(&self, repo: &str, blob: &Blob) -> anyhow::Result<()> {
+        let started = self.request("POST", &format!("/v2/{repo}/blobs/uploads/"), repo, &[], None)?;
+        if started.status != 202 {
+            bail!("starting an upload to {}/{repo}: HTTP {} {}", self.name, started.status, body_text(&started.body));
+        }
+        let location = started.header("Location").context("the registry started an upload without a Location")?;
+        // The session's URL, relative or absolute, often with a query of its own.
+        let url = match location.strip_prefix(&self.base) {
+            Some(path) => path.to_string(),
+            None if location.starts_with('/') => location.to_string(),
+            None => bail!("{}: the upload session is on another host ({location})", self.name),
+        };
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let path = format!("{url}{separator}digest={}", blob.digest);
+        let headers = [("Content-Type", "application/octet-stream")];
+        let put = self.request("PUT", &path, repo, &headers, Some(&blob.bytes))?;
+        if put.status != 201 {
+            bail!("uploading {} to {}/{repo}: HTTP {} {}", blob.digest, self.name, put.status, body_text(&put.body));
+        }
+        check_digest(put.header("Docker-Content-Digest"), &blob.digest, &format!("{repo}@{}", blob.digest))
+    }
+
+    /// Each blob `repo` lacks, uploaded; those it has, left alone.
+    pub fn push_blobs(&self, repo: &str, blobs: &[&Blob]) -> anyhow::Result<Pushed> {
+        let mut pushed = Pushed::default();
+        for blob in blobs {
+            if self.has_blob(repo, &blob.digest)? {
+                pushed.present.push(blob.digest.clone());
+            } else {
+                self.upload_blob(repo, blob)?;
+                pushed.sent.push(blob.digest.clone());
+            }
+        }
+        Ok(pushed)
+    }
+
+    /// PUTs `manifest` (an image manifest or an index) under `reference`: its digest, or a tag.
+    pub fn put_manifest(&self, repo: &str, reference: &str, manifest: &Blob) -> anyhow::Result<()> {
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let headers = [("Content-Type", manifest.media_type)];
+        let put = self.request("PUT", &path, repo, &headers, Some(&manifest.bytes))?;
+        if put.status != 201 && put.status != 200 {
+            bail!(
+                "putting {repo}:{reference} ({}) on {}: HTTP {} {}",
+                manifest.digest,
+                self.name,
+                put.status,
+                body_text(&put.body)
+            );
+        }
+        check_digest(put.header("Docker-Content-Digest"), &manifest.digest, &format!("{repo}:{reference}"))
+    }
+
+    /// One service's index under `tag`: the blobs the registry lacks, every manifest by digest,
+    /// then the index; and what the tag now names, read back, is the index.
+    pub fn push_index(
+        &self,
+        repo: &str,
+        tag: &str,
+        index: &Blob,
+        manifests: &[&Blob],
+        blobs: &[&Blob],
+    ) -> anyhow::Result<Pushed> {
+        let pushed = self.push_blobs(repo, blobs)?;
+        for manifest in manifests {
+            self.put_manifest(repo, &manifest.digest, manifest)?;
+        }
+        self.put_manifest(repo, tag, index)?;
+        match self.manifest(repo, tag)? {
+            Some((digest, _)) if digest == index.digest => Ok(pushed),
+            served => bail!(
+                "{}/{repo}:{tag}: pushed {}, but the registry serves {}; push again",
+                self.name,
+                index.digest,
+                served.map_or("nothing".into(), |(d, _)| d)
+            ),
+        }
+    }
+
+    /// The digest and the JSON of what `reference` (a tag or a digest) names, index or image
+    /// manifest, if anything.
+    pub fn manifest(&self, repo: &str, reference: &str) -> anyhow::Result<Option<(String, Value)>> {
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let response = self.request("GET", &path, repo, &[("Accept", INDEX_TYPES)], None)?;
+        match response.status {
+            404 => return Ok(None),
+            200 => {}
+            status => bail!("reading {}/{repo}:{reference}: HTTP {status}", self.name),
+        }
+        let digest = response
+            .header("Docker-Content-Digest")
+            .with_context(|| format!("{}/{repo}:{reference}: the answer has no Docker-Content-Digest", self.name))?;
+        let json = serde_json::from_slice(&response.body)
+            .with_context(|| format!("{}/{repo}:{reference}: the manifest is not JSON", self.name))?;
+        Ok(Some((digest.to_string(), json)))
+    }
+
+    /// The bytes of the blob `digest` of `repo`, following a redirect to another host.
+    pub fn blob(&self, repo: &str, digest: &str) -> anyhow::Result<Vec<u8>> {
+        let response = self.request("GET", &format!("/v2/{repo}/blobs/{digest}"), repo, &[], None)?;
+        if response.status != 200 {
+            bail!("reading the blob {digest} of {}/{repo}: HTTP {}", self.name, response.status);
+        }
+        let served = crate::images::oci::sha256(&response.body);
+        if served != digest {
+            bail!("{}/{repo}: the blob {digest} arrived with digest {served}", self.name);
+        }
+        Ok(response.body)
+    }
+}
+
+/// The registry's `Docker-Content-Digest` must be ours (a registry may omit it).
+fn check_digest(answered: Option<&str>, ours: &str, what: &str) -> anyhow::Result<()> {
+    match answered {
+        Some(digest) if digest != ours => bail!("{what}: the registry stored {digest}, not {ours}"),
+        _ => Ok(()),
+    }
+}
+
+/// An error body, as the registry's JSON says it, shortened.
+fn body_text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).trim().chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One service's index over both platforms, from fake binaries; the blobs, the manifests.
+    fn assemble() -> (Blob, Vec<Blob>, Vec<Blob>) {
+        use crate::images::{dockerfile::ImageSpec, oci};
+        let dockerfile =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../backend/Dockerfile")).unwrap();
+        let args = [("VERSION".to_string(), "1.2.3".to_string())].into();
+        let spec = ImageSpec::from_dockerfile(&dockerfile, "gati-backend", &args).unwrap();
+        let (mut blobs, mut manifests) = (Vec::new(), Vec::new());
+        for platform in oci::PLATFORMS {
+            let layer = oci::layer(&spec, format!("a binary for {}", platform.name).as_bytes()).unwrap();
+            let config = oci::config(&spec, platform, &layer, "2026-05-01T12:00:00Z").unwrap();
+            manifests.push(oci::manifest(&config, &layer));
+            blobs.extend([layer.blob, config]);
+        }
+        let pairs: Vec<_> = oci::PLATFORMS.iter().zip(&manifests).collect();
+        (oci::index(&pairs, &spec.labels), blobs, manifests)
+    }
+
+    #[test]
+    fn pushes_an_index_to_a_registry_like_docker_hub() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let sh = crate::shell_in(root).unwrap();
+        let dir = crate::target_dir(&sh).join("xtask").join(format!("test-registry-blobs-{}", std::process::id()));
+        let local = crate::ops::sandbox::LocalRegistry::start(&sh, &dir).unwrap();
+        let registry = Registry::new(&local.address, Some(local.credentials.clone()));
+        let repo = format!("{}/gati-backend", local.namespace);
+        let (index, blobs, manifests) = assemble();
+        let (blobs, manifests): (Vec<&Blob>, Vec<&Blob>) = (blobs.iter().collect(), manifests.iter().collect());
+
+        // An index naming manifests the registry lacks is refused, and leaves no tag.
+        let refused = registry.put_manifest(&repo, "1.2.3", &index).unwrap_err();
+        assert!(format!("{refused:#}").contains("MANIFEST_BLOB_UNKNOWN"), "{refused:#}");
+        assert_eq!(registry.digest(&repo, "1.2.3").unwrap(), None);
+
+        let pushed = registry.push_index(&repo, "1.2.3", &index, &manifests, &blobs).unwrap();
+        assert_eq!((pushed.sent.len(), pushed.present.len()), (4, 0));
+        // Again: every blob is there, nothing is sent.
+        let again = registry.push_index(&repo, "1.2.3", &index, &manifests, &blobs).unwrap();
+        assert_eq!((again.sent.len(), again.present.len()), (0, 4));
+
+        // What a user pulls, anonymously (a pull-only token), blobs through the redirect.
+        let anonymous = Registry::new(&local.address, None);
+        let (digest, served) = anonymous.manifest(&repo, "1.2.3").unwrap().expect("the tag names the index");
+        assert_eq!(digest, index.digest);
+        let platforms: Vec<&str> = served["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["platform"]["architecture"].as_str().unwrap())
+            .collect();
+        assert_eq!(platforms, ["amd64", "arm64"]);
+        for (entry, architecture) in served["manifests"].as_array().unwrap().iter().zip(["amd64", "arm64"]) {
+            let (_, manifest) = anonymous.manifest(&repo, entry["digest"].as_str().unwrap()).unwrap().unwrap();
+            let config = anonymous.blob(&repo, manifest["config"]["digest"].as_str().unwrap()).unwrap();
+            let config: Value = serde_json::from_slice(&config).unwrap();
+            assert_eq!(config["architecture"], architecture);
+            let layer = anonymous.blob(&repo, manifest["layers"][0]["digest"].as_str().unwrap()).unwrap();
+            assert!(blobs.iter().any(|b| b.bytes == layer));
+        }
+        // distribution 2.8 hides an index from a client whose Accept lists no index type.
+        let images_only = [("Accept", "application/vnd.oci.image.manifest.v1+json")];
+        let hidden =
+            anonymous.request("GET", &format!("/v2/{repo}/manifests/1.2.3"), &repo, &images_only, None).unwrap();
+        assert_eq!(hidden.status, 404);
+        assert_eq!(anonymous.digest(&repo, "1.2.3").unwrap().as_deref(), Some(index.digest.as_str()));
+        drop(local);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_digest_the_registry_did_not_store_is_named() {
+        assert!(check_digest(Some("sha256:aa"), "sha256:aa", "r:t").is_ok());
+        assert!(check_digest(None, "sha256:aa", "r:t").is_ok());
+        let e = check_digest(Some("sha256:bb"), "sha256:aa", "gatidev/gati-backend:1.0.0").unwrap_err();
+        assert_eq!(e.to_string(), "gatidev/gati-backend:1.0.0: the registry stored sha256:bb, not sha256:aa");
+    }
+}
