@@ -47,20 +47,18 @@ fn bench_images(sh: &Shell, rounds: usize) -> anyhow::Result<()> {
         for image in &mut plan.images {
             image.reference = format!("{}/{}", new.address, image.repo);
         }
-        plan.options.no_cache = true;
         let started = Instant::now();
         let problems = images::checks::problems(sh, &plan, images::checks::Purpose::BuildAndPush);
         anyhow::ensure!(problems.is_empty(), "preflight: {}", problems.join("; "));
         let mut outcomes = images::build::build(sh, &plan, &Executor::new(Mode::Run))?;
-        images::push::push(sh, &mut plan, &Executor::new(Mode::Run), &mut outcomes)?;
+        images::push::push(sh, &plan, &Executor::new(Mode::Run), &mut outcomes)?;
         new_times.push(started.elapsed().as_secs_f64());
-        bytes = outcomes.iter().map(|o| o.size).sum::<u64>();
+        bytes = outcomes.iter().flat_map(|o| o.sizes.iter().map(|(_, s)| s)).sum::<u64>();
 
         eprintln!("round {round}/{rounds}: the same command again, nothing changed");
-        plan.options.no_cache = false;
         let started = Instant::now();
         let mut outcomes = images::build::build(sh, &plan, &Executor::new(Mode::Run))?;
-        images::push::push(sh, &mut plan, &Executor::new(Mode::Run), &mut outcomes)?;
+        images::push::push(sh, &plan, &Executor::new(Mode::Run), &mut outcomes)?;
         rerun_times.push(started.elapsed().as_secs_f64());
     }
 
@@ -180,9 +178,18 @@ fn prepare(sh: &Shell, dir: &std::path::Path) -> anyhow::Result<images::Plan> {
     // Throwaway registries: nothing published depends on this tree, which may be dirty.
     let options = images::PlanOptions { allow_dirty: true, ..Default::default() };
     let plan = images::Plan::for_version(sh, config, version, &options)?;
-    let bin_dir = cargo::build_binaries(sh, &plan.config.services)?;
+    let toolchain = crate::ops::toolchain::find(sh, &plan.config.rust)?;
+    let build = cargo::Build {
+        services: &plan.config.services,
+        platforms: &plan.config.platforms,
+        toolchain: &toolchain,
+        fresh: false,
+    };
+    let host = crate::model::platform::Platform::host().context("a host platform gati ships")?;
+    let binaries = build.run(sh, |_| {})?;
     for image in &plan.images {
-        context::stage(sh, &image.service, &bin_dir)?;
+        let binary = binaries.iter().find(|b| b.service == image.service && b.platform == host).context("a binary")?;
+        context::stage(sh, &image.service, binary.path.parent().context("a binary's folder")?)?;
     }
     Ok(plan)
 }

@@ -1,68 +1,72 @@
 //! `cargo xtask test`: the README's test command, and what CI runs.
 //!
-//! 1. Provision what is missing: Debian packages, the pinned Python tools, a Docker daemon.
+//! 1. Provision what is missing: Debian packages, the release's toolchain for every platform
+//!    (cross linkers, qemu-user), the pinned Python tools, the dashboard's npm packages, a
+//!    Docker daemon.
 //! 2. Lint: the workflows (actionlint, zizmor) and the Dockerfiles (hadolint).
-//! 3. Rust tests, in the same release profile and static target as the images, so the
-//!    dependencies are compiled once for both.
-//! 4. The static service binaries and, from them, the three images.
-//! 5. pytest (`tests/`, `sdk/tests/`): the services over real HTTP, MCP, Chromium and Docker;
-//!    the Python package, its client and `gati start` end to end.
+//! 3. Rust tests, with the release's toolchain, profile, flags and host target, so the
+//!    dependencies are compiled once for the tests and the images.
+//! 4. The binaries of every service for every platform, and from them the images, assembled as
+//!    a release assembles them and loaded into Docker as `gati-test/gati-<service>:X`; beside
+//!    them the same images built by `docker build` from each Dockerfile
+//!    (`gati-test/dockerfile-gati-<service>:X`), which a test holds to the assembled ones.
+//! 5. pytest (`tests/`, `sdk/tests/`): the services over real HTTP, MCP and Chromium; the
+//!    Python package, its client and `gati start` end to end; images and releases into
+//!    registries and indexes that behave like Docker Hub and PyPI.
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use xshell::{cmd, Shell};
 
 use crate::{
     flags,
-    images::context,
-    model::surfaces::Surfaces,
-    ops::cargo::{self, STATIC_RUSTFLAGS, TARGET},
-    ops::docker,
-    ops::provision,
+    images::{self, context, Finish, Plan, PlanOptions},
+    model::{platform::Platform, surfaces::Surfaces},
+    ops::{
+        cargo::{self, Binary},
+        docker, provision,
+    },
 };
 
 /// The image prefix the tests build under; never pushed anywhere.
 pub const TEST_IMAGE_PREFIX: &str = "gati-test";
 const DEBIAN_PACKAGES: &[&str] =
-    &["docker.io", "docker-compose", "docker-registry", "apache2-utils", "chromium", "curl"];
+    &["docker.io", "docker-compose", "docker-registry", "apache2-utils", "chromium", "curl", "nodejs", "npm"];
 
 impl flags::Test {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         provision::debian_packages(sh, DEBIAN_PACKAGES)?;
+        let config = crate::model::config::load_default(sh)?;
+        let toolchain = provision::release_toolchain(sh, &config)?;
         let python = provision::python_tools(sh)?;
+        provision::ui_packages(sh)?;
         let _dockerd = if self.no_images { None } else { Some(provision::Dockerd::ensure(sh)?) };
 
         crate::lint::lint(sh, &python)?;
-        cmd!(sh, "cargo test --workspace --release --target {TARGET}")
-            .env(STATIC_RUSTFLAGS.0, STATIC_RUSTFLAGS.1)
+        let build = cargo::Build { services: &config.services, platforms: &config.platforms, toolchain: &toolchain, fresh: false };
+        let (plus, host) = (format!("+{}", toolchain.name), Platform::host().context("the tests run on linux/amd64 or linux/arm64")?);
+        let target = host.rust_target;
+        cmd!(sh, "cargo {plus} test --workspace --release --target {target}")
+            .envs(build.env())
             .run()
             .context("Rust tests failed")?;
 
-        let config = crate::model::config::load_default(sh)?;
-        let bin_dir = test_binaries(sh, &cargo::build_binaries(sh, &config.services)?, &config.services)?;
         let version = Surfaces::read(&sh.current_dir())?.current(&config.services)?.to_string();
-        let version = version.as_str();
-        if !self.no_images {
-            let builds = config
-                .services
-                .iter()
-                .map(|service| {
-                    Ok(docker::Build {
-                        context: context::stage(sh, service, &bin_dir)?,
-                        tags: vec![format!("{TEST_IMAGE_PREFIX}/gati-{service}:{version}")],
-                        build_args: vec![("VERSION".into(), version.into())],
-                        no_cache: false,
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            docker::build_all(&builds).context("building the test images")?;
-        }
+        let binaries = if self.no_images {
+            build.run(sh, |_| {})?
+        } else {
+            test_images(sh, &config, &version)?
+        };
+        let bin_dir = test_binaries(sh, &binaries, host)?;
 
         let filter: Vec<String> = self.filter.map(|k| vec!["-k".into(), k]).unwrap_or_default();
         let skip_images: &[&str] = if self.no_images { &["-m", "not docker"] } else { &[] };
         let _env = [
             sh.push_env("GATI_BIN_DIR", &bin_dir),
-            sh.push_env("GATI_VERSION", version),
+            sh.push_env("GATI_VERSION", &version),
             sh.push_env("GATI_TEST_IMAGE_PREFIX", TEST_IMAGE_PREFIX),
+            sh.push_env("GATI_TOOLCHAIN", &toolchain.name),
         ];
         cmd!(sh, "{python} -m pytest tests sdk/tests -ra {skip_images...} {filter...}")
             .run()
@@ -71,15 +75,46 @@ impl flags::Test {
     }
 }
 
-/// The binaries under test, copied out of cargo's target directory: the tests' copies of the
-/// repository build (other versions) in that same directory, sharing its compiled dependencies,
-/// and must not replace what the other tests run.
-fn test_binaries(sh: &Shell, built: &std::path::Path, services: &[String]) -> anyhow::Result<std::path::PathBuf> {
+/// The images under test: assembled and loaded as a release does them (no smoke test: the
+/// tests are that), named `gati-test/gati-<service>:X`; and each built from its Dockerfile by
+/// `docker build`, from the same binary and build arguments. Returns every binary.
+fn test_images(sh: &Shell, config: &crate::model::config::Config, version: &str) -> anyhow::Result<Vec<Binary>> {
+    let plan = Plan::for_version(
+        sh,
+        config.clone(),
+        crate::model::version::ReleaseVersion::parse(version)?,
+        &PlanOptions { allow_dirty: true, ..PlanOptions::default() },
+    )?;
+    let built = images::build_all(sh, &plan, Finish { load: true, smoke: false }).context("building the test images")?;
+    let host = Platform::host().context("a host platform")?;
+    let mut builds = Vec::new();
+    for image in &plan.images {
+        let loaded = format!("{}:{version}", image.reference);
+        let name = format!("{TEST_IMAGE_PREFIX}/gati-{}:{version}", image.service);
+        cmd!(sh, "docker tag {loaded} {name}").quiet().run()?;
+        let binary = built.binaries.iter().find(|b| b.service == image.service && b.platform == host).context("a host binary")?;
+        let mut build_args = plan.build_args.clone();
+        build_args.push(("RUSTC".into(), built.toolchain.rustc.lines().next().unwrap_or_default().into()));
+        builds.push(docker::Build {
+            context: context::stage(sh, &image.service, binary.path.parent().context("the binary's folder")?)?,
+            tags: vec![format!("{TEST_IMAGE_PREFIX}/dockerfile-gati-{}:{version}", image.service)],
+            build_args,
+            no_cache: false,
+        });
+    }
+    docker::build_all(&builds).context("building the test images from their Dockerfiles")?;
+    Ok(built.binaries)
+}
+
+/// The host's binaries under test, copied out of cargo's target directory: the tests' copies of
+/// the repository build (other versions) in that same directory, sharing its compiled
+/// dependencies, and must not replace what the other tests run.
+fn test_binaries(sh: &Shell, binaries: &[Binary], host: &Platform) -> anyhow::Result<PathBuf> {
     let dir = crate::target_dir(sh).join("test-bin");
     sh.create_dir(&dir)?;
-    for service in services {
-        let binary = format!("gati-{service}");
-        sh.copy_file(built.join(&binary), dir.join(&binary))?;
+    for binary in binaries.iter().filter(|b| b.platform == host) {
+        let name: &Path = binary.path.file_name().context("a binary without a name")?.as_ref();
+        sh.copy_file(&binary.path, dir.join(name))?;
     }
     Ok(dir)
 }

@@ -376,6 +376,8 @@ mod tests {
             index: "http://i/".into(),
             index_simple: "http://i/simple/".into(),
             branch: "main".into(),
+            platforms: crate::model::platform::PLATFORMS.iter().collect(),
+            rust: "1.96.0".into(),
         };
         let pinned = "127.0.0.1:5000/gatidev/gati-backend:0.1.1@sha256:aa";
         assert_eq!(repository(&config, pinned).as_deref(), Some("gatidev/gati-backend"));

@@ -8,9 +8,10 @@ pub fn human_size(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
-/// The final table: image, tags, size, digest, seconds.
+/// The final table: image, tags, size per platform, index digest, seconds.
 pub fn table(plan: &Plan, outcomes: &[Outcome]) -> String {
-    let mut out = format!("\n{:<44} {:<28} {:>8}  {:<19}  {:>7}\n", "IMAGE", "TAGS", "SIZE", "DIGEST", "SECONDS");
+    let header = ("IMAGE", "TAGS", "SIZE (PER PLATFORM)", "INDEX DIGEST", "SECONDS");
+    let mut out = format!("\n{:<44} {:<28} {:<28}  {:<19}  {:>7}\n", header.0, header.1, header.2, header.3, header.4);
     for (image, o) in plan.images.iter().zip(outcomes) {
         let tags = if o.tags.is_empty() { plan.tags.immutable.join(",") } else { o.tags.join(",") };
         let digest = o
@@ -18,11 +19,12 @@ pub fn table(plan: &Plan, outcomes: &[Outcome]) -> String {
             .as_deref()
             .map(|d| d.chars().take(19).collect::<String>())
             .unwrap_or_else(|| "(not pushed)".into());
+        let sizes: Vec<String> = o.sizes.iter().map(|(arch, size)| format!("{arch} {}", human_size(*size))).collect();
         out.push_str(&format!(
-            "{:<44} {:<28} {:>8}  {:<19}  {:>7.1}\n",
+            "{:<44} {:<28} {:<28}  {:<19}  {:>7.1}\n",
             image.reference,
             tags,
-            human_size(o.size),
+            sizes.join(", "),
             digest,
             o.seconds
         ));

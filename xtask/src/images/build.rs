@@ -1,114 +1,203 @@
-//! Building the images: one `cargo build` of every service, each image's `docker build` as
-//! soon as cargo reports its binary written, from a context staged with exactly what its
-//! Dockerfile copies.
+//! Building the images, without a builder: one `cargo build` of every service for every
+//! platform; as each binary lands, while the rest still compiles, its platform's image is
+//! assembled from the service's Dockerfile (images/oci.rs), loaded into Docker when it is the
+//! host's, and smoke-tested (in Docker, or under qemu-user); once a service has every platform,
+//! its index is written as an OCI layout (`target/oci/<service>`), which the push sends.
 
-use std::{sync::Mutex, time::Instant};
+use std::{collections::BTreeMap, sync::Mutex, time::Instant};
 
 use anyhow::{bail, Context};
 use xshell::Shell;
 
 use super::{
-    board::{self, Board},
-    context, Image, Outcome, Plan,
+    assembled::{self, Assembled, PlatformImage},
+    board::Board,
+    dockerfile::ImageSpec,
+    smoke, Image, Outcome, Plan,
 };
-use crate::ops::{cargo, docker, exec::Executor, interrupt};
+use crate::{
+    model::platform::Platform,
+    ops::{
+        cargo::{self, Binary},
+        exec::Executor,
+        interrupt,
+        toolchain::{self, Toolchain},
+    },
+};
 
-fn docker_build(sh: &Shell, plan: &Plan, image: &Image) -> docker::Build {
-    docker::Build {
-        context: context::dir(sh, &image.service),
-        tags: plan.tags.immutable.iter().map(|t| format!("{}:{t}", image.reference)).collect(),
-        build_args: plan.build_args.clone(),
-        no_cache: plan.options.no_cache,
-    }
+/// What becomes of each platform's image once assembled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finish {
+    /// The host platform's image into Docker, under every immutable tag.
+    pub load: bool,
+    /// Every platform's image answers its health route with the version.
+    pub smoke: bool,
 }
 
-/// The binaries, and every image as its binary lands (see [`build_as_compiled`]).
+impl Finish {
+    /// What a build that may be pushed does: everything.
+    pub const ALL: Finish = Finish { load: true, smoke: true };
+}
+
+/// What a build made.
+pub struct Built {
+    /// In the plan's order.
+    pub assembled: Vec<Assembled>,
+    /// How long cargo took (nothing, when these sources were built before).
+    pub compile: f64,
+    pub toolchain: Toolchain,
+    /// Every binary, of every service and platform.
+    pub binaries: Vec<Binary>,
+}
+
+/// The binaries and every image (see [`build_all`]), through `exec`; each image's outcome.
 pub fn build(sh: &Shell, plan: &Plan, exec: &Executor) -> anyhow::Result<Vec<Outcome>> {
-    let mut lines = vec![cargo::reporting_build_command(sh, &plan.config.services).to_string()];
-    lines.extend(build_lines(sh, plan));
-    let built = exec.run_all(&lines, || build_as_compiled(sh, plan, |_, _| Ok(())))?;
-    Ok(built.map_or_else(|| vec![Outcome::default(); plan.images.len()], |(outcomes, _)| outcomes))
+    let built = exec.run_all(&build_lines(sh, plan)?, || build_all(sh, plan, Finish::ALL))?;
+    Ok(match built {
+        Some(built) => built.assembled.iter().map(Outcome::of).collect(),
+        None => vec![Outcome::default(); plan.images.len()],
+    })
 }
 
-/// The `docker build` command of every image, as printed. The commit and its date are HEAD's
-/// when the build runs: in a release, the release commit that a dry run cannot name yet.
-pub fn build_lines(sh: &Shell, plan: &Plan) -> Vec<String> {
-    (plan.images.iter())
-        .map(|image| {
-            let mut shown = docker_build(sh, plan, image);
-            for (key, value) in &mut shown.build_args {
-                match key.as_str() {
-                    "REVISION" => *value = "<HEAD>".into(),
-                    "CREATED" => *value = "<HEAD's date>".into(),
-                    _ => {}
-                }
-            }
-            format!("docker {}", docker::build_args(&shown).join(" "))
-        })
-        .collect()
+/// What the build runs, as printed: the cargo command, then each image's assembly and smoke
+/// test. The commit is HEAD's when the build runs: in a release, the release commit that a dry
+/// run cannot name yet.
+pub fn build_lines(sh: &Shell, plan: &Plan) -> anyhow::Result<Vec<String>> {
+    let toolchain = Toolchain { name: toolchain_name(sh, plan), rustc: String::new() };
+    let build =
+        cargo::Build { services: &plan.config.services, platforms: &plan.config.platforms, toolchain: &toolchain, fresh: false };
+    let mut lines = vec![build.command(sh).to_string()];
+    let platforms: Vec<&str> = plan.config.platforms.iter().map(|p| p.name).collect();
+    for image in &plan.images {
+        let tags: Vec<String> = plan.tags.immutable.iter().map(|t| format!("{}:{t}", image.reference)).collect();
+        lines.push(format!(
+            "assemble {} for {} from {}/Dockerfile (revision <HEAD>) into {}; docker load the host's; smoke-test {} \
+             on each platform",
+            tags.join(", "),
+            platforms.join(", "),
+            image.service,
+            Assembled::dir(sh, &image.service).display(),
+            smoke::health_path(&image.service),
+        ));
+    }
+    Ok(lines)
 }
 
-/// Compiles every service in one `cargo build` and builds each image as soon as cargo reports
-/// its binary written, while the rest still compiles; then `then(image, shell)` runs on that
-/// image's thread (the release smoke-tests the backend there, long before the compile ends).
-/// Every service is compiled, even with `--only`: cargo unifies dependency features across the
-/// packages of one build, so building one alone would give it another binary and a new digest.
-/// Returns each image's outcome and the compile's seconds.
-pub fn build_as_compiled(
-    sh: &Shell,
-    plan: &Plan,
-    then: impl Fn(&Image, &Shell) -> anyhow::Result<()> + Sync,
-) -> anyhow::Result<(Vec<Outcome>, f64)> {
-    let bin_dir = cargo::bin_dir(sh);
+/// The rustup name of the release's toolchain, as far as this machine knows it.
+fn toolchain_name(sh: &Shell, plan: &Plan) -> String {
+    toolchain::find(sh, &plan.config.rust).map_or_else(|_| plan.config.rust.clone(), |t| t.name)
+}
+
+/// Compiles every service for every platform and assembles each image as its binary lands;
+/// `finish` says what then. Every service is compiled, even with `--only`: cargo unifies
+/// dependency features across the packages of one build, so building one alone would give it
+/// another binary and a new digest.
+pub fn build_all(sh: &Shell, plan: &Plan, finish: Finish) -> anyhow::Result<Built> {
+    let toolchain = toolchain::find(sh, &plan.config.rust)?;
+    let problems = toolchain::problems(sh, &toolchain, &plan.config.platforms);
+    if !problems.is_empty() {
+        bail!("the toolchain cannot build every platform:\n  - {}", problems.join("\n  - "));
+    }
+    let specs = specs(sh, plan, &toolchain)?;
+    crate::ops::provision::ui_packages(sh)?;
     let root = sh.current_dir();
     let board = Mutex::new(Board::in_lines(plan.images.iter().map(|i| i.service.clone()).collect()));
-    let set = |i: usize, state: String| board.lock().unwrap_or_else(|e| e.into_inner()).set(i, state);
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        let mut building = Vec::new();
-        let compiled = cargo::build_binaries_as_landed(sh, &plan.config.services, |service| {
-            let Some(i) = plan.images.iter().position(|image| image.service == service) else { return };
-            let (image, root, bin_dir, set, then) = (&plan.images[i], &root, &bin_dir, &set, &then);
-            building.push(scope.spawn(move || -> anyhow::Result<(usize, Outcome)> {
+    let build = cargo::Build {
+        services: &plan.config.services,
+        platforms: &plan.config.platforms,
+        toolchain: &toolchain,
+        fresh: plan.options.fresh,
+    };
+    let (images, compile, binaries) = std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        let compiled = build.run(sh, |binary| {
+            let Some(i) = plan.images.iter().position(|image| image.service == binary.service) else { return };
+            let (binary, spec, root, board) = (binary.clone(), &specs[i], &root, &board);
+            handles.push(scope.spawn(move || -> anyhow::Result<(usize, PlatformImage)> {
                 let sh = crate::shell_in(root)?;
-                context::stage(&sh, &image.service, bin_dir)?;
-                let build = docker_build(&sh, plan, image);
-                let handle = docker::start_build(&build).context("starting docker build")?;
-                set(i, "building".into());
-                let output = interrupt::wait(&handle)?;
-                if !output.status.success() {
-                    set(i, "build failed".into());
-                    bail!(
-                        "docker build of {} failed:\n{}",
-                        image.service,
-                        String::from_utf8_lossy(&output.stderr).trim()
-                    );
-                }
-                let size = super::local_size(&sh, &build.tags[0]);
-                set(i, format!("built {}", board::human_size(size)));
-                then(image, &sh)?;
-                Ok((i, Outcome { size, seconds: started.elapsed().as_secs_f64(), ..Default::default() }))
+                let set = |state: String| board.lock().unwrap_or_else(|e| e.into_inner()).set(i, state);
+                let image = one_platform(&sh, plan, &plan.images[i], spec, &binary, finish, &set)?;
+                Ok((i, image))
             }));
         });
         let compile = started.elapsed().as_secs_f64();
-        let mut outcomes = vec![None; plan.images.len()];
-        let mut failures = Vec::new();
-        for handle in building {
-            match handle.join() {
-                Ok(Ok((i, outcome))) => outcomes[i] = Some(outcome),
-                Ok(Err(e)) => failures.push(e),
-                Err(_) => failures.push(anyhow::anyhow!("an image build panicked")),
-            }
+        let joined: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("an image's assembly panicked"))))
+            .collect();
+        compiled.map(|binaries| (joined, compile, binaries))
+    })?;
+    // Ctrl-C stops the assembly and the smoke tests too: interrupted, not failed.
+    interrupt::check()?;
+    let assembled = indexes(sh, plan, &specs, images)?;
+    Ok(Built { assembled, compile, toolchain, binaries })
+}
+
+/// Each image's spec, from its Dockerfile, with the plan's build arguments and the toolchain.
+fn specs(sh: &Shell, plan: &Plan, toolchain: &Toolchain) -> anyhow::Result<Vec<ImageSpec>> {
+    let mut args: BTreeMap<String, String> = plan.build_args.iter().cloned().collect();
+    args.insert("RUSTC".into(), toolchain.rustc.lines().next().unwrap_or_default().to_string());
+    plan.images.iter().map(|image| assembled::spec(sh, plan, image, &args)).collect()
+}
+
+/// One platform's image of one service: assembled from its binary, loaded into Docker when it
+/// is the host's, smoke-tested.
+fn one_platform(
+    sh: &Shell,
+    plan: &Plan,
+    image: &Image,
+    spec: &ImageSpec,
+    binary: &Binary,
+    finish: Finish,
+    set: &dyn Fn(String),
+) -> anyhow::Result<PlatformImage> {
+    let platform = binary.platform;
+    set(format!("assembling {}", platform.name));
+    let bytes = std::fs::read(&binary.path).with_context(|| format!("reading {}", binary.path.display()))?;
+    let assembled = assembled::platform_image(spec, platform, &bytes, &plan.head.created)?;
+    let reference = format!("{}:{}", image.reference, plan.tags.immutable[0]);
+    if Platform::host() == Some(platform) && finish.load {
+        let tags: Vec<String> = plan.tags.immutable.iter().map(|t| format!("{}:{t}", image.reference)).collect();
+        smoke::load(&assembled, &tags)?;
+        if finish.smoke {
+            set(format!("smoke-testing {} in Docker", platform.name));
+            smoke::in_docker(sh, &image.service, &reference, spec, &plan.version)?;
         }
-        compiled?;
-        // Ctrl-C stops the docker builds and the smoke test too: interrupted, not failed.
-        interrupt::check()?;
-        if !failures.is_empty() {
-            bail!("{}", failures.iter().map(|e| format!("{e:#}")).collect::<Vec<_>>().join("\n\n"));
+    } else if finish.smoke {
+        set(format!("smoke-testing {} under {}", platform.name, platform.qemu));
+        smoke::under_qemu(sh, &image.service, &assembled, spec, &plan.version)?;
+    }
+    set(format!("{} ready", platform.name));
+    Ok(assembled)
+}
+
+/// Every service's index, once every platform's image of it is there, written to its layout.
+fn indexes(
+    sh: &Shell,
+    plan: &Plan,
+    specs: &[ImageSpec],
+    images: Vec<anyhow::Result<(usize, PlatformImage)>>,
+) -> anyhow::Result<Vec<Assembled>> {
+    let mut by_image: Vec<Vec<PlatformImage>> = vec![Vec::new(); plan.images.len()];
+    let mut failures = Vec::new();
+    for result in images {
+        match result {
+            Ok((i, image)) => by_image[i].push(image),
+            Err(e) => failures.push(format!("{e:#}")),
         }
-        let outcomes = plan.images.iter().zip(outcomes).map(|(image, outcome)| {
-            outcome.with_context(|| format!("cargo reported no binary of {}: its image was not built", image.service))
-        });
-        Ok((outcomes.collect::<anyhow::Result<_>>()?, compile))
-    })
+    }
+    if !failures.is_empty() {
+        bail!("{}\nnothing was pushed", failures.join("\n\n"));
+    }
+    let mut assembled = Vec::new();
+    for ((image, spec), platforms) in plan.images.iter().zip(specs).zip(by_image) {
+        if platforms.len() != plan.config.platforms.len() {
+            bail!("cargo did not report every platform's binary of {}: its index was not assembled", image.service);
+        }
+        let index = Assembled::new(&image.service, spec, platforms);
+        index.write(sh, &plan.head.revision(), &plan.version.to_string())?;
+        assembled.push(index);
+    }
+    Ok(assembled)
 }

@@ -7,9 +7,6 @@
 //! image) or a shell inside the image (the shell forms of `CMD`, `ENTRYPOINT`, `HEALTHCHECK`) is
 //! refused, naming the line.
 
-// Wired into `cargo xtask images` by the multi-platform images work (issue 18).
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
@@ -83,74 +80,92 @@ impl ImageSpec {
             healthcheck: None,
             labels: BTreeMap::new(),
         };
-        let mut vars: BTreeMap<String, String> = BTreeMap::new();
-        let mut declared = Vec::new();
-        let mut from = false;
+        let mut reading = Reading { binary, args, vars: BTreeMap::new(), declared: Vec::new(), from: false };
         for (number, line) in instructions(dockerfile) {
             let (instruction, rest) = line.split_once(char::is_whitespace).unwrap_or((&line, ""));
-            let rest = rest.trim();
             let at = || format!("Dockerfile line {number}: {line}");
             let instruction = instruction.to_ascii_uppercase();
-            if !from && instruction != "FROM" && instruction != "ARG" {
+            if !reading.from && instruction != "FROM" && instruction != "ARG" {
                 bail!("{}: the first instruction must be `FROM scratch`", at());
             }
-            match instruction.as_str() {
-                "FROM" if rest == "scratch" => from = true,
-                "FROM" => bail!("{}: xtask assembles `FROM scratch` images only (a base image needs a builder)", at()),
-                "ARG" => {
-                    for (name, default) in pairs(rest, &vars, true).with_context(at)? {
-                        let value = args.get(&name).cloned().unwrap_or(default);
-                        declared.push(name.clone());
-                        vars.insert(name, value);
-                    }
-                }
-                "ENV" => {
-                    for (name, value) in pairs(rest, &vars, false).with_context(at)? {
-                        spec.env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(name.as_str()));
-                        spec.env.push(format!("{name}={value}"));
-                        vars.insert(name, value);
-                    }
-                }
-                "LABEL" => spec.labels.extend(pairs(rest, &vars, false).with_context(at)?),
-                "USER" => spec.user = user(rest).with_context(at)?,
-                "WORKDIR" if rest.starts_with('/') => spec.working_dir = Some(rest.to_string()),
-                "EXPOSE" => spec.exposed_ports.extend(rest.split_whitespace().map(|p| match p.contains('/') {
-                    true => p.to_string(),
-                    false => format!("{p}/tcp"),
-                })),
-                "VOLUME" if rest.starts_with('[') => spec.volumes.extend(exec_form(rest).with_context(at)?),
-                "VOLUME" => spec.volumes.extend(rest.split_whitespace().map(str::to_owned)),
-                "ENTRYPOINT" => spec.entrypoint = exec_form(rest).with_context(at)?,
-                "CMD" => spec.cmd = exec_form(rest).with_context(at)?,
-                "HEALTHCHECK" => spec.healthcheck = Some(healthcheck(rest).with_context(at)?),
-                "COPY" => spec.entries.push(copy(rest, binary).with_context(at)?),
-                _ => bail!(
-                    "{}: not something a `FROM scratch` image of one binary can hold without a builder (xtask reads \
-                     FROM scratch, ARG, ENV, LABEL, USER, WORKDIR, EXPOSE, VOLUME, ENTRYPOINT, CMD, HEALTHCHECK \
-                     and COPY of the binary or an empty directory)",
-                    at()
-                ),
-            }
+            spec.apply(&mut reading, &instruction, rest.trim()).with_context(at)?;
         }
-        if let Some(unused) = args.keys().find(|a| !declared.contains(a)) {
+        if let Some(unused) = args.keys().find(|a| !reading.declared.contains(a)) {
             bail!("--build-arg {unused}: the Dockerfile declares no `ARG {unused}`");
         }
-        if spec.user.is_empty() {
+        spec.finish(binary)
+    }
+
+    /// One instruction of the Dockerfile, read into the spec.
+    fn apply(&mut self, reading: &mut Reading, instruction: &str, rest: &str) -> anyhow::Result<()> {
+        match instruction {
+            "FROM" if rest == "scratch" => reading.from = true,
+            "FROM" => bail!("xtask assembles `FROM scratch` images only (a base image needs a builder)"),
+            "ARG" => {
+                for (name, default) in pairs(rest, &reading.vars, true)? {
+                    let value = reading.args.get(&name).cloned().unwrap_or(default);
+                    reading.declared.push(name.clone());
+                    reading.vars.insert(name, value);
+                }
+            }
+            "ENV" => {
+                for (name, value) in pairs(rest, &reading.vars, false)? {
+                    self.env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(name.as_str()));
+                    self.env.push(format!("{name}={value}"));
+                    reading.vars.insert(name, value);
+                }
+            }
+            "LABEL" => self.labels.extend(pairs(rest, &reading.vars, false)?),
+            "USER" => self.user = user(rest)?,
+            "WORKDIR" if rest.starts_with('/') => self.working_dir = Some(rest.to_string()),
+            "EXPOSE" => self.exposed_ports.extend(rest.split_whitespace().map(|p| match p.contains('/') {
+                true => p.to_string(),
+                false => format!("{p}/tcp"),
+            })),
+            "VOLUME" if rest.starts_with('[') => self.volumes.extend(exec_form(rest)?),
+            "VOLUME" => self.volumes.extend(rest.split_whitespace().map(str::to_owned)),
+            "ENTRYPOINT" => self.entrypoint = exec_form(rest)?,
+            "CMD" => self.cmd = exec_form(rest)?,
+            "HEALTHCHECK" => self.healthcheck = Some(healthcheck(rest)?),
+            "COPY" => self.entries.push(copy(rest, reading.binary)?),
+            _ => bail!(
+                "not something a `FROM scratch` image of one binary can hold without a builder (xtask reads \
+                 FROM scratch, ARG, ENV, LABEL, USER, WORKDIR, EXPOSE, VOLUME, ENTRYPOINT, CMD, HEALTHCHECK \
+                 and COPY of the binary or an empty directory)"
+            ),
+        }
+        Ok(())
+    }
+
+    /// What the whole file must say, and what Docker's builder adds.
+    fn finish(mut self, binary: &str) -> anyhow::Result<ImageSpec> {
+        if self.user.is_empty() {
             bail!("the Dockerfile sets no USER: the image runs as a numeric non-root user (`USER 65532:65532`)");
         }
-        if !spec.entries.iter().any(|e| e.kind == Kind::Binary) {
+        if !self.entries.iter().any(|e| e.kind == Kind::Binary) {
             bail!("the Dockerfile does not `COPY {binary} /{binary}`: the image would hold no binary");
         }
         // Docker's builder creates a missing WORKDIR, owned by root.
-        if let Some(dir) = &spec.working_dir {
+        if let Some(dir) = &self.working_dir {
             let path = dir.trim_matches('/').to_string();
-            if !path.is_empty() && !spec.entries.iter().any(|e| e.path == path) {
-                spec.entries.push(Entry { path, kind: Kind::Dir, uid: 0, gid: 0 });
+            if !path.is_empty() && !self.entries.iter().any(|e| e.path == path) {
+                self.entries.push(Entry { path, kind: Kind::Dir, uid: 0, gid: 0 });
             }
         }
-        spec.entries.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(spec)
+        self.entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(self)
     }
+}
+
+/// What reading a Dockerfile carries from line to line.
+struct Reading<'a> {
+    binary: &'a str,
+    /// The `--build-arg`s.
+    args: &'a BTreeMap<String, String>,
+    /// `ARG` and `ENV` values, for `$NAME` in later lines.
+    vars: BTreeMap<String, String>,
+    declared: Vec<String>,
+    from: bool,
 }
 
 /// The instructions with their line numbers: comments dropped, continued lines joined.

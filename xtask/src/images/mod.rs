@@ -10,6 +10,7 @@
 //!    has ("up to date"), and verify each pushed digest against the registry ([`push`]).
 //! 4. Only then the floating tags, set on the registry to the verified digests, never backwards.
 
+pub mod assembled;
 pub mod board;
 pub mod build;
 pub mod checks;
@@ -17,14 +18,13 @@ pub mod context;
 pub mod dockerfile;
 pub mod oci;
 pub mod push;
-
-use std::path::PathBuf;
+pub mod smoke;
 
 use anyhow::bail;
 use xshell::Shell;
 
 pub use board::table;
-pub use build::{build_as_compiled, build_lines};
+pub use build::{build_all, build_lines, Built, Finish};
 pub use push::{floating_moves, move_floating, push_immutable};
 
 use crate::{
@@ -36,7 +36,6 @@ use crate::{
         version::ReleaseVersion,
     },
     ops::{
-        docker,
         exec::{Executor, Mode},
         git::Head,
         interrupt,
@@ -54,9 +53,6 @@ pub struct Plan {
     pub build_args: Vec<(String, String)>,
     pub credentials: Option<Credentials>,
     pub options: PlanOptions,
-    /// The Docker client configuration the pushes use: a private one holding this run's login,
-    /// or the user's own (`None`) when no credentials were given.
-    pub docker_config: Option<PathBuf>,
 }
 
 /// What a plan is asked to do beyond the defaults.
@@ -69,8 +65,9 @@ pub struct PlanOptions {
     /// Push from a tree with uncommitted changes (a release checks its tree itself; throwaway
     /// registries need no clean tree).
     pub allow_dirty: bool,
-    /// Build every layer again (`cargo xtask bench images` compares cold builds).
-    pub no_cache: bool,
+    /// Compile the binaries, even when these sources were built before (`verify --rebuild`, the
+    /// benchmarks' cold builds).
+    pub fresh: bool,
 }
 
 pub struct Image {
@@ -84,10 +81,19 @@ pub struct Image {
 /// What happened to one image, for the final table.
 #[derive(Default, Clone)]
 pub struct Outcome {
-    pub size: u64,
+    /// Each platform's compressed size: what a user downloads.
+    pub sizes: Vec<(&'static str, u64)>,
     pub digest: Option<String>,
     pub tags: Vec<String>,
     pub seconds: f64,
+}
+
+impl Outcome {
+    /// What was assembled, not yet pushed.
+    pub fn of(assembled: &assembled::Assembled) -> Outcome {
+        let sizes = assembled.images.iter().map(|i| (i.platform.architecture, i.layer.blob.size() + i.config.size()));
+        Outcome { sizes: sizes.collect(), digest: Some(assembled.index.digest.clone()), ..Outcome::default() }
+    }
 }
 
 impl Plan {
@@ -126,7 +132,7 @@ impl Plan {
         let build_args = vec![
             ("VERSION".to_string(), version.to_string()),
             ("REVISION".to_string(), head.revision()),
-            ("CREATED".to_string(), head.date.clone()),
+            ("CREATED".to_string(), head.created.clone()),
             ("SOURCE".to_string(), source),
         ];
         let credentials = Credentials::from_env();
@@ -139,7 +145,6 @@ impl Plan {
             build_args,
             credentials,
             options: options.clone(),
-            docker_config: None,
         })
     }
 
@@ -164,20 +169,6 @@ impl Plan {
             handles.into_iter().map(join).collect()
         })
     }
-
-    /// Logs the Docker client in for the pushes, when credentials were given: into a private
-    /// client configuration that is deleted when the returned guard drops, so that the password
-    /// is not left on disk after the run (error and Ctrl-C included).
-    pub fn login(&mut self, sh: &Shell, exec: &Executor) -> anyhow::Result<Option<docker::Login>> {
-        let Some(credentials) = &self.credentials else { return Ok(None) };
-        let what = format!(
-            "log in to {} as {} (DOCKER_PASSWORD, ****) in a private Docker client configuration, deleted afterwards",
-            self.config.registry, credentials.user
-        );
-        let login = exec.run(&what, || docker::Login::new(sh, &self.config.registry, credentials))?;
-        self.docker_config = login.as_ref().map(|l| l.dir.clone());
-        Ok(login)
-    }
 }
 
 /// `repository` from `[workspace.package]`, for the `source` label.
@@ -189,14 +180,9 @@ fn repository_url(cargo_toml: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The size of a local image for the table; 0 when Docker cannot say.
-pub fn local_size(sh: &Shell, reference: &str) -> u64 {
-    docker::size(sh, reference).ok().flatten().unwrap_or(0)
-}
-
 impl flags::Images {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let mut plan = Plan::new(sh, &self)?;
+        let plan = Plan::new(sh, &self)?;
         let exec = Executor::new(Mode::dry_run_if(self.dry_run));
         println!(
             "gati {} -> {}/{} ({} images)",
@@ -213,7 +199,7 @@ impl flags::Images {
         interrupt::install();
         let mut outcomes = build::build(sh, &plan, &exec)?;
         if self.push {
-            push::push(sh, &mut plan, &exec, &mut outcomes)?;
+            push::push(sh, &plan, &exec, &mut outcomes)?;
         }
         exec.finish(|| print!("{}", table(&plan, &outcomes)), "Run it again without --dry-run to build and push.");
         Ok(())

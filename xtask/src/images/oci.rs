@@ -10,15 +10,13 @@
 //! sorted order whatever serde_json's features (`preserve_order` could be switched on by any
 //! crate of a workspace build); and times taken from the commit, never the clock.
 
-// Wired into `cargo xtask images` by the multi-platform images work (issue 18).
-#![allow(dead_code)]
-
 use std::{collections::BTreeMap, io::Write};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 
 use super::dockerfile::{ImageSpec, Kind};
+pub use crate::model::platform::{Platform, PLATFORMS};
 
 pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -64,52 +62,6 @@ impl Blob {
 pub fn sha256(bytes: &[u8]) -> String {
     let hex: String = hmac_sha256::Hash::hash(bytes).iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
-}
-
-/// A platform gati ships, with the Rust target its binaries are built for.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Platform {
-    /// As Docker writes it: `linux/arm64`.
-    pub name: &'static str,
-    pub os: &'static str,
-    pub architecture: &'static str,
-    /// The CPU variant the index names, as BuildKit writes it for arm64.
-    pub variant: Option<&'static str>,
-    pub rust_target: &'static str,
-}
-
-pub const PLATFORMS: &[Platform] = &[
-    Platform {
-        name: "linux/amd64",
-        os: "linux",
-        architecture: "amd64",
-        variant: None,
-        rust_target: "x86_64-unknown-linux-gnu",
-    },
-    Platform {
-        name: "linux/arm64",
-        os: "linux",
-        architecture: "arm64",
-        variant: Some("v8"),
-        rust_target: "aarch64-unknown-linux-gnu",
-    },
-];
-
-/// The platform named `name` (`linux/arm64`), as `[workspace.metadata.release] platforms` lists it.
-pub fn platform(name: &str) -> anyhow::Result<&'static Platform> {
-    let known = || PLATFORMS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ");
-    PLATFORMS.iter().find(|p| p.name == name).with_context(|| format!("platform {name:?}: xtask knows {}", known()))
-}
-
-impl Platform {
-    /// The `platform` of an index entry.
-    fn json(&self) -> Value {
-        let mut platform = json!({ "architecture": self.architecture, "os": self.os });
-        if let Some(variant) = self.variant {
-            platform["variant"] = variant.into();
-        }
-        platform
-    }
 }
 
 /// The one layer of an image: the gzip'd tar (the blob a registry stores) and the digest of the
@@ -239,12 +191,12 @@ pub fn index(manifests: &[(&Platform, &Blob)], annotations: &BTreeMap<String, St
 }
 
 /// One platform's image, for `docker load` (Docker 20.10 reads this format, not an OCI layout):
-/// a tar of `manifest.json`, the config and the gzip'd layer, tagged `tag`. The loaded image's
+/// a tar of `manifest.json`, the config and the gzip'd layer, tagged `tags`. The loaded image's
 /// ID is the config's digest.
-pub fn docker_archive(tag: &str, config: &Blob, layer: &Layer) -> anyhow::Result<Vec<u8>> {
+pub fn docker_archive(tags: &[String], config: &Blob, layer: &Layer) -> anyhow::Result<Vec<u8>> {
     let config_name = format!("{}.json", config.hex());
     let layer_name = format!("{}.tar.gz", layer.blob.hex());
-    let manifest = json!([{ "Config": config_name, "RepoTags": [tag], "Layers": [layer_name] }]);
+    let manifest = json!([{ "Config": config_name, "RepoTags": tags, "Layers": [layer_name] }]);
     let mut files = vec![
         (config_name, &config.bytes[..]),
         (layer_name, &layer.blob.bytes[..]),
@@ -442,7 +394,7 @@ mod tests {
     fn a_docker_archive_names_the_config_and_the_layer() {
         let (_, images) = assemble();
         let (layer, config, _) = &images[0];
-        let archive = docker_archive("gati-test/gati-backend:1.2.3", config, layer).unwrap();
+        let archive = docker_archive(&["gati-test/gati-backend:1.2.3".to_string()], config, layer).unwrap();
         let mut files = BTreeMap::new();
         for entry in tar::Archive::new(&archive[..]).entries().unwrap() {
             let mut entry = entry.unwrap();
@@ -456,13 +408,7 @@ mod tests {
         assert_eq!(manifest[0]["RepoTags"], json!(["gati-test/gati-backend:1.2.3"]));
         assert_eq!(files[&config_name], config.bytes);
         assert_eq!(files[manifest[0]["Layers"][0].as_str().unwrap()], layer.blob.bytes);
-        assert_eq!(archive, docker_archive("gati-test/gati-backend:1.2.3", config, layer).unwrap());
+        assert_eq!(archive, docker_archive(&["gati-test/gati-backend:1.2.3".to_string()], config, layer).unwrap());
     }
 
-    #[test]
-    fn an_unknown_platform_names_the_known_ones() {
-        assert_eq!(platform("linux/arm64").unwrap().rust_target, "aarch64-unknown-linux-gnu");
-        let e = platform("linux/riscv64").unwrap_err().to_string();
-        assert!(e.contains("linux/amd64, linux/arm64"), "{e}");
-    }
 }

@@ -3,6 +3,8 @@
 
 use anyhow::{bail, Context};
 use toml_edit::DocumentMut;
+
+use crate::model::platform::{self, Platform};
 use xshell::Shell;
 
 pub const CONFIG_FILE: &str = "Cargo.toml";
@@ -21,6 +23,11 @@ pub struct Config {
     pub index_simple: String,
     /// The only branch releases are made from.
     pub branch: String,
+    /// Every platform the images are built for: an image index lists one image of each.
+    pub platforms: Vec<&'static Platform>,
+    /// The Rust release every binary of a release is built with (`rust`, e.g. "1.96.0"): one
+    /// toolchain for every platform, named in the images' provenance, the same for a rebuild.
+    pub rust: String,
 }
 
 /// Command-line overrides, applied after the environment.
@@ -66,6 +73,18 @@ impl Config {
             .map(|v| v.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()
             .with_context(|| format!("{CONFIG_FILE} {TABLE}: `services` must be a list of strings"))?;
+        let platforms = match table.get("platforms") {
+            None => platform::PLATFORMS.iter().collect(),
+            Some(list) => list
+                .as_array()
+                .with_context(|| format!("{CONFIG_FILE} {TABLE}: `platforms` must be a list like [\"linux/amd64\"]"))?
+                .iter()
+                .map(|v| {
+                    let name = v.as_str().with_context(|| format!("{CONFIG_FILE} {TABLE}: `platforms` lists strings"))?;
+                    platform::platform(name).with_context(|| format!("{CONFIG_FILE} {TABLE} platforms"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        };
         let config = Config {
             registry: flags.registry.clone().or_else(|| env("GATI_REGISTRY")).map_or_else(|| text("registry"), Ok)?,
             // Not DOCKER_USERNAME: that is the login (a bot or a member account in CI), and the
@@ -79,6 +98,8 @@ impl Config {
             index: env("GATI_INDEX").map_or_else(|| text("index"), Ok)?,
             index_simple: env("GATI_INDEX_SIMPLE").map_or_else(|| text("index_simple"), Ok)?,
             branch: text("branch")?,
+            platforms,
+            rust: text("rust")?,
         };
         config.validate()?;
         Ok(config)
@@ -125,6 +146,13 @@ impl Config {
                 problems.push(format!("{key} {value:?} must be an http(s) URL such as {example}"));
             }
         }
+        if self.platforms.is_empty() {
+            problems.push("platforms must list at least one platform, e.g. [\"linux/amd64\", \"linux/arm64\"]".into());
+        }
+        let release = semver::Version::parse(&self.rust);
+        if release.as_ref().map_or(true, |v| !v.pre.is_empty() || !v.build.is_empty()) {
+            problems.push(format!("rust {:?} must be a stable Rust release such as \"1.96.0\"", self.rust));
+        }
         if self.branch.trim().is_empty() {
             problems.push("branch must name the release branch, e.g. \"main\"".into());
         }
@@ -147,6 +175,7 @@ services = ["backend", "dashboard"]
 index = "https://upload.pypi.org/legacy/"
 index_simple = "https://pypi.org/simple/"
 branch = "main"
+rust = "1.96.0"
 "#;
 
     fn no_env(_: &str) -> Option<String> {
@@ -158,6 +187,13 @@ branch = "main"
         let config = Config::load(CARGO_TOML, no_env, &Overrides::default()).unwrap();
         assert_eq!((config.registry.as_str(), config.namespace.as_str()), ("docker.io", "gatidev"));
         assert_eq!(config.services, ["backend", "dashboard"]);
+        let platforms: Vec<&str> = config.platforms.iter().map(|p| p.name).collect();
+        assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "the default: every platform gati ships");
+        let amd64 = CARGO_TOML.replace("branch = \"main\"", "branch = \"main\"\nplatforms = [\"linux/amd64\"]");
+        assert_eq!(Config::load(&amd64, no_env, &Overrides::default()).unwrap().platforms.len(), 1);
+        let riscv = CARGO_TOML.replace("branch = \"main\"", "branch = \"main\"\nplatforms = [\"linux/riscv64\"]");
+        let err = format!("{:#}", Config::load(&riscv, no_env, &Overrides::default()).unwrap_err());
+        assert!(err.contains("linux/riscv64") && err.contains("linux/arm64"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod changelog;
 pub mod config;
+pub mod platform;
 pub mod surfaces;
 pub mod tags;
 pub mod version;

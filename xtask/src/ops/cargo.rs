@@ -1,9 +1,18 @@
-//! The service binaries: static, built once on the host for every image.
+//! The service binaries: static, one per service and platform, all from one `cargo build` with
+//! the release's toolchain (`cargo +TOOLCHAIN build --target T1 --target T2 …`).
+//!
+//! They are reproducible: `+crt-static`, dependency sources remapped (`--remap-path-prefix` of
+//! `CARGO_HOME`; the workspace's own are relative already), the same toolchain, the Cargo.lock.
+//! So the same sources give the same bytes in any clone, and a build whose inputs — the
+//! committed sources of the crates the services are made of, the lock file, the toolchain, the
+//! C compilers, the flags — were built before reuses those binaries (`target/xtask/binaries/
+//! <key>`) rather than compiling them again. `GATI_BUILD_CACHE=off` (and `verify --rebuild`)
+//! always compiles.
 
 use std::{
     io::{BufRead, BufReader},
     os::unix::process::CommandExt,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::mpsc,
     time::Duration,
@@ -12,104 +21,263 @@ use std::{
 use anyhow::Context;
 use xshell::{cmd, Shell};
 
-/// The target the images are built for: static glibc binaries run in a `FROM scratch` image.
-pub const TARGET: &str = "x86_64-unknown-linux-gnu";
-/// Set on every cargo call for the image target: only the target's artifacts are static, build
-/// scripts and proc macros stay ordinary host programs.
-pub const STATIC_RUSTFLAGS: (&str, &str) =
-    ("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS", "-C target-feature=+crt-static");
+use crate::{
+    images::oci::sha256,
+    model::platform::Platform,
+    ops::{interrupt, toolchain::Toolchain},
+};
 
-/// The `cargo build` of every service's binary, in one invocation.
-pub fn build_command<'a>(sh: &'a Shell, services: &[String]) -> xshell::Cmd<'a> {
-    let packages: Vec<String> = services.iter().flat_map(|s| ["--package".into(), format!("gati-{s}")]).collect();
-    cmd!(sh, "cargo build --release --target {TARGET} {packages...}").env(STATIC_RUSTFLAGS.0, STATIC_RUSTFLAGS.1)
+/// One build of every service's binary for every platform.
+pub struct Build<'a> {
+    pub services: &'a [String],
+    pub platforms: &'a [&'static Platform],
+    pub toolchain: &'a Toolchain,
+    /// Compile, even when these inputs were built before.
+    pub fresh: bool,
 }
 
-/// Builds the binaries; returns the folder that holds them.
-pub fn build_binaries(sh: &Shell, services: &[String]) -> anyhow::Result<PathBuf> {
-    crate::ops::interrupt::run_checked(build_command(sh, services), "building the static service binaries")?;
-    Ok(bin_dir(sh))
+/// One binary a build made.
+#[derive(Debug, Clone)]
+pub struct Binary {
+    pub service: String,
+    pub platform: &'static Platform,
+    pub path: PathBuf,
 }
 
-/// The folder the binaries are built into.
-pub fn bin_dir(sh: &Shell) -> PathBuf {
-    crate::target_dir(sh).join(TARGET).join("release")
+/// `-C target-feature=+crt-static` and the remapped dependency sources: set per target
+/// (`CARGO_TARGET_<T>_RUSTFLAGS`), so build scripts and proc macros stay ordinary host programs.
+pub fn rustflags() -> String {
+    format!("-C target-feature=+crt-static --remap-path-prefix={}=/cargo", cargo_home().display())
 }
 
-/// The `cargo build` of [`build_binaries_as_landed`]: cargo reports each binary written on
-/// stdout (`--message-format=json-render-diagnostics`; its progress and errors stay on stderr).
-pub fn reporting_build_command<'a>(sh: &'a Shell, services: &[String]) -> xshell::Cmd<'a> {
-    build_command(sh, services).arg("--message-format=json-render-diagnostics")
+fn cargo_home() -> PathBuf {
+    match std::env::var_os("CARGO_HOME") {
+        Some(home) => PathBuf::from(home),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"),
+    }
 }
 
-/// Builds the binaries like [`build_binaries`], calling `landed(service)` as soon as cargo has
-/// written that service's binary, while the others still compile.
-pub fn build_binaries_as_landed(sh: &Shell, services: &[String], mut landed: impl FnMut(&str)) -> anyhow::Result<()> {
-    let mut command: Command = reporting_build_command(sh, services).into();
-    // A group of its own, so that Ctrl-C stops cargo's rustc processes too, not cargo alone.
-    let mut child = command.stdout(Stdio::piped()).process_group(0).spawn().context("starting cargo build")?;
-    let stdout = child.stdout.take().context("cargo build's stdout")?;
-    // A reader thread hands over the lines, so that this one can also watch for Ctrl-C.
-    let (lines, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                return;
+impl Build<'_> {
+    /// The environment of every cargo call for these platforms: flags, cross linkers.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        for platform in self.platforms {
+            env.push((platform.cargo_env("RUSTFLAGS"), rustflags()));
+            if Platform::host() != Some(*platform) {
+                env.push((platform.cargo_env("LINKER"), platform.linker.to_string()));
             }
         }
-    });
-    loop {
-        match received.recv_timeout(Duration::from_millis(50)) {
-            Ok(line) => {
-                if let Some(service) = binary_written(&line, services) {
-                    landed(service);
+        env
+    }
+
+    /// `cargo +TOOLCHAIN build --release --target … --package …`, reporting each binary as
+    /// cargo writes it (`--message-format=json-render-diagnostics`; progress and errors stay on
+    /// stderr).
+    pub fn command<'s>(&self, sh: &'s Shell) -> xshell::Cmd<'s> {
+        let toolchain = format!("+{}", self.toolchain.name);
+        let targets: Vec<String> = self.platforms.iter().flat_map(|p| ["--target".into(), p.rust_target.into()]).collect();
+        let packages: Vec<String> =
+            self.services.iter().flat_map(|s| ["--package".into(), format!("gati-{s}")]).collect();
+        let message = "--message-format=json-render-diagnostics";
+        cmd!(sh, "cargo {toolchain} build --release {targets...} {packages...} {message}").envs(self.env())
+    }
+
+    /// Builds every binary, calling `landed` as soon as each is written, while the others still
+    /// compile (or at once for each, when these inputs were built before). Returns them all.
+    pub fn run(&self, sh: &Shell, mut landed: impl FnMut(&Binary)) -> anyhow::Result<Vec<Binary>> {
+        let key = if self.fresh || cache_off() { None } else { self.key(sh)? };
+        let cached = key.as_ref().map(|key| crate::target_dir(sh).join("xtask").join("binaries").join(key));
+        if let Some(dir) = cached.as_ref().filter(|dir| dir.join("complete").exists()) {
+            println!("binaries: these sources, lock file and toolchain were built before: reusing {}", dir.display());
+            let binaries = self.binaries_in(dir);
+            binaries.iter().for_each(&mut landed);
+            return Ok(binaries);
+        }
+        let mut binaries = Vec::new();
+        self.compile(sh, |binary| {
+            landed(&binary);
+            binaries.push(binary);
+        })?;
+        anyhow::ensure!(
+            binaries.len() == self.services.len() * self.platforms.len(),
+            "cargo reported {} binaries, not one per service and platform: see its output above",
+            binaries.len()
+        );
+        if let Some(dir) = cached {
+            keep(&dir, &binaries)?;
+        }
+        Ok(binaries)
+    }
+
+    /// The binaries of a kept build in `dir`: `<target>/gati-<service>`.
+    fn binaries_in(&self, dir: &Path) -> Vec<Binary> {
+        let mut binaries = Vec::new();
+        for platform in self.platforms {
+            for service in self.services {
+                let path = dir.join(platform.rust_target).join(format!("gati-{service}"));
+                binaries.push(Binary { service: service.clone(), platform, path });
+            }
+        }
+        binaries
+    }
+
+    /// The key of this build's inputs, or `None` when some input has uncommitted changes (what
+    /// git does not name cannot be recognised again).
+    fn key(&self, sh: &Shell) -> anyhow::Result<Option<String>> {
+        let mut inputs = vec!["Cargo.toml".to_string(), "Cargo.lock".to_string(), ".cargo".to_string()];
+        inputs.extend(service_crates(sh)?);
+        let asked = inputs.clone();
+        let changed = cmd!(sh, "git status --porcelain -- {asked...}").quiet().read()?;
+        if !changed.trim().is_empty() {
+            return Ok(None);
+        }
+        let trees = cmd!(sh, "git ls-tree HEAD -- {inputs...}").quiet().read()?;
+        let platforms: Vec<&str> = self.platforms.iter().map(|p| p.name).collect();
+        let c = crate::ops::toolchain::c_compilers(sh, self.platforms);
+        let what = format!(
+            "{trees}\n{}\n{c}\n{}\n{}\n{}",
+            self.toolchain.rustc,
+            rustflags(),
+            platforms.join(" "),
+            self.services.join(" ")
+        );
+        Ok(Some(sha256(what.as_bytes()).trim_start_matches("sha256:")[..32].to_string()))
+    }
+
+    /// The one `cargo build`; `landed` for each binary as cargo reports it written.
+    fn compile(&self, sh: &Shell, mut landed: impl FnMut(Binary)) -> anyhow::Result<()> {
+        let mut command: Command = self.command(sh).into();
+        // A group of its own, so that Ctrl-C stops cargo's rustc processes too, not cargo alone.
+        let mut child = command.stdout(Stdio::piped()).process_group(0).spawn().context("starting cargo build")?;
+        let stdout = child.stdout.take().context("cargo build's stdout")?;
+        // A reader thread hands over the lines, so that this one can also watch for Ctrl-C.
+        let (lines, received) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    return;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        });
+        loop {
+            match received.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => binary_written(&line, self.services, self.platforms).into_iter().for_each(&mut landed),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if interrupt::check().is_err() {
+                interrupt::terminate_group(child.id());
+                let _ = child.wait();
+                return interrupt::check();
+            }
         }
-        if crate::ops::interrupt::check().is_err() {
-            crate::ops::interrupt::terminate_group(child.id());
-            let _ = child.wait();
-            return crate::ops::interrupt::check();
+        let status = child.wait()?;
+        // Interrupted while cargo was ending: interrupted, whatever cargo's status says.
+        interrupt::check()?;
+        anyhow::ensure!(status.success(), "building the static service binaries failed ({status}): see above");
+        Ok(())
+    }
+}
+
+/// `GATI_BUILD_CACHE=off`: compile whatever was built before.
+fn cache_off() -> bool {
+    std::env::var("GATI_BUILD_CACHE").is_ok_and(|v| v == "off" || v == "0")
+}
+
+/// The folders of the crates the services are built from: every workspace member but xtask
+/// (`cargo metadata`), relative to the root.
+fn service_crates(sh: &Shell) -> anyhow::Result<Vec<String>> {
+    let metadata = cmd!(sh, "cargo metadata --no-deps --format-version 1 --offline").quiet().read()?;
+    let metadata: serde_json::Value = serde_json::from_str(&metadata).context("reading cargo metadata")?;
+    let root = sh.current_dir();
+    let mut crates = Vec::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let Some(manifest) = package["manifest_path"].as_str() else { continue };
+        let dir = Path::new(manifest).parent().unwrap_or(Path::new(""));
+        let relative = dir.strip_prefix(&root).unwrap_or(dir).display().to_string();
+        if package["name"] != "xtask" && !relative.is_empty() {
+            crates.push(relative);
         }
     }
-    let status = child.wait()?;
-    // Interrupted while cargo was ending: interrupted, whatever cargo's status says.
-    crate::ops::interrupt::check()?;
-    anyhow::ensure!(status.success(), "building the static service binaries failed ({status})");
+    crates.sort();
+    Ok(crates)
+}
+
+/// Keeps `binaries` under `dir`, complete or not at all (`complete` is written last); keeps the
+/// four newest such builds.
+fn keep(dir: &Path, binaries: &[Binary]) -> anyhow::Result<()> {
+    let parent = dir.parent().context("the binaries' folder has no parent")?;
+    let partial = parent.join(format!(".partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
+    for binary in binaries {
+        let to = partial.join(binary.platform.rust_target).join(format!("gati-{}", binary.service));
+        std::fs::create_dir_all(to.parent().unwrap())?;
+        std::fs::copy(&binary.path, &to).with_context(|| format!("keeping {}", binary.path.display()))?;
+    }
+    std::fs::write(partial.join("complete"), "")?;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&partial, dir)?;
+    let mut kept: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(parent)?
+        .flatten()
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    kept.sort();
+    for (_, old) in kept.iter().rev().skip(4) {
+        let _ = std::fs::remove_dir_all(old);
+    }
     Ok(())
 }
 
-/// The service whose binary a line of cargo's JSON output reports written, if it does.
-fn binary_written<'a>(line: &str, services: &'a [String]) -> Option<&'a str> {
+/// The binary a line of cargo's JSON output reports written, if it is a service's.
+fn binary_written(line: &str, services: &[String], platforms: &[&'static Platform]) -> Option<Binary> {
     let message: serde_json::Value = serde_json::from_str(line).ok()?;
     let is_binary = message["reason"] == "compiler-artifact"
-        && message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|k| k == "bin"))
-        && !message["executable"].is_null();
+        && message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|k| k == "bin"));
+    let path = PathBuf::from(message["executable"].as_str()?);
     let name = message["target"]["name"].as_str()?;
-    services.iter().find(|s| is_binary && name == format!("gati-{s}")).map(String::as_str)
+    let service = services.iter().find(|s| is_binary && name == format!("gati-{s}"))?;
+    // target/<triple>/release/gati-<service>
+    let platform = platforms.iter().find(|p| path.components().any(|c| c.as_os_str() == p.rust_target))?;
+    Some(Binary { service: service.clone(), platform, path })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::platform::PLATFORMS;
 
     #[test]
     fn a_service_binary_is_known_from_cargos_artifact_message() {
         let services = ["backend".to_string(), "dashboard".to_string()];
+        let platforms: Vec<&Platform> = PLATFORMS.iter().collect();
         let artifact = |name: &str, kind: &str, executable: &str| {
             format!(
                 r#"{{"reason":"compiler-artifact","package_id":"path+file:///g/{name}#0.1.0","target":{{"kind":["{kind}"],"name":"{name}"}},"executable":{executable},"fresh":false}}"#
             )
         };
-        let line = artifact("gati-dashboard", "bin", r#""/t/release/gati-dashboard""#);
-        assert_eq!(binary_written(&line, &services), Some("dashboard"));
+        let line = artifact("gati-dashboard", "bin", r#""/t/aarch64-unknown-linux-gnu/release/gati-dashboard""#);
+        let binary = binary_written(&line, &services, &platforms).unwrap();
+        assert_eq!((binary.service.as_str(), binary.platform.name), ("dashboard", "linux/arm64"));
+        let amd64 = artifact("gati-backend", "bin", r#""/t/x86_64-unknown-linux-gnu/release/gati-backend""#);
+        assert_eq!(binary_written(&amd64, &services, &platforms).unwrap().platform.name, "linux/amd64");
         // The library of the same package, another package's binary, a build script: not yet.
-        assert_eq!(binary_written(&artifact("gati_backend", "lib", "null"), &services), None);
-        assert_eq!(binary_written(&artifact("gati-mcp-server", "bin", r#""/t/m""#), &services), None);
-        assert_eq!(binary_written(&artifact("gati-backend", "custom-build", "null"), &services), None);
-        assert_eq!(binary_written(r#"{"reason":"build-finished","success":true}"#, &services), None);
-        assert_eq!(binary_written("not json", &services), None);
+        assert!(binary_written(&artifact("gati_backend", "lib", "null"), &services, &platforms).is_none());
+        assert!(binary_written(&artifact("gati-mcp-server", "bin", r#""/t/x86_64-unknown-linux-gnu/m""#), &services, &platforms).is_none());
+        assert!(binary_written(&artifact("gati-backend", "custom-build", "null"), &services, &platforms).is_none());
+        assert!(binary_written(r#"{"reason":"build-finished","success":true}"#, &services, &platforms).is_none());
+        assert!(binary_written("not json", &services, &platforms).is_none());
+    }
+
+    #[test]
+    fn every_platform_gets_the_static_flags_and_each_other_one_its_linker() {
+        let toolchain = Toolchain { name: "debian-1.96.0".into(), rustc: String::new() };
+        let platforms: Vec<&Platform> = PLATFORMS.iter().collect();
+        let build = Build { services: &[], platforms: &platforms, toolchain: &toolchain, fresh: false };
+        let env = build.env();
+        let flags = env.iter().filter(|(k, v)| k.ends_with("_RUSTFLAGS") && v.contains("+crt-static")).count();
+        assert_eq!(flags, 2, "{env:?}");
+        let linkers: Vec<&(String, String)> = env.iter().filter(|(k, _)| k.ends_with("_LINKER")).collect();
+        assert_eq!(linkers.len(), 1, "only the platform that is not the host's: {env:?}");
+        assert!(rustflags().contains("--remap-path-prefix=") && rustflags().ends_with("=/cargo"));
     }
 }

@@ -124,45 +124,6 @@ impl Drop for Login {
     }
 }
 
-/// `docker image inspect --format FORMAT image`: `None` when Docker has no such image; an
-/// error, naming the image, when Docker cannot answer.
-fn inspect(sh: &Shell, image: &str, format: &str) -> anyhow::Result<Option<String>> {
-    let output = cmd!(sh, "docker image inspect --format {format} {image}").quiet().ignore_status().output()?;
-    if output.status.success() {
-        return Ok(Some(String::from_utf8_lossy(&output.stdout).trim_end().to_string()));
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if stderr.contains("No such image") || stderr.contains("No such object") {
-        return Ok(None);
-    }
-    bail!("docker image inspect {image}: {}: is the Docker daemon running?", stderr.trim())
-}
-
-/// Size in bytes of a local image.
-pub fn size(sh: &Shell, image: &str) -> anyhow::Result<Option<u64>> {
-    let Some(size) = inspect(sh, image, "{{.Size}}")? else { return Ok(None) };
-    let bytes =
-        size.parse().with_context(|| format!("docker image inspect {image} gave the size {size:?}, not a number"))?;
-    Ok(Some(bytes))
-}
-
-/// The digests under which a local image is known to have been pushed: `repo@sha256:…` (none
-/// for an image Docker does not have).
-pub fn repo_digests(sh: &Shell, image: &str) -> anyhow::Result<Vec<String>> {
-    let out = inspect(sh, image, "{{range .RepoDigests}}{{println .}}{{end}}")?.unwrap_or_default();
-    Ok(out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
-}
-
-/// The id of a local image.
-pub fn image_id(sh: &Shell, image: &str) -> anyhow::Result<Option<String>> {
-    inspect(sh, image, "{{.Id}}")
-}
-
-/// The `org.opencontainers.image.revision` label of a local image: the commit it was built from.
-pub fn revision(sh: &Shell, image: &str) -> anyhow::Result<Option<String>> {
-    inspect(sh, image, "{{index .Config.Labels \"org.opencontainers.image.revision\"}}")
-}
-
 /// The daemon's version, if it answers.
 pub fn server_version(sh: &Shell) -> Option<String> {
     let format = "{{.ServerVersion}}";

@@ -10,18 +10,18 @@ pub struct Head {
     pub commit: String,
     /// Uncommitted changes to tracked or untracked (not ignored) files.
     pub dirty: bool,
-    /// The commit's date, ISO 8601: the images' `created` label, so that an unchanged tree
-    /// builds byte-identical images.
-    pub date: String,
+    /// The commit's time, in UTC (`2026-05-01T12:00:00Z`): when the images were `created`, so
+    /// that the same commit builds byte-identical images anywhere, whatever the clock says.
+    pub created: String,
 }
 
 impl Head {
     pub fn read(sh: &Shell) -> anyhow::Result<Head> {
         let commit = cmd!(sh, "git rev-parse HEAD").quiet().read().context("reading HEAD: is this a git clone?")?;
         let dirty = !cmd!(sh, "git status --porcelain").quiet().read()?.trim().is_empty();
-        let format = "--format=%cI";
-        let date = cmd!(sh, "git show -s {format} HEAD").quiet().read()?;
-        Ok(Head { commit, dirty, date })
+        let (format, date) = ("--format=%cd", "--date=format-local:%Y-%m-%dT%H:%M:%SZ");
+        let created = cmd!(sh, "git show -s {format} {date} HEAD").env("TZ", "UTC").quiet().read()?;
+        Ok(Head { commit, dirty, created })
     }
 
     /// The revision label: the commit, marked `-dirty` when the tree has changes.

@@ -11,7 +11,13 @@ use std::{
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
-use crate::ops::docker::daemon_answers;
+use crate::{
+    model::{config::Config, platform::Platform},
+    ops::{
+        docker::daemon_answers,
+        toolchain::{self, Toolchain},
+    },
+};
 
 /// The repository's ignored tool directory.
 pub const TOOLS_DIR: &str = ".tools";
@@ -131,4 +137,67 @@ impl Drop for Dockerd {
             let _ = child.wait();
         }
     }
+}
+
+/// The dashboard's npm packages, before any build of it (placeholder until the dashboard's
+/// packages arrive).
+pub fn ui_packages(_sh: &Shell) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// The release's toolchain, able to build and smoke-test every platform: the machine's, or on
+/// Debian bookworm (as root, or with passwordless sudo) Debian's Rust of that release with
+/// every platform's standard library, the cross linkers and qemu-user, linked as the rustup
+/// toolchain `debian-<release>`.
+pub fn release_toolchain(sh: &Shell, config: &Config) -> anyhow::Result<Toolchain> {
+    let platforms = &config.platforms;
+    if let Ok(found) = toolchain::find(sh, &config.rust) {
+        if toolchain::problems(sh, &found, platforms).is_empty() {
+            return Ok(found);
+        }
+    }
+    let foreign: Vec<&str> = (platforms.iter())
+        .filter(|p| Platform::host() != Some(**p))
+        .map(|p| p.architecture)
+        .collect();
+    let have = cmd!(sh, "dpkg --print-foreign-architectures").quiet().ignore_stderr().read().unwrap_or_default();
+    for arch in foreign.iter().filter(|a| !have.lines().any(|l| l == **a)) {
+        eprintln!("adding the Debian architecture {arch}, for its Rust standard library");
+        as_root(sh, "dpkg", &["--add-architecture", arch])?;
+    }
+    let mut packages = vec!["rustc-web".to_string(), "cargo-web".into(), "libstd-rust-web-dev".into(), "qemu-user-static".into()];
+    for platform in platforms.iter().filter(|p| Platform::host() != Some(**p)) {
+        let arch = platform.linker.trim_end_matches("-linux-gnu-gcc");
+        packages.extend([
+            format!("libstd-rust-web-dev:{}", platform.architecture),
+            format!("gcc-{arch}-linux-gnu"),
+            format!("libc6-dev-{}-cross", platform.architecture),
+        ]);
+    }
+    debian_packages(sh, &packages.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let debian = cmd!(sh, "/usr/bin/rustc -vV").quiet().read().context("Debian's rustc")?;
+    if toolchain::release_of(&debian) != Some(config.rust.as_str()) {
+        bail!(
+            "Debian's rustc-web is Rust {}, not {}: install Rust {} another way (see `cargo xtask doctor`)",
+            toolchain::release_of(&debian).unwrap_or("?"),
+            config.rust,
+            config.rust
+        );
+    }
+    let name = format!("debian-{}", config.rust);
+    cmd!(sh, "rustup toolchain link {name} /usr").run().context("linking Debian's Rust as a rustup toolchain")?;
+    let found = toolchain::find(sh, &config.rust)?;
+    let problems = toolchain::problems(sh, &found, platforms);
+    anyhow::ensure!(problems.is_empty(), "the toolchain still lacks:\n  - {}", problems.join("\n  - "));
+    Ok(found)
+}
+
+/// `program args` as root: directly, or through passwordless sudo.
+fn as_root(sh: &Shell, program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let is_root = cmd!(sh, "id -u").quiet().read().is_ok_and(|uid| uid == "0");
+    let result = match is_root {
+        true => cmd!(sh, "{program} {args...}").run(),
+        false => cmd!(sh, "sudo --non-interactive {program} {args...}").run(),
+    };
+    result.with_context(|| format!("`{program} {}` (as root)", args.join(" ")))
 }

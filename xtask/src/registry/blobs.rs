@@ -20,11 +20,6 @@ use serde_json::Value;
 use super::Registry;
 use crate::images::oci::Blob;
 
-/// What a tag may name, as `Accept` lists it when reading an index back.
-pub const INDEX_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
-    application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, \
-    application/vnd.docker.distribution.manifest.v2+json";
-
 /// What a push did with each blob: the registry had it, or it was sent.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pushed {
@@ -129,15 +124,14 @@ impl Registry {
     /// manifest, if anything.
     pub fn manifest(&self, repo: &str, reference: &str) -> anyhow::Result<Option<(String, Value)>> {
         let path = format!("/v2/{repo}/manifests/{reference}");
-        let response = self.request("GET", &path, repo, &[("Accept", INDEX_TYPES)], None)?;
+        // distribution 2.8 answers 404 for an index unless `Accept` lists an index type.
+        let response = self.request("GET", &path, repo, &[("Accept", super::MANIFEST_TYPES)], None)?;
         match response.status {
             404 => return Ok(None),
             200 => {}
-            status => bail!("reading {}/{repo}:{reference}: HTTP {status}", self.name),
+            status => return Err(self.failed_read(repo, reference, status)),
         }
-        let digest = response
-            .header("Docker-Content-Digest")
-            .with_context(|| format!("{}/{repo}:{reference}: the answer has no Docker-Content-Digest", self.name))?;
+        let digest = response.header("Docker-Content-Digest").with_context(|| self.no_digest(repo, reference))?;
         let json = serde_json::from_slice(&response.body)
             .with_context(|| format!("{}/{repo}:{reference}: the manifest is not JSON", self.name))?;
         Ok(Some((digest.to_string(), json)))

@@ -20,7 +20,6 @@ use std::{cell::RefCell, collections::HashMap, time::Duration};
 use anyhow::{bail, Context};
 
 pub use auth::Credentials;
-pub use blobs::{Pushed, INDEX_TYPES};
 use auth::{parse_challenge, Scheme};
 use curl::{curl, Auth, Failure, Response};
 
@@ -29,8 +28,6 @@ use crate::ops::retry::Backoff;
 const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, \
     application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
     application/vnd.oci.image.index.v1+json";
-const IMAGE_MANIFEST_TYPES: &str =
-    "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
 
 pub struct Registry {
     /// As configured, e.g. `docker.io` or `127.0.0.1:5000`.
@@ -57,11 +54,39 @@ impl std::error::Error for Refused {}
 /// Everything the registry says about one tag of one repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
+    /// The index's digest (or the image manifest's).
     pub digest: String,
-    /// The image's `org.opencontainers.image.revision` label: the commit it was built from.
+    /// Its `org.opencontainers.image.revision`: the commit it was built from.
     pub revision: Option<String>,
-    /// Its `org.opencontainers.image.version` label.
+    /// Its `org.opencontainers.image.version`.
     pub version: Option<String>,
+    /// `os/architecture` of each image it holds.
+    pub platforms: Vec<String>,
+}
+
+/// One platform's image on the registry.
+#[derive(Debug, Clone)]
+pub struct RemoteImage {
+    pub digest: String,
+    /// `os/architecture`, as its config says.
+    pub platform: String,
+    /// As the index lists it (`os/architecture`), when read through an index.
+    pub listed_as: Option<String>,
+    /// Its config's labels.
+    pub labels: serde_json::Value,
+}
+
+impl RemoteImage {
+    /// Its `org.opencontainers.image.<name>` label.
+    pub fn label(&self, name: &str) -> Option<String> {
+        self.labels[format!("org.opencontainers.image.{name}")].as_str().map(str::to_owned)
+    }
+}
+
+/// `os/architecture` of an index entry.
+fn platform_of(entry: &serde_json::Value) -> Option<String> {
+    let platform = &entry["platform"];
+    Some(format!("{}/{}", platform["os"].as_str()?, platform["architecture"].as_str()?))
 }
 
 impl Registry {
@@ -154,7 +179,7 @@ impl Registry {
 
     /// A read answered `status`: refused (401, 403) when the credentials do not allow it, with
     /// what to do; otherwise the status.
-    fn failed_read(&self, repo: &str, reference: &str, status: u16) -> anyhow::Error {
+    pub(super) fn failed_read(&self, repo: &str, reference: &str, status: u16) -> anyhow::Error {
         match status {
             401 | 403 => Refused(format!(
                 "{} refused {} reading {repo}:{reference} (HTTP {status}): a registry that refuses anonymous \
@@ -167,34 +192,65 @@ impl Registry {
         }
     }
 
-    /// The digest and the revision label of the image `reference` points at, if it exists.
-    /// The label is in the image's config blob, which registries like Docker Hub serve by a
+    /// The digest, the labels and the platforms of what `reference` (a tag or a digest) names:
+    /// an image index (its annotations, else its first image's labels) or a single image.
+    /// Labels sit in an image's config blob, which registries like Docker Hub serve by a
     /// redirect to another host.
     pub fn remote(&self, repo: &str, reference: &str) -> anyhow::Result<Option<Remote>> {
-        let path = format!("/v2/{repo}/manifests/{reference}");
-        let manifest = self.request("GET", &path, repo, &[("Accept", IMAGE_MANIFEST_TYPES)], None)?;
-        match manifest.status {
-            404 => return Ok(None),
-            200 => {}
-            status => return Err(self.failed_read(repo, reference, status)),
+        let Some((digest, manifest)) = self.manifest(repo, reference)? else { return Ok(None) };
+        let Some(entries) = manifest["manifests"].as_array() else {
+            let image = self.image(repo, &digest, &manifest)?;
+            let platforms = vec![image.platform.clone()];
+            return Ok(Some(Remote { digest, revision: image.label("revision"), version: image.label("version"), platforms }));
+        };
+        let platforms: Vec<String> = entries.iter().filter_map(platform_of).collect();
+        let annotation = |name: &str| manifest["annotations"][format!("org.opencontainers.image.{name}")].as_str().map(str::to_owned);
+        let (mut revision, mut version) = (annotation("revision"), annotation("version"));
+        if revision.is_none() {
+            if let Some(first) = entries.iter().find_map(|e| e["digest"].as_str()) {
+                let image = self.image_by_digest(repo, first)?;
+                (revision, version) = (image.label("revision"), image.label("version"));
+            }
         }
-        let digest =
-            manifest.header("Docker-Content-Digest").with_context(|| self.no_digest(repo, reference))?.to_string();
-        let config = manifest.json(&format!("the manifest of {repo}:{reference}"))?["config"]["digest"]
+        Ok(Some(Remote { digest, revision, version, platforms }))
+    }
+
+    /// Every platform's image an index names (or the one image a manifest is), with its config.
+    pub fn platform_images(&self, repo: &str, reference: &str) -> anyhow::Result<Vec<RemoteImage>> {
+        let Some((digest, manifest)) = self.manifest(repo, reference)? else { return Ok(vec![]) };
+        let Some(entries) = manifest["manifests"].as_array() else { return Ok(vec![self.image(repo, &digest, &manifest)?]) };
+        let mut images = Vec::new();
+        for entry in entries {
+            let digest = entry["digest"].as_str().with_context(|| format!("{repo}@{reference}: an entry without a digest"))?;
+            let mut image = self.image_by_digest(repo, digest)?;
+            image.listed_as = platform_of(entry);
+            images.push(image);
+        }
+        Ok(images)
+    }
+
+    fn image_by_digest(&self, repo: &str, digest: &str) -> anyhow::Result<RemoteImage> {
+        let (digest, manifest) =
+            self.manifest(repo, digest)?.with_context(|| format!("{}/{repo}: the index names {digest}, which is missing", self.name))?;
+        self.image(repo, &digest, &manifest)
+    }
+
+    /// One image, from its manifest: its config blob read.
+    fn image(&self, repo: &str, digest: &str, manifest: &serde_json::Value) -> anyhow::Result<RemoteImage> {
+        let config_digest = manifest["config"]["digest"]
             .as_str()
-            .map(str::to_owned);
-        let Some(config) = config else { return Ok(Some(Remote { digest, revision: None, version: None })) };
-        let blob = self.request("GET", &format!("/v2/{repo}/blobs/{config}"), repo, &[], None)?;
+            .with_context(|| format!("{}/{repo}@{digest} is neither an index nor an image manifest", self.name))?;
+        let blob = self.request("GET", &format!("/v2/{repo}/blobs/{config_digest}"), repo, &[], None)?;
         if blob.status != 200 {
-            bail!("reading the config {config} of {}/{repo}: HTTP {}", self.name, blob.status);
+            bail!("reading the config {config_digest} of {}/{repo}: HTTP {}", self.name, blob.status);
         }
-        let labels = blob.json(&format!("the image config of {repo}:{reference}"))?["config"]["Labels"].take();
-        let label = |name: &str| labels[format!("org.opencontainers.image.{name}")].as_str().map(str::to_owned);
-        Ok(Some(Remote { digest, revision: label("revision"), version: label("version") }))
+        let config = blob.json(&format!("the image config of {repo}@{digest}"))?;
+        let platform = format!("{}/{}", config["os"].as_str().unwrap_or("?"), config["architecture"].as_str().unwrap_or("?"));
+        Ok(RemoteImage { digest: digest.to_string(), platform, listed_as: None, labels: config["config"]["Labels"].clone() })
     }
 
     /// The error of a manifest answer without its digest: registries must send one.
-    fn no_digest(&self, repo: &str, reference: &str) -> String {
+    pub(super) fn no_digest(&self, repo: &str, reference: &str) -> String {
         format!(
             "{} answered for {repo}:{reference} without a Docker-Content-Digest header, which the distribution API \
              requires: is {} a registry (or a proxy that drops headers)?",

@@ -1,9 +1,10 @@
 //! push-images: every image's immutable tag (`X.Y.Z`), each digest verified on the registry.
 //! Done when the registry's image under that tag carries the release commit as its revision
 //! label, whoever pushed it (a re-run on a fresh runner adopts it rather than rebuilding).
+//! Each tag names an image index of every platform, sent as it was built and smoke-tested.
 
 use super::{Release, Step};
-use crate::images::{self, Outcome};
+use crate::images::{self, assembled::Assembled, Outcome};
 
 pub struct PushImages;
 
@@ -23,17 +24,14 @@ impl Step for PushImages {
     }
 
     fn run(&self, release: &mut Release) -> anyhow::Result<()> {
-        let (sh, version) = (release.sh, &release.version);
-        let mut outcomes: Vec<Outcome> = (release.plan.images.iter())
-            .map(|i| Outcome {
-                size: images::local_size(sh, &format!("{}:{version}", i.reference)),
-                ..Default::default()
-            })
-            .collect();
-        let _login = release.plan.login(sh, &release.exec)?;
-        images::push_immutable(sh, &release.plan, &release.exec, &mut outcomes)?;
+        let (sh, plan) = (release.sh, &release.plan);
+        let (revision, version) = (plan.head.revision(), release.version.to_string());
+        let mut outcomes: Vec<Outcome> = (plan.images.iter())
+            .map(|i| Ok(Assembled::read(sh, &i.service, &revision, &version)?.map(|a| Outcome::of(&a)).unwrap_or_default()))
+            .collect::<anyhow::Result<_>>()?;
+        images::push_immutable(sh, plan, &release.exec, &mut outcomes)?;
         release.exec.after(|| {
-            print!("{}", images::table(&release.plan, &outcomes));
+            print!("{}", images::table(plan, &outcomes));
             Ok(())
         })
     }

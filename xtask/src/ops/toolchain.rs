@@ -1,0 +1,132 @@
+//! The one Rust toolchain a release builds every binary with, on every platform: the release
+//! the repository names (`[workspace.metadata.release] rust`), found among the machine's rustup
+//! toolchains, with the standard library of every platform's target, the cross linkers, and
+//! qemu to smoke-test what this machine cannot run. Its full `rustc -vV` goes into the images.
+
+use std::path::Path;
+
+use anyhow::bail;
+use xshell::{cmd, Shell};
+
+use crate::model::platform::Platform;
+
+/// A rustup toolchain of the release's Rust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toolchain {
+    /// Its rustup name: `cargo +NAME`.
+    pub name: String,
+    /// `rustc -vV`: the compiler, its commit and its LLVM, as a rebuild must match.
+    pub rustc: String,
+}
+
+/// The rustup names a toolchain of Rust `rust` is looked for under: `GATI_TOOLCHAIN` alone when
+/// set; otherwise rustup's own (`1.96.0`), then a distribution's linked as `debian-1.96.0`
+/// (rustup refuses a linked toolchain an official name).
+pub fn candidates(rust: &str, chosen: Option<&str>) -> Vec<String> {
+    match chosen.filter(|c| !c.is_empty()) {
+        Some(name) => vec![name.to_string()],
+        None => vec![rust.to_string(), format!("debian-{rust}")],
+    }
+}
+
+/// The `release:` line of `rustc -vV`.
+pub fn release_of(rustc_vv: &str) -> Option<&str> {
+    rustc_vv.lines().find_map(|l| l.strip_prefix("release: ")).map(str::trim)
+}
+
+/// The machine's toolchain of Rust `rust`, or what to install.
+pub fn find(sh: &Shell, rust: &str) -> anyhow::Result<Toolchain> {
+    let chosen = std::env::var("GATI_TOOLCHAIN").ok();
+    let mut found = Vec::new();
+    for name in candidates(rust, chosen.as_deref()) {
+        let plus = format!("+{name}");
+        let Ok(rustc) = cmd!(sh, "rustc {plus} -vV").quiet().ignore_stderr().read() else { continue };
+        match release_of(&rustc) {
+            Some(release) if release == rust => return Ok(Toolchain { name, rustc }),
+            other => found.push(format!("{name} is Rust {}", other.unwrap_or("of an unknown release"))),
+        }
+    }
+    let found = if found.is_empty() { String::new() } else { format!(" ({})", found.join("; ")) };
+    bail!(
+        "no Rust {rust} toolchain{found}: the repository builds every release with Rust {rust} \
+         ([workspace.metadata.release] rust in Cargo.toml). Install it: `rustup toolchain install {rust} \
+         --profile minimal --target aarch64-unknown-linux-gnu`; on Debian bookworm, Debian's own \
+         (`apt-get install rustc-web cargo-web libstd-rust-web-dev`, then `rustup toolchain link debian-{rust} /usr`); \
+         or set GATI_TOOLCHAIN to the rustup name of a Rust {rust} toolchain"
+    )
+}
+
+/// What is missing to build and smoke-test every platform with `toolchain`, each with the
+/// command that installs it.
+pub fn problems(sh: &Shell, toolchain: &Toolchain, platforms: &[&Platform]) -> Vec<String> {
+    let host = Platform::host();
+    let mut problems = Vec::new();
+    for platform in platforms {
+        let (plus, target) = (format!("+{}", toolchain.name), platform.rust_target);
+        let libdir = cmd!(sh, "rustc {plus} --print target-libdir --target {target}").quiet().ignore_stderr().read();
+        if !libdir.is_ok_and(|dir| has_std(Path::new(&dir))) {
+            problems.push(format!(
+                "{}: toolchain {} has no standard library for {target}: `rustup target add --toolchain {} {target}` \
+                 (a Debian toolchain: `dpkg --add-architecture {arch} && apt-get update && apt-get install \
+                 libstd-rust-web-dev:{arch}`)",
+                platform.name,
+                toolchain.name,
+                toolchain.name,
+                arch = platform.architecture
+            ));
+        }
+        if host == Some(*platform) {
+            continue;
+        }
+        let (linker, qemu) = (platform.linker, platform.qemu);
+        if cmd!(sh, "{linker} --version").quiet().ignore_stdout().ignore_stderr().run().is_err() {
+            let arch = linker.trim_end_matches("-linux-gnu-gcc");
+            problems.push(format!(
+                "{}: no cross linker {linker}: `apt-get install gcc-{arch}-linux-gnu libc6-dev-{}-cross` (Debian, \
+                 Ubuntu)",
+                platform.name, platform.architecture
+            ));
+        }
+        if cmd!(sh, "{qemu} --version").quiet().ignore_stdout().ignore_stderr().run().is_err() {
+            problems.push(format!(
+                "{}: no {qemu} to smoke-test its binaries on this machine: `apt-get install qemu-user-static`",
+                platform.name
+            ));
+        }
+    }
+    problems
+}
+
+fn has_std(libdir: &Path) -> bool {
+    std::fs::read_dir(libdir).is_ok_and(|entries| {
+        entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+    })
+}
+
+/// The versions of what else goes into the bytes of a binary: the C compiler of each platform
+/// (the bundled SQLite) and, with it, the C library it links statically.
+pub fn c_compilers(sh: &Shell, platforms: &[&Platform]) -> String {
+    let host = Platform::host();
+    let mut versions = Vec::new();
+    for platform in platforms {
+        let cc = if host == Some(*platform) { "cc" } else { platform.linker };
+        let version = cmd!(sh, "{cc} --version").quiet().ignore_stderr().read().unwrap_or_default();
+        versions.push(format!("{}: {}", platform.name, version.lines().next().unwrap_or("none")));
+    }
+    versions.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_release_is_looked_for_under_rustups_names() {
+        assert_eq!(candidates("1.96.0", None), ["1.96.0", "debian-1.96.0"]);
+        assert_eq!(candidates("1.96.0", Some("mine")), ["mine"]);
+        assert_eq!(candidates("1.96.0", Some("")), ["1.96.0", "debian-1.96.0"]);
+        let vv = "rustc 1.96.0 (ac68faa20 2026-05-25)\nbinary: rustc\nrelease: 1.96.0\nLLVM version: 22.1.8\n";
+        assert_eq!(release_of(vv), Some("1.96.0"));
+        assert_eq!(release_of("rustc 1.95.0"), None);
+    }
+}
