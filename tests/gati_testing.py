@@ -135,7 +135,17 @@ def git(tree, *args):
 # is not compiled again. The binaries under test are a copy of their own (`target/test-bin`,
 # see `cargo xtask test`), which no copy's build replaces.
 COPY_TARGET_DIR = Path(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target")
-STATIC_RUSTFLAGS = {"CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS": "-C target-feature=+crt-static"}
+# What `cargo xtask` builds the host's binaries with (ops/cargo.rs): the release's toolchain
+# (`cargo xtask test` names it in GATI_TOOLCHAIN) and its flags, so that a test's own cargo build
+# shares what is compiled already.
+CARGO_HOME = Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
+STATIC_RUSTFLAGS = {"CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS":
+                    f"-C target-feature=+crt-static --remap-path-prefix={CARGO_HOME}=/cargo"}
+
+
+def release_cargo():
+    """`cargo +TOOLCHAIN`, as xtask calls it."""
+    return ["cargo", f"+{required_env('GATI_TOOLCHAIN')}"]
 
 
 def xtask(tree, *args, env=None, check=True, timeout=900):

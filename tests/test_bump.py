@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from gati_testing import COPY_TARGET_DIR, STATIC_RUSTFLAGS, Service, copy_repository, request, xtask
+from gati_testing import COPY_TARGET_DIR, STATIC_RUSTFLAGS, Service, copy_repository, release_cargo, request, xtask
 
 
 def test_a_bumped_tree_builds_and_reports_the_new_version(tmp_path):
@@ -14,7 +14,7 @@ def test_a_bumped_tree_builds_and_reports_the_new_version(tmp_path):
     assert "version 0.2.0-rc.1 (Python: 0.2.0rc1)" in xtask(tree, "version").stdout
 
     env = {**os.environ, "CARGO_TARGET_DIR": str(COPY_TARGET_DIR), **STATIC_RUSTFLAGS}
-    subprocess.run(["cargo", "build", "--release", "--target", "x86_64-unknown-linux-gnu", "--package",
+    subprocess.run([*release_cargo(), "build", "--release", "--target", "x86_64-unknown-linux-gnu", "--package",
                     "gati-backend"], cwd=tree, env=env, check=True, capture_output=True)
     binary = COPY_TARGET_DIR / "x86_64-unknown-linux-gnu" / "release" / "gati-backend"
     backend = Service(binary, env={"GATI_DATA_DIR": str(tmp_path / "data")})

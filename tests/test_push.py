@@ -96,7 +96,7 @@ def test_registry_stopped_between_pushes_then_a_rerun_completes(registry, tree, 
     output = []
     for line in proc.stdout:
         output.append(line)
-        if line.startswith("backend") and "building" in line:
+        if line.startswith("backend") and "assembling" in line:
             registry.stop()
     assert proc.wait() != 0
     out = "".join(output)
@@ -117,7 +117,7 @@ def test_a_wrong_password_fails_before_building_and_is_never_printed(registry, t
     result = xtask(tree, "images", "--push", env={**env, "DOCKER_PASSWORD": wrong}, check=False)
     assert result.returncode != 0
     assert f'{registry.address} refused user "{registry.user}"' in result.stdout, result.stdout
-    assert "building" not in result.stdout and "cargo build" not in result.stdout
+    assert "assembling" not in result.stdout and "cargo +" not in result.stdout
     assert wrong not in result.stdout and registry.password not in result.stdout
 
 
@@ -126,4 +126,4 @@ def test_a_likely_secret_in_a_build_context_is_refused(registry, tree, env):
     result = xtask(tree, "images", env=env, check=False)
     assert result.returncode != 0
     assert "backend/.env looks like a secret inside a build context" in result.stdout, result.stdout
-    assert "building" not in result.stdout
+    assert "assembling" not in result.stdout

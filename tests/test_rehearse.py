@@ -19,6 +19,11 @@ def test_rehearsal_releases_installs_and_starts_the_next_patch():
 
     out = xtask(ROOT, "rehearse").stdout
     assert f"v{nxt} is released" in out
+    # Every image an index of both platforms, each smoke-tested before anything was pushed.
+    for service in ("backend", "dashboard", "mcp-server"):
+        assert re.search(rf"^push 127\.0\.0\.1:\d+/gatidev/gati-{service}:{re.escape(nxt)} \(linux/amd64, linux/arm64\)",
+                         "\n".join(line[2:] for line in out.splitlines() if line.startswith("$ ")), re.M), service
+        assert f"gati-{service} for linux/arm64 under qemu-aarch64-static answers" in out, service
     assert "token auth (realm http://127.0.0.1:" in out and "blobs redirected to http://127.0.0.1:" in out
     # The release verified itself from outside: pip install from the index, gati start by digest.
     assert f"started  gati {nxt} from http://127.0.0.1:" in out and f"verified gati {nxt}" in out

@@ -54,6 +54,10 @@ pub enum Command {
 pub struct Verify {
     /// The released version (either spelling, with or without a leading v).
     pub version: String,
+    /// Also rebuild the images from the tag vVERSION (compiling them, with the release's
+    /// toolchain) and prove their index digests equal the ones the package pins.
+    #[arg(long)]
+    pub rebuild: bool,
 }
 
 /// Lint the workflows and the Dockerfiles

@@ -118,6 +118,7 @@ impl Places {
         let python = provision::python_tools(sh)?;
         let dockerd = provision::Dockerd::ensure(sh)?;
         let config = config::load_default(sh)?;
+        provision::release_toolchain(sh, &config)?;
         let current = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
         let version = match version {
             Some(v) => ReleaseVersion::parse(v)?,

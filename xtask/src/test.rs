@@ -44,8 +44,14 @@ impl flags::Test {
         let _dockerd = if self.no_images { None } else { Some(provision::Dockerd::ensure(sh)?) };
 
         crate::lint::lint(sh, &python)?;
-        let build = cargo::Build { services: &config.services, platforms: &config.platforms, toolchain: &toolchain, fresh: false };
-        let (plus, host) = (format!("+{}", toolchain.name), Platform::host().context("the tests run on linux/amd64 or linux/arm64")?);
+        let build = cargo::Build {
+            services: &config.services,
+            platforms: &config.platforms,
+            toolchain: &toolchain,
+            fresh: false,
+        };
+        let (plus, host) =
+            (format!("+{}", toolchain.name), Platform::host().context("the tests run on linux/amd64 or linux/arm64")?);
         let target = host.rust_target;
         cmd!(sh, "cargo {plus} test --workspace --release --target {target}")
             .envs(build.env())
@@ -53,11 +59,7 @@ impl flags::Test {
             .context("Rust tests failed")?;
 
         let version = Surfaces::read(&sh.current_dir())?.current(&config.services)?.to_string();
-        let binaries = if self.no_images {
-            build.run(sh, |_| {})?
-        } else {
-            test_images(sh, &config, &version)?
-        };
+        let binaries = if self.no_images { build.run(sh, |_| {})? } else { test_images(sh, &config, &version)? };
         let bin_dir = test_binaries(sh, &binaries, host)?;
 
         let filter: Vec<String> = self.filter.map(|k| vec!["-k".into(), k]).unwrap_or_default();
@@ -85,14 +87,19 @@ fn test_images(sh: &Shell, config: &crate::model::config::Config, version: &str)
         crate::model::version::ReleaseVersion::parse(version)?,
         &PlanOptions { allow_dirty: true, ..PlanOptions::default() },
     )?;
-    let built = images::build_all(sh, &plan, Finish { load: true, smoke: false }).context("building the test images")?;
+    let built =
+        images::build_all(sh, &plan, Finish { load: true, smoke: false }).context("building the test images")?;
     let host = Platform::host().context("a host platform")?;
     let mut builds = Vec::new();
     for image in &plan.images {
         let loaded = format!("{}:{version}", image.reference);
         let name = format!("{TEST_IMAGE_PREFIX}/gati-{}:{version}", image.service);
         cmd!(sh, "docker tag {loaded} {name}").quiet().run()?;
-        let binary = built.binaries.iter().find(|b| b.service == image.service && b.platform == host).context("a host binary")?;
+        let binary = built
+            .binaries
+            .iter()
+            .find(|b| b.service == image.service && b.platform == host)
+            .context("a host binary")?;
         let mut build_args = plan.build_args.clone();
         build_args.push(("RUSTC".into(), built.toolchain.rustc.lines().next().unwrap_or_default().into()));
         builds.push(docker::Build {

@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
+mod rebuild;
+
 use crate::{
     flags,
     model::{
@@ -37,7 +39,7 @@ impl flags::Verify {
         let version = ReleaseVersion::parse(self.version.strip_prefix('v').unwrap_or(&self.version))?;
         let python = provision::python_tools(sh)?;
         let _dockerd = provision::Dockerd::ensure(sh)?;
-        verify(sh, &python, &config, &version, &Expected::default())
+        verify(sh, &python, &config, &version, &Expected { rebuild: self.rebuild, ..Expected::default() })
     }
 }
 
@@ -48,6 +50,8 @@ pub struct Expected {
     pub revision: Option<String>,
     /// The uploaded files.
     pub files: Vec<IndexFile>,
+    /// Rebuild the images from the tag and compare their digests with the pins.
+    pub rebuild: bool,
 }
 
 /// Who reads the registry and pulls the images: anyone, or only an account.
@@ -96,6 +100,9 @@ fn verify_in(
         problems.extend(check_pin(&registry, config, version, reference, expected.revision.as_deref())?);
     }
     problems.extend(one_pin_per_service(config, version, &pins.images));
+    if expected.rebuild && problems.is_empty() {
+        problems.extend(rebuild::compare(sh, config, version, &pins.images)?);
+    }
     if !problems.is_empty() {
         bail!("gati {version} does not verify:\n  - {}", problems.join("\n  - "));
     }
@@ -326,6 +333,7 @@ fn check_pin(
             if let Some(revision) = revision.filter(|r| image.revision.as_deref() != Some(*r)) {
                 problems.push(format!("{name}@{digest} was built from {:?}, not {revision}", image.revision));
             }
+            problems.extend(check_platforms(registry, config, version, &repo, digest, revision)?);
         }
     }
     match registry.digest(&repo, tag)? {
@@ -339,6 +347,53 @@ fn check_pin(
              (`cargo xtask images --push` from the release's tag)"
         )),
         Some(_) => {}
+    }
+    Ok(problems)
+}
+
+/// Every configured platform has its image in the index: listed under its platform, its config
+/// of that architecture, labelled with the version (and the release's commit).
+fn check_platforms(
+    registry: &Registry,
+    config: &Config,
+    version: &ReleaseVersion,
+    repo: &str,
+    digest: &str,
+    revision: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    let images = registry.platform_images(repo, digest)?;
+    let mut problems = Vec::new();
+    for platform in &config.platforms {
+        let wanted = format!("{}/{}", platform.os, platform.architecture);
+        let Some(image) = images.iter().find(|i| i.listed_as.as_deref().unwrap_or(&i.platform) == wanted) else {
+            problems.push(format!("{repo}@{digest} has no image for {}: users there cannot run it", platform.name));
+            continue;
+        };
+        if image.platform != wanted {
+            problems.push(format!(
+                "{repo}@{digest} lists {} for {wanted}, but its config says {}",
+                image.digest, image.platform
+            ));
+        }
+        if image.label("version").as_deref() != Some(&version.to_string()) {
+            problems.push(format!(
+                "{repo}@{digest}: the {wanted} image is labelled {:?}, not {version}",
+                image.label("version")
+            ));
+        }
+        if let Some(revision) = revision.filter(|r| image.label("revision").as_deref() != Some(*r)) {
+            problems.push(format!(
+                "{repo}@{digest}: the {wanted} image was built from {:?}, not {revision}",
+                image.label("revision")
+            ));
+        }
+    }
+    if problems.is_empty() {
+        println!(
+            "  platforms {repo}@{}: {}",
+            crate::ops::git::short(digest),
+            images.iter().map(|i| i.platform.as_str()).collect::<Vec<_>>().join(", ")
+        );
     }
     Ok(problems)
 }

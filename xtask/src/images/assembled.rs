@@ -99,7 +99,8 @@ impl Assembled {
     pub fn read(sh: &Shell, service: &str, revision: &str, version: &str) -> anyhow::Result<Option<Assembled>> {
         let dir = Assembled::dir(sh, service);
         let Ok(text) = std::fs::read_to_string(stamp(&dir)) else { return Ok(None) };
-        let stamped: Value = serde_json::from_str(&text).with_context(|| format!("{} is damaged", stamp(&dir).display()))?;
+        let stamped: Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is damaged", stamp(&dir).display()))?;
         if stamped["revision"] != revision || stamped["version"] != version {
             return Ok(None);
         }

@@ -64,8 +64,12 @@ pub fn build(sh: &Shell, plan: &Plan, exec: &Executor) -> anyhow::Result<Vec<Out
 /// run cannot name yet.
 pub fn build_lines(sh: &Shell, plan: &Plan) -> anyhow::Result<Vec<String>> {
     let toolchain = Toolchain { name: toolchain_name(sh, plan), rustc: String::new() };
-    let build =
-        cargo::Build { services: &plan.config.services, platforms: &plan.config.platforms, toolchain: &toolchain, fresh: false };
+    let build = cargo::Build {
+        services: &plan.config.services,
+        platforms: &plan.config.platforms,
+        toolchain: &toolchain,
+        fresh: false,
+    };
     let mut lines = vec![build.command(sh).to_string()];
     let platforms: Vec<&str> = plan.config.platforms.iter().map(|p| p.name).collect();
     for image in &plan.images {

@@ -6,7 +6,7 @@ use std::path::Path;
 use xshell::Shell;
 
 use super::{push::RegistryState, Plan};
-use crate::{images::context, ops::docker, release::checks::Outcome};
+use crate::{images::context, model::config::Config, ops::docker, release::checks::Outcome};
 
 pub fn docker_daemon(sh: &Shell) -> Outcome {
     match docker::server_version(sh) {
@@ -14,6 +14,20 @@ pub fn docker_daemon(sh: &Shell) -> Outcome {
         None => Err(vec!["the Docker daemon is not answering: start it (`sudo systemctl start docker`, `dockerd`, \
                           or Docker Desktop)"
             .into()]),
+    }
+}
+
+/// The release's Rust, with what every platform needs: its standard library, its cross linker
+/// and qemu-user for its smoke test.
+pub fn toolchain(sh: &Shell, config: &Config) -> Outcome {
+    let found = crate::ops::toolchain::find(sh, &config.rust).map_err(|e| vec![format!("{e:#}")])?;
+    let problems = crate::ops::toolchain::problems(sh, &found, &config.platforms);
+    let platforms: Vec<&str> = config.platforms.iter().map(|p| p.name).collect();
+    match problems.is_empty() {
+        true => {
+            Ok(format!("{} ({}) builds {}", found.name, found.rustc.lines().next().unwrap_or(""), platforms.join(", ")))
+        }
+        false => Err(problems),
     }
 }
 
@@ -88,7 +102,7 @@ pub enum Purpose {
 /// Every problem that would stop `cargo xtask images`: building needs the daemon and the
 /// contexts; pushing also a clean tree, the right to push, and free immutable tags.
 pub fn problems(sh: &Shell, plan: &Plan, purpose: Purpose) -> Vec<String> {
-    let mut outcomes = vec![docker_daemon(sh), build_contexts(&sh.current_dir(), plan)];
+    let mut outcomes = vec![toolchain(sh, &plan.config), docker_daemon(sh), build_contexts(&sh.current_dir(), plan)];
     if purpose == Purpose::BuildAndPush {
         outcomes.push(clean_for_push(plan));
         outcomes.push(push_rights(plan));

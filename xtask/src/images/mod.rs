@@ -136,16 +136,7 @@ impl Plan {
             ("SOURCE".to_string(), source),
         ];
         let credentials = Credentials::from_env();
-        Ok(Plan {
-            config,
-            version,
-            head,
-            images,
-            tags,
-            build_args,
-            credentials,
-            options: options.clone(),
-        })
+        Ok(Plan { config, version, head, images, tags, build_args, credentials, options: options.clone() })
     }
 
     pub fn registry(&self) -> Registry {
@@ -183,6 +174,7 @@ fn repository_url(cargo_toml: &str) -> String {
 impl flags::Images {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let plan = Plan::new(sh, &self)?;
+        crate::ops::provision::toolchain_on_ci(sh, &plan.config)?;
         let exec = Executor::new(Mode::dry_run_if(self.dry_run));
         println!(
             "gati {} -> {}/{} ({} images)",

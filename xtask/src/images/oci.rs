@@ -410,5 +410,4 @@ mod tests {
         assert_eq!(files[manifest[0]["Layers"][0].as_str().unwrap()], layer.blob.bytes);
         assert_eq!(archive, docker_archive(&["gati-test/gati-backend:1.2.3".to_string()], config, layer).unwrap());
     }
-
 }

@@ -64,8 +64,7 @@ impl RegistryState {
         let mut problems = Vec::new();
         for (i, image) in plan.images.iter().enumerate() {
             for (t, tag) in plan.tags.immutable.iter().enumerate() {
-                let Push::Taken(remote) = decide_push(self.remote(i, t), None, &plan.head.revision())
-                else {
+                let Push::Taken(remote) = decide_push(self.remote(i, t), None, &plan.head.revision()) else {
                     continue;
                 };
                 problems.push(format!(
@@ -132,7 +131,11 @@ pub fn push_immutable(sh: &Shell, plan: &Plan, exec: &Executor, outcomes: &mut [
                     return Ok(None);
                 }
                 let index = built[i].as_ref().with_context(|| {
-                    format!("{}: no index of {version} built from {} here: build it first", image.service, git::short(&revision))
+                    format!(
+                        "{}: no index of {version} built from {} here: build it first",
+                        image.service,
+                        git::short(&revision)
+                    )
                 })?;
                 set(i, format!("pushing {tag}"));
                 registry.push_index(&image.repo, tag, &index.index, &index.manifests(), &index.blobs())?;

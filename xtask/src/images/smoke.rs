@@ -24,7 +24,8 @@ pub fn health_path(service: &str) -> &'static str {
 /// its config and layer); returns the image id Docker gives it, which is the config's digest.
 pub fn load(image: &PlatformImage, tags: &[String]) -> anyhow::Result<String> {
     let archive = super::oci::docker_archive(tags, &image.config, &image.layer)?;
-    let output = duct::cmd!("docker", "load", "--quiet").stdin_bytes(archive).stdout_capture().stderr_capture().unchecked();
+    let output =
+        duct::cmd!("docker", "load", "--quiet").stdin_bytes(archive).stdout_capture().stderr_capture().unchecked();
     let output = interrupt::output(output)?;
     anyhow::ensure!(
         output.status.success(),
@@ -36,7 +37,13 @@ pub fn load(image: &PlatformImage, tags: &[String]) -> anyhow::Result<String> {
 }
 
 /// Runs `reference` (loaded into Docker) and asks its health route for `version`.
-pub fn in_docker(sh: &Shell, service: &str, reference: &str, spec: &ImageSpec, version: &ReleaseVersion) -> anyhow::Result<()> {
+pub fn in_docker(
+    sh: &Shell,
+    service: &str,
+    reference: &str,
+    spec: &ImageSpec,
+    version: &ReleaseVersion,
+) -> anyhow::Result<()> {
     let name = format!("gati-smoke-{service}-{}", std::process::id());
     let port = spec.exposed_ports.first().map_or("8000", |p| p.split('/').next().unwrap_or("8000")).to_string();
     let publish = format!("127.0.0.1::{port}");
@@ -60,7 +67,11 @@ pub fn under_qemu(
     version: &ReleaseVersion,
 ) -> anyhow::Result<()> {
     let binary_name = format!("gati-{service}");
-    let dir = crate::target_dir(sh).join("xtask").join(format!("smoke-{service}-{}-{}", image.platform.architecture, std::process::id()));
+    let dir = crate::target_dir(sh).join("xtask").join(format!(
+        "smoke-{service}-{}-{}",
+        image.platform.architecture,
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("data"))?;
     let binary = dir.join(&binary_name);
@@ -77,9 +88,11 @@ pub fn under_qemu(
     let data = dir.join("data");
     command.env("GATI_HOST", "127.0.0.1").env("GATI_PORT", port.to_string()).env("GATI_DATA_DIR", &data);
     command.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
-    let mut child = command.spawn().with_context(|| format!("starting {} {}", image.platform.qemu, binary.display()))?;
+    let mut child =
+        command.spawn().with_context(|| format!("starting {} {}", image.platform.qemu, binary.display()))?;
     let what = format!("{binary_name} for {} under {}", image.platform.name, image.platform.qemu);
-    let result = answers(sh, &format!("http://127.0.0.1:{port}{}", health_path(service)), &what, version, Some(&mut child));
+    let result =
+        answers(sh, &format!("http://127.0.0.1:{port}{}", health_path(service)), &what, version, Some(&mut child));
     let _ = child.kill();
     let stderr = child.wait_with_output().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);

@@ -80,7 +80,8 @@ impl Config {
                 .with_context(|| format!("{CONFIG_FILE} {TABLE}: `platforms` must be a list like [\"linux/amd64\"]"))?
                 .iter()
                 .map(|v| {
-                    let name = v.as_str().with_context(|| format!("{CONFIG_FILE} {TABLE}: `platforms` lists strings"))?;
+                    let name =
+                        v.as_str().with_context(|| format!("{CONFIG_FILE} {TABLE}: `platforms` lists strings"))?;
                     platform::platform(name).with_context(|| format!("{CONFIG_FILE} {TABLE} platforms"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,

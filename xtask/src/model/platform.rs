@@ -59,7 +59,6 @@ impl Platform {
     }
 }
 
-
 impl Platform {
     /// The platform of the machine xtask runs on, if gati ships it.
     pub fn host() -> Option<&'static Platform> {

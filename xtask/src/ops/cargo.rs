@@ -75,7 +75,8 @@ impl Build<'_> {
     /// stderr).
     pub fn command<'s>(&self, sh: &'s Shell) -> xshell::Cmd<'s> {
         let toolchain = format!("+{}", self.toolchain.name);
-        let targets: Vec<String> = self.platforms.iter().flat_map(|p| ["--target".into(), p.rust_target.into()]).collect();
+        let targets: Vec<String> =
+            self.platforms.iter().flat_map(|p| ["--target".into(), p.rust_target.into()]).collect();
         let packages: Vec<String> =
             self.services.iter().flat_map(|s| ["--package".into(), format!("gati-{s}")]).collect();
         let message = "--message-format=json-render-diagnostics";
@@ -262,7 +263,12 @@ mod tests {
         assert_eq!(binary_written(&amd64, &services, &platforms).unwrap().platform.name, "linux/amd64");
         // The library of the same package, another package's binary, a build script: not yet.
         assert!(binary_written(&artifact("gati_backend", "lib", "null"), &services, &platforms).is_none());
-        assert!(binary_written(&artifact("gati-mcp-server", "bin", r#""/t/x86_64-unknown-linux-gnu/m""#), &services, &platforms).is_none());
+        assert!(binary_written(
+            &artifact("gati-mcp-server", "bin", r#""/t/x86_64-unknown-linux-gnu/m""#),
+            &services,
+            &platforms
+        )
+        .is_none());
         assert!(binary_written(&artifact("gati-backend", "custom-build", "null"), &services, &platforms).is_none());
         assert!(binary_written(r#"{"reason":"build-finished","success":true}"#, &services, &platforms).is_none());
         assert!(binary_written("not json", &services, &platforms).is_none());

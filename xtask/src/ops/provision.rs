@@ -145,10 +145,12 @@ pub fn ui_packages(_sh: &Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The release's toolchain, able to build and smoke-test every platform: the machine's, or on
-/// Debian bookworm (as root, or with passwordless sudo) Debian's Rust of that release with
-/// every platform's standard library, the cross linkers and qemu-user, linked as the rustup
-/// toolchain `debian-<release>`.
+/// The release's toolchain, able to build and smoke-test every platform: the machine's; or
+/// rustup's, installed with every platform's target (as on GitHub's runners), the cross
+/// linkers and qemu-user from the distribution; or, where rustup cannot download (a machine
+/// that reaches only package registries), Debian bookworm's Rust of that release with every
+/// platform's standard library, linked as the rustup toolchain `debian-<release>`. Packages are
+/// installed as root or with passwordless sudo.
 pub fn release_toolchain(sh: &Shell, config: &Config) -> anyhow::Result<Toolchain> {
     let platforms = &config.platforms;
     if let Ok(found) = toolchain::find(sh, &config.rust) {
@@ -156,16 +158,62 @@ pub fn release_toolchain(sh: &Shell, config: &Config) -> anyhow::Result<Toolchai
             return Ok(found);
         }
     }
-    let foreign: Vec<&str> = (platforms.iter())
-        .filter(|p| Platform::host() != Some(**p))
-        .map(|p| p.architecture)
-        .collect();
+    let targets: Vec<&str> = platforms.iter().map(|p| p.rust_target).collect();
+    let rust = &config.rust;
+    let rustup = cmd!(sh, "rustup toolchain install {rust} --profile minimal --target {targets...}")
+        .quiet()
+        .ignore_stderr()
+        .run();
+    if rustup.is_ok() {
+        debian_packages(sh, &cross_packages(platforms, false).iter().map(String::as_str).collect::<Vec<_>>())?;
+        if let Ok(found) = toolchain::find(sh, rust) {
+            let problems = toolchain::problems(sh, &found, platforms);
+            anyhow::ensure!(problems.is_empty(), "the toolchain still lacks:\n  - {}", problems.join("\n  - "));
+            return Ok(found);
+        }
+    }
+    eprintln!("rustup could not install Rust {rust}: taking Debian's");
+    debian_toolchain(sh, config)
+}
+
+/// On a CI runner (`CI` set), the release's toolchain is installed like the Python tools: a
+/// fresh runner has none of it. Elsewhere the preflight says what to install.
+pub fn toolchain_on_ci(sh: &Shell, config: &Config) -> anyhow::Result<()> {
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+        release_toolchain(sh, config)?;
+    }
+    Ok(())
+}
+
+/// The cross linkers and qemu-user for every platform but the host's (and with `rust`,
+/// Debian's Rust with their standard libraries).
+fn cross_packages(platforms: &[&'static Platform], rust: bool) -> Vec<String> {
+    let mut packages = vec!["qemu-user-static".to_string()];
+    if rust {
+        packages.extend(["rustc-web".to_string(), "cargo-web".into(), "libstd-rust-web-dev".into()]);
+    }
+    for platform in platforms.iter().filter(|p| Platform::host() != Some(**p)) {
+        let arch = platform.linker.trim_end_matches("-linux-gnu-gcc");
+        packages.extend([format!("gcc-{arch}-linux-gnu"), format!("libc6-dev-{}-cross", platform.architecture)]);
+        if rust {
+            packages.push(format!("libstd-rust-web-dev:{}", platform.architecture));
+        }
+    }
+    packages
+}
+
+/// Debian bookworm's Rust of the release, with every platform's standard library.
+fn debian_toolchain(sh: &Shell, config: &Config) -> anyhow::Result<Toolchain> {
+    let platforms = &config.platforms;
+    let foreign: Vec<&str> =
+        (platforms.iter()).filter(|p| Platform::host() != Some(**p)).map(|p| p.architecture).collect();
     let have = cmd!(sh, "dpkg --print-foreign-architectures").quiet().ignore_stderr().read().unwrap_or_default();
     for arch in foreign.iter().filter(|a| !have.lines().any(|l| l == **a)) {
         eprintln!("adding the Debian architecture {arch}, for its Rust standard library");
         as_root(sh, "dpkg", &["--add-architecture", arch])?;
     }
-    let mut packages = vec!["rustc-web".to_string(), "cargo-web".into(), "libstd-rust-web-dev".into(), "qemu-user-static".into()];
+    let mut packages =
+        vec!["rustc-web".to_string(), "cargo-web".into(), "libstd-rust-web-dev".into(), "qemu-user-static".into()];
     for platform in platforms.iter().filter(|p| Platform::host() != Some(**p)) {
         let arch = platform.linker.trim_end_matches("-linux-gnu-gcc");
         packages.extend([

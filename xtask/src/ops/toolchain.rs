@@ -98,9 +98,8 @@ pub fn problems(sh: &Shell, toolchain: &Toolchain, platforms: &[&Platform]) -> V
 }
 
 fn has_std(libdir: &Path) -> bool {
-    std::fs::read_dir(libdir).is_ok_and(|entries| {
-        entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
-    })
+    std::fs::read_dir(libdir)
+        .is_ok_and(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libstd-")))
 }
 
 /// The versions of what else goes into the bytes of a binary: the C compiler of each platform

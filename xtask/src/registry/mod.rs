@@ -201,10 +201,17 @@ impl Registry {
         let Some(entries) = manifest["manifests"].as_array() else {
             let image = self.image(repo, &digest, &manifest)?;
             let platforms = vec![image.platform.clone()];
-            return Ok(Some(Remote { digest, revision: image.label("revision"), version: image.label("version"), platforms }));
+            return Ok(Some(Remote {
+                digest,
+                revision: image.label("revision"),
+                version: image.label("version"),
+                platforms,
+            }));
         };
         let platforms: Vec<String> = entries.iter().filter_map(platform_of).collect();
-        let annotation = |name: &str| manifest["annotations"][format!("org.opencontainers.image.{name}")].as_str().map(str::to_owned);
+        let annotation = |name: &str| {
+            manifest["annotations"][format!("org.opencontainers.image.{name}")].as_str().map(str::to_owned)
+        };
         let (mut revision, mut version) = (annotation("revision"), annotation("version"));
         if revision.is_none() {
             if let Some(first) = entries.iter().find_map(|e| e["digest"].as_str()) {
@@ -218,10 +225,13 @@ impl Registry {
     /// Every platform's image an index names (or the one image a manifest is), with its config.
     pub fn platform_images(&self, repo: &str, reference: &str) -> anyhow::Result<Vec<RemoteImage>> {
         let Some((digest, manifest)) = self.manifest(repo, reference)? else { return Ok(vec![]) };
-        let Some(entries) = manifest["manifests"].as_array() else { return Ok(vec![self.image(repo, &digest, &manifest)?]) };
+        let Some(entries) = manifest["manifests"].as_array() else {
+            return Ok(vec![self.image(repo, &digest, &manifest)?]);
+        };
         let mut images = Vec::new();
         for entry in entries {
-            let digest = entry["digest"].as_str().with_context(|| format!("{repo}@{reference}: an entry without a digest"))?;
+            let digest =
+                entry["digest"].as_str().with_context(|| format!("{repo}@{reference}: an entry without a digest"))?;
             let mut image = self.image_by_digest(repo, digest)?;
             image.listed_as = platform_of(entry);
             images.push(image);
@@ -230,8 +240,9 @@ impl Registry {
     }
 
     fn image_by_digest(&self, repo: &str, digest: &str) -> anyhow::Result<RemoteImage> {
-        let (digest, manifest) =
-            self.manifest(repo, digest)?.with_context(|| format!("{}/{repo}: the index names {digest}, which is missing", self.name))?;
+        let (digest, manifest) = self
+            .manifest(repo, digest)?
+            .with_context(|| format!("{}/{repo}: the index names {digest}, which is missing", self.name))?;
         self.image(repo, &digest, &manifest)
     }
 
@@ -245,8 +256,14 @@ impl Registry {
             bail!("reading the config {config_digest} of {}/{repo}: HTTP {}", self.name, blob.status);
         }
         let config = blob.json(&format!("the image config of {repo}@{digest}"))?;
-        let platform = format!("{}/{}", config["os"].as_str().unwrap_or("?"), config["architecture"].as_str().unwrap_or("?"));
-        Ok(RemoteImage { digest: digest.to_string(), platform, listed_as: None, labels: config["config"]["Labels"].clone() })
+        let platform =
+            format!("{}/{}", config["os"].as_str().unwrap_or("?"), config["architecture"].as_str().unwrap_or("?"));
+        Ok(RemoteImage {
+            digest: digest.to_string(),
+            platform,
+            listed_as: None,
+            labels: config["config"]["Labels"].clone(),
+        })
     }
 
     /// The error of a manifest answer without its digest: registries must send one.

@@ -51,7 +51,7 @@ impl Facts<'_> {
 }
 
 /// The preflight, in the order its problems are reported.
-pub const CHECKS: [Check; 13] = [
+pub const CHECKS: [Check; 14] = [
     Check { name: "git HEAD", run: head },
     Check { name: "version", run: version },
     Check { name: "release branch", run: branch },
@@ -61,6 +61,7 @@ pub const CHECKS: [Check; 13] = [
     Check { name: "index", run: index },
     Check { name: "index credentials", run: index_credentials },
     Check { name: "python tools", run: python_tools },
+    Check { name: "toolchain", run: |f, sh| image_checks::toolchain(sh, f.config) },
     Check { name: "docker daemon", run: |_, sh| image_checks::docker_daemon(sh) },
     Check { name: "build contexts", run: |f, sh| image_checks::build_contexts(&sh.current_dir(), f.plan) },
     Check { name: "registry login", run: |f, _| image_checks::push_rights(f.plan) },

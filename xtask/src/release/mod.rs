@@ -162,6 +162,7 @@ impl flags::Release {
             }
         }
         release.python = provision::python_tools(sh)?;
+        provision::toolchain_on_ci(sh, &release.config)?;
         let problems = checks::preflight(&release, &current);
         if !problems.is_empty() {
             bail!(

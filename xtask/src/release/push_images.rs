@@ -27,7 +27,9 @@ impl Step for PushImages {
         let (sh, plan) = (release.sh, &release.plan);
         let (revision, version) = (plan.head.revision(), release.version.to_string());
         let mut outcomes: Vec<Outcome> = (plan.images.iter())
-            .map(|i| Ok(Assembled::read(sh, &i.service, &revision, &version)?.map(|a| Outcome::of(&a)).unwrap_or_default()))
+            .map(|i| {
+                Ok(Assembled::read(sh, &i.service, &revision, &version)?.map(|a| Outcome::of(&a)).unwrap_or_default())
+            })
             .collect::<anyhow::Result<_>>()?;
         images::push_immutable(sh, plan, &release.exec, &mut outcomes)?;
         release.exec.after(|| {

@@ -29,6 +29,7 @@ impl Step for Verify {
             let expected = crate::verify::Expected {
                 revision: Some(crate::ops::git::head(release.sh)?),
                 files: IndexFile::of_dir(release.sh, &release.files.dist)?,
+                rebuild: false,
             };
             crate::verify::verify(release.sh, &release.python, &release.config, &release.version, &expected)
         })?;
