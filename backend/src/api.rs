@@ -212,13 +212,14 @@ async fn health(State(app): State<App>) -> Response {
     let checked = tokio::task::spawn_blocking(move || store.health()).await.unwrap_or_else(|e| Err(e.to_string()));
     let retention = app.retention.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let (status, health) = match checked {
-        Ok(()) => (StatusCode::OK, "ok"),
+        Ok(_) => (StatusCode::OK, "ok"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy"),
     };
     let body = Health {
         status: health.into(),
         version: crate::VERSION.into(),
         database: if checked.is_ok() { "ok" } else { "error" }.into(),
+        search_pending_events: checked.as_ref().ok().copied(),
         error: checked.err(),
         retention,
     };
@@ -248,7 +249,7 @@ async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> 
     let received = events.len();
     // The response is sent only after the transaction has committed.
     let store = app.store;
-    respond(blocking(move || store.ingest(&events)).await.map(|(stored, duplicates)| Ingested {
+    respond(blocking(move || store.ingest(events)).await.map(|(stored, duplicates)| Ingested {
         stored,
         duplicates,
         status: "success".into(),
@@ -331,9 +332,10 @@ async fn search_events(State(app): State<App>, Query(q): Query<SearchQuery>) -> 
         range,
     };
     let store = app.store;
-    respond(blocking(move || store.search(&filter, page)).await.map(|(events, total)| EventPage {
+    respond(blocking(move || store.search(&filter, page)).await.map(|(events, count)| EventPage {
         events,
-        total,
+        total: count.total,
+        total_capped: count.capped,
         limit: page.limit,
         offset: page.offset,
     }))

@@ -136,7 +136,10 @@ pub struct RunPage {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventPage {
     pub events: Vec<Event>,
+    /// How many match, counted up to 1,000.
     pub total: i64,
+    /// More than 1,000 match (`total` is then 1,000).
+    pub total_capped: bool,
     pub limit: u32,
     pub offset: u32,
 }
@@ -373,6 +376,8 @@ pub struct Health {
     pub database: String,
     /// Why the database cannot be used.
     pub error: Option<String>,
+    /// Events stored but not yet in the search index (a search takes them in first).
+    pub search_pending_events: Option<i64>,
     pub retention: Retention,
 }
 

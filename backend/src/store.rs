@@ -10,7 +10,11 @@ mod totals;
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Instant,
 };
 
 use rusqlite::{
@@ -73,10 +77,59 @@ impl From<rusqlite::Error> for RenameError {
     }
 }
 
+/// A search counts its matches up to this many.
+pub const COUNT_CAP: i64 = 1_000;
+/// Up to this many index candidates, a search sorts them all; past `DENSE`, the phrase is so
+/// common that it is checked on the newest events directly, without the index.
+const FEW: i64 = 2_000;
+const DENSE: i64 = 50_000;
+
+/// How many events match: `total`, exactly, unless there are more than `COUNT_CAP` (`capped`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Count {
+    pub total: i64,
+    pub capped: bool,
+}
+
+/// At most this many events go to disk in one transaction.
+const GROUP_EVENTS: usize = 20_000;
+
+/// Where a waiting batch finds its answer.
+type Slot = Arc<Mutex<Option<rusqlite::Result<(usize, usize)>>>>;
+
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    /// Batches waiting for the connection, in arrival order.
+    pending: Arc<Mutex<Vec<(Vec<Incoming>, Slot)>>>,
+    written: Arc<LastWrite>,
+    /// Idle read connections.
+    readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
+}
+
+/// At most this many idle read connections are kept.
+const READERS: usize = 4;
+
+/// When batches were last written: the indexer gives way while they keep coming.
+struct LastWrite {
+    start: Instant,
+    at_ms: AtomicU64,
+}
+
+impl LastWrite {
+    fn now(&self) {
+        self.at_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        (self.start.elapsed().as_millis() as u64).saturating_sub(self.at_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// A lock that a panicking holder left is still usable: every write is a transaction.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Store {
@@ -96,26 +149,66 @@ impl Store {
             |ctx| Ok(search_text(&ctx.get::<String>(0)?, &ctx.get::<String>(1)?)),
         )?;
         schema::open(&mut conn)?;
-        Ok(Store { conn: Arc::new(Mutex::new(conn)), path: path.to_path_buf() })
+        let written = Arc::new(LastWrite { start: Instant::now(), at_ms: AtomicU64::new(0) });
+        let store = Store {
+            conn: Arc::new(Mutex::new(conn)),
+            pending: Default::default(),
+            written,
+            readers: Default::default(),
+            path: path.to_path_buf(),
+        };
+        spawn_indexer(&store);
+        Ok(store)
     }
 
+    /// Runs writes on the one writing connection.
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
-        let mut conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut conn)
+        f(&mut lock(&self.conn))
     }
 
-    /// Whether the database file is there and readable at this schema. It opens a connection of
-    /// its own, so it answers while the main one is busy, and never creates a missing file.
-    pub fn health(&self) -> Result<(), String> {
-        let check = || -> rusqlite::Result<i64> {
+    /// Runs reads on a connection of their own, in one read transaction: in WAL mode they
+    /// see the last commit and never wait for a batch or the indexer being written.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        let idle = lock(&self.readers).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                conn.pragma_update(None, "cache_size", -8192)?;
+                conn
+            }
+        };
+        let result = conn.unchecked_transaction().and_then(|tx| {
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        });
+        let mut readers = lock(&self.readers);
+        if readers.len() < READERS {
+            readers.push(conn);
+        }
+        result
+    }
+
+    /// Whether the database file is there and readable at this schema, and how many events
+    /// the search index has yet to take in. It opens a connection of its own, so it answers
+    /// while the main one is busy, and never creates a missing file.
+    pub fn health(&self) -> Result<i64, String> {
+        let check = || -> rusqlite::Result<(i64, i64)> {
             let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
             conn.busy_timeout(std::time::Duration::from_secs(2))?;
-            conn.query_row("SELECT count(*) FROM agents", [], |r| r.get::<_, i64>(0))?;
-            conn.pragma_query_value(None, "user_version", |r| r.get(0))
+            let version = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            let pending = conn.query_row(
+                "SELECT (SELECT coalesce(max(id), 0) FROM events) - indexed_up_to FROM search_index",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok((version, pending))
         };
         match check() {
-            Ok(version) if version >= schema::SCHEMA_VERSION => Ok(()),
-            Ok(version) => Err(format!(
+            Ok((version, pending)) if version >= schema::SCHEMA_VERSION => Ok(pending),
+            Ok((version, _)) => Err(format!(
                 "the database {} has schema version {version}, not {}",
                 self.path.display(),
                 schema::SCHEMA_VERSION
@@ -124,85 +217,67 @@ impl Store {
         }
     }
 
-    /// Stores a validated batch in one transaction; returns (stored, already known).
+    /// Stores a validated batch; returns (stored, already known) once it is committed.
     ///
-    /// Every event is stored under its run's agent (see `ensure_run`), so that agent lists,
-    /// totals and agent filters agree. The agent the SDK named, when it is another one (the
-    /// 0.0.3 SDK stamps the events inside an agent's run with the name given to
-    /// `observe.init`), is kept as the event's `attributes.agent_name`.
-    pub fn ingest(&self, events: &[Incoming]) -> rusqlite::Result<(usize, usize)> {
-        // The agent each run of the batch is of, if the batch says: the one its agent_start
-        // names, else its agent_end. A run is created under it whichever event comes first.
-        let mut named: HashMap<&str, &str> = HashMap::new();
-        for kind in AGENT_EVENTS {
-            for e in events.iter().filter(|e| e.event_type == kind) {
-                named.entry(&e.run_id).or_insert(&e.agent_name);
+    /// Batches that arrive while another is being written wait for it, then go to disk
+    /// together, in one transaction (group commit): one sync and one search-index flush for
+    /// all, so concurrent clients do not each pay for them. Each batch still counts alone.
+    pub fn ingest(&self, events: Vec<Incoming>) -> rusqlite::Result<(usize, usize)> {
+        let slot: Slot = Arc::new(Mutex::new(None));
+        lock(&self.pending).push((events, slot.clone()));
+        let mut conn = lock(&self.conn);
+        if let Some(done) = lock(&slot).take() {
+            return done; // a batch before ours wrote it with its own
+        }
+        let mut group = Vec::new();
+        {
+            let mut pending = lock(&self.pending);
+            let mut size = 0;
+            while !pending.is_empty() && (group.is_empty() || size + pending[0].0.len() <= GROUP_EVENTS) {
+                let (events, slot) = pending.remove(0);
+                size += events.len();
+                group.push((events, slot));
             }
         }
-        self.with(|conn| {
-            let tx = conn.transaction()?;
-            // First every run's agent, creating and moving runs (with their totals), so that
-            // each event is then counted once, under its final agent.
-            let mut agents: HashMap<&str, (String, bool)> = HashMap::new();
-            for e in events {
-                if let Some((_, has_name)) = agents.get(e.run_id.as_str()) {
-                    if *has_name || e.run_name.is_none() {
-                        continue;
-                    }
-                }
-                let resolved = ensure_run(&tx, e, named.get(e.run_id.as_str()).copied())?;
-                agents.insert(&e.run_id, resolved);
-            }
-            let mut batch = totals::BatchTotals::default();
-            let mut stored = 0;
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO events (event_id, run_id, agent_name, event_type, timestamp,
-                        parent_event_id, data, previous_event_id, attributes,
-                        tokens_in, tokens_out, total_tokens, cost, duration_ms, error, model)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                )?;
-                for e in events {
-                    let agent = &agents[e.run_id.as_str()].0;
-                    let attributes = if *agent == e.agent_name {
-                        e.attributes.clone()
-                    } else {
-                        with_sent_agent(&e.attributes, &e.agent_name)
-                    };
-                    let m = &e.metrics;
-                    let inserted = insert.execute(params![
-                        e.event_id,
-                        e.run_id,
-                        agent,
-                        e.event_type,
-                        e.timestamp,
-                        e.parent_event_id,
-                        e.data,
-                        e.previous_event_id,
-                        attributes,
-                        m.tokens_in,
-                        m.tokens_out,
-                        m.total_tokens,
-                        m.cost,
-                        m.duration_ms,
-                        m.error,
-                        e.model
-                    ])?;
-                    if inserted == 1 {
-                        batch.add(e, agent);
-                        stored += 1;
-                    }
-                }
-            }
-            batch.apply(&tx)?;
-            tx.commit()?;
-            Ok((stored, events.len() - stored))
-        })
+        let batches: Vec<&[Incoming]> = group.iter().map(|(events, _)| events.as_slice()).collect();
+        let results = match write(&mut conn, &batches) {
+            Ok(counts) => counts.into_iter().map(Ok).collect(),
+            // Alone, each batch gets its own answer.
+            Err(_) if batches.len() > 1 => batches.iter().map(|b| write(&mut conn, &[b]).map(|c| c[0])).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        self.written.now();
+        for ((_, s), result) in group.iter().zip(results) {
+            *lock(s) = Some(result);
+        }
+        drop(conn);
+        let done = lock(&slot).take();
+        done.unwrap_or_else(|| self.ingest_again(slot))
+    }
+
+    /// Our batch was left for a later group (the one before was full): write it now.
+    fn ingest_again(&self, slot: Slot) -> rusqlite::Result<(usize, usize)> {
+        let mut conn = lock(&self.conn);
+        if let Some(done) = lock(&slot).take() {
+            return done;
+        }
+        let events = {
+            let mut pending = lock(&self.pending);
+            let at = pending.iter().position(|(_, s)| Arc::ptr_eq(s, &slot)).expect("an unanswered batch is pending");
+            pending.remove(at).0
+        };
+        write(&mut conn, &[&events]).map(|c| c[0])
+    }
+
+    /// Brings the search index up to date; how many events it took in.
+    #[cfg(test)]
+    pub fn catch_up(&self) -> rusqlite::Result<i64> {
+        self.with(|conn| index_pending(conn, None))
     }
 
     /// Agents, most recently active first, and how many there are.
     pub fn agents(&self, page: Page) -> rusqlite::Result<(Vec<Agent>, i64)> {
-        self.with(|conn| {
+        self.read(|conn| {
             let total: i64 = conn.query_row("SELECT count(*) FROM agents", [], |r| r.get(0))?;
             let mut stmt = conn.prepare_cached(&format!(
                 "{AGENT_SELECT} ORDER BY last_event_at IS NULL, last_event_at DESC, name LIMIT ?1 OFFSET ?2"
@@ -215,13 +290,13 @@ impl Store {
 
     /// One agent with its totals; `None` if the agent is unknown.
     pub fn agent(&self, name: &str) -> rusqlite::Result<Option<Agent>> {
-        self.with(|conn| conn.query_row(&format!("{AGENT_SELECT} WHERE name = ?1"), [name], agent_row).optional())
+        self.read(|conn| conn.query_row(&format!("{AGENT_SELECT} WHERE name = ?1"), [name], agent_row).optional())
     }
 
     /// Runs matching the filter, newest first, and how many match; `None` if the filter names
     /// an agent that does not exist.
     pub fn runs(&self, filter: &RunFilter, page: Page) -> rusqlite::Result<Option<(Vec<Run>, i64)>> {
-        self.with(|conn| {
+        self.read(|conn| {
             if let Some(agent) = &filter.agent {
                 if !agent_exists(conn, agent)? {
                     return Ok(None);
@@ -244,7 +319,7 @@ impl Store {
 
     /// A run by id (of `agent`, if given), or else by its name if only one run has it.
     pub fn find_run(&self, agent: Option<&str>, id_or_name: &str) -> rusqlite::Result<Found> {
-        self.with(|conn| {
+        self.read(|conn| {
             let by_id = conn
                 .prepare_cached(&format!("{RUN_SELECT} WHERE run_id = ?1 AND (?2 IS NULL OR agent_name = ?2)"))?
                 .query_row(params![id_or_name, agent], run_row)
@@ -269,7 +344,7 @@ impl Store {
 
     /// A run's events in time order.
     pub fn run_events(&self, run_id: &str) -> rusqlite::Result<Vec<Event>> {
-        self.with(|conn| {
+        self.read(|conn| {
             conn.prepare_cached(&format!("{EVENT_SELECT} WHERE e.run_id = ?1 ORDER BY e.timestamp, e.id"))?
                 .query_map([run_id], event_row)?
                 .collect()
@@ -277,7 +352,7 @@ impl Store {
     }
 
     pub fn event(&self, event_id: &str) -> rusqlite::Result<Option<Event>> {
-        self.with(|conn| {
+        self.read(|conn| {
             conn.prepare_cached(&format!("{EVENT_SELECT} WHERE e.event_id = ?1"))?
                 .query_row([event_id], event_row)
                 .optional()
@@ -286,7 +361,7 @@ impl Store {
 
     /// The events of its run whose parent it is, in time order; `None` if the event is unknown.
     pub fn children(&self, event_id: &str) -> rusqlite::Result<Option<Vec<Event>>> {
-        self.with(|conn| {
+        self.read(|conn| {
             let run: Option<String> = conn
                 .prepare_cached("SELECT run_id FROM events WHERE event_id = ?1")?
                 .query_row([event_id], |r| r.get(0))
@@ -302,13 +377,16 @@ impl Store {
         })
     }
 
-    /// Events matching every given filter, newest first, and how many match.
+    /// Events matching every given filter, newest first, and how many match (counted up to
+    /// `COUNT_CAP`: the count says whether it stopped there).
     ///
-    /// Text is looked up in the search index (the words of `q`, the last one as a prefix), then
-    /// each candidate is checked to hold `q` itself, case-insensitively: the index finds, the
-    /// check keeps the meaning "contains this text". Within one run, the run's few events are
-    /// checked directly.
-    pub fn search(&self, filter: &EventFilter, page: Page) -> rusqlite::Result<(Vec<Event>, i64)> {
+    /// Text is looked up in the search index (the words of `q` as a phrase, the last one a
+    /// prefix), and each candidate is checked to hold `q` itself, case-insensitively: the index
+    /// finds, the check keeps the meaning "contains this text". Events the indexer has not
+    /// reached yet are checked directly, so a search finds everything stored. A phrase so common
+    /// that the index would list much of the database is checked on the newest events instead,
+    /// in time order, which finds a page of them at once; so are the few events of one run.
+    pub fn search(&self, filter: &EventFilter, page: Page) -> rusqlite::Result<(Vec<Event>, Count)> {
         let mut conditions = Vec::new();
         let mut args = Vec::new();
         let mut add = |condition: &str, value: &Option<String>| {
@@ -323,30 +401,58 @@ impl Store {
         add("e.run_id IN (SELECT run_id FROM runs WHERE run_name = ?)", &filter.run_name);
         add("e.timestamp >= ?", &filter.range.since);
         add("e.timestamp < ?", &filter.range.until);
-        if let Some(text) = &filter.text {
-            let words = fts_query(text);
-            if let (Some(words), None) = (words, &filter.run_id) {
-                conditions.push("e.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)".into());
-                args.push(Sql::Text(words));
+        self.read(|conn| {
+            // The text's conditions: for counting, and for the page in time order.
+            let (mut count_only, mut page_only) = (None, None);
+            if let Some(text) = &filter.text {
+                if let (Some(words), None) = (fts_query(text), &filter.run_id) {
+                    // The index is asked once; its candidates are handed to both queries.
+                    let indexed: i64 = conn.query_row("SELECT indexed_up_to FROM search_index", [], |r| r.get(0))?;
+                    let candidates = conn
+                        .prepare_cached("SELECT rowid FROM events_fts WHERE events_fts MATCH ?1 LIMIT ?2")?
+                        .query_map(params![words, DENSE + 1], |r| r.get::<_, i64>(0))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    if candidates.len() as i64 <= DENSE {
+                        let found =
+                            "e.id IN (SELECT value FROM json_each(?) UNION ALL SELECT id FROM events WHERE id > ?)";
+                        let values =
+                            vec![Sql::Text(Value::from(candidates.clone()).to_string()), Sql::Integer(indexed)];
+                        count_only = Some((found.to_string(), values.clone()));
+                        // Few candidates: fetch them all and sort them. More: walk the events in
+                        // time order and keep those among them (`+` keeps SQLite from driving
+                        // the query by the candidates), which finds a page after a few.
+                        let walk = if candidates.len() as i64 <= FEW { found.to_string() } else { format!("+{found}") };
+                        page_only = Some((walk, values));
+                    }
+                }
+                conditions
+                    .push("(instr(lower(e.data), lower(?)) > 0 OR instr(lower(e.attributes), lower(?)) > 0)".into());
+                args.extend([Sql::Text(text.clone()), Sql::Text(text.clone())]);
             }
-            conditions.push("(instr(lower(e.data), lower(?)) > 0 OR instr(lower(e.attributes), lower(?)) > 0)".into());
-            args.extend([Sql::Text(text.clone()), Sql::Text(text.clone())]);
-        }
-        let condition = if conditions.is_empty() { "1".to_string() } else { conditions.join(" AND ") };
-        self.with(|conn| {
-            let total: i64 = conn.query_row(
-                &format!("SELECT count(*) FROM events e WHERE {condition}"),
-                params_from_iter(&args),
+            let with = |extra: &Option<(String, Vec<Sql>)>| {
+                let mut all = conditions.clone();
+                let mut values = args.clone();
+                if let Some((condition, more)) = extra {
+                    all.push(condition.clone());
+                    values.extend(more.iter().cloned());
+                }
+                (if all.is_empty() { "1".to_string() } else { all.join(" AND ") }, values)
+            };
+            let (condition, values) = with(&count_only);
+            let counted: i64 = conn.query_row(
+                &format!("SELECT count(*) FROM (SELECT 1 FROM events e WHERE {condition} LIMIT {})", COUNT_CAP + 1),
+                params_from_iter(&values),
                 |r| r.get(0),
             )?;
-            args.extend([Sql::Integer(page.limit.into()), Sql::Integer(page.offset.into())]);
+            let (condition, mut values) = with(&page_only);
+            values.extend([Sql::Integer(page.limit.into()), Sql::Integer(page.offset.into())]);
             let events = conn
                 .prepare_cached(&format!(
                     "{EVENT_SELECT} WHERE {condition} ORDER BY e.timestamp DESC, e.id DESC LIMIT ? OFFSET ?"
                 ))?
-                .query_map(params_from_iter(&args), event_row)?
+                .query_map(params_from_iter(&values), event_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((events, total))
+            Ok((events, Count { total: counted.min(COUNT_CAP), capped: counted > COUNT_CAP }))
         })
     }
 
@@ -415,6 +521,155 @@ impl Store {
             Ok(runs)
         })
     }
+}
+
+/// A group of batches in one transaction; (stored, already known) of each.
+///
+/// Every event is stored under its run's agent (see `ensure_run`), so that agent lists,
+/// totals and agent filters agree. The agent the SDK named, when it is another one (the 0.0.3
+/// SDK stamps the events inside an agent's run with the name given to `observe.init`), is kept
+/// as the event's `attributes.agent_name`.
+fn write(conn: &mut Connection, batches: &[&[Incoming]]) -> rusqlite::Result<Vec<(usize, usize)>> {
+    let tx = conn.transaction()?;
+    let mut counts = Vec::with_capacity(batches.len());
+    for events in batches {
+        counts.push(write_batch(&tx, events)?);
+    }
+    tx.commit()?;
+    Ok(counts)
+}
+
+fn write_batch(tx: &Transaction, events: &[Incoming]) -> rusqlite::Result<(usize, usize)> {
+    // The agent each run of the batch is of, if the batch says: the one its agent_start names,
+    // else its agent_end. A run is created under it whichever event comes first.
+    let mut named: HashMap<&str, &str> = HashMap::new();
+    for kind in AGENT_EVENTS {
+        for e in events.iter().filter(|e| e.event_type == kind) {
+            named.entry(&e.run_id).or_insert(&e.agent_name);
+        }
+    }
+    // First every run's agent, creating and moving runs (with their totals), so that each
+    // event is then counted once, under its final agent.
+    let mut agents: HashMap<&str, (String, bool)> = HashMap::new();
+    for e in events {
+        if let Some((_, has_name)) = agents.get(e.run_id.as_str()) {
+            if *has_name || e.run_name.is_none() {
+                continue;
+            }
+        }
+        let resolved = ensure_run(tx, e, named.get(e.run_id.as_str()).copied())?;
+        agents.insert(&e.run_id, resolved);
+    }
+    let mut batch = totals::BatchTotals::default();
+    let mut stored = 0;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO events (event_id, run_id, agent_name, event_type, timestamp,
+            parent_event_id, data, previous_event_id, attributes,
+            tokens_in, tokens_out, total_tokens, cost, duration_ms, error, model)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?;
+    for e in events {
+        let agent = &agents[e.run_id.as_str()].0;
+        let attributes =
+            if *agent == e.agent_name { e.attributes.clone() } else { with_sent_agent(&e.attributes, &e.agent_name) };
+        let m = &e.metrics;
+        let inserted = insert.execute(params![
+            e.event_id,
+            e.run_id,
+            agent,
+            e.event_type,
+            e.timestamp,
+            e.parent_event_id,
+            e.data,
+            e.previous_event_id,
+            attributes,
+            m.tokens_in,
+            m.tokens_out,
+            m.total_tokens,
+            m.cost,
+            m.duration_ms,
+            m.error,
+            e.model
+        ])?;
+        if inserted == 1 {
+            batch.add(e, agent);
+            stored += 1;
+        }
+    }
+    batch.apply(tx)?;
+    Ok((stored, events.len() - stored))
+}
+
+/// Puts up to `limit` events (all, if `None`) that the search index does not hold yet into it,
+/// in one transaction; how many.
+///
+/// Apart from ingest: the words of an event cost more to index than the rest of storing it,
+/// and FTS5 writes its pending terms at each statement that touches it, so indexing a chunk
+/// at once is cheaper than event by event, and batches are acknowledged without waiting for it.
+fn index_pending(conn: &mut Connection, limit: Option<i64>) -> rusqlite::Result<i64> {
+    let tx = conn.transaction()?;
+    let (from, last): (i64, i64) =
+        tx.query_row("SELECT indexed_up_to, (SELECT coalesce(max(id), 0) FROM events) FROM search_index", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let to = limit.map_or(last, |limit| last.min(from + limit));
+    if to <= from {
+        return Ok(0);
+    }
+    tx.prepare_cached("UPDATE search_index SET indexed_up_to = ?1")?.execute([to])?;
+    tx.prepare_cached(
+        "INSERT INTO events_fts(rowid, text) SELECT id, gati_search_text(data, attributes) FROM events
+         WHERE id > ?1 AND id <= ?2",
+    )?
+    .execute([from, to])?;
+    tx.commit()?;
+    Ok(to - from)
+}
+
+/// How often the indexer looks for events to index, and how many it takes at once (so that a
+/// batch waits for it at most about a tenth of a second).
+const INDEX_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+const INDEX_CHUNK: i64 = 5_000;
+/// The indexer waits while a batch came less than this long ago, up to this backlog (which a
+/// search reads without the index).
+const QUIET_MS: u64 = 300;
+const MAX_BACKLOG: i64 = 100_000;
+
+/// Indexes new events in the background, giving way to batches waiting to be written. It
+/// holds the store weakly and ends with it.
+fn spawn_indexer(store: &Store) {
+    let (conn, pending, written) =
+        (Arc::downgrade(&store.conn), Arc::downgrade(&store.pending), Arc::downgrade(&store.written));
+    let indexer = move || loop {
+        std::thread::sleep(INDEX_EVERY);
+        loop {
+            let (Some(conn), Some(pending), Some(written)) = (conn.upgrade(), pending.upgrade(), written.upgrade())
+            else {
+                return;
+            };
+            // Batches first: while they keep coming, the index waits (a search still finds
+            // what it has not reached), unless it falls far behind.
+            let backlog = lock(&conn).query_row(
+                "SELECT (SELECT coalesce(max(id), 0) FROM events) - indexed_up_to FROM search_index",
+                [],
+                |r| r.get::<_, i64>(0),
+            );
+            let busy = !lock(&pending).is_empty() || written.elapsed_ms() < QUIET_MS;
+            if busy && backlog.as_ref().is_ok_and(|b| *b < MAX_BACKLOG) {
+                break;
+            }
+            let indexed = index_pending(&mut lock(&conn), Some(INDEX_CHUNK));
+            match indexed {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("search index: {e}");
+                    break;
+                }
+            }
+        }
+    };
+    std::thread::Builder::new().name("search-index".into()).spawn(indexer).expect("starting the search indexer");
 }
 
 /// Deletes the runs matching `condition` with their events, then recomputes their agents'

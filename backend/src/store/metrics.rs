@@ -205,7 +205,7 @@ impl Store {
     /// Every agent's totals over `range` (or only `agent`'s), by name. Without a range, the
     /// kept totals; with one, the events in it and the runs that had events in it.
     pub fn agent_totals(&self, range: &Range, agent: Option<&str>) -> rusqlite::Result<Vec<AgentTotals>> {
-        self.with(|conn| {
+        self.read(|conn| {
             if range.is_all() {
                 let mut stmt = conn.prepare_cached(
                     "SELECT name, run_count, duration_ms, event_count, tokens_in, tokens_out, total_tokens,
@@ -257,13 +257,13 @@ impl Store {
 
     /// How many agents there are (without a range), for the summaries.
     pub fn agent_count(&self) -> rusqlite::Result<i64> {
-        self.with(|conn| conn.query_row("SELECT count(*) FROM agents", [], |r| r.get(0)))
+        self.read(|conn| conn.query_row("SELECT count(*) FROM agents", [], |r| r.get(0)))
     }
 
     /// One entry per UTC day from `first` to `last` (inclusive), days without events as zeros:
     /// the events in `range` (of `agent`, if given) that day, and the runs started that day.
     pub fn days(&self, range: &Range, agent: Option<&str>, first: &str, last: &str) -> rusqlite::Result<Vec<Day>> {
-        self.with(|conn| {
+        self.read(|conn| {
             let sums = sums(conn, range, agent, Key::DayAndModel)?;
             let mut days: BTreeMap<String, Day> = BTreeMap::new();
             let mut day = first.to_string();
@@ -308,7 +308,7 @@ impl Store {
         agent: Option<&str>,
         run_id: Option<&str>,
     ) -> rusqlite::Result<Vec<(String, Totals)>> {
-        self.with(|conn| {
+        self.read(|conn| {
             let Some(run_id) = run_id else {
                 return Ok(sums(conn, range, agent, Key::Model)?.into_iter().collect());
             };

@@ -3,8 +3,9 @@
 //! Totals live beside what they count and are written in the same transaction: each run's in
 //! its `runs` row, each agent's in its `agents` row, and per UTC day, agent and model in
 //! `daily_totals`. Search is an FTS5 index of the words in the events' `data` and `attributes`
-//! (keys and values, JSON escapes undone: `gati_search_text`), kept by triggers, so no path
-//! that writes events can leave it behind.
+//! (keys and values, JSON escapes undone: `gati_search_text`). New events are indexed in chunks
+//! after their batch is committed (see `Store::index_pending`), and always before a search;
+//! triggers keep the index when indexed events change or go.
 
 use rusqlite::{params, Connection, Transaction};
 use serde_json::Value;
@@ -86,6 +87,9 @@ CREATE TABLE IF NOT EXISTS daily_totals (
     timed           INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (day, agent_name, model)
 ) WITHOUT ROWID;
+-- The search index holds the events up to this id; the ones above wait for the indexer.
+CREATE TABLE IF NOT EXISTS search_index (indexed_up_to INTEGER NOT NULL);
+INSERT INTO search_index SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM search_index);
 ";
 
 /// A run lasts from its first to its last event, or as long as its longest event says it
@@ -109,13 +113,12 @@ CREATE INDEX IF NOT EXISTS runs_by_start ON runs(started_at);
 CREATE INDEX IF NOT EXISTS runs_by_name ON runs(run_name);
 CREATE INDEX IF NOT EXISTS runs_by_last_event ON runs(last_event_at);
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(text, content='', contentless_delete=1);
-CREATE TRIGGER IF NOT EXISTS events_fts_insert AFTER INSERT ON events BEGIN
-    INSERT INTO events_fts(rowid, text) VALUES (new.id, gati_search_text(new.data, new.attributes));
-END;
-CREATE TRIGGER IF NOT EXISTS events_fts_delete AFTER DELETE ON events BEGIN
+CREATE TRIGGER IF NOT EXISTS events_fts_delete AFTER DELETE ON events
+WHEN old.id <= (SELECT indexed_up_to FROM search_index) BEGIN
     DELETE FROM events_fts WHERE rowid = old.id;
 END;
-CREATE TRIGGER IF NOT EXISTS events_fts_update AFTER UPDATE OF data, attributes ON events BEGIN
+CREATE TRIGGER IF NOT EXISTS events_fts_update AFTER UPDATE OF data, attributes ON events
+WHEN old.id <= (SELECT indexed_up_to FROM search_index) BEGIN
     DELETE FROM events_fts WHERE rowid = old.id;
     INSERT INTO events_fts(rowid, text) VALUES (new.id, gati_search_text(new.data, new.attributes));
 END;

@@ -17,11 +17,12 @@ fn event(id: &str, run: &str, agent: &str, kind: &str, ts: &str, data: Value) ->
 }
 
 fn ingest(store: &Store, events: Vec<Value>) -> (usize, usize) {
-    store.ingest(&parse_batch(Value::Array(events).to_string().as_bytes()).unwrap()).unwrap()
+    store.ingest(parse_batch(Value::Array(events).to_string().as_bytes()).unwrap()).unwrap()
 }
 
 /// Every kept total that differs from the same total computed from the events, as text.
 fn disagreements(store: &Store) -> Vec<String> {
+    store.catch_up().unwrap();
     let queries = [
         (
             "run",
@@ -206,6 +207,58 @@ fn ranges_cut_days_at_the_events_own_times() {
     assert_eq!(disagreements(&store), Vec::<String>::new());
     store.with(|conn| conn.execute("UPDATE daily_totals SET cost = cost + 1 WHERE model = 'n'", [])).unwrap();
     assert_eq!(disagreements(&store).len(), 2, "kept only, computed only");
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn concurrent_batches_are_written_together_and_each_counted_alone() {
+    let (dir, store) = temp_store("group");
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let batch = |n: usize| {
+                    (0..50)
+                        .map(|i| {
+                            llm(
+                                &format!("t{t}-{n}-{i}"),
+                                &format!("run-{t}"),
+                                "alpha",
+                                "2026-01-31T12:00:00Z",
+                                1,
+                                0.5,
+                                "m",
+                            )
+                        })
+                        .collect()
+                };
+                // Each thread's second batch repeats its first: all of it is duplicates.
+                (ingest(&store, batch(0)), ingest(&store, batch(0)), ingest(&store, batch(1)))
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap(), ((50, 0), (0, 50), (50, 0)));
+    }
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    let (agents, _) = store.agents(Page { limit: 10, offset: 0 }).unwrap();
+    assert_eq!((agents[0].run_count, agents[0].event_count, agents[0].total_cost), (8, 800, 400.0));
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_search_finds_events_the_index_has_not_reached() {
+    let (dir, store) = temp_store("tail");
+    ingest(&store, vec![llm("old", "r1", "alpha", "2026-01-31T12:00:00Z", 1, 0.0, "m")]);
+    store.catch_up().unwrap();
+    ingest(&store, vec![llm("new", "r1", "alpha", "2026-01-31T12:00:01Z", 1, 0.0, "m")]);
+    let pending = store.health().unwrap();
+    let filter = EventFilter { text: Some("question".into()), ..Default::default() };
+    let (found, count) = store.search(&filter, Page { limit: 10, offset: 0 }).unwrap();
+    assert_eq!(found.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["new", "old"], "{pending} pending");
+    assert_eq!(count, Count { total: 2, capped: false });
     drop(store);
     std::fs::remove_dir_all(dir).unwrap();
 }
