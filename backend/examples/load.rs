@@ -7,6 +7,8 @@
 //!         BATCH (500) from THREADS (4) threads, each on one keep-alive connection
 //!     gati-load probe URL ROUNDS PATH...
 //!         GETs each PATH ROUNDS times (after one warm-up) on one keep-alive connection
+//!     gati-load get URL PATH
+//!         GETs PATH once and prints its body (exit status 1 unless it answered 200)
 //!
 //! Each prints one JSON object on stdout: `ingest` its events per second and its own CPU time
 //! (so the report can show that the generator is not the bottleneck), `probe` each path's
@@ -84,8 +86,15 @@ fn main() -> anyhow::Result<()> {
     let arg = |i: usize, default: usize| args.get(i).map_or(Ok(default), |v| v.parse::<usize>());
     let out = match args.first().map(String::as_str) {
         Some("ingest") if args.len() >= 3 => ingest(&args[1], arg(2, 0)?, arg(3, 4)?, arg(4, 500)?)?,
-        Some("probe") if args.len() >= 4 => probe(&args[1], arg(2, 20)?, &args[3..])?,
-        _ => anyhow::bail!("usage: gati-load ingest URL EVENTS [THREADS] [BATCH] | probe URL ROUNDS PATH..."),
+        Some("probe") if args.len() >= 4 => probe(&args[1], arg(2, 20)?.max(1), &args[3..])?,
+        Some("get") if args.len() == 3 => {
+            let (status, body) = Connection::open(&args[1])?.request("GET", &args[2], None)?;
+            anyhow::ensure!(status == 200, "GET {} answered {status}: {body}", args[2]);
+            serde_json::from_str(&body)?
+        }
+        _ => anyhow::bail!(
+            "usage: gati-load ingest URL EVENTS [THREADS] [BATCH] | probe URL ROUNDS PATH... | get URL PATH"
+        ),
     };
     println!("{out}");
     Ok(())

@@ -96,12 +96,14 @@ const GROUP_EVENTS: usize = 20_000;
 
 /// Where a waiting batch finds its answer.
 type Slot = Arc<Mutex<Option<rusqlite::Result<(usize, usize)>>>>;
+/// A batch waiting to be written, and where its answer goes.
+type Waiting = (Vec<Incoming>, Slot);
 
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     /// Batches waiting for the connection, in arrival order.
-    pending: Arc<Mutex<Vec<(Vec<Incoming>, Slot)>>>,
+    pending: Arc<Mutex<Vec<Waiting>>>,
     written: Arc<LastWrite>,
     /// Idle read connections.
     readers: Arc<Mutex<Vec<Connection>>>,
