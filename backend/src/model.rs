@@ -38,7 +38,7 @@ pub struct Agent {
     pub name: String,
     /// Always null: agents are created by their events, which describe none.
     pub description: Option<String>,
-    /// When its first event arrived.
+    /// The time of its earliest event.
     pub created_at: String,
     pub total_runs: i64,
     pub total_events: i64,

@@ -43,11 +43,12 @@ fn disagreements(store: &Store) -> Vec<String> {
         (
             "agent",
             "SELECT name, run_count, active_runs, event_count, tokens_in, total_tokens, round(total_cost, 9),
-                    error_count, round(duration_ms, 3), last_event_at FROM agents",
+                    error_count, round(duration_ms, 3), last_event_at, first_seen FROM agents",
             "SELECT a.name, count(r.run_id), count(r.run_id) FILTER (WHERE r.status = 'active'),
                     coalesce(sum(r.event_count), 0), coalesce(sum(r.tokens_in), 0), coalesce(sum(r.total_tokens), 0),
                     round(coalesce(sum(r.total_cost), 0.0), 9), coalesce(sum(r.error_count), 0),
-                    round(coalesce(sum(r.duration_ms), 0.0), 3), max(r.last_event_at)
+                    round(coalesce(sum(r.duration_ms), 0.0), 3), max(r.last_event_at),
+                    coalesce(min(r.started_at), a.first_seen)
              FROM agents a LEFT JOIN runs r ON r.agent_name = a.name GROUP BY a.name",
         ),
         (

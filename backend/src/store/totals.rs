@@ -109,7 +109,7 @@ impl BatchTotals {
             "UPDATE agents SET event_count = event_count + ?2, tokens_in = tokens_in + ?3, tokens_out = tokens_out + ?4,
                 total_tokens = total_tokens + ?5, total_cost = total_cost + ?6, error_count = error_count + ?7,
                 duration_ms = duration_ms + ?8, active_runs = active_runs + ?9,
-                last_event_at = max(coalesce(last_event_at, ?10), ?10)
+                last_event_at = max(coalesce(last_event_at, ?10), ?10), first_seen = min(first_seen, ?11)
              WHERE name = ?1",
         )?;
         for (run_id, share) in &self.runs {
@@ -148,7 +148,8 @@ impl BatchTotals {
                 s.errors,
                 duration - old_duration,
                 active,
-                last
+                last,
+                first
             ])?;
         }
         let mut day = tx.prepare_cached(
@@ -194,12 +195,13 @@ const RUN_FROM_EVENTS: &str = "UPDATE runs SET (event_count, tokens_in, tokens_o
                       ORDER BY x.timestamp DESC, x.id DESC LIMIT 1), 0)
      FROM events e WHERE e.run_id = runs.run_id)";
 
+/// (An agent was created when its earliest event happened, whatever order they arrived in.)
 const AGENT_FROM_RUNS: &str = "UPDATE agents SET (run_count, active_runs, event_count, tokens_in, tokens_out,
-        total_tokens, total_cost, error_count, duration_ms, last_event_at) =
+        total_tokens, total_cost, error_count, duration_ms, last_event_at, first_seen) =
     (SELECT count(*), count(*) FILTER (WHERE r.status = 'active'), coalesce(sum(r.event_count), 0),
             coalesce(sum(r.tokens_in), 0), coalesce(sum(r.tokens_out), 0), coalesce(sum(r.total_tokens), 0),
             coalesce(sum(r.total_cost), 0.0), coalesce(sum(r.error_count), 0), coalesce(sum(r.duration_ms), 0.0),
-            max(r.last_event_at)
+            max(r.last_event_at), coalesce(min(r.started_at), agents.first_seen)
      FROM runs r WHERE r.agent_name = agents.name)";
 
 const DAYS_FROM_EVENTS: &str = "INSERT INTO daily_totals (day, agent_name, model, events, tokens_in, tokens_out,
