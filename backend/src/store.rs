@@ -632,10 +632,11 @@ fn index_pending(conn: &mut Connection, limit: Option<i64>) -> rusqlite::Result<
 /// batch waits for it at most about a tenth of a second).
 const INDEX_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 const INDEX_CHUNK: i64 = 5_000;
-/// The indexer waits while a batch came less than this long ago, up to this backlog (which a
-/// search reads without the index).
+/// The indexer waits while a batch came less than this long ago (batches first: a burst is
+/// acknowledged at the speed of storing alone and indexed once it has passed), unless it is this
+/// far behind. A search meanwhile reads the events it has not reached directly.
 const QUIET_MS: u64 = 300;
-const MAX_BACKLOG: i64 = 100_000;
+const MAX_BACKLOG: i64 = 1_000_000;
 
 /// Indexes new events in the background, giving way to batches waiting to be written. It
 /// holds the store weakly and ends with it.

@@ -58,8 +58,10 @@ pub fn run(sh: &Shell, events: usize) -> anyhow::Result<()> {
 
     eprintln!("loading {events} events into {url} ({THREADS} threads, batches of {BATCH})");
     let (count, threads, batch) = (events.to_string(), THREADS.to_string(), BATCH.to_string());
+    let cpu_start = cpu_seconds(server.0.id())?;
     let ingest = json(cmd!(sh, "{load} ingest {url} {count} {threads} {batch}"))?;
     let rss_ingest = rss_kib(server.0.id())?;
+    let cpu_ingest = cpu_seconds(server.0.id())? - cpu_start;
     let started = Instant::now();
     loop {
         let health = json(cmd!(sh, "{load} get {url} /health"))?;
@@ -72,6 +74,7 @@ pub fn run(sh: &Shell, events: usize) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     let catch_up = started.elapsed();
+    let cpu_indexed = cpu_seconds(server.0.id())? - cpu_start;
 
     let routes = routes(events);
     let paths: Vec<&str> = routes.iter().map(|(_, path)| path.as_str()).collect();
@@ -90,6 +93,12 @@ pub fn run(sh: &Shell, events: usize) -> anyhow::Result<()> {
         "  ingest          {per_second:>9.0} events/s ({seconds:.1} s; the load generator used {generator:.1} s of CPU, \
          {:.0}% of one core)",
         100.0 * generator / seconds.max(1e-9)
+    );
+    println!(
+        "  backend CPU     {cpu_ingest:.1} s while loading ({:.1} µs per event), {cpu_indexed:.1} s until searchable \
+         ({:.1} µs per event): the figure a busy machine does not blur",
+        1e6 * cpu_ingest / events as f64,
+        1e6 * cpu_indexed / events as f64
     );
     println!("  search index    caught up {:.1} s after the last batch was acknowledged", catch_up.as_secs_f64());
     println!("  database        {:.0} MB ({:.0} bytes per event)", size as f64 / 1e6, size as f64 / events as f64);
@@ -186,6 +195,14 @@ fn wait_for(port: u16, child: &mut Child) -> anyhow::Result<()> {
 fn json(command: xshell::Cmd<'_>) -> anyhow::Result<Value> {
     let out = command.read()?;
     serde_json::from_str(&out).with_context(|| format!("gati-load printed no JSON: {out}"))
+}
+
+/// A process's user and system CPU time so far, from /proc/<pid>/stat (clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    Ok((ticks(11) + ticks(12)) / 100.0)
 }
 
 fn rss_kib(pid: u32) -> anyhow::Result<f64> {

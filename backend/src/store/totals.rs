@@ -59,13 +59,18 @@ struct RunShare {
 #[derive(Debug, Default)]
 pub struct BatchTotals {
     runs: HashMap<String, RunShare>,
-    days: HashMap<(String, String, String), Sums>,
+    /// By (day, agent, model): a batch has few of them, so a list searched from the end.
+    days: Vec<((String, String, String), Sums)>,
 }
 
 impl BatchTotals {
     /// Counts an event that was stored (not a duplicate), credited to `agent`.
     pub fn add(&mut self, e: &Event, agent: &str) {
-        let run = self.runs.entry(e.run_id.clone()).or_default();
+        // Looked up before inserting: most events belong to a run and day already seen.
+        if !self.runs.contains_key(&e.run_id) {
+            self.runs.insert(e.run_id.clone(), RunShare::default());
+        }
+        let run = self.runs.get_mut(&e.run_id).expect("inserted above");
         if run.agent.is_empty() {
             run.agent = agent.to_string();
         }
@@ -87,8 +92,16 @@ impl BatchTotals {
             }
             _ => {}
         }
-        let day = (day(&e.timestamp).to_string(), agent.to_string(), e.model.clone().unwrap_or_default());
-        self.days.entry(day).or_default().add(e);
+        let model = e.model.as_deref().unwrap_or_default();
+        let key = self.days.iter().rposition(|((d, a, m), _)| d == day(&e.timestamp) && a == agent && m == model);
+        match key {
+            Some(i) => self.days[i].1.add(e),
+            None => {
+                let mut sums = Sums::default();
+                sums.add(e);
+                self.days.push(((day(&e.timestamp).to_string(), agent.to_string(), model.to_string()), sums));
+            }
+        }
     }
 
     /// Adds the batch to the stored totals. Each run's duration and status are the database's
