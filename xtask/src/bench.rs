@@ -23,6 +23,7 @@ impl flags::Bench {
                 bench_images(sh, rounds.max(1))
             }
             flags::BenchWhat::Release => bench_release(sh),
+            flags::BenchWhat::Backend { events } => crate::bench_backend::run(sh, events),
         }
     }
 }

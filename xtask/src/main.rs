@@ -19,6 +19,7 @@
 //!     `main` only parses flags and dispatches; each task is a module with a `run` method.
 
 mod bench;
+mod bench_backend;
 mod bump;
 mod doctor;
 mod flags;
