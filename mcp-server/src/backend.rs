@@ -32,19 +32,18 @@ impl Backend {
         Backend { url: url.trim_end_matches('/').to_string(), http: reqwest::Client::new() }
     }
 
+    /// The agents and how many there are in all (gati 0.0.3's bare array, with the count in
+    /// `X-Total-Count`), as `{"agents": [...], "total": N}`.
     pub async fn agents(&self, query: Query) -> Result<Value, Failure> {
-        self.get("/api/agents", query).await
+        let (agents, total) = self.list("/api/agents", query).await?;
+        Ok(serde_json::json!({ "agents": agents, "total": total }))
     }
 
     pub async fn agent_metrics(&self, agent: &str, query: Query) -> Result<Value, Failure> {
         self.get(&format!("/api/agents/{}/metrics", segment(agent)), query).await
     }
 
-    pub async fn agent_runs(&self, agent: &str, query: Query) -> Result<Value, Failure> {
-        self.get(&format!("/api/agents/{}/runs", segment(agent)), query).await
-    }
-
-    /// `agent`, `name`, `since`, `until`, `limit`, `offset`.
+    /// `agent`, `name`, `status`, `since`, `until`, `limit`, `offset`.
     pub async fn runs(&self, query: Query) -> Result<Value, Failure> {
         self.get("/api/runs", query).await
     }
@@ -69,20 +68,29 @@ impl Backend {
 
     pub async fn rename_run(&self, agent: &str, run: &str, new_name: &str) -> Result<Value, Failure> {
         let body = serde_json::json!({ "new_run_name": new_name });
-        self.send(Method::PATCH, &run_path(agent, run, ""), Query::default(), Some(body)).await
+        self.write(Method::PATCH, &run_path(agent, run, ""), Some(body)).await
     }
 
     pub async fn delete_run(&self, agent: &str, run: &str) -> Result<Value, Failure> {
-        self.send(Method::DELETE, &run_path(agent, run, ""), Query::default(), None).await
+        self.write(Method::DELETE, &run_path(agent, run, ""), None).await
     }
 
     pub async fn delete_agent(&self, agent: &str) -> Result<Value, Failure> {
-        self.send(Method::DELETE, &format!("/api/agents/{}", segment(agent)), Query::default(), None).await
+        self.write(Method::DELETE, &format!("/api/agents/{}", segment(agent)), None).await
     }
 
     /// `agent`, `type`, `run_id`, `run_name`, `q`, `since`, `until`, `limit`, `offset`.
     pub async fn events(&self, query: Query) -> Result<Value, Failure> {
         self.get("/api/events", query).await
+    }
+
+    pub async fn event(&self, event_id: &str) -> Result<Value, Failure> {
+        self.get(&format!("/api/events/{}", segment(event_id)), Query::default()).await
+    }
+
+    /// The events that happened inside this one, in time order.
+    pub async fn event_children(&self, event_id: &str) -> Result<Value, Failure> {
+        self.get(&format!("/api/events/{}/children", segment(event_id)), Query::default()).await
     }
 
     pub async fn summary(&self, query: Query) -> Result<Value, Failure> {
@@ -105,16 +113,33 @@ impl Backend {
         self.get("/api/metrics/agents-comparison", query).await
     }
 
-    /// Cost, tokens, calls and latency per model (mcp-server/NEEDS.md).
+    /// LLM calls, cost, tokens and latency per model.
     pub async fn models(&self, query: Query) -> Result<Value, Failure> {
         self.get("/api/metrics/models", query).await
     }
 
     async fn get(&self, path: &str, query: Query) -> Result<Value, Failure> {
-        self.send(Method::GET, path, query, None).await
+        self.send(Method::GET, path, query, None).await.map(|(answer, _)| answer)
     }
 
-    async fn send(&self, method: Method, path: &str, query: Query, body: Option<Value>) -> Result<Value, Failure> {
+    /// A bare array and the number of items in all, from `X-Total-Count` (`null` without it).
+    async fn list(&self, path: &str, query: Query) -> Result<(Value, Value), Failure> {
+        let (answer, total) = self.send(Method::GET, path, query, None).await?;
+        Ok((answer, total.map_or(Value::Null, Value::from)))
+    }
+
+    async fn write(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, Failure> {
+        self.send(method, path, Query::default(), body).await.map(|(answer, _)| answer)
+    }
+
+    /// The JSON answer and its `X-Total-Count`.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: Query,
+        body: Option<Value>,
+    ) -> Result<(Value, Option<u64>), Failure> {
         let mut request = self.http.request(method.clone(), format!("{}{path}", self.url)).query(&query.0);
         if method != Method::GET {
             // The backend takes writes only as JSON (its local guard).
@@ -127,10 +152,13 @@ impl Backend {
             )
         })?;
         let status = response.status();
+        let total = response.headers().get("x-total-count").and_then(|v| v.to_str().ok()?.parse().ok());
         let body = response.text().await.unwrap_or_default();
         let parsed = serde_json::from_str::<Value>(&body);
         if status.is_success() {
-            return parsed.map_err(|e| format!("the gati backend answered {method} {path} with bad JSON: {e}"));
+            return parsed
+                .map(|answer| (answer, total))
+                .map_err(|e| format!("the gati backend answered {method} {path} with bad JSON: {e}"));
         }
         let message = match parsed {
             Ok(answer) => error_message(&answer).unwrap_or(body),

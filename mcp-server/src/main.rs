@@ -90,11 +90,7 @@ async fn serve_http(server: Server, port: u16) -> anyhow::Result<()> {
     // rmcp checks Host too, with the same list; ours answers first, and in JSON.
     let config = StreamableHttpServerConfig::default().with_allowed_hosts(guard.hosts().to_vec());
     let cancel = config.cancellation_token.clone();
-    let mcp = StreamableHttpService::new(
-        move || Ok(server.tools()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+    let mcp = StreamableHttpService::new(move || Ok(server.tools()), Arc::new(LocalSessionManager::default()), config);
     let hosts = guard.hosts().join(", ");
     let app = axum::Router::new()
         .nest_service("/mcp", mcp)

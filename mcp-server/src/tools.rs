@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use crate::{
     answers::{
         agents::{AgentList, AgentMetrics, AgentsComparison},
-        events::EventList,
+        events::{EventList, EventWithChildren},
         metrics::{CostTimeline, GlobalMetrics, ModelCosts, Summary, TokensTimeline},
         runs::{ExecutionTrace, Run, RunComparison, RunList, RunTimeline},
         schema, view, wrap, Answer,
@@ -37,8 +37,8 @@ pub struct Gati {
 
 #[derive(Deserialize, schemars::JsonSchema)]
 pub struct PageArgs {
-    /// How many to return (1-500, default 50).
-    #[schemars(range(min = 1, max = 500))]
+    /// How many to return (1-1000, default 50).
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<u32>,
     /// How many to skip, for paging.
     pub offset: Option<u32>,
@@ -67,6 +67,8 @@ pub struct ListRunsArgs {
     pub agent_name: Option<String>,
     /// Only runs with this name, e.g. `run 3` or a name the agent gave its run.
     pub run_name: Option<String>,
+    /// Only runs in this state: `active`, `completed` (its agent_end arrived) or `failed`.
+    pub status: Option<String>,
     #[serde(flatten)]
     pub range: Range,
     #[serde(flatten)]
@@ -95,6 +97,12 @@ pub struct AgentStatsArgs {
     pub agent_name: String,
     #[serde(flatten)]
     pub range: Range,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct EventArgs {
+    /// The event's id, as listed by the other tools (`event_id`).
+    pub event_id: String,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -160,9 +168,11 @@ pub struct RangeArgs {
 
 #[derive(Deserialize, schemars::JsonSchema)]
 pub struct TimelineArgs {
-    /// How many days back from today (1-365, default 30), when `since` is not given.
+    /// How many UTC days back, today included (1-365, default 30), when no range is given.
     #[schemars(range(min = 1, max = 365))]
     pub days: Option<u32>,
+    /// Only this agent's (all agents if left out).
+    pub agent_name: Option<String>,
     #[serde(flatten)]
     pub range: Range,
 }
@@ -191,7 +201,9 @@ impl Gati {
         output_schema = schema::<AgentList>()
     )]
     async fn list_agents(&self, Parameters(args): Parameters<PageArgs>) -> Reply {
-        let data = self.backend.agents(page(args)).await?;
+        let offset = args.offset.unwrap_or(0);
+        let mut data = self.backend.agents(page(args)).await?;
+        data["offset"] = offset.into();
         let list: AgentList = view(&data, "agents")?;
         Ok(Answer { summary: list.summary(), data }.into())
     }
@@ -223,18 +235,21 @@ impl Gati {
     #[tool(
         description = "List runs, newest first: each with its id, name (`run_name`, e.g. `run 3`), agent, start, \
                        event count, tokens in, out and overall, cost in USD, duration and errors. Filter by agent, \
-                       run name and time range.",
+                       run name, status and time range.",
         annotations(read_only_hint = true, open_world_hint = false),
         output_schema = schema::<RunList>()
     )]
     async fn list_runs(&self, Parameters(args): Parameters<ListRunsArgs>) -> Reply {
         let of = of(args.agent_name.as_deref());
-        let query = args.range.query().with("limit", args.page.limit).with("offset", args.page.offset);
-        let data = match (args.agent_name, args.run_name) {
-            // The agent's own list, so that an unknown agent is an error rather than no runs.
-            (Some(agent), None) => self.backend.agent_runs(&agent, query).await?,
-            (agent, name) => self.backend.runs(query.with("agent", agent).with("name", name)).await?,
-        };
+        let query = args
+            .range
+            .query()
+            .with("agent", args.agent_name)
+            .with("name", args.run_name)
+            .with("status", args.status)
+            .with("limit", args.page.limit)
+            .with("offset", args.page.offset);
+        let data = self.backend.runs(query).await?;
         let list: RunList = view(&data, "runs")?;
         Ok(Answer { summary: list.summary(&of), data }.into())
     }
@@ -399,6 +414,20 @@ impl Gati {
     }
 
     #[tool(
+        description = "One event in full, by its event_id (as the other tools list it): everything it recorded \
+                       (prompts and completion, tool input and output, errors), and the events that happened \
+                       inside it, one line each.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<EventWithChildren>()
+    )]
+    async fn get_event(&self, Parameters(args): Parameters<EventArgs>) -> Reply {
+        let mut data = self.backend.event(&args.event_id).await?;
+        data["children"] = self.backend.event_children(&args.event_id).await?;
+        let event: EventWithChildren = view(&data, "the event")?;
+        Ok(Answer { summary: event.summary(), data }.into())
+    }
+
+    #[tool(
         description = "Totals across gati: agents, runs, events, tokens in, out and overall, cost in USD, duration \
                        and errors; and the same totals per agent, under `by_agent`.",
         annotations(read_only_hint = true, open_world_hint = false),
@@ -432,31 +461,33 @@ impl Gati {
     )]
     async fn get_cost_breakdown(&self, Parameters(args): Parameters<CostBreakdownArgs>) -> Reply {
         let of = of(args.agent_name.as_deref());
-        let data = self.backend.models(args.range.query().with("agent", args.agent_name)).await?;
+        let data = wrap("models", self.backend.models(args.range.query().with("agent", args.agent_name)).await?);
         let models: ModelCosts = view(&data, "cost per model")?;
         Ok(Answer { summary: models.summary(&of), data }.into())
     }
 
     #[tool(
         description = "Cost per day (UTC, by when the events happened) and the running total, over the last \
-                       `days` days or a time range; days without cost count as zero.",
+                       `days` days or a time range, for one agent or all; days without cost count as zero.",
         annotations(read_only_hint = true, open_world_hint = false),
         output_schema = schema::<CostTimeline>()
     )]
     async fn get_cost_timeline(&self, Parameters(args): Parameters<TimelineArgs>) -> Reply {
-        let data = wrap("days", self.backend.cost_timeline(args.range.query().with("days", args.days)).await?);
+        let query = args.range.query().with("days", args.days).with("agent", args.agent_name);
+        let data = wrap("days", self.backend.cost_timeline(query).await?);
         let timeline: CostTimeline = view(&data, "cost per day")?;
         Ok(Answer { summary: timeline.summary(), data }.into())
     }
 
     #[tool(
         description = "Tokens in and out per day (UTC, by when the events happened) and their running totals, \
-                       over the last `days` days or a time range; days without tokens count as zero.",
+                       over the last `days` days or a time range, for one agent or all; days without tokens count as zero.",
         annotations(read_only_hint = true, open_world_hint = false),
         output_schema = schema::<TokensTimeline>()
     )]
     async fn get_tokens_timeline(&self, Parameters(args): Parameters<TimelineArgs>) -> Reply {
-        let data = wrap("days", self.backend.tokens_timeline(args.range.query().with("days", args.days)).await?);
+        let query = args.range.query().with("days", args.days).with("agent", args.agent_name);
+        let data = wrap("days", self.backend.tokens_timeline(query).await?);
         let timeline: TokensTimeline = view(&data, "tokens per day")?;
         Ok(Answer { summary: timeline.summary(), data }.into())
     }

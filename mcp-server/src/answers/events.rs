@@ -25,6 +25,9 @@ pub struct Event {
     pub agent_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_event_id: Option<String>,
+    /// The LLM model the event names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_in: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,6 +49,9 @@ pub struct Event {
 impl Event {
     /// The model of an LLM call, the tool of a tool call, the node of a graph step.
     pub fn subject(&self) -> Option<&str> {
+        if let Some(model) = &self.model {
+            return Some(model);
+        }
         let keys: &[&str] = match self.event_type.as_str() {
             "llm_call" => &["model", "model_name"],
             "tool_call" => &["tool_name", "tool", "name"],
@@ -155,6 +161,31 @@ fn error_text(data: &Value) -> Option<String> {
             (None, Some(message)) => message.to_string(),
             _ => error.to_string(),
         }),
+    }
+}
+
+/// `GET /api/events/{id}` with `children`: `GET /api/events/{id}/children`.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct EventWithChildren {
+    #[serde(flatten)]
+    pub event: Event,
+    /// The events that happened inside it, in time order.
+    pub children: Vec<Event>,
+}
+
+impl EventWithChildren {
+    pub fn summary(&self) -> String {
+        let mut text = self.event.details();
+        if let (Some(run), Some(agent)) = (&self.event.run_name, &self.event.agent_name) {
+            let _ = writeln!(text, "In run \"{run}\" of {agent}.");
+        }
+        if !self.children.is_empty() {
+            let _ = writeln!(text, "Inside it, in time order:");
+            for child in &self.children {
+                let _ = writeln!(text, "- {} (event_id {})", child.line(), child.event_id);
+            }
+        }
+        text
     }
 }
 

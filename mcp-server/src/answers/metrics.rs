@@ -119,8 +119,8 @@ pub struct CostTimeline {
 
 #[derive(Deserialize, schemars::JsonSchema)]
 pub struct CostDay {
-    /// The day.
-    pub timestamp: String,
+    /// The UTC day, `2026-01-31`.
+    pub date: String,
     pub cost: f64,
     /// Since the first day shown.
     pub cumulative_cost: f64,
@@ -133,13 +133,13 @@ impl CostTimeline {
         };
         let mut text = format!(
             "Cost per day from {} to {} ({}): {} in all.\n",
-            first.timestamp,
-            last.timestamp,
+            first.date,
+            last.date,
             plural(self.days.len() as f64, "day"),
             usd(last.cumulative_cost)
         );
         let spent: Vec<String> =
-            self.days.iter().filter(|d| d.cost > 0.0).map(|d| format!("{} {}", d.timestamp, usd(d.cost))).collect();
+            self.days.iter().filter(|d| d.cost > 0.0).map(|d| format!("{} {}", d.date, usd(d.cost))).collect();
         match spent.as_slice() {
             [] => text.push_str("No cost on any day.\n"),
             days => {
@@ -158,7 +158,8 @@ pub struct TokensTimeline {
 
 #[derive(Deserialize, schemars::JsonSchema)]
 pub struct TokensDay {
-    pub timestamp: String,
+    /// The UTC day, `2026-01-31`.
+    pub date: String,
     pub tokens_in: f64,
     pub tokens_out: f64,
     pub cumulative_tokens_in: f64,
@@ -172,8 +173,8 @@ impl TokensTimeline {
         };
         let mut text = format!(
             "Tokens per day from {} to {} ({}): {} in and {} out in all.\n",
-            first.timestamp,
-            last.timestamp,
+            first.date,
+            last.date,
             plural(self.days.len() as f64, "day"),
             count(last.cumulative_tokens_in),
             count(last.cumulative_tokens_out)
@@ -182,7 +183,7 @@ impl TokensTimeline {
             .days
             .iter()
             .filter(|d| d.tokens_in + d.tokens_out > 0.0)
-            .map(|d| format!("{} {} in / {} out", d.timestamp, count(d.tokens_in), count(d.tokens_out)))
+            .map(|d| format!("{} {} in / {} out", d.date, count(d.tokens_in), count(d.tokens_out)))
             .collect();
         match used.as_slice() {
             [] => text.push_str("No tokens on any day.\n"),
@@ -194,13 +195,10 @@ impl TokensTimeline {
     }
 }
 
-/// `GET /api/metrics/models`: LLM calls per model, costliest first (mcp-server/NEEDS.md).
+/// `GET /api/metrics/models`, as `{"models": [...]}`: LLM calls per model, costliest first.
 #[derive(Deserialize, schemars::JsonSchema)]
 pub struct ModelCosts {
     pub models: Vec<ModelCost>,
-    pub total_calls: u64,
-    /// In US dollars.
-    pub total_cost: f64,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -208,11 +206,14 @@ pub struct ModelCost {
     /// `null` for calls that named no model.
     pub model: Option<String>,
     pub calls: u64,
-    pub total_cost: f64,
+    /// In US dollars.
+    pub cost: f64,
     pub tokens_in: f64,
     pub tokens_out: f64,
     /// `null` when no call recorded its latency.
     pub avg_latency_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<u64>,
 }
 
 impl ModelCosts {
@@ -221,20 +222,21 @@ impl ModelCosts {
             return format!("No LLM calls{of}.");
         }
         let mut text = format!("Cost by model{of}, costliest first:\n\n");
-        text.push_str("| Model | Calls | Cost | Tokens in | Tokens out | Avg latency |\n|---|---|---|---|---|---|\n");
+        text.push_str("| Model | Calls | Cost | Tokens in | Tokens out | Avg latency | Errors |\n");
+        text.push_str("|---|---|---|---|---|---|---|\n");
         for m in &self.models {
             let _ = writeln!(
                 text,
-                "| {} | {} | {} | {} | {} | {} |",
-                m.model.as_deref().unwrap_or("(unknown)"),
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                m.model.as_deref().unwrap_or("(no model named)"),
                 m.calls,
-                usd(m.total_cost),
+                usd(m.cost),
                 count(m.tokens_in),
                 count(m.tokens_out),
-                m.avg_latency_ms.map_or("-".into(), duration)
+                m.avg_latency_ms.map_or("-".into(), duration),
+                m.errors.map_or("?".into(), |e| e.to_string())
             );
         }
-        let _ = writeln!(text, "\nTotal: {}, {}.", plural(self.total_calls as f64, "call"), usd(self.total_cost));
         text
     }
 }

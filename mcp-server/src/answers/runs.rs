@@ -107,7 +107,9 @@ impl Run {
 /// `GET /api/runs/{agent}/{run}/timeline`: a run's events in time order.
 #[derive(Deserialize, schemars::JsonSchema)]
 pub struct RunTimeline {
-    pub run_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub run_name: Option<String>,
     pub agent_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
@@ -116,14 +118,16 @@ pub struct RunTimeline {
     pub events: Vec<Event>,
 }
 
+/// A run's name, or its id when it has none.
+fn name<'a>(run_name: &'a Option<String>, run_id: &'a Option<String>) -> &'a str {
+    run_name.as_deref().or(run_id.as_deref()).unwrap_or("?")
+}
+
 impl RunTimeline {
     pub fn summary(&self) -> String {
-        let mut text = format!(
-            "Timeline of run \"{}\" of {}: {}",
-            self.run_name,
-            self.agent_name,
-            plural(self.events.len() as f64, "event")
-        );
+        let events = plural(self.events.len() as f64, "event");
+        let mut text =
+            format!("Timeline of run \"{}\" of {}: {events}", name(&self.run_name, &self.run_id), self.agent_name);
         if let Some(ms) = self.total_duration_ms {
             let _ = write!(text, " over {}", duration(ms));
         }
@@ -142,7 +146,9 @@ impl RunTimeline {
 /// happened in.
 #[derive(Deserialize, schemars::JsonSchema)]
 pub struct ExecutionTrace {
-    pub run_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub run_name: Option<String>,
     pub agent_name: String,
     /// In US dollars.
     pub total_cost: f64,
@@ -160,14 +166,26 @@ pub struct ExecutionTrace {
 pub struct TraceNode {
     #[serde(flatten)]
     pub event: Event,
+    /// This event and every event below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtree: Option<Subtree>,
     pub children: Vec<TraceNode>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct Subtree {
+    pub events: u64,
+    /// In US dollars.
+    pub cost: f64,
+    pub total_tokens: f64,
+    pub duration_ms: f64,
 }
 
 impl ExecutionTrace {
     pub fn summary(&self) -> String {
         let mut text = format!(
             "Execution trace of run \"{}\" of {}: {}, {} tokens in, {} out, {}.\n",
-            self.run_name,
+            name(&self.run_name, &self.run_id),
             self.agent_name,
             usd(self.total_cost),
             count(self.total_tokens_in),
@@ -177,26 +195,38 @@ impl ExecutionTrace {
         if self.execution_tree.is_empty() {
             text.push_str("The run has no events.\n");
         }
-        fn node(text: &mut String, n: &TraceNode, depth: usize) {
-            let _ = writeln!(text, "{}- {}", "  ".repeat(depth), n.event.line());
-            for child in &n.children {
-                node(text, child, depth + 1);
-            }
-        }
         for root in &self.execution_tree {
-            node(&mut text, root, 0);
+            root.write(&mut text, 0);
         }
         if let Some(graph) = &self.graph_structure {
             let nodes = graph["nodes"].as_array().map_or(0, Vec::len);
             let edges = graph["edges"].as_array().map_or(0, Vec::len);
-            let _ = writeln!(
-                text,
-                "Graph: {}, {} (in `graph_structure`).",
-                plural(nodes as f64, "node"),
-                plural(edges as f64, "edge")
-            );
+            let (nodes, edges) = (plural(nodes as f64, "node"), plural(edges as f64, "edge"));
+            let _ = writeln!(text, "Graph: {nodes}, {edges} (in `graph_structure`).");
         }
         text
+    }
+}
+
+impl TraceNode {
+    /// The node on its line, indented by depth, with what its subtree adds up to when it has
+    /// children; then the children.
+    fn write(&self, text: &mut String, depth: usize) {
+        let _ = write!(text, "{}- {}", "  ".repeat(depth), self.event.line());
+        if let (Some(below), false) = (&self.subtree, self.children.is_empty()) {
+            let _ = write!(
+                text,
+                " [with the {} inside: {}, {} tokens, {}]",
+                plural(below.events.saturating_sub(1) as f64, "event"),
+                usd(below.cost),
+                count(below.total_tokens),
+                duration(below.duration_ms)
+            );
+        }
+        text.push('\n');
+        for child in &self.children {
+            child.write(text, depth + 1);
+        }
     }
 }
 
