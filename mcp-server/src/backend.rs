@@ -175,11 +175,7 @@ fn error_message(answer: &Value) -> Option<String> {
     let Some(runs) = answer["runs"].as_array() else { return Some(error.to_string()) };
     let candidates: Vec<String> = runs
         .iter()
-        .map(|r| {
-            let id = r["run_id"].as_str().unwrap_or_default();
-            let agent = r["agent_name"].as_str().unwrap_or_default();
-            format!("{id} (agent {agent}, started {})", r["started_at"].as_str().unwrap_or("?"))
-        })
+        .map(|r| format!("{} (agent {}, started {})", r["run_id"], r["agent_name"], r["started_at"]))
         .collect();
     Some(format!("{error}: {}", candidates.join(", ")))
 }
@@ -217,7 +213,7 @@ mod tests {
             {"run_id": "b", "agent_name": "y", "started_at": null}]});
         assert_eq!(
             error_message(&answer).unwrap(),
-            "2 runs have this name: a (agent x, started 2026-01-31T12:00:00Z), b (agent y, started ?)"
+            r#"2 runs have this name: "a" (agent "x", started "2026-01-31T12:00:00Z"), "b" (agent "y", started null)"#
         );
         assert_eq!(error_message(&json!({"detail": "Run 'x' not found"})).unwrap(), "Run 'x' not found");
         assert_eq!(error_message(&json!({"other": 1})), None);
