@@ -166,10 +166,10 @@ def test_tools_declare_required_parameters_and_output_schemas(bin_dir, seeded):
         assert tool.description and len(tool.description) > 40, tool.name
         if tool.name in READ_TOOLS:
             assert tool.output_schema and tool.output_schema["type"] == "object", tool.name
-            assert tool.annotations.readOnlyHint is True, tool.name
+            assert tool.annotations.read_only_hint is True, tool.name
         else:
-            assert tool.annotations.readOnlyHint is False, tool.name
-    destructive = {t.name for t in every if t.annotations.destructiveHint}
+            assert tool.annotations.read_only_hint is False, tool.name
+    destructive = {t.name for t in every if t.annotations.destructive_hint}
     assert destructive == {"delete_run", "delete_agent"}
 
 
