@@ -56,7 +56,7 @@ function table(headers, rows) {
 }
 
 async function showAgents() {
-  const { agents } = await api("/api/agents?limit=200");
+  const agents = await api("/api/agents?limit=200");
   return [
     [],
     table(["Agent", "Runs", "Events", "Tokens", "Cost", "Errors", "Last activity"], agents.map((a) => [
@@ -67,7 +67,7 @@ async function showAgents() {
 }
 
 async function showRuns(agent) {
-  const { runs } = await api(`/api/agents/${encodeURIComponent(agent)}/runs?limit=200`);
+  const runs = await api(`/api/agents/${encodeURIComponent(agent)}/runs?limit=200`);
   return [
     [link("#/", "Agents"), ` / ${agent}`],
     table(["Run", "Started", "Duration", "Events", "Tokens", "Cost", "Errors"], runs.map((r) => [
