@@ -9,9 +9,14 @@
 //! deleting a user's history unless the user chose to allow that.
 
 use rmcp::{
-    handler::server::{router::tool::ToolRouter, wrapper::Parameters},
-    model::{CallToolResult, Implementation, ServerCapabilities, ServerConfig},
-    schemars, tool, tool_handler, tool_router, ServerHandler,
+    handler::server::{router::tool::ToolRouter, tool::ToolCallContext, wrapper::Parameters},
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ServerCapabilities,
+        ServerConfig,
+    },
+    schemars,
+    service::RequestContext,
+    tool, tool_handler, tool_router, ErrorData, RoleServer, ServerHandler,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -557,6 +562,23 @@ impl Gati {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Gati {
+    /// As the macro's, but a write tool asked for while writes are off says how to allow them.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if !self.tool_router.has_route(&request.name) && Self::write_tools().has_route(&request.name) {
+            let refusal = format!(
+                "`{}` changes data, and this gati MCP server only reads: start it with GATI_MCP_ALLOW_WRITES=1 to \
+                 allow renaming and deleting runs and agents",
+                request.name
+            );
+            return Ok(CallToolResult::error(vec![ContentBlock::text(refusal)]).into());
+        }
+        self.tool_router.call(ToolCallContext::new(self, request, context)).await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("gati", crate::VERSION))

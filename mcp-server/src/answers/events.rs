@@ -103,7 +103,10 @@ impl Event {
     /// The event with everything it recorded: prompts and completion of an LLM call, input and
     /// output of a tool call, the data of any other event.
     pub fn details(&self) -> String {
-        let mut text = format!("## {} {}", self.event_type, self.subject().unwrap_or_default());
+        let mut text = format!("## {}", self.event_type);
+        if let Some(subject) = self.subject() {
+            let _ = write!(text, " {subject}");
+        }
         let _ = write!(text, "\nevent_id {}, at {}", self.event_id, self.timestamp);
         if let Some(parent) = &self.parent_event_id {
             let _ = write!(text, ", inside {parent}");
