@@ -188,9 +188,11 @@ def test_missing_required_parameters_are_refused_by_name(bin_dir, seeded):
 # ---- agents ---------------------------------------------------------------------------------------
 
 def test_list_agents_and_their_stats(bin_dir, seeded):
-    every, page, stats, unknown, compared, compared_late = calls(
+    every, page, stats, stats_late, unknown, compared, compared_late = calls(
         bin_dir, seeded, ("list_agents", {}), ("list_agents", {"limit": 1, "offset": 1}),
-        ("get_agent_stats", {"agent_name": "support-bot"}), ("get_agent_stats", {"agent_name": "nobody"}),
+        ("get_agent_stats", {"agent_name": "support-bot"}),
+        ("get_agent_stats", {"agent_name": "support-bot", "since": "2026-01-30"}),
+        ("get_agent_stats", {"agent_name": "nobody"}),
         ("compare_agents", {}), ("compare_agents", {"since": "2026-01-30T00:00:00Z"}))
 
     summary, data = answer(every)
@@ -213,6 +215,10 @@ def test_list_agents_and_their_stats(bin_dir, seeded):
     assert metrics["total_cost"] == pytest.approx(0.01075)
     assert f"- Cost: {usd(metrics['total_cost'])} in all, {usd(metrics['avg_cost_per_run'])} per run" in summary
     assert "- Tokens: 1300 in and 750 out in all; 650 in and 375 out per run on average." in summary, summary
+
+    summary, data = answer(stats_late)
+    assert data == route(seeded, "/api/agents/support-bot/metrics", since="2026-01-30")
+    assert (data["total_runs"], data["total_cost"]) == (1, 0.01) and "1 run, 4 events" in summary, summary
 
     assert "nobody" in failure(unknown)
 
@@ -312,6 +318,7 @@ def test_run_timeline_and_execution_trace(bin_dir, seeded):
     lines = summary.splitlines()
     assert lines[0] == 'Execution trace of run "checkout flow" of support-bot: $0.00075, 100 tokens in, 50 out, 3.0 s.'
     assert lines[1].startswith("- 2026-01-29T10:00:00") and "agent_start" in lines[1], summary
+    assert "[with what happened inside it: 3 events, $0.00075, 150 tokens, " in lines[1], summary
     assert lines[2].startswith("  - ") and "llm_call gpt-4o-mini" in lines[2], summary
     assert lines[3].startswith("    - ") and "tool_call lookup_order" in lines[3], summary
     assert lines[4].startswith("- ") and "agent_end" in lines[4], summary

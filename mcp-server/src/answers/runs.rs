@@ -216,8 +216,8 @@ impl TraceNode {
         if let (Some(below), false) = (&self.subtree, self.children.is_empty()) {
             let _ = write!(
                 text,
-                " [with the {} inside: {}, {} tokens, {}]",
-                plural(below.events.saturating_sub(1) as f64, "event"),
+                " [with what happened inside it: {}, {}, {} tokens, {}]",
+                plural(below.events as f64, "event"),
                 usd(below.cost),
                 count(below.total_tokens),
                 duration(below.duration_ms)
