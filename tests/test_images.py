@@ -111,7 +111,7 @@ async def mcp_summary(url):
             await session.initialize()
             result = await session.call_tool("get_summary", {})
             assert not result.is_error, result.content[0].text
-            return json.loads(result.content[0].text)
+            return result.structured_content  # after the summary in words
 
 
 def test_stack_runs_healthy_and_data_flows(stack, version):

@@ -14,15 +14,20 @@
 //!                              service names are always accepted; others are refused to
 //!                              block DNS rebinding). GATI_MCP_ALLOWED_HOSTS, its older name,
 //!                              still counts.
+//!     GATI_MCP_ALLOW_WRITES    `1` adds the tools that rename and delete runs and agents
+//!                              (default `0`: the tools only read; see tools.rs)
 //!
 //! Over HTTP it is a local service like the others (gati_service::local_guard): foreign `Host`
 //! names and `Origin`s are refused, POSTs need `Content-Type: application/json`, and every
 //! refusal is JSON.
 
+mod answers;
+mod backend;
 mod tools;
 
 use std::sync::Arc;
 
+use anyhow::bail;
 use gati_service::{local_guard, Service};
 use rmcp::{
     transport::streamable_http_server::{
@@ -46,31 +51,46 @@ static SERVICE: Service = Service {
 fn main() -> anyhow::Result<()> {
     SERVICE.main(|mode, port| {
         let backend = std::env::var("BACKEND_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
+        let writes = match std::env::var("GATI_MCP_ALLOW_WRITES").as_deref() {
+            Err(_) | Ok("" | "0" | "false") => false,
+            Ok("1" | "true") => true,
+            Ok(other) => bail!("GATI_MCP_ALLOW_WRITES={other:?} is neither 1 nor 0"),
+        };
+        let server = Server { backend, writes };
         let rt = tokio::runtime::Runtime::new()?;
         match mode {
-            Some("--http") => rt.block_on(serve_http(backend, port)),
-            _ => rt.block_on(serve_stdio(backend)),
+            Some("--http") => rt.block_on(serve_http(server, port)),
+            _ => rt.block_on(serve_stdio(server)),
         }
     })
 }
 
-async fn serve_stdio(backend: String) -> anyhow::Result<()> {
-    let server = tools::Gati::new(backend).serve(rmcp::transport::stdio()).await?;
+/// What every MCP session is served with.
+#[derive(Clone)]
+struct Server {
+    backend: String,
+    writes: bool,
+}
+
+impl Server {
+    fn tools(&self) -> tools::Gati {
+        tools::Gati::new(&self.backend, self.writes)
+    }
+}
+
+async fn serve_stdio(server: Server) -> anyhow::Result<()> {
+    let server = server.tools().serve(rmcp::transport::stdio()).await?;
     server.waiting().await?;
     Ok(())
 }
 
-async fn serve_http(backend: String, port: u16) -> anyhow::Result<()> {
+async fn serve_http(server: Server, port: u16) -> anyhow::Result<()> {
     let host = gati_service::host();
     let guard = local_guard::LocalGuard::from_env(&["GATI_MCP_ALLOWED_HOSTS"]);
     // rmcp checks Host too, with the same list; ours answers first, and in JSON.
     let config = StreamableHttpServerConfig::default().with_allowed_hosts(guard.hosts().to_vec());
     let cancel = config.cancellation_token.clone();
-    let mcp = StreamableHttpService::new(
-        move || Ok(tools::Gati::new(backend.clone())),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+    let mcp = StreamableHttpService::new(move || Ok(server.tools()), Arc::new(LocalSessionManager::default()), config);
     let hosts = guard.hosts().join(", ");
     let app = axum::Router::new()
         .nest_service("/mcp", mcp)

@@ -1,7 +1,6 @@
 """The built distributions: `twine check` clean, and a wheel whose version.py and compose file
 name the same version; then `gati start` from that wheel, end to end, in a fresh venv."""
 
-import json
 import os
 import re
 import subprocess
@@ -97,4 +96,4 @@ async def mcp_call(url, tool, arguments):
             await session.initialize()
             result = await session.call_tool(tool, arguments)
             assert not result.is_error, result.content[0].text
-            return json.loads(result.content[0].text)
+            return result.structured_content  # after the summary in words
