@@ -12,11 +12,13 @@
 //!                   more Host names to answer, comma-separated; loopback names and the compose
 //!                   service names are always accepted, any other is refused (403)
 //!
-//! The UI is plain HTML, CSS and JavaScript compiled into the binary: no npm build step. The
-//! browser asks this server for `/api/*` and `/health`, which are forwarded to the backend, so
-//! the backend needs no CORS. Like the backend, the dashboard is a local service
-//! (backend/src/local_guard.rs): foreign `Host` names and `Origin`s are refused, writes are
-//! not proxied, and every error is JSON.
+//! The UI is plain HTML, CSS and JavaScript modules (`ui/`) and Chart.js from npm, compiled into
+//! the binary by build.rs: no bundler, no build step in the browser. The browser asks this
+//! server for `/api/*` and `/health`, which are forwarded to the backend, so the backend needs
+//! no CORS. Like the backend, the dashboard is a local service (backend/src/local_guard.rs):
+//! foreign `Host` names and `Origin`s are refused, a write needs a JSON content type, and every
+//! error is JSON. The only writes forwarded are the UI's own: deleting an agent or a run and
+//! renaming a run (`DELETE /api/agents/{name}`, `DELETE|PATCH /api/runs/{agent}/{run}`).
 
 #[path = "../../backend/src/local_guard.rs"]
 mod local_guard;
@@ -36,9 +38,12 @@ use axum::{
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-const INDEX_HTML: &str = include_str!("../ui/index.html");
-const APP_JS: &str = include_str!("../ui/app.js");
-const STYLE_CSS: &str = include_str!("../ui/style.css");
+mod assets {
+    include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+}
+
+/// The largest write body forwarded: a rename is a few bytes.
+const MAX_WRITE_BYTES: usize = 64 * 1024;
 
 fn main() -> anyhow::Result<()> {
     let port: u16 = match std::env::var("GATI_PORT") {
@@ -75,15 +80,13 @@ async fn serve(port: u16) -> anyhow::Result<()> {
         http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build()?,
     };
     let app = Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
-        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
         .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok", "version": VERSION })) }))
         .route("/health", get(proxy))
+        .route("/api/agents/{name}", get(proxy).delete(proxy))
+        .route("/api/runs/{run}", get(proxy).delete(proxy).patch(proxy))
+        .route("/api/runs/{agent}/{run}", get(proxy).delete(proxy).patch(proxy))
         .route("/api/{*path}", get(proxy))
-        .fallback(|| async {
-            (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "no such page" }))).into_response()
-        })
+        .fallback(asset)
         .with_state(backend)
         // Outermost first: errors become JSON, then foreign hosts and origins are refused.
         .layer(middleware::from_fn_with_state(Arc::new(guard), local_guard::guard))
@@ -95,15 +98,46 @@ async fn serve(port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+/// A file of the UI. `no-cache` with an ETag: a reload asks, and gets 304 while the binary is
+/// the same, so a new version is never hidden behind a stale cache.
+async fn asset(request: Request) -> Response {
+    let path = match request.uri().path() {
+        "/" => "/index.html",
+        path => path,
+    };
+    let found = assets::ASSETS.iter().find(|(url, ..)| *url == path);
+    let Some((_, content_type, etag, body)) = found.filter(|_| request.method() == axum::http::Method::GET) else {
+        return (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "no such page" }))).into_response();
+    };
+    let headers = [(header::CONTENT_TYPE, *content_type), (header::CACHE_CONTROL, "no-cache"), (header::ETAG, *etag)];
+    if request.headers().get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    (headers, *body).into_response()
 }
 
-/// Forwards a read to the backend; the UI only reads, so only GET is proxied.
+/// Forwards a request to the backend: any read, and the writes routed here. The local guard
+/// has already refused foreign hosts, origins and non-JSON writes; the backend checks its own.
 async fn proxy(State(backend): State<Backend>, request: Request) -> Response {
     let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{}{path_and_query}", backend.url);
-    match backend.http.get(&url).send().await {
+    let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut forwarded = backend.http.request(method.clone(), &url);
+    if method != reqwest::Method::GET {
+        let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+        let body = match axum::body::to_bytes(request.into_body(), MAX_WRITE_BYTES).await {
+            Ok(body) => body,
+            Err(_) => {
+                let message = format!("a write through the dashboard is at most {MAX_WRITE_BYTES} bytes");
+                return (StatusCode::PAYLOAD_TOO_LARGE, Json(serde_json::json!({ "error": message }))).into_response();
+            }
+        };
+        if let Some(v) = content_type {
+            forwarded = forwarded.header(reqwest::header::CONTENT_TYPE, v.as_bytes());
+        }
+        forwarded = forwarded.body(body);
+    }
+    match forwarded.send().await {
         Ok(upstream) => {
             let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             let content_type = upstream.headers().get(reqwest::header::CONTENT_TYPE).cloned();
