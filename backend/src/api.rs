@@ -19,22 +19,22 @@
 //! run's `agent_start` names): agent lists, totals and `agent` filters all count the same events.
 //! An event sent under another agent's name keeps that name as `attributes.agent_name`.
 
-use std::{collections::HashMap, sync::Arc};
+use std::collections::HashMap;
 
 use axum::{
     body::{Body, HttpBody},
     extract::{Path, Query, State},
     http::{header, HeaderMap, StatusCode},
-    middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
 use serde_json::{json, Value};
 
+use gati_service::local_guard::{self, LocalGuard};
+
 use crate::{
     ingest::{self, BatchError},
-    local_guard::{self, LocalGuard},
     store::{EventFilter, Found, Page, RunFilter, Store},
 };
 
@@ -42,7 +42,7 @@ const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 
 pub fn router(store: Store, guard: LocalGuard) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok", "version": crate::VERSION })) }))
         .route("/api/events", post(post_events).get(search_events))
         .route("/api/agents", get(list_agents))
@@ -53,10 +53,8 @@ pub fn router(store: Store, guard: LocalGuard) -> Router {
         .route("/api/runs/{agent}/{run}", get(get_agent_run))
         .route("/api/summary", get(summary))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
-        .with_state(store)
-        // Outermost first: errors become JSON, then foreign hosts and origins are refused.
-        .layer(middleware::from_fn_with_state(Arc::new(guard), local_guard::guard))
-        .layer(middleware::from_fn_with_state(Some(ingest::MAX_BODY_BYTES), local_guard::json_errors))
+        .with_state(store);
+    local_guard::protect(router, guard, Some(ingest::MAX_BODY_BYTES))
 }
 
 type Params = Query<HashMap<String, String>>;

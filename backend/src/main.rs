@@ -13,40 +13,29 @@
 //!                     purpose; loopback names and the compose service names (backend,
 //!                     dashboard, mcp-server) are always accepted, any other is refused (403)
 //!
-//! It is a local service (see local_guard.rs): writes need `Content-Type: application/json`,
+//! It is a local service (gati_service::local_guard): writes need `Content-Type: application/json`,
 //! a foreign `Origin` is refused, and every error is JSON.
 
 mod api;
 mod ingest;
-mod local_guard;
 mod store;
 
-use std::{io::Read, io::Write, net::TcpStream, path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use gati_service::{local_guard, Service};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+static SERVICE: Service =
+    Service { name: "gati-backend", version: VERSION, default_port: 8000, health_path: "/health", modes: &[] };
+
 fn main() -> anyhow::Result<()> {
-    let port: u16 = match std::env::var("GATI_PORT") {
-        Ok(p) => p.parse().with_context(|| format!("GATI_PORT={p:?} is not a port number"))?,
-        Err(_) => 8000,
-    };
-    match std::env::args().nth(1).as_deref() {
-        None => serve(port),
-        Some("healthcheck") => healthcheck(port),
-        Some("--version") => {
-            println!("gati-backend {VERSION}");
-            Ok(())
-        }
-        Some(other) => {
-            bail!("unknown argument {other:?}; usage: gati-backend [healthcheck|--version]")
-        }
-    }
+    SERVICE.main(|_, port| serve(port))
 }
 
 fn serve(port: u16) -> anyhow::Result<()> {
-    let host = std::env::var("GATI_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let host = gati_service::host();
     let data_dir = PathBuf::from(std::env::var("GATI_DATA_DIR").unwrap_or_else(|_| "data".into()));
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
@@ -56,41 +45,16 @@ fn serve(port: u16) -> anyhow::Result<()> {
 
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind((host.as_str(), port))
-            .await
-            .with_context(|| format!("binding {host}:{port}"))?;
+        let listener = gati_service::bind(&host, port).await?;
         eprintln!(
             "gati-backend {VERSION} listening on {host}:{port}, data in {}, answering Host {}",
             db.display(),
             guard.hosts().join(", ")
         );
-        axum::serve(listener, api::router(store, guard)).with_graceful_shutdown(shutdown_signal()).await?;
+        axum::serve(listener, api::router(store, guard))
+            .with_graceful_shutdown(gati_service::shutdown_signal())
+            .await?;
         eprintln!("gati-backend stopped");
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
-/// The image's HEALTHCHECK: a scratch image has no shell or curl, so the binary asks itself.
-fn healthcheck(port: u16) -> anyhow::Result<()> {
-    let timeout = Duration::from_secs(3);
-    let addr = ([127, 0, 0, 1], port).into();
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("nothing answers on 127.0.0.1:{port}"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    if !response.starts_with("HTTP/1.1 200") || !response.contains("\"ok\"") {
-        bail!("unhealthy: {}", response.lines().next().unwrap_or("empty response"));
-    }
-    Ok(())
 }

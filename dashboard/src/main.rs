@@ -15,28 +15,27 @@
 //! The UI is plain HTML, CSS and JavaScript modules (`ui/`) and Chart.js from npm, compiled into
 //! the binary by build.rs: no bundler, no build step in the browser. The browser asks this
 //! server for `/api/*` and `/health`, which are forwarded to the backend, so the backend needs
-//! no CORS. Like the backend, the dashboard is a local service (backend/src/local_guard.rs):
+//! no CORS. Like the backend, the dashboard is a local service (gati_service::local_guard):
 //! foreign `Host` names and `Origin`s are refused, a write needs a JSON content type, and every
 //! error is JSON. The only writes forwarded are the UI's own: deleting an agent or a run and
 //! renaming a run (`DELETE /api/agents/{name}`, `DELETE|PATCH /api/runs/{agent}/{run}`).
 
-#[path = "../../backend/src/local_guard.rs"]
-mod local_guard;
-
-use std::sync::Arc;
-
-use anyhow::{bail, Context};
 use axum::{
     body::Body,
     extract::{Request, State},
     http::{header, HeaderValue, StatusCode},
-    middleware,
     response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
+use gati_service::{local_guard, Service};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+// Its HEALTHCHECK asks the dashboard itself (`/healthz`), not the proxied backend, so a dashboard
+// is healthy while it can tell the user that the backend is down.
+static SERVICE: Service =
+    Service { name: "gati-dashboard", version: VERSION, default_port: 3000, health_path: "/healthz", modes: &[] };
 
 mod assets {
     include!(concat!(env!("OUT_DIR"), "/assets.rs"));
@@ -46,22 +45,7 @@ mod assets {
 const MAX_WRITE_BYTES: usize = 64 * 1024;
 
 fn main() -> anyhow::Result<()> {
-    let port: u16 = match std::env::var("GATI_PORT") {
-        Ok(p) => p.parse().with_context(|| format!("GATI_PORT={p:?} is not a port number"))?,
-        Err(_) => 3000,
-    };
-    let rt = tokio::runtime::Runtime::new()?;
-    match std::env::args().nth(1).as_deref() {
-        None => rt.block_on(serve(port)),
-        Some("healthcheck") => rt.block_on(healthcheck(port)),
-        Some("--version") => {
-            println!("gati-dashboard {VERSION}");
-            Ok(())
-        }
-        Some(other) => {
-            bail!("unknown argument {other:?}; usage: gati-dashboard [healthcheck|--version]")
-        }
-    }
+    SERVICE.main(|_, port| tokio::runtime::Runtime::new()?.block_on(serve(port)))
 }
 
 #[derive(Clone)]
@@ -71,7 +55,7 @@ struct Backend {
 }
 
 async fn serve(port: u16) -> anyhow::Result<()> {
-    let host = std::env::var("GATI_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let host = gati_service::host();
     let url = std::env::var("BACKEND_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
     let guard = local_guard::LocalGuard::from_env(&[]);
     let hosts = guard.hosts().join(", ");
@@ -87,14 +71,11 @@ async fn serve(port: u16) -> anyhow::Result<()> {
         .route("/api/runs/{agent}/{run}", get(proxy).delete(proxy).patch(proxy))
         .route("/api/{*path}", get(proxy))
         .fallback(asset)
-        .with_state(backend)
-        // Outermost first: errors become JSON, then foreign hosts and origins are refused.
-        .layer(middleware::from_fn_with_state(Arc::new(guard), local_guard::guard))
-        .layer(middleware::from_fn_with_state(None, local_guard::json_errors));
-    let listener =
-        tokio::net::TcpListener::bind((host.as_str(), port)).await.with_context(|| format!("binding {host}:{port}"))?;
+        .with_state(backend);
+    let app = local_guard::protect(app, guard, None);
+    let listener = gati_service::bind(&host, port).await?;
     eprintln!("gati-dashboard {VERSION} on http://{host}:{port}, backend {url}, answering Host {hosts}");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(gati_service::shutdown_signal()).await?;
     Ok(())
 }
 
@@ -159,27 +140,4 @@ async fn proxy(State(backend): State<Backend>, request: Request) -> Response {
 fn unreachable_backend(url: &str, e: reqwest::Error) -> Response {
     let message = format!("the gati backend at {url} is not reachable: {e}");
     (StatusCode::BAD_GATEWAY, Json(serde_json::json!({ "error": message }))).into_response()
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
-/// The image's HEALTHCHECK. It asks the dashboard itself (`/healthz`), not the proxied
-/// backend, so a dashboard is healthy while it can tell the user that the backend is down.
-async fn healthcheck(port: u16) -> anyhow::Result<()> {
-    let url = format!("http://127.0.0.1:{port}/healthz");
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?;
-    client
-        .get(&url)
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .with_context(|| format!("{url} is not healthy"))?;
-    Ok(())
 }
