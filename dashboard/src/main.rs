@@ -97,6 +97,10 @@ async fn asset(request: Request) -> Response {
     (headers, *body).into_response()
 }
 
+/// The backend's answer headers the UI reads: the body's type, and the size of a bare-array
+/// list (0.0.3's shape), which the pagers need.
+const FORWARDED_HEADERS: [&str; 2] = ["content-type", "x-total-count"];
+
 /// Forwards a request to the backend: any read, and the writes routed here. The local guard
 /// has already refused foreign hosts, origins and non-JSON writes; the backend checks its own.
 async fn proxy(State(backend): State<Backend>, request: Request) -> Response {
@@ -121,12 +125,15 @@ async fn proxy(State(backend): State<Backend>, request: Request) -> Response {
     match forwarded.send().await {
         Ok(upstream) => {
             let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            let content_type = upstream.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+            let headers: Vec<(&str, HeaderValue)> = FORWARDED_HEADERS
+                .iter()
+                .filter_map(|name| Some((*name, HeaderValue::from_bytes(upstream.headers().get(*name)?.as_bytes()).ok()?)))
+                .collect();
             match upstream.bytes().await {
                 Ok(body) => {
                     let mut response = (status, Body::from(body)).into_response();
-                    if let Some(v) = content_type.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
-                        response.headers_mut().insert(header::CONTENT_TYPE, v);
+                    for (name, value) in headers {
+                        response.headers_mut().insert(name, value);
                     }
                     response
                 }

@@ -43,6 +43,7 @@ mod services;
 mod surfaces;
 mod tags;
 mod test;
+mod ui;
 mod verify;
 mod version;
 
