@@ -39,6 +39,10 @@ function currentRoute() {
 
 let shown = { key: null, page: null, data: null, json: null };
 let generation = 0;
+let renders = 0;
+
+// How many times the page has settled (drawn, or said why not): what a test waits for.
+function settled() { document.body.dataset.rendered = String(++renders); }
 
 function keyOf(route) { return route.page?.key ? route.page.key(route) : location.hash || "#/"; }
 
@@ -68,6 +72,7 @@ async function render({ live = false } = {}) {
         shown = { key, page: null, data: null, json: null };
         view.replaceChildren(el("p", { class: "muted" }, e.status === 404 ? "Not found: it may have been deleted." : "Nothing to show."));
       }
+      settled();
       return;
     }
     if (mine !== generation) return; // the user went elsewhere meanwhile
@@ -76,6 +81,7 @@ async function render({ live = false } = {}) {
     if (live && key === shown.key && json === shown.json) {
       statusBox.hidden = true;
       updated();
+      settled();
       return;
     }
   }
@@ -95,6 +101,7 @@ function show(route, state, page) {
   statusBox.hidden = true;
   if (state && route.page.after) route.page.after(state.data, route);
   updated();
+  settled();
 }
 
 // A copy of a fixed element of the page (its id and attributes) holding `children`, to morph into.
@@ -151,7 +158,7 @@ function applyTheme() {
   document.documentElement.dataset.theme = dark ? "dark" : "light";
   const button = document.getElementById("theme");
   button.setAttribute("aria-pressed", dark ? "true" : "false");
-  button.replaceChildren(icon(dark ? "moon" : "sun"), el("span", { class: "label" }, dark ? "Dark" : "Light"));
+  button.replaceChildren(icon(dark ? "moon" : "sun"), el("span", { class: "label" }, "Dark mode"));
   button.title = localStorage.getItem("gati-theme") ? "Theme chosen here (click to switch)" : "Theme follows the system (click to switch)";
 }
 

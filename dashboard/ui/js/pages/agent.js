@@ -35,7 +35,7 @@ export const agentPage = {
       ["Cost", money(agent.total_cost)],
       ["Avg cost / run", money(m.avg_cost_per_run ?? agent.avg_cost ?? (runCount ? agent.total_cost / runCount : 0))],
       ["Tokens", tokens(agent)],
-      ["Avg tokens / run", count((m.avg_tokens_in ?? 0) + (m.avg_tokens_out ?? 0))],
+      ["Avg tokens / run", count(m.avg_tokens_in != null ? m.avg_tokens_in + (m.avg_tokens_out ?? 0) : runCount ? agent.total_tokens / runCount : 0)],
       ["Avg duration", duration(m.avg_duration_ms ?? (runCount ? agent.total_duration_ms / runCount : 0))],
       ["Errors", errors(agent.error_count)],
       ["Last activity", ago(agent.last_activity), when(agent.created_at ?? agent.first_seen) !== "—" ? `since ${when(agent.created_at ?? agent.first_seen)}` : null],
