@@ -333,7 +333,7 @@ def test_search_filters_by_agent_type_and_time(stack, page):
     n = visit(page, stack, "/search?agent=ResearchAgent&type=tool_call")
     api_hits = api(stack, "/api/events?agent=ResearchAgent&type=tool_call")
     assert page.locator("ol.hits li").count() == min(50, api_hits["total"]) == 8
-    assert page.input_value(".search-form select[name=agent]") == "ResearchAgent"
+    assert page.input_value(".search-form input[name=agent]") == "ResearchAgent"
     page.fill(".search-form input[name=since]", day(4))
     go(page, lambda: page.click(".search-form button[type=submit]"), n)
     assert page.locator("ol.hits li").count() == 4, "the tool calls of the runs 1 and 3 days ago"

@@ -42,7 +42,11 @@ let generation = 0;
 let renders = 0;
 
 // How many times the page has settled (drawn, or said why not): what a test waits for.
-function settled() { document.body.dataset.rendered = String(++renders); }
+// The first one is also a performance mark, for dashboard/bench/page_load.py.
+function settled() {
+  document.body.dataset.rendered = String(++renders);
+  if (renders === 1) performance.mark("gati-rendered");
+}
 
 function keyOf(route) { return route.page?.key ? route.page.key(route) : location.hash || "#/"; }
 

@@ -23,7 +23,7 @@ export const searchPage = {
     const f = filtersOf(route.query);
     const offset = offsetOf(route);
     const [agents, hits] = await Promise.all([
-      list("/api/agents?limit=1000", "agents"),
+      list("/api/agents?limit=500", "agents"),
       FIELDS.some((k) => f[k])
         ? list(query("/api/events", {
           q: f.q, agent: f.agent, type: f.type, since: f.since,
@@ -36,8 +36,8 @@ export const searchPage = {
   view({ f, offset, agents, hits }, route) {
     const form = el("form", { class: "search-form", role: "search", "data-action": "search" },
       el("label", { class: "grow" }, "Text ", el("input", { type: "search", name: "q", value: f.q, placeholder: "a word in a prompt, an output, an error…", autocomplete: "off" })),
-      el("label", {}, "Agent ", el("select", { name: "agent" }, el("option", { value: "" }, "any"),
-        ...agents.map((a) => el("option", { value: a, selected: a === f.agent }, a)))),
+      el("label", {}, "Agent ", el("input", { name: "agent", value: f.agent, list: "agent-names", size: 14, placeholder: "any", autocomplete: "off" }),
+        el("datalist", { id: "agent-names" }, ...agents.map((a) => el("option", { value: a })))),
       el("label", {}, "Type ", el("input", { name: "type", value: f.type, list: "event-types", size: 12, placeholder: "any" }),
         el("datalist", { id: "event-types" }, ...EVENT_TYPES.map((t) => el("option", { value: t })))),
       el("label", {}, "From ", el("input", { type: "date", name: "since", value: f.since })),
