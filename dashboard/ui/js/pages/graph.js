@@ -46,20 +46,32 @@ export function graphOf(trace, events) {
   return { nodes, edges, runs, entry: order[0], recorded: false };
 }
 
-// Layers by distance from the entry (nodes it does not reach go last), in first-run order.
+// Layers by the longest path from the entry, so that every edge points down; an edge that closes
+// a loop (found by a walk from the entry) is left out of that and drawn back up. Nodes the entry
+// does not reach go last.
 function layout(graph) {
-  const depth = new Map();
   const roots = graph.entry && graph.nodes.includes(graph.entry) ? [graph.entry]
     : graph.nodes.filter((n) => !graph.edges.some((e) => e.to === n));
-  const queue = roots.map((n) => { depth.set(n, 0); return n; });
-  while (queue.length) {
-    const n = queue.shift();
-    for (const e of graph.edges) {
-      if (e.from === n && !depth.has(e.to)) { depth.set(e.to, depth.get(n) + 1); queue.push(e.to); }
-    }
+  const back = new Set();
+  const state = new Map(); // node -> "open" while walked below, "done" after
+  const walk = (n) => {
+    state.set(n, "open");
+    graph.edges.forEach((e, i) => {
+      if (e.from !== n) return;
+      if (state.get(e.to) === "open") back.add(i);
+      else if (!state.has(e.to)) walk(e.to);
+    });
+    state.set(n, "done");
+  };
+  roots.forEach((n) => { if (!state.has(n)) walk(n); });
+  const depth = new Map(roots.map((n) => [n, 0]));
+  for (let round = 0; round < graph.nodes.length; round++) {
+    graph.edges.forEach((e, i) => {
+      if (!back.has(i) && depth.has(e.from) && (depth.get(e.to) ?? -1) < depth.get(e.from) + 1) depth.set(e.to, depth.get(e.from) + 1);
+    });
   }
   const deepest = Math.max(0, ...depth.values());
-  for (const n of graph.nodes) if (!depth.has(n)) depth.set(n, n === "__end__" ? deepest + 1 : deepest + 1);
+  for (const n of graph.nodes) if (!depth.has(n)) depth.set(n, deepest + 1);
   const layers = [];
   for (const n of graph.nodes) (layers[depth.get(n)] ||= []).push(n);
   const firstRun = (n) => { const r = graph.runs[n]; return r ? new Date(r[0].timestamp).getTime() : Infinity; };
@@ -76,6 +88,15 @@ function layout(graph) {
 
 export function graphView(graph, run, selectedId, link) {
   const { at, width, height } = layout(graph);
+  // The edges the run went along: between nodes that ran one after the other, from the start
+  // to the first, from the last to the end.
+  const order = Object.values(graph.runs).flat().sort((a, b) => new Date(a.timestamp) - new Date(b.timestamp)).map(nodeName);
+  const steps = new Set(order.slice(1).map((n, i) => `${order[i]}\u0000${n}`));
+  if (order.length) {
+    steps.add(`${graph.entry}\u0000${order[0]}`);
+    steps.add(`${order[order.length - 1]}\u0000__end__`);
+  }
+  let bends = 0;
   const edges = graph.edges.map((e) => {
     const a = at.get(e.from);
     const b = at.get(e.to);
@@ -83,10 +104,14 @@ export function graphView(graph, run, selectedId, link) {
     const y1 = a.y + H;
     const x2 = b.x + W / 2;
     const y2 = b.y;
-    // An edge back up (a loop) bends out to the side instead of crossing the nodes.
-    const d = y2 > y1 ? `M${x1},${y1} C${x1},${y1 + GAP_Y / 2} ${x2},${y2 - GAP_Y / 2} ${x2},${y2}`
-      : `M${a.x + W},${a.y + H / 2} C${a.x + W + 60},${a.y + H / 2} ${b.x + W + 60},${b.y + H / 2} ${b.x + W},${b.y + H / 2}`;
-    const taken = (graph.runs[e.from] || []).length && (graph.runs[e.to] || []).length;
+    let d;
+    if (y2 > y1 && y2 - y1 <= GAP_Y + 1) d = `M${x1},${y1} C${x1},${y1 + GAP_Y / 2} ${x2},${y2 - GAP_Y / 2} ${x2},${y2}`;
+    else {
+      // Past other layers, or back up a loop: out to the right, around the nodes between.
+      const out = 40 + 18 * bends++;
+      d = `M${a.x + W},${a.y + H / 2} C${a.x + W + out},${a.y + H / 2} ${b.x + W + out},${b.y + H / 2} ${b.x + W},${b.y + H / 2}`;
+    }
+    const taken = steps.has(`${e.from}\u0000${e.to}`);
     return s("path", { d, class: `edge${e.conditional ? " conditional" : ""}${taken ? " taken" : ""}`, "marker-end": "url(#arrow)" });
   });
   const nodes = graph.nodes.map((n) => {
@@ -105,7 +130,7 @@ export function graphView(graph, run, selectedId, link) {
       s("title", {}, `${n}${runs.length ? `: ran ${runs.length} times` : ""}`));
     return last ? s("a", { href: link({ event: last.event_id }), "aria-label": `${n}, ran ${runs.length} times${failed ? ", failed" : ""}` }, box) : box;
   });
-  const order = Object.values(graph.runs).flat().sort((a, b) => new Date(a.timestamp) - new Date(b.timestamp));
+  const path = Object.values(graph.runs).flat().sort((a, b) => new Date(a.timestamp) - new Date(b.timestamp));
   return el("div", { class: "graph" },
     el("p", { class: "muted" }, graph.recorded
       ? `${count(graph.nodes.length)} nodes and ${count(graph.edges.length)} edges, as LangGraph described the graph; the nodes that ran are filled.`
@@ -115,6 +140,7 @@ export function graphView(graph, run, selectedId, link) {
         s("defs", {}, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
           s("path", { d: "M0,0 L10,5 L0,10 z", class: "arrow" }))),
         ...edges, ...nodes)),
-    order.length ? el("ol", { class: "path" }, ...order.map((e) => el("li", { class: e.error ? "bad" : null },
-      el("a", { href: link({ event: e.event_id }) }, nodeName(e)), e.duration_ms ? ` ${duration(e.duration_ms)}` : ""))) : null);
+    path.length ? el("div", { class: "path-box" }, el("h3", {}, "Path taken"),
+      el("ol", { class: "path" }, ...path.map((e) => el("li", { class: e.error ? "bad" : null },
+        el("a", { href: link({ event: e.event_id }) }, nodeName(e)), e.duration_ms ? el("small", { class: "muted" }, ` ${duration(e.duration_ms)}`) : "")))) : null);
 }

@@ -90,6 +90,8 @@ export const metricsPage = {
     const dot = (rows) => (rows.length < 3 ? 3 : 0);
     const money$ = { ticks: { callback: (v) => `$${v}` }, beginAtZero: true };
     const whole = { beginAtZero: true, ticks: { precision: 0 } };
+    // Days read "Nov 3" on the axis; the labels (and tooltips) stay the backend's dates.
+    const dayAxis = (extra = {}) => ({ ...extra, ticks: { maxRotation: 0, autoSkipPadding: 12, callback(value) { return shortDay(this.getLabelForValue(value)); } } });
     chart(byId("chart-cost"), {
       type: "bar",
       data: {
@@ -99,7 +101,7 @@ export const metricsPage = {
           { label: "Cumulative", type: "line", data: cost.map((d) => d.cumulative_cost), borderColor: c2, backgroundColor: c2, yAxisID: "total", pointRadius: dot(cost) },
         ],
       },
-      options: { scales: { x: {}, y: { ...money$, position: "left" }, total: { ...money$, position: "right", grid: { display: false } } } },
+      options: { scales: { x: dayAxis(), y: { ...money$, position: "left" }, total: { ...money$, position: "right", grid: { display: false } } } },
     });
     chart(byId("chart-tokens"), {
       type: "bar",
@@ -110,7 +112,7 @@ export const metricsPage = {
           { label: "Tokens out", data: tokensByDay.map((d) => d.tokens_out), backgroundColor: c4, stack: "t" },
         ],
       },
-      options: { scales: { x: { stacked: true }, y: { ...whole, stacked: true } } },
+      options: { scales: { x: dayAxis({ stacked: true }), y: { ...whole, stacked: true } } },
     });
     chart(byId("chart-activity"), {
       type: "bar",
@@ -122,14 +124,14 @@ export const metricsPage = {
           { label: "Errors", type: "line", data: activity.map((d) => d.errors), borderColor: bad, backgroundColor: bad, yAxisID: "y", pointRadius: dot(activity) },
         ],
       },
-      options: { scales: { x: {}, y: whole } },
+      options: { scales: { x: dayAxis(), y: whole } },
     });
     const top = (key) => [...agents].sort((a, b) => (b[key] ?? 0) - (a[key] ?? 0)).slice(0, TOP);
     const perAgent = (id, key, label, colour, scale) => {
       const rows = top(key);
-      chart(byId(id), {
+      chart(fitted(id, rows.length), {
         type: "bar",
-        data: { labels: rows.map((a) => a.agent_name), datasets: [{ label, data: rows.map((a) => a[key] ?? 0), backgroundColor: colour }] },
+        data: { labels: rows.map((a) => a.agent_name), datasets: [{ label, data: rows.map((a) => a[key] ?? 0), backgroundColor: colour, maxBarThickness: 26 }] },
         options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: scale, y: {} } },
       });
     };
@@ -137,15 +139,27 @@ export const metricsPage = {
     perAgent("chart-agent-cost", "cost", "Cost", c2, money$);
     perAgent("chart-agent-errors", "errors", "Errors", bad, whole);
     const topModels = models.slice(0, TOP);
-    chart(byId("chart-models"), {
+    chart(fitted("chart-models", topModels.length), {
       type: "bar",
-      data: { labels: topModels.map((m) => m.model ?? "unknown"), datasets: [{ label: "Cost", data: topModels.map((m) => m.cost), backgroundColor: c6 }] },
+      data: { labels: topModels.map((m) => m.model ?? "unknown"), datasets: [{ label: "Cost", data: topModels.map((m) => m.cost), backgroundColor: c6, maxBarThickness: 26 }] },
       options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: money$, y: {} } },
     });
   },
 };
 
 function byId(id) { return document.getElementById(id); }
+
+// A bar per row: the chart as tall as its rows need.
+function fitted(id, rows) {
+  const host = byId(id);
+  host.style.height = `${Math.min(300, Math.max(120, 50 + 32 * rows))}px`;
+  return host;
+}
+
+function shortDay(date) {
+  const d = new Date(`${date}T00:00:00Z`);
+  return Number.isNaN(d.getTime()) ? date : d.toLocaleDateString("en-US", { month: "short", day: "numeric", timeZone: "UTC" });
+}
 
 function rangePicker(range) {
   return el("div", { class: "range", role: "group", "aria-label": "time range" },

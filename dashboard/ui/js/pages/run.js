@@ -179,7 +179,7 @@ function detail(event, node, run, link) {
   return el("aside", { class: "detail", "aria-label": "event detail", "data-event": event.event_id },
     el("h2", {}, icon(kind), eventName(event)),
     el("dl", { class: "facts" }, ...facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
-    sub ? el("p", { class: "muted subtree" }, `With the ${count(sub.events - 1)} events below it: ${money(sub.cost)}, `,
+    sub ? el("p", { class: "muted subtree" }, `With the ${sub.events === 2 ? "event" : `${count(sub.events - 1)} events`} below it: ${money(sub.cost)}, `,
       `${count(sub.total_tokens)} tokens, ${duration(sub.duration_ms)}`, sub.errors ? `, ${count(sub.errors)} errors` : "") : null,
     block("Error", failure(event) || null, "bad"),
     block("System prompt", d.system_prompt),
