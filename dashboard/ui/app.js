@@ -63,7 +63,7 @@ async function render({ live = false } = {}) {
   const mine = ++generation;
   let data = shown.data;
   let json = shown.json;
-  if (live || key !== shown.key) {
+  if (live || key !== shown.key || !shown.data) {
     document.body.classList.add("busy");
     try {
       [data] = await Promise.all([route.page.load(route), live || key !== shown.key ? totals() : null]);

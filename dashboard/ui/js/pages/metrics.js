@@ -40,10 +40,13 @@ export const metricsPage = {
     ]);
     return { range, summary, cost, tokensByDay, activity, agents, models };
   },
-  view({ range, summary: s, agents, models }) {
+  view({ range, summary: s, cost, tokensByDay, activity, agents, models }) {
     const avgTokens = (s.avg_tokens_in_per_run ?? 0) + (s.avg_tokens_out_per_run ?? 0);
     const span = range.custom ? `${range.since} to ${range.until || "today"}` : `the last ${range.days} days`;
     const chartBox = (id, label) => el("div", { class: "chart-box", id, "data-keep": "", "aria-label": label });
+    // The numbers behind a chart, for reading exactly and for screen readers.
+    const numbers = (headers, rows) => el("details", { class: "numbers" }, el("summary", {}, "Numbers"),
+      table(headers, rows, { empty: "No day in this range." }));
     const agentLink = (name) => el("a", { href: `#/agent/${encodeURIComponent(name)}` }, name);
     return {
       title: "Metrics",
@@ -60,9 +63,12 @@ export const metricsPage = {
           ["Avg tokens / run", count(avgTokens)], ["Errors", errors(s.error_count)],
         ], "cards metric-cards"),
         el("div", { class: "grid2" },
-          section("Cost over time", chartBox("chart-cost", "cost per day and cumulative cost")),
-          section("Tokens over time", chartBox("chart-tokens", "tokens in and out per day"))),
-        section("Runs and errors per day", chartBox("chart-activity", "runs started, LLM calls and errors per day")),
+          section("Cost over time", chartBox("chart-cost", "cost per day and cumulative cost"),
+            numbers(["Day", "Cost", "Cumulative"], cost.map((d) => [d.date, money(d.cost), money(d.cumulative_cost)]))),
+          section("Tokens over time", chartBox("chart-tokens", "tokens in and out per day"),
+            numbers(["Day", "In", "Out"], tokensByDay.map((d) => [d.date, count(d.tokens_in), count(d.tokens_out)])))),
+        section("Runs and errors per day", chartBox("chart-activity", "runs started, LLM calls and errors per day"),
+          numbers(["Day", "Runs started", "LLM calls", "Errors"], activity.map((d) => [d.date, count(d.runs), count(d.llm_calls), errors(d.errors)]))),
         el("div", { class: "grid3" },
           section("Runs per agent", chartBox("chart-agent-runs", "runs per agent")),
           section("Cost per agent", chartBox("chart-agent-cost", "cost per agent")),
