@@ -76,7 +76,13 @@ impl Gati {
     #[tool(description = "List the agents gati has seen, with their run and event counts, last activity, and \
                           totals: tokens in, out and overall, cost in USD, duration and errors.")]
     async fn list_agents(&self, Parameters(args): Parameters<PageArgs>) -> Result<CallToolResult, ErrorData> {
-        Ok(self.get("/api/agents", &page(args.limit, args.offset)).await)
+        // The backend answers 0.0.3's bare array.
+        match self.get_json("/api/agents", &page(args.limit, args.offset)).await {
+            Ok(agents) => {
+                Ok(CallToolResult::success(vec![ContentBlock::text(serde_json::json!({ "agents": agents }).to_string())]))
+            }
+            Err(error) => Ok(error),
+        }
     }
 
     #[tool(description = "List runs, newest first: each with its id, name (`run_name`, e.g. `run 3`), agent, start, \
@@ -84,14 +90,10 @@ impl Gati {
                           and by run name.")]
     async fn list_runs(&self, Parameters(args): Parameters<ListRunsArgs>) -> Result<CallToolResult, ErrorData> {
         let mut query = page(args.limit, args.offset);
-        match (args.agent_name, args.run_name) {
-            // The agent's own list, so that an unknown agent is an error rather than no runs.
-            (Some(agent), None) => Ok(self.get(&format!("/api/agents/{}/runs", path_segment(&agent)), &query).await),
-            (agent, name) => {
-                query.extend([("agent", agent), ("name", name)].into_iter().filter_map(|(k, v)| Some((k, v?))));
-                Ok(self.get("/api/runs", &query).await)
-            }
-        }
+        // An unknown agent is an error (404) rather than no runs.
+        let filters = [("agent", args.agent_name), ("name", args.run_name)];
+        query.extend(filters.into_iter().filter_map(|(k, v)| Some((k, v?))));
+        Ok(self.get("/api/runs", &query).await)
     }
 
     #[tool(
@@ -137,7 +139,7 @@ impl Gati {
             Err(error) => return Ok(error),
         };
         match self.get_json("/api/agents", &[("limit", "500".to_string())]).await {
-            Ok(mut agents) => summary["by_agent"] = agents["agents"].take(),
+            Ok(agents) => summary["by_agent"] = agents,
             Err(error) => return Ok(error),
         }
         Ok(CallToolResult::success(vec![ContentBlock::text(summary.to_string())]))
