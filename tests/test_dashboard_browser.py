@@ -253,10 +253,10 @@ def test_run_view_reads_as_a_tree_with_an_events_detail(stack, page, artifacts):
     assert page.url.endswith(f"#/run/{start['run_id']}?event={llm['event_id']}")
     detail = page.locator("aside.detail")
     assert detail.locator("h2").inner_text() == "gpt-4o-mini"
-    blocks = dict(zip(detail.locator(".block h3").all_inner_texts(), detail.locator(".block pre").all_inner_texts()))
+    blocks = dict(zip(detail.locator(".block h3").all_text_contents(), detail.locator(".block pre").all_inner_texts()))
     assert blocks["Prompt"] == "Find order 42" and blocks["Completion"] == "Calling lookup_order"
     assert blocks["System prompt"] == "You are helpful."
-    facts = dict(zip(detail.locator(".facts dt").all_inner_texts(), detail.locator(".facts dd").all_inner_texts()))
+    facts = dict(zip(detail.locator(".facts dt").all_text_contents(), detail.locator(".facts dd").all_text_contents()))
     assert (facts["Latency"], facts["Cost"], facts["Tokens in"], facts["Tokens out"]) == ("850 ms", "$0.000750", "100", "50")
     assert (facts["Event"], facts["Run"]) == (llm["event_id"], start["run_id"])
     # The raw JSON is there, behind its toggle.
@@ -267,7 +267,7 @@ def test_run_view_reads_as_a_tree_with_an_events_detail(stack, page, artifacts):
     page.screenshot(path=str(artifacts / "dashboard-run-detail.png"), full_page=True)
     # A tool call's input and output.
     n = go(page, lambda: page.click(f"li[data-event-id='{tool['event_id']}'] > .event-row .event-name"), n)
-    blocks = dict(zip(detail.locator(".block h3").all_inner_texts(), detail.locator(".block pre").all_inner_texts()))
+    blocks = dict(zip(detail.locator(".block h3").all_text_contents(), detail.locator(".block pre").all_inner_texts()))
     assert json.loads(blocks["Input"]) == {"order": 42} and json.loads(blocks["Output"]) == {"status": "shipped"}
     # The URL alone opens the same view.
     other = new_page()
@@ -324,7 +324,8 @@ def test_search_finds_a_word_in_a_prompt_and_lands_on_its_run(stack, page, artif
     llm = stack.runs["kumquat"][1]
     go(page, lambda: hits.locator("a.hit-link").click(), n)
     assert page.url.endswith(f"#/run/{llm['run_id']}?event={llm['event_id']}")
-    assert "kumquat" in page.locator("aside.detail .block pre").first.inner_text()
+    prompt = page.locator("aside.detail .block", has=page.locator("h3:text-is('Prompt')")).locator("pre")
+    assert prompt.inner_text() == "Which kumquat varieties ship in winter?"
     assert page.locator(".event-row.selected .event-name").inner_text() == "gpt-4o-mini"
     page.screenshot(path=str(artifacts / "dashboard-search-landed.png"), full_page=True)
 
@@ -440,6 +441,6 @@ def test_a_langgraph_runs_graph(stack, page, artifacts):
     assert page.locator(".graph svg path.edge.conditional").count() == 2
     go(page, lambda: page.click(".graph svg a[aria-label^='research']"), n)
     assert page.locator("aside.detail h2").inner_text() == "research"
-    blocks = page.locator("aside.detail .block h3").all_inner_texts()
+    blocks = page.locator("aside.detail .block h3").all_text_contents()
     assert "State before" in blocks and "State after" in blocks
     page.screenshot(path=str(artifacts / "dashboard-graph.png"), full_page=True)

@@ -111,7 +111,7 @@ def test_agents_and_metrics_pages(upstream, page, artifacts):
     visit(page, upstream, "/metrics?days=7")
     week = datetime.datetime.now(datetime.timezone.utc).date() - datetime.timedelta(days=6)
     summary = api(upstream, f"/api/metrics/summary?since={week.isoformat()}")
-    shown = dict(zip(page.locator(".metric-cards dt").all_inner_texts(), page.locator(".metric-cards dd").all_inner_texts()))
+    shown = dict(zip(page.locator(".metric-cards dt").all_text_contents(), page.locator(".metric-cards dd").all_text_contents()))
     assert shown["Runs"] == str(summary["total_runs"]) == "3"
     assert shown["Cost"] == f"${COST:.4f}" == f"${summary['total_cost']:.4f}"
     models = page.evaluate("Chart.getChart(document.querySelector('#chart-models canvas')).data.labels")
@@ -134,7 +134,7 @@ def test_agent_and_run_pages(upstream, page, artifacts):
     page.click(f"li[data-event-id='{llm['event_id']}'] > .event-row .event-name")
     settle(page, n)
     assert page.url.endswith(f"#/run/{run['run_id']}?event={llm['event_id']}")
-    blocks = dict(zip(page.locator("aside.detail .block h3").all_inner_texts(),
+    blocks = dict(zip(page.locator("aside.detail .block h3").all_text_contents(),
                       page.locator("aside.detail .block pre").all_inner_texts()))
     assert "Tell me a joke about programming" in blocks["Prompt"] and blocks["Completion"] == JOKE
     page.screenshot(path=str(artifacts / "dashboard-0.0.3-run.png"), full_page=True)

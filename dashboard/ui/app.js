@@ -179,9 +179,10 @@ function ask({ title, message, confirm, danger = false, value = null }) {
         message ? el("p", {}, message) : null,
         value !== null ? el("label", {}, "New name ", el("input", { name: "value", value, required: true, maxlength: 255, autocomplete: "off" })) : null,
         el("p", { class: "error-text", hidden: true }),
+        // The confirming button first: Enter in the field submits with it. CSS shows it last.
         el("div", { class: "actions" },
-          el("button", { value: "cancel", type: "submit", formnovalidate: true }, "Cancel"),
-          el("button", { value: "ok", type: "submit", class: danger ? "danger" : "primary" }, confirm))));
+          el("button", { value: "ok", type: "submit", class: danger ? "danger" : "primary" }, confirm),
+          el("button", { value: "cancel", type: "submit", formnovalidate: true }, "Cancel"))));
     document.body.append(dialog);
     dialog.addEventListener("close", () => {
       const ok = dialog.returnValue === "ok";
