@@ -348,13 +348,25 @@ def test_deleting_a_run_asks_first_and_removes_it_from_the_backend(stack, page, 
     assert dialog.is_visible() and "research 20d ago" in dialog.locator("h2").inner_text()
     page.screenshot(path=str(artifacts / "dashboard-delete-confirm.png"))
     dialog.locator("button", has_text="Cancel").click()
-    assert dialog.count() == 0 and request("GET", f"{stack.backend.url}/api/runs/{run_id}")[0] == 200
+    dialog.wait_for(state="detached")
+    assert request("GET", f"{stack.backend.url}/api/runs/{run_id}")[0] == 200
     page.click("button[data-action=delete-run]")
     go(page, lambda: page.locator("dialog.ask button.danger").click(), n)
     assert page.url.endswith("#/agent/ResearchAgent")
     assert "Deleted run “research 20d ago”." in page.inner_text("#flash")
     assert request("GET", f"{stack.backend.url}/api/runs/{run_id}")[0] == 404
     assert "research 20d ago" not in page.locator("a.run-name").all_inner_texts()
+
+
+def test_deleting_an_agent_asks_first_and_removes_it_with_its_runs(stack, page):
+    n = visit(page, stack, "/agent/bulk-00")
+    page.click("button[data-action=delete-agent]")
+    assert "bulk-00" in page.locator("dialog.ask h2").inner_text()
+    go(page, lambda: page.locator("dialog.ask button.danger").click(), n)
+    assert page.url.endswith("#/") and "Deleted agent “bulk-00”." in page.inner_text("#flash")
+    assert request("GET", f"{stack.backend.url}/api/agents/bulk-00")[0] == 404
+    assert request("GET", f"{stack.backend.url}/api/runs?agent=bulk-00")[0] == 404
+    assert page.locator("a:text-is('bulk-00')").count() == 0
 
 
 def test_renaming_a_run(stack, page, artifacts):

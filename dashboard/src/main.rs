@@ -127,7 +127,9 @@ async fn proxy(State(backend): State<Backend>, request: Request) -> Response {
             let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             let headers: Vec<(&str, HeaderValue)> = FORWARDED_HEADERS
                 .iter()
-                .filter_map(|name| Some((*name, HeaderValue::from_bytes(upstream.headers().get(*name)?.as_bytes()).ok()?)))
+                .filter_map(|name| {
+                    Some((*name, HeaderValue::from_bytes(upstream.headers().get(*name)?.as_bytes()).ok()?))
+                })
                 .collect();
             match upstream.bytes().await {
                 Ok(body) => {
