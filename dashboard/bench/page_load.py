@@ -2,22 +2,22 @@
 
     .tools/venv/bin/python dashboard/bench/page_load.py BIN_DIR [--events N] [--rounds R]
 
-BIN_DIR holds gati-backend and gati-dashboard (e.g. target/x86_64-unknown-linux-gnu/release).
-The database (target/bench-dashboard/, kept between runs) gets N events (default 1,000,000: 20
-agents x 500 runs x 100 events, LLM calls with tokens and cost, over the last 90 days) through
-the backend's API the first time. Then each page is opened R times (default 5) in a fresh
+BIN_DIR holds gati-backend, gati-dashboard and examples/gati-load (the load generator of
+`cargo xtask bench backend`, backend/examples/load.rs), e.g. target/x86_64-unknown-linux-gnu/release.
+The database (target/bench-dashboard/, kept between runs) gets N events (default 1,000,000: the
+backend bench's 20 agents, runs of 100 events, LLM calls with tokens and cost, over the last 30
+days) the first time, through the backend's API. Then each page is opened R times (default 5) in a fresh
 browser context (nothing cached) and again in the same context (the dashboard's files
 revalidated, 304): the time from navigation to the page's first settled draw (performance mark
 `gati-rendered`: data fetched, tables and charts drawn) is printed as p50 and max.
 """
 
 import argparse
-import datetime
 import json
 import statistics
+import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,44 +26,18 @@ sys.path.insert(0, str(ROOT / "tests"))
 from gati_testing import Service, request  # noqa: E402
 from test_dashboard import browser, settle  # noqa: E402
 
-AGENTS, RUNS, PER_RUN = 20, 500, 100
 PAGES = ["/", "/metrics?days=30", "/metrics?days=90", "/agent/agent-07"]
 
 
-def batches(events_wanted):
-    """The events, 10,000 per batch: per run an agent_start, LLM calls with tool calls, agent_end."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    runs = max(1, events_wanted // PER_RUN)
-    batch = []
-    for r in range(runs):
-        agent = f"agent-{r % AGENTS:02d}"
-        run_id = str(uuid.uuid4())
-        start = now - datetime.timedelta(minutes=(r * 90 * 24 * 60) // runs)
-        for i in range(PER_RUN):
-            ts = (start + datetime.timedelta(milliseconds=250 * i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            kind = "agent_start" if i == 0 else "agent_end" if i == PER_RUN - 1 else "llm_call" if i % 2 else "tool_call"
-            data = {"model": f"gpt-{r % 3}", "prompt": f"step {i} of run {r}", "completion": "ok", "tokens_in": 100,
-                    "tokens_out": 20, "cost": 0.0003, "latency_ms": 120.0} if kind == "llm_call" else {
-                "tool_name": "search", "input": {"q": i}, "output": "found", "latency_ms": 30.0} if kind == "tool_call" else {}
-            batch.append({"event_id": str(uuid.uuid4()), "run_id": run_id, "run_name": f"run {r}", "agent_name": agent,
-                          "event_type": kind, "timestamp": ts, "data": data})
-            if len(batch) == 10_000:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
-
-
-def load(backend, events_wanted):
+def load(backend, loader, events_wanted):
+    """The backend bench's data (backend/examples/load.rs), loaded once and kept."""
     summary = request("GET", backend.url + "/api/summary")[1]
-    if summary.get("events", 0) >= events_wanted:
-        return summary["events"]
-    started = time.monotonic()
-    for n, batch in enumerate(batches(events_wanted), start=1):
-        status, body = request("POST", backend.url + "/api/events", {"events": batch}, timeout=300)
-        assert status == 200, body
-        if n % 10 == 0:
-            print(f"  loaded {n * len(batch):,} events, {n * len(batch) / (time.monotonic() - started):,.0f}/s", flush=True)
+    if summary.get("events", 0) < events_wanted:
+        if not loader.is_file():
+            sys.exit(f"{loader} is missing: `cargo build --release --target x86_64-unknown-linux-gnu "
+                     "-p gati-backend --example gati-load`")
+        print(f"loading {events_wanted:,} events with {loader.name} …", flush=True)
+        subprocess.run([str(loader), "ingest", backend.url, str(events_wanted - summary.get("events", 0))], check=True)
     return request("GET", backend.url + "/api/summary")[1]["events"]
 
 
@@ -83,7 +57,7 @@ def main():
     backend = Service(args.bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(data)})
     dashboard = None
     try:
-        events = load(backend, args.events)
+        events = load(backend, args.bin_dir / "examples" / "gati-load", args.events)
         dashboard = Service(args.bin_dir / "gati-dashboard", env={"BACKEND_URL": backend.url}, health="/healthz")
         print(f"{events:,} events in {data}")
         print(f"{'page':24} {'cold p50':>9} {'cold max':>9} {'warm p50':>9} {'warm max':>9}   (ms, {args.rounds} rounds)")
