@@ -79,3 +79,13 @@ export function chart(host, config) {
   host.append(canvas);
   return new Chart(canvas, { ...config, options: themed(config.options || {}) });
 }
+
+// An axis of days that reads "Nov 3"; the labels (and tooltips) stay the backend's dates.
+export function dayAxis(extra = {}) {
+  return { ...extra, ticks: { maxRotation: 0, autoSkipPadding: 12, callback(value) { return shortDay(this.getLabelForValue(value)); } } };
+}
+
+function shortDay(date) {
+  const d = new Date(`${date}T00:00:00Z`);
+  return Number.isNaN(d.getTime()) ? date : d.toLocaleDateString("en-US", { month: "short", day: "numeric", timeZone: "UTC" });
+}

@@ -3,7 +3,7 @@ import { el } from "../dom.js";
 import { enc, get, list, query } from "../api.js";
 import { ago, count, duration, errors, money, runLabel, tokens, when } from "../format.js";
 import { cards, offsetOf, pager, section, table } from "../ui.js";
-import { chart, loadChartJs, palette } from "../charts.js";
+import { chart, dayAxis, loadChartJs, palette } from "../charts.js";
 
 const LIMIT = 25;
 const STATUSES = ["active", "completed", "failed"];
@@ -38,7 +38,7 @@ export const agentPage = {
       ["Avg tokens / run", count(m.avg_tokens_in != null ? m.avg_tokens_in + (m.avg_tokens_out ?? 0) : runCount ? agent.total_tokens / runCount : 0)],
       ["Avg duration", duration(m.avg_duration_ms ?? (runCount ? agent.total_duration_ms / runCount : 0))],
       ["Errors", errors(agent.error_count)],
-      ["Last activity", ago(agent.last_activity), when(agent.created_at ?? agent.first_seen) !== "—" ? `since ${when(agent.created_at ?? agent.first_seen)}` : null],
+      ["Last activity", ago(agent.last_activity), agent.created_at ? `first seen ${when(agent.created_at)}` : null],
     ]);
     const rows = runs.items.map((r) => [
       el("a", { href: `#/run/${enc(r.run_id)}`, class: "run-name", title: r.run_id }, runLabel(r)),
@@ -83,7 +83,7 @@ export const agentPage = {
           { label: "Runs", type: "line", data: timeline.map((d) => d.runs), borderColor: c2, backgroundColor: c2, yAxisID: "runs", pointRadius: timeline.length < 3 ? 3 : 0 },
         ],
       },
-      options: { scales: { x: {}, cost: { position: "left", beginAtZero: true }, runs: { position: "right", beginAtZero: true, grid: { display: false }, ticks: { precision: 0 } } } },
+      options: { scales: { x: dayAxis(), cost: { position: "left", beginAtZero: true }, runs: { position: "right", beginAtZero: true, grid: { display: false }, ticks: { precision: 0 } } } },
     });
   },
 };

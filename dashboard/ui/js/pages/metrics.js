@@ -5,7 +5,7 @@ import { el } from "../dom.js";
 import { get, query } from "../api.js";
 import { count, duration, errors, money, utcDay } from "../format.js";
 import { cards, section, table } from "../ui.js";
-import { chart, loadChartJs, palette } from "../charts.js";
+import { chart, dayAxis, loadChartJs, palette } from "../charts.js";
 
 export const PRESETS = [7, 14, 30, 60, 90];
 const DEFAULT_DAYS = 30;
@@ -96,8 +96,6 @@ export const metricsPage = {
     const dot = (rows) => (rows.length < 3 ? 3 : 0);
     const money$ = { ticks: { callback: (v) => `$${v}` }, beginAtZero: true };
     const whole = { beginAtZero: true, ticks: { precision: 0 } };
-    // Days read "Nov 3" on the axis; the labels (and tooltips) stay the backend's dates.
-    const dayAxis = (extra = {}) => ({ ...extra, ticks: { maxRotation: 0, autoSkipPadding: 12, callback(value) { return shortDay(this.getLabelForValue(value)); } } });
     chart(byId("chart-cost"), {
       type: "bar",
       data: {
@@ -162,10 +160,6 @@ function fitted(id, rows) {
   return host;
 }
 
-function shortDay(date) {
-  const d = new Date(`${date}T00:00:00Z`);
-  return Number.isNaN(d.getTime()) ? date : d.toLocaleDateString("en-US", { month: "short", day: "numeric", timeZone: "UTC" });
-}
 
 function rangePicker(range) {
   return el("div", { class: "range", role: "group", "aria-label": "time range" },
