@@ -116,7 +116,8 @@ async def mcp_summary(url):
 
 def test_stack_runs_healthy_and_data_flows(stack, version):
     backend = stack.url("backend")
-    assert request("GET", backend + "/health") == (200, {"status": "ok", "version": version})
+    status, health = request("GET", backend + "/health")
+    assert (status, health["status"], health["version"]) == (200, "ok", version), health
     assert request("POST", backend + "/api/events", SAMPLE_EVENTS)[0] == 200
 
     # backend -> dashboard, through the dashboard's proxy over the docker network

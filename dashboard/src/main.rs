@@ -12,11 +12,13 @@
 //!                   more Host names to answer, comma-separated; loopback names and the compose
 //!                   service names are always accepted, any other is refused (403)
 //!
-//! The UI is plain HTML, CSS and JavaScript compiled into the binary: no npm build step. The
-//! browser asks this server for `/api/*` and `/health`, which are forwarded to the backend, so
-//! the backend needs no CORS. Like the backend, the dashboard is a local service
-//! (gati_service::local_guard): foreign `Host` names and `Origin`s are refused, writes are
-//! not proxied, and every error is JSON.
+//! The UI is plain HTML, CSS and JavaScript modules (`ui/`) and Chart.js from npm, compiled into
+//! the binary by build.rs: no bundler, no build step in the browser. The browser asks this
+//! server for `/api/*` and `/health`, which are forwarded to the backend, so the backend needs
+//! no CORS. Like the backend, the dashboard is a local service (gati_service::local_guard):
+//! foreign `Host` names and `Origin`s are refused, a write needs a JSON content type, and every
+//! error is JSON. The only writes forwarded are the UI's own: deleting an agent or a run and
+//! renaming a run (`DELETE /api/agents/{name}`, `DELETE|PATCH /api/runs/{agent}/{run}`).
 
 use axum::{
     body::Body,
@@ -35,9 +37,12 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 static SERVICE: Service =
     Service { name: "gati-dashboard", version: VERSION, default_port: 3000, health_path: "/healthz", modes: &[] };
 
-const INDEX_HTML: &str = include_str!("../ui/index.html");
-const APP_JS: &str = include_str!("../ui/app.js");
-const STYLE_CSS: &str = include_str!("../ui/style.css");
+mod assets {
+    include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+}
+
+/// The largest write body forwarded: a rename is a few bytes.
+const MAX_WRITE_BYTES: usize = 64 * 1024;
 
 fn main() -> anyhow::Result<()> {
     SERVICE.main(|_, port| tokio::runtime::Runtime::new()?.block_on(serve(port)))
@@ -59,15 +64,13 @@ async fn serve(port: u16) -> anyhow::Result<()> {
         http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build()?,
     };
     let app = Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
-        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
         .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok", "version": VERSION })) }))
         .route("/health", get(proxy))
+        .route("/api/agents/{name}", get(proxy).delete(proxy))
+        .route("/api/runs/{run}", get(proxy).delete(proxy).patch(proxy))
+        .route("/api/runs/{agent}/{run}", get(proxy).delete(proxy).patch(proxy))
         .route("/api/{*path}", get(proxy))
-        .fallback(|| async {
-            (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "no such page" }))).into_response()
-        })
+        .fallback(asset)
         .with_state(backend);
     let app = local_guard::protect(app, guard, None);
     let listener = gati_service::bind(&host, port).await?;
@@ -76,23 +79,63 @@ async fn serve(port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+/// A file of the UI. `no-cache` with an ETag: a reload asks, and gets 304 while the binary is
+/// the same, so a new version is never hidden behind a stale cache.
+async fn asset(request: Request) -> Response {
+    let path = match request.uri().path() {
+        "/" => "/index.html",
+        path => path,
+    };
+    let found = assets::ASSETS.iter().find(|(url, ..)| *url == path);
+    let Some((_, content_type, etag, body)) = found.filter(|_| request.method() == axum::http::Method::GET) else {
+        return (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "no such page" }))).into_response();
+    };
+    let headers = [(header::CONTENT_TYPE, *content_type), (header::CACHE_CONTROL, "no-cache"), (header::ETAG, *etag)];
+    if request.headers().get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    (headers, *body).into_response()
 }
 
-/// Forwards a read to the backend; the UI only reads, so only GET is proxied.
+/// The backend's answer headers the UI reads: the body's type, and the size of a bare-array
+/// list (0.0.3's shape), which the pagers need.
+const FORWARDED_HEADERS: [&str; 2] = ["content-type", "x-total-count"];
+
+/// Forwards a request to the backend: any read, and the writes routed here. The local guard
+/// has already refused foreign hosts, origins and non-JSON writes; the backend checks its own.
 async fn proxy(State(backend): State<Backend>, request: Request) -> Response {
     let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{}{path_and_query}", backend.url);
-    match backend.http.get(&url).send().await {
+    let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut forwarded = backend.http.request(method.clone(), &url);
+    if method != reqwest::Method::GET {
+        let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+        let body = match axum::body::to_bytes(request.into_body(), MAX_WRITE_BYTES).await {
+            Ok(body) => body,
+            Err(_) => {
+                let message = format!("a write through the dashboard is at most {MAX_WRITE_BYTES} bytes");
+                return (StatusCode::PAYLOAD_TOO_LARGE, Json(serde_json::json!({ "error": message }))).into_response();
+            }
+        };
+        if let Some(v) = content_type {
+            forwarded = forwarded.header(reqwest::header::CONTENT_TYPE, v.as_bytes());
+        }
+        forwarded = forwarded.body(body);
+    }
+    match forwarded.send().await {
         Ok(upstream) => {
             let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            let content_type = upstream.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+            let headers: Vec<(&str, HeaderValue)> = FORWARDED_HEADERS
+                .iter()
+                .filter_map(|name| {
+                    Some((*name, HeaderValue::from_bytes(upstream.headers().get(*name)?.as_bytes()).ok()?))
+                })
+                .collect();
             match upstream.bytes().await {
                 Ok(body) => {
                     let mut response = (status, Body::from(body)).into_response();
-                    if let Some(v) = content_type.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
-                        response.headers_mut().insert(header::CONTENT_TYPE, v);
+                    for (name, value) in headers {
+                        response.headers_mut().insert(name, value);
                     }
                     response
                 }

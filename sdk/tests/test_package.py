@@ -63,7 +63,8 @@ def test_gati_start_from_the_wheel_end_to_end(installed, version):
         out = gati("start", "-d")
         assert f"gati {version} is running" in out
         assert f"http://127.0.0.1:{ports['GATI_DASHBOARD_PORT']}" in out
-        assert request("GET", backend + "/health") == (200, {"status": "ok", "version": version})
+        status, health = request("GET", backend + "/health")
+        assert (status, health["status"], health["version"]) == (200, "ok", version), health
 
         script = (f"from gati import observe\nobserve.init(backend_url={backend!r}, agent_name='e2e-agent')\n"
                   "with observe.run('answer'):\n    observe.event('llm_call', {'tokens': 11})\n"

@@ -19,7 +19,6 @@
 //!     `main` only parses flags and dispatches; each task is a module with a `run` method.
 
 mod bench;
-mod bench_backend;
 mod bump;
 mod doctor;
 mod flags;

@@ -32,6 +32,7 @@ impl flags::Test {
         let _dockerd = if self.no_images { None } else { Some(provision::Dockerd::ensure(sh)?) };
 
         crate::lint::lint(sh, &python)?;
+        crate::ops::ui::provision(sh)?;
         cmd!(sh, "cargo test --workspace --release --target {TARGET}")
             .env(STATIC_RUSTFLAGS.0, STATIC_RUSTFLAGS.1)
             .run()

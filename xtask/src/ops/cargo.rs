@@ -27,6 +27,7 @@ pub fn build_command<'a>(sh: &'a Shell, services: &[String]) -> xshell::Cmd<'a> 
 
 /// Builds the binaries; returns the folder that holds them.
 pub fn build_binaries(sh: &Shell, services: &[String]) -> anyhow::Result<PathBuf> {
+    crate::ops::ui::provision(sh)?;
     crate::ops::interrupt::run_checked(build_command(sh, services), "building the static service binaries")?;
     Ok(bin_dir(sh))
 }
@@ -45,6 +46,7 @@ pub fn reporting_build_command<'a>(sh: &'a Shell, services: &[String]) -> xshell
 /// Builds the binaries like [`build_binaries`], calling `landed(service)` as soon as cargo has
 /// written that service's binary, while the others still compile.
 pub fn build_binaries_as_landed(sh: &Shell, services: &[String], mut landed: impl FnMut(&str)) -> anyhow::Result<()> {
+    crate::ops::ui::provision(sh)?;
     let mut command: Command = reporting_build_command(sh, services).into();
     // A group of its own, so that Ctrl-C stops cargo's rustc processes too, not cargo alone.
     let mut child = command.stdout(Stdio::piped()).process_group(0).spawn().context("starting cargo build")?;

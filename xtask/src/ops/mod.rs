@@ -10,3 +10,4 @@ pub mod interrupt;
 pub mod provision;
 pub mod retry;
 pub mod sandbox;
+pub mod ui;

@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 use xshell::{cmd, Shell};
 
-use crate::services::{bin_dir, STATIC_RUSTFLAGS, TARGET};
+use crate::ops::cargo::{bin_dir, STATIC_RUSTFLAGS, TARGET};
 
 const THREADS: usize = 4;
 const BATCH: usize = 500;
@@ -40,7 +40,7 @@ pub fn run(sh: &Shell, events: usize) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing the last bench's {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir)?;
-    let port = crate::sandbox::free_port()?;
+    let port = crate::ops::sandbox::free_port()?;
     let url = format!("http://127.0.0.1:{port}");
     let log = std::fs::File::create(dir.join("backend.log"))?;
     let mut server = Server(
