@@ -150,6 +150,12 @@ impl Store {
             FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
             |ctx| Ok(search_text(&ctx.get::<String>(0)?, &ctx.get::<String>(1)?)),
         )?;
+        conn.create_scalar_function(
+            "gati_model",
+            2,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| Ok(stored_model(&ctx.get::<String>(0)?, &ctx.get::<String>(1)?)),
+        )?;
         schema::open(&mut conn)?;
         let written = Arc::new(LastWrite { start: Instant::now(), at_ms: AtomicU64::new(0) });
         let store = Store {
@@ -763,6 +769,15 @@ fn search_text(data: &str, attributes: &str) -> String {
         }
     }
     out
+}
+
+/// The model a stored event names (its `data` and `attributes` as text), as ingest reads it.
+fn stored_model(data: &str, attributes: &str) -> Option<String> {
+    let object = |text: &str| match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => object,
+        _ => Default::default(),
+    };
+    crate::ingest::model(&object(attributes), &object(data))
 }
 
 /// The event types that name the agent a run is of.

@@ -248,13 +248,15 @@ fn add_metrics(tx: &Transaction) -> rusqlite::Result<()> {
 }
 
 /// Version 3: the events table gets an `id` (the search index's key, which VACUUM keeps) and a
-/// `model`; runs and agents get their totals, and `daily_totals` is filled, all from the events.
+/// `model` (read as ingest reads it: `gati_model`); runs and agents get their totals, and
+/// `daily_totals` is filled, all from the events.
 fn to_version_3(tx: &Transaction) -> rusqlite::Result<()> {
     tx.execute_batch("DROP VIEW IF EXISTS run_totals")?;
     if !has_column(tx, "events", "id")? {
         rebuild_events(tx)?;
     }
-    fill_models(tx)?;
+    // The totals are read from the events by run, day and agent: indexes first.
+    tx.execute_batch(INDEXES)?;
     totals::recompute_all(tx)
 }
 
@@ -267,9 +269,10 @@ fn rebuild_events(tx: &Transaction) -> rusqlite::Result<()> {
          {}
          INSERT INTO events (event_id, run_id, agent_name, event_type, timestamp, parent_event_id, data,
                              previous_event_id, attributes, tokens_in, tokens_out, total_tokens, cost, duration_ms,
-                             error)
+                             error, model)
          SELECT event_id, run_id, agent_name, event_type, timestamp, parent_event_id, data, previous_event_id,
-                attributes, tokens_in, tokens_out, total_tokens, cost, duration_ms, error
+                attributes, tokens_in, tokens_out, total_tokens, cost, duration_ms, error,
+                gati_model(data, attributes)
          FROM events_before_v3 ORDER BY timestamp, rowid;
          DROP TABLE events_before_v3;",
         events_table()
@@ -281,23 +284,4 @@ fn events_table() -> String {
     let start = tables.find("CREATE TABLE IF NOT EXISTS events").expect("the events table is in TABLES");
     let end = start + tables[start..].find(");").expect("the events table ends") + 2;
     tables[start..end].to_string()
-}
-
-/// The model each stored event names, read as ingest reads it.
-fn fill_models(tx: &Transaction) -> rusqlite::Result<()> {
-    let mut read = tx.prepare("SELECT id, data, attributes FROM events WHERE model IS NULL")?;
-    let rows = read
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut write = tx.prepare("UPDATE events SET model = ?2 WHERE id = ?1")?;
-    for (id, data, attributes) in rows {
-        let object = |text: &str| match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(object)) => object,
-            _ => Default::default(),
-        };
-        if let Some(model) = ingest::model(&object(&attributes), &object(&data)) {
-            write.execute(params![id, model])?;
-        }
-    }
-    Ok(())
 }
