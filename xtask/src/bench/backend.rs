@@ -30,11 +30,7 @@ pub fn run(sh: &Shell, events: usize) -> anyhow::Result<()> {
     if events < 2_000 {
         bail!("--events {events} is too few to measure; give at least 2000 (20 agents with a run each)");
     }
-    cmd!(sh, "cargo build --release --target {TARGET} --package gati-backend --bin gati-backend --example gati-load")
-        .env(STATIC_RUSTFLAGS.0, STATIC_RUSTFLAGS.1)
-        .run()
-        .context("building the backend and its load generator")?;
-    let (backend, load) = (bin_dir(sh).join("gati-backend"), bin_dir(sh).join("examples").join("gati-load"));
+    let (backend, load) = build(sh)?;
     let dir = crate::target_dir(sh).join("bench-backend");
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing the last bench's {}", dir.display()))?;
@@ -55,13 +51,45 @@ pub fn run(sh: &Shell, events: usize) -> anyhow::Result<()> {
             .with_context(|| format!("starting {}", backend.display()))?,
     );
     wait_for(port, &mut server.0)?;
+    let loaded = ingest(sh, &load, &url, events, server.0.id())?;
+    let routes = routes(events);
+    let paths: Vec<&str> = routes.iter().map(|(_, path)| path.as_str()).collect();
+    eprintln!("timing {} routes, {ROUNDS} requests each", paths.len());
+    let rounds = ROUNDS.to_string();
+    let probe = json(cmd!(sh, "{load} probe {url} {rounds} {paths...}"))?;
+    let rss_probe = rss_kib(server.0.id())?;
+    let size = database_bytes(&dir.join("data"))?;
+    drop(server);
+    report(events, &loaded, size, rss_probe);
+    report_routes(&routes, &probe)
+}
 
+/// The backend and its load generator, static, for the host.
+fn build(sh: &Shell) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    cmd!(sh, "cargo build --release --target {TARGET} --package gati-backend --bin gati-backend --example gati-load")
+        .env(STATIC_RUSTFLAGS.0, STATIC_RUSTFLAGS.1)
+        .run()
+        .context("building the backend and its load generator")?;
+    Ok((bin_dir(sh).join("gati-backend"), bin_dir(sh).join("examples").join("gati-load")))
+}
+
+/// What loading the events cost.
+struct Loaded {
+    ingest: Value,
+    rss: f64,
+    cpu_ingest: f64,
+    cpu_indexed: f64,
+    catch_up: Duration,
+}
+
+/// Loads `events` into the backend `pid` at `url`, then waits for its search index.
+fn ingest(sh: &Shell, load: &std::path::Path, url: &str, events: usize, pid: u32) -> anyhow::Result<Loaded> {
     eprintln!("loading {events} events into {url} ({THREADS} threads, batches of {BATCH})");
     let (count, threads, batch) = (events.to_string(), THREADS.to_string(), BATCH.to_string());
-    let cpu_start = cpu_seconds(server.0.id())?;
+    let cpu_start = cpu_seconds(pid)?;
     let ingest = json(cmd!(sh, "{load} ingest {url} {count} {threads} {batch}"))?;
-    let rss_ingest = rss_kib(server.0.id())?;
-    let cpu_ingest = cpu_seconds(server.0.id())? - cpu_start;
+    let rss = rss_kib(pid)?;
+    let cpu_ingest = cpu_seconds(pid)? - cpu_start;
     let started = Instant::now();
     loop {
         let health = json(cmd!(sh, "{load} get {url} /health"))?;
@@ -74,20 +102,13 @@ pub fn run(sh: &Shell, events: usize) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     let catch_up = started.elapsed();
-    let cpu_indexed = cpu_seconds(server.0.id())? - cpu_start;
+    Ok(Loaded { ingest, rss, cpu_ingest, cpu_indexed: cpu_seconds(pid)? - cpu_start, catch_up })
+}
 
-    let routes = routes(events);
-    let paths: Vec<&str> = routes.iter().map(|(_, path)| path.as_str()).collect();
-    eprintln!("timing {} routes, {ROUNDS} requests each", paths.len());
-    let rounds = ROUNDS.to_string();
-    let probe = json(cmd!(sh, "{load} probe {url} {rounds} {paths...}"))?;
-    let rss_probe = rss_kib(server.0.id())?;
-    let size = database_bytes(&dir.join("data"))?;
-    drop(server);
-
-    let per_second = ingest["events_per_second"].as_f64().unwrap_or(0.0);
-    let seconds = ingest["seconds"].as_f64().unwrap_or(0.0);
-    let generator = ingest["generator_cpu_seconds"].as_f64().unwrap_or(0.0);
+fn report(events: usize, loaded: &Loaded, size: u64, rss_probe: f64) {
+    let per_second = loaded.ingest["events_per_second"].as_f64().unwrap_or(0.0);
+    let seconds = loaded.ingest["seconds"].as_f64().unwrap_or(0.0);
+    let generator = loaded.ingest["generator_cpu_seconds"].as_f64().unwrap_or(0.0);
     println!("gati backend at {events} events ({} agents, {} runs)", 20, events.div_ceil(100));
     println!(
         "  ingest          {per_second:>9.0} events/s ({seconds:.1} s; the load generator used {generator:.1} s of CPU, \
@@ -95,20 +116,28 @@ pub fn run(sh: &Shell, events: usize) -> anyhow::Result<()> {
         100.0 * generator / seconds.max(1e-9)
     );
     println!(
-        "  backend CPU     {cpu_ingest:.1} s while loading ({:.1} µs per event), {cpu_indexed:.1} s until searchable \
+        "  backend CPU     {:.1} s while loading ({:.1} µs per event), {:.1} s until searchable \
          ({:.1} µs per event): the figure a busy machine does not blur",
-        1e6 * cpu_ingest / events as f64,
-        1e6 * cpu_indexed / events as f64
+        loaded.cpu_ingest,
+        1e6 * loaded.cpu_ingest / events as f64,
+        loaded.cpu_indexed,
+        1e6 * loaded.cpu_indexed / events as f64
     );
-    println!("  search index    caught up {:.1} s after the last batch was acknowledged", catch_up.as_secs_f64());
+    println!(
+        "  search index    caught up {:.1} s after the last batch was acknowledged",
+        loaded.catch_up.as_secs_f64()
+    );
     println!("  database        {:.0} MB ({:.0} bytes per event)", size as f64 / 1e6, size as f64 / events as f64);
     println!(
         "  memory (RSS)    {:.0} MB after ingest, {:.0} MB after the reads",
-        rss_ingest / 1024.0,
+        loaded.rss / 1024.0,
         rss_probe / 1024.0
     );
+}
+
+fn report_routes(routes: &[(&'static str, String)], probe: &Value) -> anyhow::Result<()> {
     println!("  {:<38} {:>8} {:>8}  path", "route (ms)", "p50", "p95");
-    for (name, path) in &routes {
+    for (name, path) in routes {
         let figures = &probe[path];
         if figures["status"] != 200 {
             bail!("{path} answered {}: the bench's data is not what it expects", figures["status"]);
