@@ -67,11 +67,13 @@ def get(backend, path):
 
 
 def test_health_reports_the_workspace_version(backend, version):
-    assert get(backend, "/health") == {"status": "ok", "version": version}
+    health = get(backend, "/health")
+    assert (health["status"], health["version"], health["database"]) == ("ok", version, "ok")
+    assert health["retention"] == {"days": None, "deleted_runs": 0, "last_swept_at": None}
 
 
 def test_ingest_creates_agents_and_runs_on_first_sight(seeded_backend):
-    agents = {a["name"]: a for a in get(seeded_backend, "/api/agents")["agents"]}
+    agents = {a["name"]: a for a in get(seeded_backend, "/api/agents")}
     assert agents["support-bot"]["run_count"] == 1
     assert agents["support-bot"]["event_count"] == 4
     assert agents["support-bot"]["last_activity"] == "2026-01-31T12:00:03.000000Z"
@@ -120,9 +122,7 @@ def test_error_statuses(backend):
 
 
 def test_an_agents_runs(seeded_backend):
-    body = get(seeded_backend, "/api/agents/support-bot/runs")
-    assert body["total"] == 1
-    (run,) = body["runs"]
+    (run,) = get(seeded_backend, "/api/agents/support-bot/runs")
     assert (run["run_id"], run["event_count"]) == ("run-1", 4)
     assert run["started_at"] == "2026-01-31T12:00:00.000000Z"
 
@@ -151,7 +151,7 @@ def test_pagination(seeded_backend):
     second = get(seeded_backend, "/api/events?limit=2&offset=2")
     assert first["total"] == 5 and len(first["events"]) == 2 and len(second["events"]) == 2
     assert not {e["event_id"] for e in first["events"]} & {e["event_id"] for e in second["events"]}
-    assert len(get(seeded_backend, "/api/agents?limit=1")["agents"]) == 1
+    assert len(get(seeded_backend, "/api/agents?limit=1")) == 1
 
 
 def test_summary_counts_tokens_and_cost(seeded_backend, version):
@@ -177,11 +177,11 @@ def test_upstream_sdk_events_keep_run_name_tokens_and_cost(backend):
     assert (summary["tokens_in"], summary["tokens_out"], summary["total_tokens"]) == (100, 50, 150)
     assert abs(summary["total_cost"] - 0.00075) < 1e-12
 
-    (agent,) = get(backend, "/api/agents")["agents"]
+    (agent,) = get(backend, "/api/agents")
     assert (agent["tokens_in"], agent["tokens_out"], agent["total_tokens"], agent["run_count"]) == (100, 50, 150, 1)
     assert abs(agent["total_cost"] - 0.00075) < 1e-12 and agent["total_duration_ms"] == 3000.0
     assert get(backend, "/api/agents/support-bot")["total_tokens"] == 150
-    (listed,) = get(backend, "/api/agents/support-bot/runs")["runs"]
+    (listed,) = get(backend, "/api/agents/support-bot/runs")
     assert listed["run_name"] == "checkout flow" and listed["total_tokens"] == 150
 
     # The run is addressable by its id, its name, and agent and name as upstream did.
@@ -235,8 +235,8 @@ def test_a_0_0_3_run_is_its_agents_with_every_event_and_no_phantom_agent(backend
     ids = sorted(e["event_id"] for e in events)
 
     agents = get(backend, "/api/agents")
-    assert [a["name"] for a in agents["agents"]] == ["ResearchAgent"] and agents["total"] == 1, agents
-    (agent,) = agents["agents"]
+    assert [a["name"] for a in agents] == ["ResearchAgent"], agents
+    (agent,) = agents
     assert (agent["run_count"], agent["event_count"], agent["total_tokens"], agent["error_count"]) == (1, 5, 150, 1)
     assert agent["last_activity"] == "2026-01-31T12:00:03.000000Z"
     assert abs(agent["total_cost"] - 0.00075) < 1e-12
@@ -278,7 +278,7 @@ def test_a_runs_agent_is_the_one_its_agent_start_names_whatever_comes_first(back
         assert (run["agent_name"], run["event_count"], run["error_count"]) == ("ResearchAgent", 5, 1), run
     assert sorted(r["run_name"] for r in runs.values() if r["agent_name"] == "ResearchAgent") == [
         "run 1", "run 2", "run 3"]
-    agents = {a["name"]: a for a in get(backend, "/api/agents")["agents"]}
+    agents = {a["name"]: a for a in get(backend, "/api/agents")}
     assert {name: (a["run_count"], a["event_count"]) for name, a in agents.items()} == {
         "ResearchAgent": (3, 15), "my_agent": (1, 1)}
     assert get(backend, "/api/events?agent=ResearchAgent&limit=500")["total"] == 15
@@ -328,7 +328,7 @@ def test_a_database_with_events_under_the_init_name_is_attributed_to_the_runs_ag
     db.close()
     service = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(data_dir)})
     try:
-        agents = {a["name"]: a for a in get(service, "/api/agents")["agents"]}
+        agents = {a["name"]: a for a in get(service, "/api/agents")}
         assert {name: (a["run_count"], a["event_count"], a["error_count"]) for name, a in agents.items()} == {
             "ResearchAgent": (1, 4, 1), "WriterAgent": (2, 3, 0)}, agents
         assert agents["ResearchAgent"]["total_tokens"] == 100

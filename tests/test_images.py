@@ -128,12 +128,13 @@ async def mcp_summary(url):
             await session.initialize()
             result = await session.call_tool("get_summary", {})
             assert not result.is_error, result.content[0].text
-            return json.loads(result.content[0].text)
+            return result.structured_content  # after the summary in words
 
 
 def test_stack_runs_healthy_and_data_flows(stack, version):
     backend = stack.url("backend")
-    assert request("GET", backend + "/health") == (200, {"status": "ok", "version": version})
+    status, health = request("GET", backend + "/health")
+    assert (status, health["status"], health["version"]) == (200, "ok", version), health
     assert request("POST", backend + "/api/events", SAMPLE_EVENTS)[0] == 200
 
     # backend -> dashboard, through the dashboard's proxy over the docker network

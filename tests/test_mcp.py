@@ -15,8 +15,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from gati_testing import Service, free_port, request
-
-TOOLS = {"list_agents", "list_runs", "get_run", "search_events", "get_summary"}
+from test_mcp_tools import READ_TOOLS as TOOLS
 
 
 def rpc(id, method, params=None):
@@ -51,9 +50,12 @@ def test_raw_protocol_session_over_stdio(bin_dir, seeded_backend, version):
     assert replies[1]["result"]["serverInfo"] == {"name": "gati", "version": version}
     tools = replies[2]["result"]["tools"]
     assert {t["name"] for t in tools} == TOOLS
-    assert all(t["inputSchema"]["type"] == "object" for t in tools)
-    summary = json.loads(replies[3]["result"]["content"][0]["text"])
-    assert summary["events"] == 5
+    assert all(t["inputSchema"]["type"] == "object" and t["outputSchema"]["type"] == "object" for t in tools)
+    # A summary in words first, then the data: structured, and as JSON text.
+    text, data = replies[3]["result"]["content"]
+    assert text["text"].startswith("gati holds 2 agents, 2 runs, 5 events: 150 tokens"), text
+    summary = replies[3]["result"]["structuredContent"]
+    assert summary["events"] == 5 and json.loads(data["text"]) == summary
 
 
 async def exercise_every_tool(session):
@@ -64,20 +66,22 @@ async def exercise_every_tool(session):
 
     async def call(name, arguments):
         result = await session.call_tool(name, arguments)
-        return result.is_error, result.content[0].text
+        return result.is_error, result.structured_content, result.content[0].text
 
-    error, text = await call("list_agents", {})
-    assert not error and {a["name"] for a in json.loads(text)["agents"]} == {"support-bot", "triage-bot"}
-    error, text = await call("list_runs", {"agent_name": "support-bot"})
-    assert not error and [r["run_id"] for r in json.loads(text)["runs"]] == ["run-1"]
-    error, text = await call("get_run", {"run_id": "run-1"})
-    assert not error and [e["event_id"] for e in json.loads(text)["events"]] == ["e1", "e2", "e3", "e4"]
-    error, text = await call("search_events", {"event_type": "tool_call", "query": "lookup"})
-    assert not error and [e["event_id"] for e in json.loads(text)["events"]] == ["e3"]
-    error, text = await call("get_summary", {})
-    assert not error and json.loads(text)["total_tokens"] == 150
+    error, data, text = await call("list_agents", {})
+    assert not error and {a["name"] for a in data["agents"]} == {"support-bot", "triage-bot"}
+    assert text.startswith("2 agents"), text
+    error, data, text = await call("list_runs", {"agent_name": "support-bot"})
+    assert not error and [r["run_id"] for r in data["runs"]] == ["run-1"]
+    error, data, text = await call("get_run", {"run_id": "run-1"})
+    assert not error and [e["event_id"] for e in data["events"]] == ["e1", "e2", "e3", "e4"]
+    error, data, text = await call("search_events", {"event_type": "tool_call", "query": "lookup"})
+    assert not error and [e["event_id"] for e in data["events"]] == ["e3"]
+    assert "tool_call lookup_order" in text, text
+    error, data, text = await call("get_summary", {})
+    assert not error and data["total_tokens"] == 150
 
-    error, text = await call("get_run", {"run_id": "no-such-run"})
+    error, data, text = await call("get_run", {"run_id": "no-such-run"})
     assert error and "no-such-run" in text
 
 
@@ -160,7 +164,7 @@ def test_tools_answer_with_run_names_tokens_and_cost(bin_dir, upstream_backend):
                 async def call(name, arguments):
                     result = await session.call_tool(name, arguments)
                     assert not result.is_error, result.content[0].text
-                    return json.loads(result.content[0].text)
+                    return result.structured_content
 
                 (agent,) = (await call("list_agents", {}))["agents"]
                 assert (agent["tokens_in"], agent["tokens_out"], agent["total_tokens"]) == (200, 100, 300)

@@ -194,7 +194,7 @@ def test_a_release_reaches_registry_index_and_git_and_installs(guided_release, t
                                  capture_output=True, text=True, timeout=300)
         assert started.returncode == 0, started.stderr
         health = request("GET", f"http://127.0.0.1:{ports['GATI_BACKEND_PORT']}/health")
-        assert health == (200, {"status": "ok", "version": NEW})
+        assert (health[0], health[1]["status"], health[1]["version"]) == (200, "ok", NEW), health
         version = subprocess.run([env_dir / "bin" / "gati", "version"], env=stack_env, capture_output=True, text=True)
         assert pinned["backend"] in version.stdout, version.stdout
     finally:

@@ -1,68 +1,104 @@
-//! The HTTP API. Every handler runs its SQLite work on a blocking thread.
-//!
-//! ```text
-//! POST /api/events                      a batch: {"events": [...]} or [...]; at most 16 MiB
-//! GET  /api/events?agent&type&run_id&run_name&q     search, newest first
-//! GET  /api/agents                      agents with their totals
-//! GET  /api/agents/{name}               one agent's totals
-//! GET  /api/agents/{name}/runs          its runs, newest first
-//! GET  /api/runs?agent&name             runs, newest first; `name` finds runs by name
-//! GET  /api/runs/{id or name}           one run with its events
-//! GET  /api/runs/{agent}/{name or id}   the same, addressed as the upstream backend did
-//! GET  /api/summary                     totals
-//! GET  /health
-//! ```
-//! Totals are tokens in, out and overall, cost, duration and errors. Lists take `limit` and
-//! `offset`. Every error is `{"error": ...}`.
-//!
-//! An agent is an agent of runs, and an event is the agent's its run is credited to (the one the
-//! run's `agent_start` names): agent lists, totals and `agent` filters all count the same events.
-//! An event sent under another agent's name keeps that name as `attributes.agent_name`.
+//! The HTTP API (backend/API.md). Each handler is annotated with its OpenAPI description, and
+//! the router is built from those annotations (`utoipa-axum`), so `/openapi.json` lists exactly
+//! the routes served. Every handler runs its SQLite work on a blocking thread; every error is
+//! `{"error": ...}`.
 
-use std::{collections::HashMap, sync::Arc};
+mod metrics;
+mod runs;
+
+use std::sync::{Arc, Mutex};
 
 use axum::{
     body::{Body, HttpBody},
     extract::{Path, Query, State},
-    http::{header, HeaderMap, StatusCode},
-    middleware,
-    response::{IntoResponse, Response},
-    routing::{get, post},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{Html, IntoResponse, Response},
     Json, Router,
 };
-use serde_json::{json, Value};
+use gati_service::local_guard::{self, LocalGuard};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, OpenApi};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     ingest::{self, BatchError},
-    local_guard::{self, LocalGuard},
-    store::{EventFilter, Found, Page, RunFilter, Store},
+    model::{Agent, AgentDeleted, ErrorBody, Event, EventPage, Health, Ingested, Retention, Root},
+    store::{EventFilter, Page, Range, Store},
 };
 
 const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 500;
+/// Larger limits are clamped to this, as 0.0.3 did.
+const MAX_LIMIT: u32 = 1000;
 
-pub fn router(store: Store, guard: LocalGuard) -> Router {
-    Router::new()
-        .route("/health", get(|| async { Json(json!({ "status": "ok", "version": crate::VERSION })) }))
-        .route("/api/events", post(post_events).get(search_events))
-        .route("/api/agents", get(list_agents))
-        .route("/api/agents/{name}", get(get_agent))
-        .route("/api/agents/{name}/runs", get(list_agent_runs))
-        .route("/api/runs", get(list_runs))
-        .route("/api/runs/{run}", get(get_run))
-        .route("/api/runs/{agent}/{run}", get(get_agent_run))
-        .route("/api/summary", get(summary))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
-        .with_state(store)
-        // Outermost first: errors become JSON, then foreign hosts and origins are refused.
-        .layer(middleware::from_fn_with_state(Arc::new(guard), local_guard::guard))
-        .layer(middleware::from_fn_with_state(Some(ingest::MAX_BODY_BYTES), local_guard::json_errors))
+/// What every handler shares.
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    pub retention: Arc<Mutex<Retention>>,
 }
 
-type Params = Query<HashMap<String, String>>;
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "gati backend",
+        description = "Stores AI agents' events in SQLite and answers queries about them: agents, runs, events, \
+                       traces and metrics over time. gati 0.0.3's routes answer at their paths with their fields."
+    ),
+    tags(
+        (name = "service"), (name = "events"), (name = "agents"), (name = "runs"), (name = "metrics")
+    )
+)]
+struct Doc;
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+pub fn router(app: App, guard: LocalGuard) -> Router {
+    let (router, doc) = OpenApiRouter::with_openapi(Doc::openapi())
+        .routes(routes!(root))
+        .routes(routes!(health))
+        .routes(routes!(post_events, search_events))
+        .routes(routes!(get_event))
+        .routes(routes!(event_children))
+        .routes(routes!(list_agents))
+        .routes(routes!(get_agent, delete_agent))
+        .routes(routes!(runs::list_agent_runs))
+        .routes(routes!(metrics::agent_metrics))
+        .routes(routes!(runs::list_runs))
+        .routes(routes!(runs::get_run, runs::rename_run, runs::delete_run))
+        .routes(routes!(runs::get_agent_run, runs::rename_agent_run, runs::delete_agent_run))
+        .routes(routes!(runs::timeline))
+        .routes(routes!(runs::trace))
+        .routes(routes!(metrics::summary))
+        .routes(routes!(metrics::metrics_summary))
+        .routes(routes!(metrics::cost_timeline))
+        .routes(routes!(metrics::tokens_timeline))
+        .routes(routes!(metrics::timeline))
+        .routes(routes!(metrics::agents_comparison))
+        .routes(routes!(metrics::models))
+        .with_state(app)
+        .split_for_parts();
+    let document = Arc::new(doc.to_json().expect("the OpenAPI document is JSON"));
+    let page = Arc::new(crate::docs::page(&doc));
+    let router = router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move {
+                ([(header::CONTENT_TYPE, "application/json")], document.as_str().to_string())
+            }),
+        )
+        .route("/docs", axum::routing::get(move || async move { Html(page.as_str().to_string()) }))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; the API is at /docs".into()) });
+    local_guard::protect(router, guard, Some(ingest::MAX_BODY_BYTES))
+}
+
+pub fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(ErrorBody { error: message })).into_response()
+}
+
+/// An error answer, boxed: what the parameter checks return (a `Response` is large).
+pub type Refused = Box<Response>;
+
+pub fn refused(status: StatusCode, message: String) -> Refused {
+    Box::new(error(status, message))
 }
 
 impl IntoResponse for BatchError {
@@ -77,7 +113,9 @@ impl IntoResponse for BatchError {
 }
 
 /// Runs a store call off the async threads; a database failure becomes a 500 with its message.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> rusqlite::Result<T> + Send + 'static) -> Result<T, Response> {
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, Response> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("database error: {e}"))),
@@ -85,29 +123,120 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> rusqlite::Result<T> + S
     }
 }
 
-fn page(params: &HashMap<String, String>) -> Result<Page, Response> {
-    let number = |key: &str, default: u32| match params.get(key) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<u32>()
-            .map_err(|_| error(StatusCode::BAD_REQUEST, format!("`{key}` must be a non-negative integer, got {v:?}"))),
-    };
-    let limit = number("limit", DEFAULT_LIMIT)?;
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(error(StatusCode::BAD_REQUEST, format!("`limit` must be between 1 and {MAX_LIMIT}")));
+/// `Json(value)`, or the error response.
+pub fn respond<T: Serialize>(result: Result<T, Response>) -> Response {
+    match result {
+        Ok(value) => Json(value).into_response(),
+        Err(response) => response,
     }
-    Ok(Page { limit, offset: number("offset", 0)? })
 }
 
-/// A non-empty query parameter.
-fn param(params: &HashMap<String, String>, key: &str) -> Option<String> {
-    params.get(key).filter(|v| !v.is_empty()).cloned()
+/// A bare array (0.0.3's lists), with the number of items without paging in `X-Total-Count`.
+pub fn counted<T: Serialize>(items: Vec<T>, total: i64) -> Response {
+    let mut response = Json(items).into_response();
+    response.headers_mut().insert("x-total-count", HeaderValue::from(total));
+    response
 }
 
-/// The body is read here, not by an extractor, so that one too large is refused with JSON
-/// naming the limit. It is still read to its end (up to `DRAIN_BYTES`): a client that is
-/// answered while it is still sending sees a broken connection instead of the 413.
-async fn post_events(State(store): State<Store>, headers: HeaderMap, body: Body) -> Response {
+/// A `limit` and `offset` as given; bad ones are refused naming the parameter.
+pub fn page(limit: &Option<String>, offset: &Option<String>, default: u32) -> Result<Page, Refused> {
+    let number = |key: &str, value: &Option<String>| -> Result<Option<u32>, Refused> {
+        match value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v.parse::<u64>().map(|n| Some(n.min(u32::MAX.into()) as u32)).map_err(|_| {
+                refused(StatusCode::BAD_REQUEST, format!("`{key}` must be a non-negative integer, got {v:?}"))
+            }),
+        }
+    };
+    let limit = number("limit", limit)?.unwrap_or(default);
+    if limit == 0 {
+        return Err(refused(StatusCode::BAD_REQUEST, format!("`limit` must be between 1 and {MAX_LIMIT}, got 0")));
+    }
+    Ok(Page { limit: limit.min(MAX_LIMIT), offset: number("offset", offset)?.unwrap_or(0) })
+}
+
+/// `since` and `until` as stored timestamps; either may be left out.
+pub fn range(since: &Option<String>, until: &Option<String>) -> Result<Range, Refused> {
+    let range = Range { since: instant("since", since)?, until: instant("until", until)? };
+    if let (Some(since), Some(until)) = (&range.since, &range.until) {
+        if since >= until {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                format!("`since` ({since}) must be before `until` ({until})"),
+            ));
+        }
+    }
+    Ok(range)
+}
+
+/// An ISO 8601 date-time (with an offset, or naive and read as UTC) or a date (its midnight, UTC).
+fn instant(key: &str, value: &Option<String>) -> Result<Option<String>, Refused> {
+    let Some(text) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
+    let parsed = ingest::normalize_timestamp(text).or_else(|| {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .map(|day| format!("{}T00:00:00.000000Z", day.format("%Y-%m-%d")))
+    });
+    parsed.map(Some).ok_or_else(|| {
+        refused(
+            StatusCode::BAD_REQUEST,
+            format!("`{key}` {text:?} is not an ISO 8601 date-time or date, like 2026-01-31T12:00:00Z or 2026-01-31"),
+        )
+    })
+}
+
+/// A non-empty parameter.
+pub fn given(value: &Option<String>) -> Option<String> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(String::from)
+}
+
+/// What the service is.
+#[utoipa::path(get, path = "/", tag = "service", responses((status = 200, body = Root)))]
+async fn root() -> Json<Root> {
+    Json(Root {
+        name: "gati-backend".into(),
+        version: crate::VERSION.into(),
+        status: "running".into(),
+        docs: "/docs".into(),
+        openapi: "/openapi.json".into(),
+    })
+}
+
+/// Whether the database can be read, and what retention does.
+#[utoipa::path(get, path = "/health", tag = "service", responses(
+    (status = 200, description = "The database answers", body = Health),
+    (status = 503, description = "The database cannot be read; `error` says why", body = Health),
+))]
+async fn health(State(app): State<App>) -> Response {
+    let store = app.store.clone();
+    let checked = tokio::task::spawn_blocking(move || store.health()).await.unwrap_or_else(|e| Err(e.to_string()));
+    let retention = app.retention.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let (status, health) = match checked {
+        Ok(_) => (StatusCode::OK, "ok"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy"),
+    };
+    let body = Health {
+        status: health.into(),
+        version: crate::VERSION.into(),
+        database: if checked.is_ok() { "ok" } else { "error" }.into(),
+        search_pending_events: checked.as_ref().ok().copied(),
+        error: checked.err(),
+        retention,
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Store a batch of events: all of them, or none.
+///
+/// `{"events": [...]}` (what the SDKs send) or a bare array; at most 10,000 events and 16 MiB.
+/// Events already stored (same `event_id`) are counted as duplicates.
+#[utoipa::path(post, path = "/api/events", tag = "events", request_body(content = Object), responses(
+    (status = 200, body = Ingested),
+    (status = 400, description = "Not JSON", body = ErrorBody),
+    (status = 413, description = "Too many events or bytes (`limit_events`, `limit_bytes`)", body = ErrorBody),
+    (status = 422, description = "A bad event (`field`, `index`)", body = ErrorBody),
+))]
+async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let body = match read_body(body, declared).await {
         Ok(body) => body,
@@ -118,21 +247,24 @@ async fn post_events(State(store): State<Store>, headers: HeaderMap, body: Body)
         Err(e) => return e.into_response(),
     };
     let received = events.len();
-    // The response is sent only after the transaction has committed. `status`, `count` and
-    // `failed` are what the upstream backend answered.
-    match blocking(move || store.ingest(&events)).await {
-        Ok((stored, duplicates)) => Json(json!({
-            "stored": stored, "duplicates": duplicates, "status": "success", "count": received, "failed": 0,
-        }))
-        .into_response(),
-        Err(response) => response,
-    }
+    // The response is sent only after the transaction has committed.
+    let store = app.store;
+    respond(blocking(move || store.ingest(events)).await.map(|(stored, duplicates)| Ingested {
+        stored,
+        duplicates,
+        status: "success".into(),
+        count: received,
+        failed: 0,
+    }))
 }
 
 /// How much of an oversized body is read and thrown away before the connection is dropped.
 const DRAIN_BYTES: usize = 4 * ingest::MAX_BODY_BYTES;
 
-/// The whole body, or how many bytes it had (at least) when it is over the limit.
+/// The whole body, or how many bytes it had (at least) when it is over the limit. It is read
+/// here, not by an extractor, so that one too large is refused with JSON naming the limit, and
+/// read to its end (up to `DRAIN_BYTES`): a client answered while still sending sees a broken
+/// connection instead of the 413.
 async fn read_body(mut body: Body, declared: Option<u64>) -> Result<Vec<u8>, String> {
     let limit = ingest::MAX_BODY_BYTES;
     let mut kept = Vec::new();
@@ -155,100 +287,138 @@ async fn read_body(mut body: Body, declared: Option<u64>) -> Result<Vec<u8>, Str
     }
 }
 
-async fn list_agents(State(store): State<Store>, Query(params): Params) -> Response {
-    let page = match page(&params) {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
-    respond(blocking(move || store.agents(page)).await)
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Only this agent's events.
+    agent: Option<String>,
+    /// Only events of this type, e.g. `llm_call`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    event_type: Option<String>,
+    /// Only this run's events.
+    run_id: Option<String>,
+    /// Only the events of runs of this name.
+    run_name: Option<String>,
+    /// Text the event's `data` or other fields contain (case-insensitive), starting at a word.
+    q: Option<String>,
+    /// Events at or after this time (ISO 8601).
+    since: Option<String>,
+    /// Events before this time (ISO 8601).
+    until: Option<String>,
+    /// 1-1000 (default 50).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+    #[param(value_type = Option<u32>)]
+    offset: Option<String>,
 }
 
-async fn get_agent(State(store): State<Store>, Path(name): Path<String>) -> Response {
-    let what = format!("no agent named {name:?}");
-    found(blocking(move || store.agent(&name)).await, what)
-}
-
-async fn list_agent_runs(State(store): State<Store>, Path(name): Path<String>, Query(params): Params) -> Response {
-    let page = match page(&params) {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
-    let what = format!("no agent named {name:?}");
-    found(blocking(move || store.runs(&name, page)).await, what)
-}
-
-async fn list_runs(State(store): State<Store>, Query(params): Params) -> Response {
-    let page = match page(&params) {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
-    let filter = RunFilter { agent: param(&params, "agent"), name: param(&params, "name") };
-    respond(blocking(move || store.list_runs(&filter, page)).await)
-}
-
-/// A run by id, or else by name if exactly one run has that name.
-async fn get_run(State(store): State<Store>, Path(run): Path<String>) -> Response {
-    let what = format!("no run with id or name {run:?}");
-    one_run(blocking(move || by_id_or_name(&store, None, &run)).await, what)
-}
-
-async fn get_agent_run(State(store): State<Store>, Path((agent, run)): Path<(String, String)>) -> Response {
-    let what = format!("agent {agent:?} has no run named {run:?}");
-    one_run(blocking(move || by_id_or_name(&store, Some(&agent), &run)).await, what)
-}
-
-fn by_id_or_name(store: &Store, agent: Option<&str>, run: &str) -> rusqlite::Result<Found> {
-    if let Some(found) = store.run(run)? {
-        if agent.is_none_or(|agent| found["agent_name"] == agent) {
-            return Ok(Found::One(found));
-        }
-    }
-    store.run_by_name(agent, run)
-}
-
-fn one_run(result: Result<Found, Response>, missing: String) -> Response {
-    match result {
-        Ok(Found::One(run)) => Json(run).into_response(),
-        Ok(Found::None) => error(StatusCode::NOT_FOUND, missing),
-        Ok(Found::Several(runs)) => {
-            let message = format!("{} runs have this name; ask for one by its run_id", runs.len());
-            (StatusCode::CONFLICT, Json(json!({ "error": message, "runs": runs }))).into_response()
-        }
-        Err(response) => response,
-    }
-}
-
-async fn search_events(State(store): State<Store>, Query(params): Params) -> Response {
-    let page = match page(&params) {
-        Ok(page) => page,
-        Err(response) => return response,
+/// Search events, newest first.
+#[utoipa::path(get, path = "/api/events", tag = "events", params(SearchQuery), responses(
+    (status = 200, body = EventPage),
+    (status = 400, description = "A bad parameter", body = ErrorBody),
+))]
+async fn search_events(State(app): State<App>, Query(q): Query<SearchQuery>) -> Response {
+    let (page, range) = match (page(&q.limit, &q.offset, DEFAULT_LIMIT), range(&q.since, &q.until)) {
+        (Ok(page), Ok(range)) => (page, range),
+        (Err(e), _) | (_, Err(e)) => return *e,
     };
     let filter = EventFilter {
-        agent: param(&params, "agent"),
-        event_type: param(&params, "type"),
-        run_id: param(&params, "run_id"),
-        run_name: param(&params, "run_name"),
-        text: param(&params, "q"),
+        agent: given(&q.agent),
+        event_type: given(&q.event_type),
+        run_id: given(&q.run_id),
+        run_name: given(&q.run_name),
+        text: q.q.filter(|t| !t.trim().is_empty()),
+        range,
     };
-    respond(blocking(move || store.search(&filter, page)).await)
+    let store = app.store;
+    respond(blocking(move || store.search(&filter, page)).await.map(|(events, count)| EventPage {
+        events,
+        total: count.total,
+        total_capped: count.capped,
+        limit: page.limit,
+        offset: page.offset,
+    }))
 }
 
-async fn summary(State(store): State<Store>) -> Response {
-    let mut result = blocking(move || store.summary()).await;
-    if let Ok(summary) = &mut result {
-        summary["version"] = json!(crate::VERSION);
-    }
-    respond(result)
+/// One event.
+#[utoipa::path(get, path = "/api/events/{event_id}", tag = "events",
+    params(("event_id" = String, Path)),
+    responses((status = 200, body = Event), (status = 404, body = ErrorBody)))]
+async fn get_event(State(app): State<App>, Path(event_id): Path<String>) -> Response {
+    let missing = format!("no event with id {event_id:?}");
+    let store = app.store;
+    found(blocking(move || store.event(&event_id)).await, missing)
 }
 
-fn respond(result: Result<Value, Response>) -> Response {
-    match result {
-        Ok(value) => Json(value).into_response(),
+/// The events of its run whose parent it is, in time order.
+#[utoipa::path(get, path = "/api/events/{event_id}/children", tag = "events",
+    params(("event_id" = String, Path)),
+    responses((status = 200, body = [Event]), (status = 404, body = ErrorBody)))]
+async fn event_children(State(app): State<App>, Path(event_id): Path<String>) -> Response {
+    let missing = format!("no event with id {event_id:?}");
+    let store = app.store;
+    found(blocking(move || store.children(&event_id)).await, missing)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1-1000 (default 1000: every agent, as 0.0.3 listed them).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+    #[param(value_type = Option<u32>)]
+    offset: Option<String>,
+}
+
+/// Agents with their totals, most recently active first: a bare array, as 0.0.3's; the number
+/// of agents is in `X-Total-Count`.
+#[utoipa::path(get, path = "/api/agents", tag = "agents", params(PageQuery), responses(
+    (status = 200, body = [Agent], headers(("x-total-count" = i64, description = "How many agents there are"))),
+    (status = 400, body = ErrorBody),
+))]
+async fn list_agents(State(app): State<App>, Query(q): Query<PageQuery>) -> Response {
+    let page = match page(&q.limit, &q.offset, MAX_LIMIT) {
+        Ok(page) => page,
+        Err(response) => return *response,
+    };
+    let store = app.store;
+    match blocking(move || store.agents(page)).await {
+        Ok((agents, total)) => counted(agents, total),
         Err(response) => response,
     }
 }
 
-fn found(result: Result<Option<Value>, Response>, missing: String) -> Response {
+/// One agent with its totals.
+#[utoipa::path(get, path = "/api/agents/{name}", tag = "agents", params(("name" = String, Path)),
+    responses((status = 200, body = Agent), (status = 404, body = ErrorBody)))]
+async fn get_agent(State(app): State<App>, Path(name): Path<String>) -> Response {
+    let missing = format!("no agent named {name:?}");
+    let store = app.store;
+    found(blocking(move || store.agent(&name)).await, missing)
+}
+
+/// Delete an agent with its runs, events and totals.
+#[utoipa::path(delete, path = "/api/agents/{name}", tag = "agents", params(("name" = String, Path)),
+    responses((status = 200, body = AgentDeleted), (status = 404, body = ErrorBody)))]
+async fn delete_agent(State(app): State<App>, Path(name): Path<String>) -> Response {
+    let store = app.store;
+    let agent = name.clone();
+    match blocking(move || store.delete_agent(&agent)).await {
+        Ok(Some((runs, events))) => Json(AgentDeleted {
+            status: "success".into(),
+            message: format!("Agent '{name}' and all associated data deleted ({runs} runs, {events} events)"),
+            agent_name: name,
+            deleted_runs: runs,
+            deleted_events: events,
+        })
+        .into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no agent named {name:?}")),
+        Err(response) => response,
+    }
+}
+
+pub fn found<T: Serialize>(result: Result<Option<T>, Response>, missing: String) -> Response {
     match result {
         Ok(Some(value)) => Json(value).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, missing),

@@ -44,6 +44,8 @@ pub struct Event {
     /// `cost`... there), as a JSON object's text.
     pub attributes: String,
     pub metrics: Metrics,
+    /// The LLM model the event names, if any.
+    pub model: Option<String>,
 }
 
 /// What an event counts towards its run's and agent's totals.
@@ -132,13 +134,12 @@ fn parse_event(index: usize, value: &Value) -> Result<Event, BatchError> {
         None | Some(Value::Null) => &empty,
         Some(_) => return Err(BatchError::at(index, "data", "`data` must be a JSON object")),
     };
-    let attributes: Map<String, Value> = object
-        .iter()
-        .filter(|(k, _)| !EVENT_FIELDS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // Written from borrowed values: copying an event's JSON to write it is half its parse.
+    let attributes: std::collections::BTreeMap<&str, &Value> =
+        object.iter().filter(|(k, _)| !EVENT_FIELDS.contains(&k.as_str())).map(|(k, v)| (k.as_str(), v)).collect();
     let event_type = text("event_type")?;
     let metrics = metrics(&event_type, object, data);
+    let model = model(object, data);
     Ok(Event {
         // The 0.0.3 SDK always sends one; without it, the same event sent twice gets the same id.
         event_id: match optional("event_id")? {
@@ -158,9 +159,10 @@ fn parse_event(index: usize, value: &Value) -> Result<Event, BatchError> {
         })?,
         parent_event_id: optional("parent_event_id")?,
         previous_event_id: optional("previous_event_id")?,
-        data: Value::Object(data.clone()).to_string(),
-        attributes: Value::Object(attributes).to_string(),
+        data: serde_json::to_string(data).expect("a JSON object is written"),
+        attributes: serde_json::to_string(&attributes).expect("JSON values are written"),
         metrics,
+        model,
     })
 }
 
@@ -223,6 +225,33 @@ pub fn metrics(event_type: &str, top: &Map<String, Value>, data: &Map<String, Va
         duration_ms: first_nonzero(&DURATION),
         error: is_error(event_type, top, data),
     }
+}
+
+/// Where an LLM call names its model: our SDK and 0.0.3's write `model`; LangChain's
+/// responses say `model_name` in their metadata or output; the 0.0.3 dataclass repeats `model`
+/// at the top level.
+const MODEL_PLACES: [&[&str]; 7] = [
+    &["data", "model"],
+    &["data", "model_name"],
+    &["data", "response_metadata", "model_name"],
+    &["data", "llm_output", "model_name"],
+    &["data", "invocation_params", "model"],
+    &["data", "invocation_params", "model_name"],
+    &["model"],
+];
+
+/// The LLM model an event names (`top` is the event, `data` its `data`), if any.
+pub fn model(top: &Map<String, Value>, data: &Map<String, Value>) -> Option<String> {
+    MODEL_PLACES.iter().find_map(|path| {
+        let (first, rest) = match path.split_first()? {
+            (&"data", rest) => (data, rest),
+            _ => (top, *path),
+        };
+        let (last, inner) = rest.split_last()?;
+        let object = inner.iter().try_fold(first, |object, key| object.get(*key)?.as_object())?;
+        let name = object.get(*last)?.as_str()?.trim();
+        (!name.is_empty() && name.len() <= MAX_ID_LEN).then(|| name.to_string())
+    })
 }
 
 /// A number, or a string holding one; never negative or NaN.
@@ -423,6 +452,17 @@ mod tests {
         assert!(m("step", serde_json::json!({"data": {"metadata": {"status": "error"}}})).error);
         assert!(m("tool_error", serde_json::json!({"data": {}})).error);
         assert!(!m("llm_call", serde_json::json!({"data": {"status": "completed", "error": null}})).error);
+    }
+
+    #[test]
+    fn the_model_an_event_names() {
+        let model = |event: Value| model(event.as_object().unwrap(), event["data"].as_object().unwrap_or(&Map::new()));
+        assert_eq!(model(upstream_llm_call()).as_deref(), Some("gpt-4o"));
+        let langchain = serde_json::json!({"data": {"response_metadata": {"model_name": "gpt-4o-mini"}}});
+        assert_eq!(model(langchain).as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(model(serde_json::json!({"data": {"model": "  "}, "model": "claude"})).as_deref(), Some("claude"));
+        assert_eq!(model(serde_json::json!({"data": {"tool_name": "search"}})), None);
+        assert_eq!(model(serde_json::json!({"data": {"model": 4}})), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! gati-backend — stores agent events in SQLite and serves them over HTTP.
+//! gati-backend — stores agent events in SQLite and serves them over HTTP (see API.md).
 //!
 //! USAGE
 //!     gati-backend                serve on GATI_HOST:GATI_PORT (127.0.0.1:8000)
-//!     gati-backend healthcheck    exit 0 only if the local server answers /health
+//!     gati-backend healthcheck    exit 0 only if the local server answers /health (database ok)
+//!     gati-backend --version
 //!
 //! ENVIRONMENT
 //!     GATI_DATA_DIR   where the database lives (default: ./data; /data in the image)
@@ -12,85 +13,118 @@
 //!                     more Host names to answer, comma-separated, for a backend published on
 //!                     purpose; loopback names and the compose service names (backend,
 //!                     dashboard, mcp-server) are always accepted, any other is refused (403)
+//!     GATI_RETENTION_DAYS
+//!                     delete the runs whose last event is older than this many days, at start
+//!                     and then hourly (default: keep everything)
 //!
-//! It is a local service (see local_guard.rs): writes need `Content-Type: application/json`,
+//! It is a local service (gati_service::local_guard): writes need `Content-Type: application/json`,
 //! a foreign `Origin` is refused, and every error is JSON.
 
 mod api;
+mod docs;
 mod ingest;
-mod local_guard;
+mod model;
 mod store;
+mod trace;
 
-use std::{io::Read, io::Write, net::TcpStream, path::PathBuf, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use anyhow::{bail, Context};
+use gati_service::{local_guard, Service};
+
+use crate::model::Retention;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+static SERVICE: Service =
+    Service { name: "gati-backend", version: VERSION, default_port: 8000, health_path: "/health", modes: &[] };
+
+/// How often retention looks for runs to delete after the first sweep.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
 fn main() -> anyhow::Result<()> {
-    let port: u16 = match std::env::var("GATI_PORT") {
-        Ok(p) => p.parse().with_context(|| format!("GATI_PORT={p:?} is not a port number"))?,
-        Err(_) => 8000,
-    };
-    match std::env::args().nth(1).as_deref() {
-        None => serve(port),
-        Some("healthcheck") => healthcheck(port),
-        Some("--version") => {
-            println!("gati-backend {VERSION}");
-            Ok(())
-        }
-        Some(other) => {
-            bail!("unknown argument {other:?}; usage: gati-backend [healthcheck|--version]")
-        }
-    }
+    SERVICE.main(|_, port| serve(port))
 }
 
 fn serve(port: u16) -> anyhow::Result<()> {
-    let host = std::env::var("GATI_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let host = gati_service::host();
+    let retention_days = retention_days(std::env::var("GATI_RETENTION_DAYS").ok().as_deref())?;
     let data_dir = PathBuf::from(std::env::var("GATI_DATA_DIR").unwrap_or_else(|_| "data".into()));
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let db = data_dir.join("gati.db");
     let store = store::Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
     let guard = local_guard::LocalGuard::from_env(&[]);
+    let retention = Arc::new(Mutex::new(Retention { days: retention_days, deleted_runs: 0, last_swept_at: None }));
+    match retention_days {
+        None => eprintln!("retention: off, every run is kept (set GATI_RETENTION_DAYS to delete old runs)"),
+        Some(days) => {
+            let deleted = sweep(&store, &retention, days).context("deleting the runs retention keeps no longer")?;
+            eprintln!("retention: runs whose last event is older than {days} days are deleted, hourly; {deleted} now");
+            let (store, retention) = (store.clone(), retention.clone());
+            std::thread::spawn(move || loop {
+                std::thread::sleep(SWEEP_EVERY);
+                if let Err(e) = sweep(&store, &retention, days) {
+                    eprintln!("retention: sweeping failed: {e}");
+                }
+            });
+        }
+    }
+    let app = api::App { store, retention };
 
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind((host.as_str(), port))
-            .await
-            .with_context(|| format!("binding {host}:{port}"))?;
+        let listener = gati_service::bind(&host, port).await?;
         eprintln!(
             "gati-backend {VERSION} listening on {host}:{port}, data in {}, answering Host {}",
             db.display(),
             guard.hosts().join(", ")
         );
-        axum::serve(listener, api::router(store, guard)).with_graceful_shutdown(shutdown_signal()).await?;
+        axum::serve(listener, api::router(app, guard)).with_graceful_shutdown(gati_service::shutdown_signal()).await?;
         eprintln!("gati-backend stopped");
         Ok(())
     })
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+/// `GATI_RETENTION_DAYS`: unset, empty or 0 keep everything; else a number of days.
+fn retention_days(value: Option<&str>) -> anyhow::Result<Option<u32>> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => match v.parse::<u32>() {
+            Ok(0) => Ok(None),
+            Ok(days) if days <= 36_500 => Ok(Some(days)),
+            _ => bail!("GATI_RETENTION_DAYS={v:?} is not a number of days (1-36500; 0 or unset keeps everything)"),
+        },
     }
 }
 
-/// The image's HEALTHCHECK: a scratch image has no shell or curl, so the binary asks itself.
-fn healthcheck(port: u16) -> anyhow::Result<()> {
-    let timeout = Duration::from_secs(3);
-    let addr = ([127, 0, 0, 1], port).into();
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("nothing answers on 127.0.0.1:{port}"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    if !response.starts_with("HTTP/1.1 200") || !response.contains("\"ok\"") {
-        bail!("unhealthy: {}", response.lines().next().unwrap_or("empty response"));
+/// Deletes the runs whose last event is older than `days` days; how many went.
+fn sweep(store: &store::Store, retention: &Mutex<Retention>, days: u32) -> anyhow::Result<i64> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
+    let stamp = |secs: i64| {
+        chrono::DateTime::from_timestamp(secs, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            .unwrap_or_default()
+    };
+    let deleted = store.sweep(&stamp(now - i64::from(days) * 86_400))?;
+    let mut retention = retention.lock().unwrap_or_else(|p| p.into_inner());
+    retention.deleted_runs += deleted as u64;
+    retention.last_swept_at = Some(stamp(now));
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn retention_days() {
+        assert_eq!(super::retention_days(None).unwrap(), None);
+        assert_eq!(super::retention_days(Some("0")).unwrap(), None);
+        assert_eq!(super::retention_days(Some(" 30 ")).unwrap(), Some(30));
+        let refused = super::retention_days(Some("a month")).unwrap_err().to_string();
+        assert!(refused.contains("GATI_RETENTION_DAYS=\"a month\""), "{refused}");
     }
-    Ok(())
 }

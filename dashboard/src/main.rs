@@ -12,51 +12,40 @@
 //!                   more Host names to answer, comma-separated; loopback names and the compose
 //!                   service names are always accepted, any other is refused (403)
 //!
-//! The UI is plain HTML, CSS and JavaScript compiled into the binary: no npm build step. The
-//! browser asks this server for `/api/*` and `/health`, which are forwarded to the backend, so
-//! the backend needs no CORS. Like the backend, the dashboard is a local service
-//! (backend/src/local_guard.rs): foreign `Host` names and `Origin`s are refused, writes are
-//! not proxied, and every error is JSON.
+//! The UI is plain HTML, CSS and JavaScript modules (`ui/`) and Chart.js from npm, compiled into
+//! the binary by build.rs: no bundler, no build step in the browser. The browser asks this
+//! server for `/api/*` and `/health`, which are forwarded to the backend, so the backend needs
+//! no CORS. Like the backend, the dashboard is a local service (gati_service::local_guard):
+//! foreign `Host` names and `Origin`s are refused, a write needs a JSON content type, and every
+//! error is JSON. The only writes forwarded are the UI's own: deleting an agent or a run and
+//! renaming a run (`DELETE /api/agents/{name}`, `DELETE|PATCH /api/runs/{agent}/{run}`).
 
-#[path = "../../backend/src/local_guard.rs"]
-mod local_guard;
-
-use std::sync::Arc;
-
-use anyhow::{bail, Context};
 use axum::{
     body::Body,
     extract::{Request, State},
     http::{header, HeaderValue, StatusCode},
-    middleware,
     response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
+use gati_service::{local_guard, Service};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-const INDEX_HTML: &str = include_str!("../ui/index.html");
-const APP_JS: &str = include_str!("../ui/app.js");
-const STYLE_CSS: &str = include_str!("../ui/style.css");
+// Its HEALTHCHECK asks the dashboard itself (`/healthz`), not the proxied backend, so a dashboard
+// is healthy while it can tell the user that the backend is down.
+static SERVICE: Service =
+    Service { name: "gati-dashboard", version: VERSION, default_port: 3000, health_path: "/healthz", modes: &[] };
+
+mod assets {
+    include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+}
+
+/// The largest write body forwarded: a rename is a few bytes.
+const MAX_WRITE_BYTES: usize = 64 * 1024;
 
 fn main() -> anyhow::Result<()> {
-    let port: u16 = match std::env::var("GATI_PORT") {
-        Ok(p) => p.parse().with_context(|| format!("GATI_PORT={p:?} is not a port number"))?,
-        Err(_) => 3000,
-    };
-    let rt = tokio::runtime::Runtime::new()?;
-    match std::env::args().nth(1).as_deref() {
-        None => rt.block_on(serve(port)),
-        Some("healthcheck") => rt.block_on(healthcheck(port)),
-        Some("--version") => {
-            println!("gati-dashboard {VERSION}");
-            Ok(())
-        }
-        Some(other) => {
-            bail!("unknown argument {other:?}; usage: gati-dashboard [healthcheck|--version]")
-        }
-    }
+    SERVICE.main(|_, port| tokio::runtime::Runtime::new()?.block_on(serve(port)))
 }
 
 #[derive(Clone)]
@@ -66,7 +55,7 @@ struct Backend {
 }
 
 async fn serve(port: u16) -> anyhow::Result<()> {
-    let host = std::env::var("GATI_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let host = gati_service::host();
     let url = std::env::var("BACKEND_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
     let guard = local_guard::LocalGuard::from_env(&[]);
     let hosts = guard.hosts().join(", ");
@@ -75,43 +64,78 @@ async fn serve(port: u16) -> anyhow::Result<()> {
         http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build()?,
     };
     let app = Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
-        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
         .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok", "version": VERSION })) }))
         .route("/health", get(proxy))
+        .route("/api/agents/{name}", get(proxy).delete(proxy))
+        .route("/api/runs/{run}", get(proxy).delete(proxy).patch(proxy))
+        .route("/api/runs/{agent}/{run}", get(proxy).delete(proxy).patch(proxy))
         .route("/api/{*path}", get(proxy))
-        .fallback(|| async {
-            (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "no such page" }))).into_response()
-        })
-        .with_state(backend)
-        // Outermost first: errors become JSON, then foreign hosts and origins are refused.
-        .layer(middleware::from_fn_with_state(Arc::new(guard), local_guard::guard))
-        .layer(middleware::from_fn_with_state(None, local_guard::json_errors));
-    let listener =
-        tokio::net::TcpListener::bind((host.as_str(), port)).await.with_context(|| format!("binding {host}:{port}"))?;
+        .fallback(asset)
+        .with_state(backend);
+    let app = local_guard::protect(app, guard, None);
+    let listener = gati_service::bind(&host, port).await?;
     eprintln!("gati-dashboard {VERSION} on http://{host}:{port}, backend {url}, answering Host {hosts}");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(gati_service::shutdown_signal()).await?;
     Ok(())
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+/// A file of the UI. `no-cache` with an ETag: a reload asks, and gets 304 while the binary is
+/// the same, so a new version is never hidden behind a stale cache.
+async fn asset(request: Request) -> Response {
+    let path = match request.uri().path() {
+        "/" => "/index.html",
+        path => path,
+    };
+    let found = assets::ASSETS.iter().find(|(url, ..)| *url == path);
+    let Some((_, content_type, etag, body)) = found.filter(|_| request.method() == axum::http::Method::GET) else {
+        return (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "no such page" }))).into_response();
+    };
+    let headers = [(header::CONTENT_TYPE, *content_type), (header::CACHE_CONTROL, "no-cache"), (header::ETAG, *etag)];
+    if request.headers().get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    (headers, *body).into_response()
 }
 
-/// Forwards a read to the backend; the UI only reads, so only GET is proxied.
+/// The backend's answer headers the UI reads: the body's type, and the size of a bare-array
+/// list (0.0.3's shape), which the pagers need.
+const FORWARDED_HEADERS: [&str; 2] = ["content-type", "x-total-count"];
+
+/// Forwards a request to the backend: any read, and the writes routed here. The local guard
+/// has already refused foreign hosts, origins and non-JSON writes; the backend checks its own.
 async fn proxy(State(backend): State<Backend>, request: Request) -> Response {
     let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{}{path_and_query}", backend.url);
-    match backend.http.get(&url).send().await {
+    let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut forwarded = backend.http.request(method.clone(), &url);
+    if method != reqwest::Method::GET {
+        let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+        let body = match axum::body::to_bytes(request.into_body(), MAX_WRITE_BYTES).await {
+            Ok(body) => body,
+            Err(_) => {
+                let message = format!("a write through the dashboard is at most {MAX_WRITE_BYTES} bytes");
+                return (StatusCode::PAYLOAD_TOO_LARGE, Json(serde_json::json!({ "error": message }))).into_response();
+            }
+        };
+        if let Some(v) = content_type {
+            forwarded = forwarded.header(reqwest::header::CONTENT_TYPE, v.as_bytes());
+        }
+        forwarded = forwarded.body(body);
+    }
+    match forwarded.send().await {
         Ok(upstream) => {
             let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            let content_type = upstream.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+            let headers: Vec<(&str, HeaderValue)> = FORWARDED_HEADERS
+                .iter()
+                .filter_map(|name| {
+                    Some((*name, HeaderValue::from_bytes(upstream.headers().get(*name)?.as_bytes()).ok()?))
+                })
+                .collect();
             match upstream.bytes().await {
                 Ok(body) => {
                     let mut response = (status, Body::from(body)).into_response();
-                    if let Some(v) = content_type.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
-                        response.headers_mut().insert(header::CONTENT_TYPE, v);
+                    for (name, value) in headers {
+                        response.headers_mut().insert(name, value);
                     }
                     response
                 }
@@ -125,27 +149,4 @@ async fn proxy(State(backend): State<Backend>, request: Request) -> Response {
 fn unreachable_backend(url: &str, e: reqwest::Error) -> Response {
     let message = format!("the gati backend at {url} is not reachable: {e}");
     (StatusCode::BAD_GATEWAY, Json(serde_json::json!({ "error": message }))).into_response()
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
-/// The image's HEALTHCHECK. It asks the dashboard itself (`/healthz`), not the proxied
-/// backend, so a dashboard is healthy while it can tell the user that the backend is down.
-async fn healthcheck(port: u16) -> anyhow::Result<()> {
-    let url = format!("http://127.0.0.1:{port}/healthz");
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build()?;
-    client
-        .get(&url)
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .with_context(|| format!("{url} is not healthy"))?;
-    Ok(())
 }

@@ -1,157 +1,313 @@
 // gati dashboard: a hash-routed single page over the backend's API (proxied by this server).
-"use strict";
+// Every view has a URL: #/ (agents), #/metrics, #/agent/NAME, #/run/ID, #/search?q=...
+// Live updates fetch the page's data again every few seconds and change only what changed.
+import { el, morph } from "./js/dom.js";
+import { get, write, enc, query } from "./js/api.js";
+import { count, money } from "./js/format.js";
+import { icon } from "./js/ui.js";
+import { agentsPage } from "./js/pages/agents.js";
+import { agentPage } from "./js/pages/agent.js";
+import { runPage, foldedOf, parentsOf } from "./js/pages/run.js";
+import { metricsPage } from "./js/pages/metrics.js";
+import { searchPage } from "./js/pages/search.js";
 
 const REFRESH_MS = 5000;
 const view = document.getElementById("view");
+const crumbs = document.getElementById("crumbs");
 const statusBox = document.getElementById("status");
 
-async function api(path) {
-  let response;
-  try {
-    response = await fetch(path, { headers: { accept: "application/json" } });
-  } catch (e) {
-    throw new Error("The dashboard itself is not reachable.");
+const ROUTES = [
+  [/^\/?$/, agentsPage, "agents"],
+  [/^\/agents$/, agentsPage, "agents"],
+  [/^\/metrics$/, metricsPage, "metrics"],
+  [/^\/agent\/([^/]+)$/, agentPage, "agents"],
+  [/^\/run\/([^/]+)$/, runPage, "agents"],
+  [/^\/search$/, searchPage, "search"],
+];
+
+function currentRoute() {
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const [path, qs = ""] = hash.split("?");
+  for (const [pattern, page, section] of ROUTES) {
+    const m = path.match(pattern);
+    if (m) return { path, page, section, args: m.slice(1).map(decodeURIComponent), query: new URLSearchParams(qs) };
   }
-  const body = await response.json().catch(() => ({}));
-  if (response.status === 502 || response.status === 503 || response.status === 504) {
-    throw new Error("The gati backend is unreachable. Is it running? (`gati status`)");
+  return { path, page: null, query: new URLSearchParams(qs), args: [] };
+}
+
+// ---- rendering -------------------------------------------------------------------------------
+
+let shown = { key: null, page: null, data: null, json: null };
+let generation = 0;
+let renders = 0;
+
+// How many times the page has settled (drawn, or said why not): what a test waits for.
+// The first one is also a performance mark, for dashboard/bench/page_load.py.
+function settled() {
+  document.body.dataset.rendered = String(++renders);
+  if (renders === 1) performance.mark("gati-rendered");
+}
+
+function keyOf(route) { return route.page?.key ? route.page.key(route) : location.hash || "#/"; }
+
+// Draws the current URL's page. `live`: a refresh of the same page, which changes nothing on
+// screen when the backend's answer did not change.
+async function render({ live = false } = {}) {
+  const route = currentRoute();
+  document.querySelectorAll("#nav a").forEach((a) => a.setAttribute("aria-current", a.dataset.section === route.section ? "page" : "false"));
+  if (!route.page) {
+    show(route, null, { title: "Not found", crumbs: [], content: el("p", {}, "There is no such page. ", el("a", { href: "#/" }, "See the agents.")) });
+    return;
   }
-  if (!response.ok) throw new Error(body.error || `${path} answered ${response.status}`);
-  return body;
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-  for (const child of children) node.append(child instanceof Node ? child : String(child ?? ""));
-  return node;
-}
-
-function link(href, text) { return el("a", { href }, text); }
-function when(ts) { return ts ? new Date(ts).toLocaleString() : "—"; }
-function money(n) {
-  const value = Number(n || 0);
-  return `$${value.toFixed(value !== 0 && Math.abs(value) < 0.01 ? 6 : 4)}`;
-}
-function duration(ms) {
-  const value = Number(ms || 0);
-  if (value < 1000) return `${Math.round(value)} ms`;
-  if (value < 60000) return `${(value / 1000).toFixed(1)} s`;
-  return `${Math.floor(value / 60000)} min ${Math.round((value % 60000) / 1000)} s`;
-}
-// Total tokens, with the in/out split beside it when there is one.
-function tokens(x) {
-  const split = x.tokens_in || x.tokens_out ? ` (${x.tokens_in ?? 0} in / ${x.tokens_out ?? 0} out)` : "";
-  return el("span", { class: "tokens" }, String(x.total_tokens ?? 0), el("small", { class: "muted" }, split));
-}
-function errors(n) { return n ? el("span", { class: "errors" }, String(n)) : "0"; }
-// A run is called by its name; its id when it has none.
-function runLabel(r) { return r.run_name || r.run_id; }
-
-function table(headers, rows) {
-  if (rows.length === 0) return el("p", { class: "muted" }, "Nothing recorded yet.");
-  return el("table", {},
-    el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", {}, h)))),
-    el("tbody", {}, ...rows.map((cells) => el("tr", {}, ...cells.map((c) => el("td", {}, c))))));
-}
-
-async function showAgents() {
-  const { agents } = await api("/api/agents?limit=200");
-  return [
-    [],
-    table(["Agent", "Runs", "Events", "Tokens", "Cost", "Errors", "Last activity"], agents.map((a) => [
-      link(`#/agent/${encodeURIComponent(a.name)}`, a.name), a.run_count, a.event_count, tokens(a),
-      money(a.total_cost), errors(a.error_count), when(a.last_activity),
-    ])),
-  ];
-}
-
-async function showRuns(agent) {
-  const { runs } = await api(`/api/agents/${encodeURIComponent(agent)}/runs?limit=200`);
-  return [
-    [link("#/", "Agents"), ` / ${agent}`],
-    table(["Run", "Started", "Duration", "Events", "Tokens", "Cost", "Errors"], runs.map((r) => [
-      el("a", { href: `#/run/${encodeURIComponent(r.run_id)}`, class: "run-name", title: r.run_id }, runLabel(r)),
-      when(r.started_at), duration(r.total_duration_ms), r.event_count, tokens(r), money(r.total_cost),
-      errors(r.error_count),
-    ])),
-  ];
-}
-
-// One event, with the events whose parent_event_id names it nested below.
-function eventItem(e, children) {
-  const facts = [];
-  if (e.total_tokens) facts.push(`${e.total_tokens} tokens`);
-  if (e.cost) facts.push(money(e.cost));
-  if (e.duration_ms) facts.push(duration(e.duration_ms));
-  const item = el("li", { class: e.error ? "event error" : "event", "data-event-id": e.event_id },
-    el("span", { class: "event-type" }, e.event_type),
-    el("time", { class: "event-time", datetime: e.timestamp }, when(e.timestamp)),
-    el("span", { class: "event-facts" }, facts.join(" · ")),
-    el("pre", { class: "event-data" }, JSON.stringify(e.data, null, 2)));
-  if (children.length) item.append(el("ol", { class: "children" }, ...children));
-  return item;
-}
-
-// The events as the tree their parent_event_id links form, each level in time order. An event
-// whose parent is not in this run is a root; a cycle is broken where it is first met.
-function eventTree(events) {
-  const ids = new Set(events.map((e) => e.event_id));
-  const children = new Map();
-  for (const e of events) {
-    const parent = e.parent_event_id && ids.has(e.parent_event_id) && e.parent_event_id !== e.event_id
-      ? e.parent_event_id : null;
-    if (!children.has(parent)) children.set(parent, []);
-    children.get(parent).push(e);
+  const key = keyOf(route);
+  const mine = ++generation;
+  let data = shown.data;
+  let json = shown.json;
+  if (live || key !== shown.key || !shown.data) {
+    document.body.classList.add("busy");
+    try {
+      [data] = await Promise.all([route.page.load(route), live || key !== shown.key ? totals() : null]);
+    } catch (e) {
+      if (mine !== generation) return;
+      document.body.classList.remove("busy");
+      statusBox.textContent = e.message;
+      statusBox.hidden = false;
+      if (key !== shown.key) {
+        shown = { key, page: null, data: null, json: null };
+        view.replaceChildren(el("p", { class: "muted" }, e.status === 404 ? "Not found: it may have been deleted." : "Nothing to show."));
+      }
+      settled();
+      return;
+    }
+    if (mine !== generation) return; // the user went elsewhere meanwhile
+    document.body.classList.remove("busy");
+    json = JSON.stringify(data);
+    if (live && key === shown.key && json === shown.json) {
+      statusBox.hidden = true;
+      updated();
+      settled();
+      return;
+    }
   }
-  const shown = new Set();
-  const build = (e) => {
-    shown.add(e.event_id);
-    const below = (children.get(e.event_id) || []).filter((c) => !shown.has(c.event_id));
-    below.forEach((c) => shown.add(c.event_id));
-    return eventItem(e, below.map(build));
-  };
-  const roots = (children.get(null) || []).map(build);
-  for (const e of events) if (!shown.has(e.event_id)) roots.push(build(e));
-  return el("ol", { class: "timeline" }, ...roots);
+  show(route, { key, data, json }, route.page.view(data, route));
 }
 
-async function showRun(runId) {
-  const run = await api(`/api/runs/${encodeURIComponent(runId)}`);
-  const facts = [["Tokens", tokens(run)], ["Cost", money(run.total_cost)], ["Duration", duration(run.total_duration_ms)],
-    ["Events", run.event_count], ["Errors", errors(run.error_count)]];
-  return [
-    [link("#/", "Agents"), " / ", link(`#/agent/${encodeURIComponent(run.agent_name)}`, run.agent_name),
-      " / ", el("span", { class: "run-name", title: run.run_id }, runLabel(run))],
-    el("section", {},
-      el("dl", { class: "run-totals" }, ...facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))),
-      run.events.length ? eventTree(run.events) : el("p", { class: "muted" }, "This run has no events.")),
-  ];
+function show(route, state, page) {
+  const samePage = state && shown.page === route.page && shown.key === state.key;
+  if (samePage) morph(view, like(view, page.content));
+  else {
+    view.replaceChildren(page.content);
+    window.scrollTo(0, 0);
+  }
+  morph(crumbs, like(crumbs, ...page.crumbs));
+  document.title = page.title ? `${page.title} · gati` : "gati";
+  shown = state ? { ...state, page: route.page } : { key: null, page: null, data: null, json: null };
+  statusBox.hidden = true;
+  if (state && route.page.after) route.page.after(state.data, route);
+  updated();
+  settled();
 }
 
-async function showTotals() {
-  const s = await api("/api/summary");
-  const totals = document.getElementById("totals");
-  totals.replaceChildren(...[["Agents", s.agents], ["Runs", s.runs], ["Events", s.events],
-    ["Tokens", s.total_tokens], ["Cost", money(s.total_cost)]].map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
+// A copy of a fixed element of the page (its id and attributes) holding `children`, to morph into.
+function like(node, ...children) {
+  const copy = node.cloneNode(false);
+  copy.append(...children.map((c) => (c instanceof Node ? c : String(c))));
+  return copy;
+}
+
+// Again from the data already fetched: after a fold, a selection, a theme change.
+function redraw() { render(); }
+
+async function totals() {
+  const s = await get("/api/summary");
+  const box = document.getElementById("totals");
+  morph(box, like(box, ...[["Agents", count(s.agents)], ["Runs", count(s.runs)], ["Events", count(s.events)],
+    ["Tokens", count(s.total_tokens)], ["Cost", money(s.total_cost)]].map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v)))));
   document.getElementById("version").textContent = `gati ${s.version}`;
 }
 
-async function render() {
-  const [, kind, arg] = location.hash.match(/^#\/(agent|run)\/(.+)$/) || [];
-  try {
-    const page = kind === "agent" ? showRuns(decodeURIComponent(arg))
-      : kind === "run" ? showRun(decodeURIComponent(arg)) : showAgents();
-    const [[crumbs, content]] = await Promise.all([page, showTotals()]);
-    document.getElementById("crumbs").replaceChildren(...crumbs);
-    view.replaceChildren(content);
-    statusBox.hidden = true;
-  } catch (e) {
-    statusBox.textContent = e.message;
-    statusBox.hidden = false;
-  }
+// ---- live updates ------------------------------------------------------------------------------
+
+let live = localStorage.getItem("gati-live") !== "paused";
+
+function updated() {
+  const at = new Date();
+  const stamp = document.getElementById("updated");
+  stamp.setAttribute("datetime", at.toISOString());
+  stamp.textContent = `updated ${at.toLocaleTimeString("en-US", { hour12: false })}`;
 }
 
-window.addEventListener("hashchange", render);
+function showLive() {
+  const button = document.getElementById("live");
+  button.setAttribute("aria-pressed", live ? "true" : "false");
+  button.querySelector(".label").textContent = live ? "Live" : "Paused";
+  button.title = live ? `Updating every ${REFRESH_MS / 1000} s: click to pause` : "Paused: click to update live again";
+}
+
+setInterval(() => {
+  if (live && document.visibilityState === "visible" && !document.querySelector("dialog[open]")) render({ live: true });
+}, REFRESH_MS);
+document.addEventListener("visibilitychange", () => {
+  if (live && document.visibilityState === "visible") render({ live: true });
+});
+
+// ---- theme ---------------------------------------------------------------------------------------
+
+const systemDark = window.matchMedia("(prefers-color-scheme: dark)");
+
+function theme() { return localStorage.getItem("gati-theme") || (systemDark.matches ? "dark" : "light"); }
+
+function applyTheme() {
+  const dark = theme() === "dark";
+  document.documentElement.dataset.theme = dark ? "dark" : "light";
+  const button = document.getElementById("theme");
+  button.setAttribute("aria-pressed", dark ? "true" : "false");
+  button.replaceChildren(icon(dark ? "moon" : "sun"), el("span", { class: "label" }, "Dark mode"));
+  button.title = localStorage.getItem("gati-theme") ? "Theme chosen here (click to switch)" : "Theme follows the system (click to switch)";
+}
+
+systemDark.addEventListener("change", () => { if (!localStorage.getItem("gati-theme")) { applyTheme(); redraw(); } });
+
+// ---- dialogs -----------------------------------------------------------------------------------
+
+// A modal question; resolves to the input's value (or true) when confirmed, null when not.
+function ask({ title, message, confirm, danger = false, value = null }) {
+  return new Promise((resolve) => {
+    const dialog = el("dialog", { class: "ask", "aria-labelledby": "ask-title" },
+      el("form", { method: "dialog" },
+        el("h2", { id: "ask-title" }, title),
+        message ? el("p", {}, message) : null,
+        value !== null ? el("label", {}, "New name ", el("input", { name: "value", value, required: true, maxlength: 255, autocomplete: "off" })) : null,
+        el("p", { class: "error-text", hidden: true }),
+        // The confirming button first: Enter in the field submits with it. CSS shows it last.
+        el("div", { class: "actions" },
+          el("button", { value: "ok", type: "submit", class: danger ? "danger" : "primary" }, confirm),
+          el("button", { value: "cancel", type: "submit", formnovalidate: true }, "Cancel"))));
+    document.body.append(dialog);
+    dialog.addEventListener("close", () => {
+      const ok = dialog.returnValue === "ok";
+      const input = dialog.querySelector("input");
+      dialog.remove();
+      resolve(ok ? (input ? input.value.trim() : true) : null);
+    });
+    dialog.showModal();
+    (dialog.querySelector("input") || dialog.querySelector("button.danger, button.primary")).focus();
+  });
+}
+
+function flash(message) {
+  const note = document.getElementById("flash");
+  note.textContent = message;
+  note.hidden = false;
+  clearTimeout(flash.timer);
+  flash.timer = setTimeout(() => { note.hidden = true; }, 6000);
+}
+
+async function failedWrite(e) {
+  statusBox.textContent = e.message;
+  statusBox.hidden = false;
+}
+
+// ---- what the user does --------------------------------------------------------------------------
+
+const actions = {
+  fold(target) {
+    const closed = foldedOf(target.dataset.run);
+    const id = target.dataset.event;
+    if (closed.has(id)) closed.delete(id); else closed.add(id);
+    redraw();
+    // The toggle button is rebuilt in place by morph: keep the focus on it.
+    document.querySelector(`button.fold[data-event="${CSS.escape(id)}"]`)?.focus();
+  },
+  "fold-all"(target) {
+    const closed = foldedOf(target.dataset.run);
+    closed.clear();
+    if (target.dataset.open === "false" && shown.data?.trace) parentsOf(shown.data.trace.execution_tree).forEach((id) => closed.add(id));
+    redraw();
+  },
+  async "delete-run"(target) {
+    const { run, name, agent, events } = target.dataset;
+    const yes = await ask({ title: `Delete run “${name}”?`, danger: true, confirm: "Delete run",
+      message: `Its ${count(events)} events and totals are deleted from the backend. This cannot be undone.` });
+    if (!yes) return;
+    try {
+      await write("DELETE", `/api/runs/${enc(run)}`);
+      flash(`Deleted run “${name}”.`);
+      location.hash = `#/agent/${enc(agent)}`;
+    } catch (e) { failedWrite(e); }
+  },
+  async "delete-agent"(target) {
+    const { agent } = target.dataset;
+    const yes = await ask({ title: `Delete agent “${agent}”?`, danger: true, confirm: "Delete agent",
+      message: "All its runs and events are deleted from the backend. This cannot be undone." });
+    if (!yes) return;
+    try {
+      await write("DELETE", `/api/agents/${enc(agent)}`);
+      flash(`Deleted agent “${agent}”.`);
+      location.hash = "#/";
+    } catch (e) { failedWrite(e); }
+  },
+  async "rename-run"(target) {
+    const { run, name } = target.dataset;
+    const next = await ask({ title: "Rename run", confirm: "Rename", value: name });
+    if (!next || next === name) return;
+    try {
+      await write("PATCH", `/api/runs/${enc(run)}`, { new_run_name: next });
+      flash(`Renamed “${name}” to “${next}”.`);
+      render({ live: true });
+    } catch (e) { failedWrite(e); }
+  },
+};
+
+document.addEventListener("click", (event) => {
+  if (event.target.closest(".skip")) {
+    event.preventDefault();
+    view.focus();
+    return;
+  }
+  const target = event.target.closest("button[data-action]");
+  if (target && actions[target.dataset.action]) {
+    event.preventDefault();
+    actions[target.dataset.action](target);
+  }
+});
+
+// Forms put what they ask into the URL: the URL is the view.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  const kind = form.dataset.action;
+  if (!kind) return;
+  event.preventDefault();
+  const fields = Object.fromEntries(new FormData(form));
+  if (kind === "search") location.hash = query("#/search", fields);
+  if (kind === "custom-range") location.hash = query("#/metrics", { since: fields.since, until: fields.until });
+  if (kind === "filter-runs") location.hash = query(`#/agent/${enc(currentRoute().args[0])}`, { status: fields.status });
+});
+document.addEventListener("change", (event) => {
+  const form = event.target.closest("form[data-action='filter-runs']");
+  if (form) form.requestSubmit();
+});
+
+document.getElementById("live").addEventListener("click", () => {
+  live = !live;
+  localStorage.setItem("gati-live", live ? "live" : "paused");
+  showLive();
+  if (live) render({ live: true });
+});
+document.getElementById("theme").addEventListener("click", () => {
+  localStorage.setItem("gati-theme", theme() === "dark" ? "light" : "dark");
+  applyTheme();
+  redraw();
+});
+// "/" jumps to the search box, as on most sites.
+document.addEventListener("keydown", (event) => {
+  if (event.key === "/" && !event.target.closest("input, textarea, select, [contenteditable]")) {
+    event.preventDefault();
+    document.getElementById("quick-search").focus();
+  }
+});
+
+window.addEventListener("hashchange", () => render());
+applyTheme();
+showLive();
 render();
-setInterval(render, REFRESH_MS);

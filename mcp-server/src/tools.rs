@@ -1,26 +1,69 @@
-//! The MCP tools. Each one is a GET on the backend's HTTP API; failures become tool errors the
-//! assistant can read, never a crash.
+//! The MCP tools: gati 0.0.3's, under its names, and ours. Each asks the backend (backend.rs)
+//! and answers a summary in words, then the backend's JSON as structured content (answers/).
+//! A failure (backend down, unknown run, bad time) is a tool error the assistant can read,
+//! never a crash.
+//!
+//! The tools that change data (`rename_run`, `delete_run`, `delete_agent`) are offered only
+//! when the server is started with writes allowed: the events an assistant reads hold text
+//! from anywhere (prompts, tool outputs, web pages), and none of it may talk an assistant into
+//! deleting a user's history unless the user chose to allow that.
 
 use rmcp::{
-    handler::server::{router::tool::ToolRouter, wrapper::Parameters},
-    model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig},
-    schemars, tool, tool_handler, tool_router, ErrorData, ServerHandler,
+    handler::server::{router::tool::ToolRouter, tool::ToolCallContext, wrapper::Parameters},
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ServerCapabilities,
+        ServerConfig,
+    },
+    schemars,
+    service::RequestContext,
+    tool, tool_handler, tool_router, ErrorData, RoleServer, ServerHandler,
 };
 use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::{
+    answers::{
+        agents::{AgentList, AgentMetrics, AgentsComparison},
+        events::{EventList, EventWithChildren},
+        metrics::{CostTimeline, GlobalMetrics, ModelCosts, Summary, TokensTimeline},
+        runs::{ExecutionTrace, Run, RunComparison, RunList, RunTimeline},
+        schema, view, wrap, Answer,
+    },
+    backend::{Backend, Failure, Query},
+};
+
+type Reply = Result<CallToolResult, Failure>;
 
 #[derive(Clone)]
 pub struct Gati {
-    backend: String,
-    http: reqwest::Client,
+    backend: Backend,
     tool_router: ToolRouter<Self>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
 pub struct PageArgs {
-    /// How many items to return (1-500, default 50).
+    /// How many to return (1-1000, default 50).
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<u32>,
-    /// How many items to skip, for paging.
+    /// How many to skip, for paging.
     pub offset: Option<u32>,
+}
+
+/// A time range; either end may be left open.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct Range {
+    /// Only what happened at or after this time, ISO 8601 (e.g. `2026-01-31T00:00:00Z`).
+    #[serde(alias = "start_time")]
+    pub since: Option<String>,
+    /// Only what happened before this time, ISO 8601.
+    #[serde(alias = "end_time")]
+    pub until: Option<String>,
+}
+
+impl Range {
+    fn query(self) -> Query {
+        Query::default().with("since", self.since).with("until", self.until)
+    }
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -29,10 +72,12 @@ pub struct ListRunsArgs {
     pub agent_name: Option<String>,
     /// Only runs with this name, e.g. `run 3` or a name the agent gave its run.
     pub run_name: Option<String>,
-    /// How many runs to return (1-500, default 50).
-    pub limit: Option<u32>,
-    /// How many runs to skip, for paging.
-    pub offset: Option<u32>,
+    /// Only runs in this state: `active`, `completed` (its agent_end arrived) or `failed`.
+    pub status: Option<String>,
+    #[serde(flatten)]
+    pub range: Range,
+    #[serde(flatten)]
+    pub page: PageArgs,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -46,10 +91,47 @@ pub struct GetRunArgs {
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
+pub struct AgentArgs {
+    /// The agent's name, as listed by `list_agents`.
+    pub agent_name: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct AgentStatsArgs {
+    /// The agent's name, as listed by `list_agents`.
+    pub agent_name: String,
+    #[serde(flatten)]
+    pub range: Range,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct EventArgs {
+    /// The event's id, as listed by the other tools (`event_id`).
+    pub event_id: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct RunArgs {
+    /// The agent the run belongs to.
+    pub agent_name: String,
+    /// The run's name (e.g. `run 1`), or its run_id.
+    pub run_name: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct CompareRunsArgs {
+    /// The agent the runs belong to.
+    pub agent_name: String,
+    /// The runs to compare, by name (e.g. `["run 1", "run 2"]`) or run_id.
+    #[schemars(length(min = 1, max = 20))]
+    pub run_names: Vec<String>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct SearchArgs {
     /// Only events of this agent.
     pub agent_name: Option<String>,
-    /// Only events of this type, e.g. `llm_call` or `tool_call`.
+    /// Only events of this type, e.g. `llm_call`, `tool_call`, `agent_start`, `agent_end`.
     pub event_type: Option<String>,
     /// Only events of this run.
     pub run_id: Option<String>,
@@ -57,179 +139,453 @@ pub struct SearchArgs {
     pub run_name: Option<String>,
     /// Text to find in the event's data (case-insensitive).
     pub query: Option<String>,
-    /// How many events to return (1-500, default 50).
-    pub limit: Option<u32>,
-    /// How many events to skip, for paging.
-    pub offset: Option<u32>,
+    #[serde(flatten)]
+    pub range: Range,
+    #[serde(flatten)]
+    pub page: PageArgs,
 }
 
-#[tool_router]
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct EventDetailsArgs {
+    /// The agent the run belongs to.
+    pub agent_name: String,
+    /// The run's name (e.g. `run 1`), or its run_id.
+    pub run_name: String,
+    /// Only events of this type, e.g. `llm_call` or `tool_call` (all if left out).
+    pub event_type: Option<String>,
+    #[serde(flatten)]
+    pub page: PageArgs,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct CostBreakdownArgs {
+    /// Only this agent's LLM calls (all agents if left out).
+    pub agent_name: Option<String>,
+    #[serde(flatten)]
+    pub range: Range,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct RangeArgs {
+    #[serde(flatten)]
+    pub range: Range,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct TimelineArgs {
+    /// How many UTC days back, today included (1-365, default 30), when no range is given.
+    #[schemars(range(min = 1, max = 365))]
+    pub days: Option<u32>,
+    /// Only this agent's (all agents if left out).
+    pub agent_name: Option<String>,
+    #[serde(flatten)]
+    pub range: Range,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct RenameRunArgs {
+    /// The agent the run belongs to.
+    pub agent_name: String,
+    /// The run's current name (e.g. `run 1`), or its run_id.
+    pub run_name: String,
+    /// The name it gets; no other run of the agent may have it.
+    pub new_run_name: String,
+}
+
+/// `" of support-bot"`, or nothing.
+fn of(agent: Option<&str>) -> String {
+    agent.map(|a| format!(" of {a}")).unwrap_or_default()
+}
+
+#[tool_router(router = read_tools)]
 impl Gati {
-    pub fn new(backend: String) -> Gati {
-        Gati {
-            backend: backend.trim_end_matches('/').to_string(),
-            http: reqwest::Client::new(),
-            tool_router: Self::tool_router(),
-        }
+    #[tool(
+        description = "List the agents gati has seen, with their run and event counts, last activity, and totals: \
+                       tokens in, out and overall, cost in USD, duration and errors.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<AgentList>()
+    )]
+    async fn list_agents(&self, Parameters(args): Parameters<PageArgs>) -> Reply {
+        let offset = args.offset.unwrap_or(0);
+        let mut data = self.backend.agents(page(args)).await?;
+        data["offset"] = offset.into();
+        let list: AgentList = view(&data, "agents")?;
+        Ok(Answer { summary: list.summary(), data }.into())
     }
 
-    #[tool(description = "List the agents gati has seen, with their run and event counts, last activity, and \
-                          totals: tokens in, out and overall, cost in USD, duration and errors.")]
-    async fn list_agents(&self, Parameters(args): Parameters<PageArgs>) -> Result<CallToolResult, ErrorData> {
-        Ok(self.get("/api/agents", &page(args.limit, args.offset)).await)
+    #[tool(
+        description = "One agent's statistics: runs, events, cost, tokens in and out and duration, in all and \
+                       on average per run; optionally over a time range only.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<AgentMetrics>()
+    )]
+    async fn get_agent_stats(&self, Parameters(args): Parameters<AgentStatsArgs>) -> Reply {
+        let data = self.backend.agent_metrics(&args.agent_name, args.range.query()).await?;
+        let metrics: AgentMetrics = view(&data, "the agent")?;
+        Ok(Answer { summary: metrics.summary(), data }.into())
     }
 
-    #[tool(description = "List runs, newest first: each with its id, name (`run_name`, e.g. `run 3`), agent, start, \
-                          duration, event count, tokens in, out and overall, cost in USD and errors. Filter by agent \
-                          and by run name.")]
-    async fn list_runs(&self, Parameters(args): Parameters<ListRunsArgs>) -> Result<CallToolResult, ErrorData> {
-        let mut query = page(args.limit, args.offset);
-        match (args.agent_name, args.run_name) {
-            // The agent's own list, so that an unknown agent is an error rather than no runs.
-            (Some(agent), None) => Ok(self.get(&format!("/api/agents/{}/runs", path_segment(&agent)), &query).await),
-            (agent, name) => {
-                query.extend([("agent", agent), ("name", name)].into_iter().filter_map(|(k, v)| Some((k, v?))));
-                Ok(self.get("/api/runs", &query).await)
-            }
-        }
+    #[tool(
+        description = "Every agent side by side, costliest first: runs, cost, average cost per run, tokens; \
+                       optionally over a time range only.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<AgentsComparison>()
+    )]
+    async fn compare_agents(&self, Parameters(args): Parameters<RangeArgs>) -> Reply {
+        let data = wrap("agents", self.backend.agents_comparison(args.range.query()).await?);
+        let comparison: AgentsComparison = view(&data, "agents")?;
+        Ok(Answer { summary: comparison.summary(), data }.into())
+    }
+
+    #[tool(
+        description = "List runs, newest first: each with its id, name (`run_name`, e.g. `run 3`), agent, start, \
+                       event count, tokens in, out and overall, cost in USD, duration and errors. Filter by agent, \
+                       run name, status and time range.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<RunList>()
+    )]
+    async fn list_runs(&self, Parameters(args): Parameters<ListRunsArgs>) -> Reply {
+        let of = of(args.agent_name.as_deref());
+        let query = args
+            .range
+            .query()
+            .with("agent", args.agent_name)
+            .with("name", args.run_name)
+            .with("status", args.status)
+            .with("limit", args.page.limit)
+            .with("offset", args.page.offset);
+        let data = self.backend.runs(query).await?;
+        let list: RunList = view(&data, "runs")?;
+        Ok(Answer { summary: list.summary(&of), data }.into())
     }
 
     #[tool(
         description = "Get one run, by id or by name, with its totals (tokens, cost, duration, errors) and all its \
-                          events in time order; `parent_event_id` links an event to the one it happened inside."
+                       events in time order; `parent_event_id` links an event to the one it happened inside.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<Run>()
     )]
-    async fn get_run(&self, Parameters(args): Parameters<GetRunArgs>) -> Result<CallToolResult, ErrorData> {
-        let path = match (args.run_id, args.run_name, args.agent_name) {
-            (Some(id), _, _) => format!("/api/runs/{}", path_segment(&id)),
-            (None, Some(name), Some(agent)) => format!("/api/runs/{}/{}", path_segment(&agent), path_segment(&name)),
-            (None, Some(name), None) => format!("/api/runs/{}", path_segment(&name)),
+    async fn get_run(&self, Parameters(args): Parameters<GetRunArgs>) -> Reply {
+        let data = match (args.run_id, args.run_name, args.agent_name) {
+            (Some(id), _, _) => self.backend.run(&id).await?,
+            (None, Some(name), Some(agent)) => self.backend.agent_run(&agent, &name).await?,
+            (None, Some(name), None) => self.backend.run(&name).await?,
             (None, None, _) => {
-                return Ok(CallToolResult::error(vec![ContentBlock::text(
-                    "give `run_id`, or `run_name` (with `agent_name` if several agents have a run of that name)",
-                )]))
+                return Err("give `run_id`, or `run_name` (with `agent_name` if several agents have a run of that \
+                            name)"
+                    .into())
             }
         };
-        Ok(self.get(&path, &[]).await)
+        let run: Run = view(&data, "the run")?;
+        Ok(Answer { summary: run.summary(), data }.into())
     }
 
-    #[tool(description = "Search events by agent, type, run (id or name) and text in their data, newest first. Each \
-                          event has its tokens, cost and duration.")]
-    async fn search_events(&self, Parameters(args): Parameters<SearchArgs>) -> Result<CallToolResult, ErrorData> {
-        let mut query = page(args.limit, args.offset);
-        let filters = [
-            ("agent", args.agent_name),
-            ("type", args.event_type),
-            ("run_id", args.run_id),
-            ("run_name", args.run_name),
-            ("q", args.query),
-        ];
-        query.extend(filters.into_iter().filter_map(|(k, v)| Some((k, v?))));
-        Ok(self.get("/api/events", &query).await)
+    #[tool(
+        description = "A run's details by agent and run name: status, start, event count, tokens in and out, cost \
+                       and duration (its events: get_run_timeline, get_execution_trace, get_event_details).",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<Run>()
+    )]
+    async fn get_run_details(&self, Parameters(args): Parameters<RunArgs>) -> Reply {
+        let mut data = self.backend.agent_run(&args.agent_name, &args.run_name).await?;
+        if let Some(run) = data.as_object_mut() {
+            run.remove("events");
+        }
+        let run: Run = view(&data, "the run")?;
+        Ok(Answer { summary: format!("Run {}.\n", run.line()), data }.into())
+    }
+
+    #[tool(
+        description = "A run's events in time order, one line each: type, model or tool, tokens, cost, duration \
+                       and errors; each event's data in full in the structured answer.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<RunTimeline>()
+    )]
+    async fn get_run_timeline(&self, Parameters(args): Parameters<RunArgs>) -> Reply {
+        let data = self.backend.run_timeline(&args.agent_name, &args.run_name).await?;
+        let timeline: RunTimeline = view(&data, "the run's timeline")?;
+        Ok(Answer { summary: timeline.summary(), data }.into())
+    }
+
+    #[tool(
+        description = "A run's execution trace: its events as a tree, each under the one it happened inside, with \
+                       latency, cost and tokens per node, the run's totals, and LangGraph's graph when there is one.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<ExecutionTrace>()
+    )]
+    async fn get_execution_trace(&self, Parameters(args): Parameters<RunArgs>) -> Reply {
+        let data = self.backend.run_trace(&args.agent_name, &args.run_name).await?;
+        let trace: ExecutionTrace = view(&data, "the run's trace")?;
+        Ok(Answer { summary: trace.summary(), data }.into())
+    }
+
+    #[tool(
+        description = "Compare runs of one agent side by side: events, tokens in and out, cost, duration and \
+                       errors of each, and which was most and least expensive.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<RunComparison>()
+    )]
+    async fn compare_runs(&self, Parameters(args): Parameters<CompareRunsArgs>) -> Reply {
+        if args.run_names.is_empty() {
+            return Err("give at least one run in `run_names`, e.g. [\"run 1\", \"run 2\"]".into());
+        }
+        let (mut runs, mut missing) = (Vec::new(), Vec::new());
+        for name in &args.run_names {
+            match self.backend.agent_run(&args.agent_name, name).await {
+                Ok(mut run) => {
+                    if let Some(run) = run.as_object_mut() {
+                        run.remove("events");
+                    }
+                    runs.push(run)
+                }
+                Err(error) => missing.push(json!({ "run_name": name, "error": error })),
+            }
+        }
+        if runs.is_empty() {
+            let reasons: Vec<String> = missing.iter().filter_map(|m| m["error"].as_str().map(String::from)).collect();
+            return Err(format!("none of these runs was found: {}", reasons.join("; ")));
+        }
+        let data = json!({ "agent_name": args.agent_name, "runs": runs, "missing": missing });
+        let comparison: RunComparison = view(&data, "the runs")?;
+        Ok(Answer { summary: comparison.summary(), data }.into())
+    }
+
+    #[tool(
+        description = "Search events by agent, type, run (id or name), text in their data and time range \
+                       (`since`/`until`, ISO 8601), newest first. Each event has its tokens, cost and duration.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<EventList>()
+    )]
+    async fn search_events(&self, Parameters(args): Parameters<SearchArgs>) -> Reply {
+        let mut what = String::new();
+        for (label, value) in [
+            (" of type", &args.event_type),
+            (" of agent", &args.agent_name),
+            (" in run", &args.run_name),
+            (" in run_id", &args.run_id),
+            (" matching", &args.query),
+            (" since", &args.range.since),
+            (" until", &args.range.until),
+        ] {
+            if let Some(value) = value {
+                what.push_str(&format!("{label} {value:?}"));
+            }
+        }
+        let query = args
+            .range
+            .query()
+            .with("agent", args.agent_name)
+            .with("type", args.event_type)
+            .with("run_id", args.run_id)
+            .with("run_name", args.run_name)
+            .with("q", args.query)
+            .with("limit", args.page.limit)
+            .with("offset", args.page.offset);
+        let data = self.backend.events(query).await?;
+        let list: EventList = view(&data, "events")?;
+        Ok(Answer { summary: list.summary(&what), data }.into())
+    }
+
+    #[tool(
+        description = "Everything a run's events recorded, in full: the system prompt, prompt, completion, model, \
+                       tokens and cost of each LLM call; the input, output and error of each tool call; the data of \
+                       every other event. Optionally only events of one type.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<EventList>()
+    )]
+    async fn get_event_details(&self, Parameters(args): Parameters<EventDetailsArgs>) -> Reply {
+        let search = |run: (&'static str, String)| {
+            Query::default()
+                .with("agent", Some(&args.agent_name))
+                .with(run.0, Some(run.1))
+                .with("type", args.event_type.as_ref())
+                .with("limit", args.page.limit)
+                .with("offset", args.page.offset)
+        };
+        let mut data = self.backend.events(search(("run_name", args.run_name.clone()))).await?;
+        if view::<EventList>(&data, "events")?.total == 0 {
+            // No such run is an error, not an empty answer; and a run_id finds the run too.
+            let run: Run = view(&self.backend.agent_run(&args.agent_name, &args.run_name).await?, "the run")?;
+            if run.run_id == args.run_name {
+                data = self.backend.events(search(("run_id", run.run_id.clone()))).await?;
+            }
+        }
+        let list: EventList = view(&data, "events")?;
+        let mut what = format!(" in run \"{}\" of {}", args.run_name, args.agent_name);
+        if let Some(kind) = &args.event_type {
+            what = format!(" of type {kind:?}{what}");
+        }
+        Ok(Answer { summary: list.details(&what), data }.into())
+    }
+
+    #[tool(
+        description = "One event in full, by its event_id (as the other tools list it): everything it recorded \
+                       (prompts and completion, tool input and output, errors), and the events that happened \
+                       inside it, one line each.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<EventWithChildren>()
+    )]
+    async fn get_event(&self, Parameters(args): Parameters<EventArgs>) -> Reply {
+        let mut data = self.backend.event(&args.event_id).await?;
+        data["children"] = self.backend.event_children(&args.event_id).await?;
+        let event: EventWithChildren = view(&data, "the event")?;
+        Ok(Answer { summary: event.summary(), data }.into())
     }
 
     #[tool(
         description = "Totals across gati: agents, runs, events, tokens in, out and overall, cost in USD, duration \
-                          and errors; and the same totals per agent, under `by_agent`."
+                       and errors; and the same totals per agent, under `by_agent`.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<Summary>()
     )]
-    async fn get_summary(&self) -> Result<CallToolResult, ErrorData> {
-        let mut summary = match self.get_json("/api/summary", &[]).await {
-            Ok(summary) => summary,
-            Err(error) => return Ok(error),
-        };
-        match self.get_json("/api/agents", &[("limit", "500".to_string())]).await {
-            Ok(mut agents) => summary["by_agent"] = agents["agents"].take(),
-            Err(error) => return Ok(error),
-        }
-        Ok(CallToolResult::success(vec![ContentBlock::text(summary.to_string())]))
+    async fn get_summary(&self) -> Reply {
+        let mut data = self.backend.summary(Query::default()).await?;
+        let agents = self.backend.agents(Query::default().with("limit", Some(500))).await?;
+        data["by_agent"] = view::<Value>(&agents["agents"], "agents")?;
+        let summary: Summary = view(&data, "the totals")?;
+        Ok(Answer { summary: summary.summary(), data }.into())
     }
+
+    #[tool(
+        description = "gati 0.0.3's global metrics: agents, runs, events, total and per-run cost and tokens, hours \
+                       of runs, and the top five agents by cost and by runs; optionally over a time range only.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<GlobalMetrics>()
+    )]
+    async fn get_global_metrics(&self, Parameters(args): Parameters<RangeArgs>) -> Reply {
+        let data = self.backend.metrics_summary(args.range.query()).await?;
+        let metrics: GlobalMetrics = view(&data, "the metrics")?;
+        Ok(Answer { summary: metrics.summary(), data }.into())
+    }
+
+    #[tool(
+        description = "Cost by LLM model: calls, cost in USD, tokens in and out and average latency of each \
+                       model, and the total; for one agent or all, optionally over a time range only.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<ModelCosts>()
+    )]
+    async fn get_cost_breakdown(&self, Parameters(args): Parameters<CostBreakdownArgs>) -> Reply {
+        let of = of(args.agent_name.as_deref());
+        let data = wrap("models", self.backend.models(args.range.query().with("agent", args.agent_name)).await?);
+        let models: ModelCosts = view(&data, "cost per model")?;
+        Ok(Answer { summary: models.summary(&of), data }.into())
+    }
+
+    #[tool(
+        description = "Cost per day (UTC, by when the events happened) and the running total, over the last \
+                       `days` days or a time range, for one agent or all; days without cost count as zero.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<CostTimeline>()
+    )]
+    async fn get_cost_timeline(&self, Parameters(args): Parameters<TimelineArgs>) -> Reply {
+        let query = args.range.query().with("days", args.days).with("agent", args.agent_name);
+        let data = wrap("days", self.backend.cost_timeline(query).await?);
+        let timeline: CostTimeline = view(&data, "cost per day")?;
+        Ok(Answer { summary: timeline.summary(), data }.into())
+    }
+
+    #[tool(
+        description = "Tokens in and out per day (UTC, by when the events happened) and their running totals, \
+                       over the last `days` days or a time range, for one agent or all; days without tokens count as zero.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<TokensTimeline>()
+    )]
+    async fn get_tokens_timeline(&self, Parameters(args): Parameters<TimelineArgs>) -> Reply {
+        let query = args.range.query().with("days", args.days).with("agent", args.agent_name);
+        let data = wrap("days", self.backend.tokens_timeline(query).await?);
+        let timeline: TokensTimeline = view(&data, "tokens per day")?;
+        Ok(Answer { summary: timeline.summary(), data }.into())
+    }
+}
+
+/// The backend's answer to a write: its message, or what was asked.
+fn done(data: &Value, otherwise: String) -> String {
+    data["message"].as_str().map_or(otherwise, String::from)
+}
+
+#[tool_router(router = write_tools)]
+impl Gati {
+    #[tool(
+        description = "Rename a run of an agent; its events and totals stay with it.",
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn rename_run(&self, Parameters(args): Parameters<RenameRunArgs>) -> Reply {
+        let data = self.backend.rename_run(&args.agent_name, &args.run_name, &args.new_run_name).await?;
+        let summary = format!("Renamed run \"{}\" of {} to \"{}\".", args.run_name, args.agent_name, args.new_run_name);
+        Ok(Answer { summary, data: object(data) }.into())
+    }
+
+    #[tool(
+        description = "Delete a run of an agent with all its events, for good; the agent's totals drop with it.",
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn delete_run(&self, Parameters(args): Parameters<RunArgs>) -> Reply {
+        let data = self.backend.delete_run(&args.agent_name, &args.run_name).await?;
+        let summary = done(&data, format!("Deleted run \"{}\" of {} and its events.", args.run_name, args.agent_name));
+        Ok(Answer { summary, data: object(data) }.into())
+    }
+
+    #[tool(
+        description = "Delete an agent with all its runs and events, for good.",
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn delete_agent(&self, Parameters(args): Parameters<AgentArgs>) -> Reply {
+        let data = self.backend.delete_agent(&args.agent_name).await?;
+        let summary = done(&data, format!("Deleted agent {} with its runs and events.", args.agent_name));
+        Ok(Answer { summary, data: object(data) }.into())
+    }
+}
+
+/// Structured content is an object; a backend answer that is not one goes under `result`.
+fn object(data: Value) -> Value {
+    if data.is_object() {
+        data
+    } else {
+        wrap("result", data)
+    }
+}
+
+fn page(args: PageArgs) -> Query {
+    Query::default().with("limit", args.limit).with("offset", args.offset)
 }
 
 impl Gati {
-    /// The backend's JSON answer as the tool's text, or a tool error saying what went wrong.
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> CallToolResult {
-        match self.get_text(path, query).await {
-            Ok(body) => CallToolResult::success(vec![ContentBlock::text(body)]),
-            Err(error) => error,
+    /// The read-only tools, and with `writes` the ones that rename and delete.
+    pub fn new(backend: &str, writes: bool) -> Gati {
+        let mut tool_router = Self::read_tools();
+        if writes {
+            tool_router.merge(Self::write_tools());
         }
+        Gati { backend: Backend::new(backend), tool_router }
     }
-
-    async fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<serde_json::Value, CallToolResult> {
-        let body = self.get_text(path, query).await?;
-        serde_json::from_str(&body).map_err(|e| {
-            CallToolResult::error(vec![ContentBlock::text(format!(
-                "the gati backend answered {path} with bad JSON: {e}"
-            ))])
-        })
-    }
-
-    async fn get_text(&self, path: &str, query: &[(&str, String)]) -> Result<String, CallToolResult> {
-        let url = format!("{}{path}", self.backend);
-        let response = match self.http.get(&url).query(query).send().await {
-            Ok(response) => response,
-            Err(e) => {
-                return Err(CallToolResult::error(vec![ContentBlock::text(format!(
-                    "the gati backend at {} is not reachable ({e}); is it running? Start it with `gati start`.",
-                    self.backend
-                ))]))
-            }
-        };
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        if status.is_success() {
-            return Ok(body);
-        }
-        let message = match serde_json::from_str::<serde_json::Value>(&body) {
-            Ok(v) => match (v["error"].as_str(), v["runs"].as_array()) {
-                // A name several runs share: say which runs, so the assistant can pick one.
-                (Some(error), Some(runs)) => {
-                    let candidates: Vec<String> = runs
-                        .iter()
-                        .map(|r| format!("{} (agent {}, started {})", r["run_id"], r["agent_name"], r["started_at"]))
-                        .collect();
-                    format!("{error}: {}", candidates.join(", "))
-                }
-                (Some(error), None) => error.to_string(),
-                _ => body,
-            },
-            Err(_) => body,
-        };
-        Err(CallToolResult::error(vec![ContentBlock::text(format!("the gati backend answered {status}: {message}"))]))
-    }
-}
-
-fn page(limit: Option<u32>, offset: Option<u32>) -> Vec<(&'static str, String)> {
-    [("limit", limit), ("offset", offset)].into_iter().filter_map(|(k, v)| Some((k, v?.to_string()))).collect()
-}
-
-/// Percent-encodes an id for use as one URL path segment.
-fn path_segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Gati {
+    /// As the macro's, but a write tool asked for while writes are off says how to allow them.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if !self.tool_router.has_route(&request.name) && Self::write_tools().has_route(&request.name) {
+            let refusal = format!(
+                "`{}` changes data, and this gati MCP server only reads: start it with GATI_MCP_ALLOW_WRITES=1 to \
+                 allow renaming and deleting runs and agents",
+                request.name
+            );
+            return Ok(CallToolResult::error(vec![ContentBlock::text(refusal)]).into());
+        }
+        self.tool_router.call(ToolCallContext::new(self, request, context)).await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("gati", crate::VERSION))
             .with_instructions(
-                "Query what AI agents recorded with gati: agents, their runs (by id or name), events, and totals \
-                 of tokens, cost, duration and errors.",
+                "Query what AI agents recorded with gati: agents, their runs (by id or name), timelines, execution \
+                 traces and events in full, and totals of tokens, cost, duration and errors, per agent, per model \
+                 and per day. Each tool answers a summary first, then the data.",
             )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_one_path_segment() {
-        assert_eq!(path_segment("run/1 ?x"), "run%2F1%20%3Fx");
-        assert_eq!(path_segment("abc-1_2.3~"), "abc-1_2.3~");
     }
 }

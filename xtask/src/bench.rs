@@ -1,5 +1,7 @@
 //! `cargo xtask bench`: figures, measured against a baseline in the same run.
 
+mod backend;
+
 use std::time::Instant;
 
 use anyhow::Context;
@@ -23,6 +25,7 @@ impl flags::Bench {
                 bench_images(sh, rounds.max(1))
             }
             flags::BenchWhat::Release => bench_release(sh),
+            flags::BenchWhat::Backend { events } => backend::run(sh, events),
         }
     }
 }

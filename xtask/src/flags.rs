@@ -141,6 +141,13 @@ pub enum BenchWhat {
     /// artifacts (three `docker build`s, six `docker push`es, `python -m build`, `twine upload`,
     /// one after another), and a re-run of the finished release.
     Release,
+    /// The backend on a database of EVENTS events: ingest events/s, the p50/p95 of every
+    /// dashboard, metrics and search route, the database's size and the backend's memory.
+    Backend {
+        /// How many events to load (runs of 100, 20 agents).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+    },
 }
 
 /// Build the service images, and push them

@@ -40,7 +40,7 @@ impl flags::Test {
         let config = crate::model::config::load_default(sh)?;
         let toolchain = provision::release_toolchain(sh, &config)?;
         let python = provision::python_tools(sh)?;
-        provision::ui_packages(sh)?;
+        crate::ops::ui::provision(sh)?;
         let _dockerd = if self.no_images { None } else { Some(provision::Dockerd::ensure(sh)?) };
 
         crate::lint::lint(sh, &python)?;

@@ -103,7 +103,7 @@ pub fn build_all(sh: &Shell, plan: &Plan, finish: Finish) -> anyhow::Result<Buil
         bail!("the toolchain cannot build every platform:\n  - {}", problems.join("\n  - "));
     }
     let specs = specs(sh, plan, &toolchain)?;
-    crate::ops::provision::ui_packages(sh)?;
+    crate::ops::ui::provision(sh)?;
     let root = sh.current_dir();
     let board = Mutex::new(Board::in_lines(plan.images.iter().map(|i| i.service.clone()).collect()));
     let started = Instant::now();

@@ -11,3 +11,4 @@ pub mod provision;
 pub mod retry;
 pub mod sandbox;
 pub mod toolchain;
+pub mod ui;

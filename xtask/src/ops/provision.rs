@@ -139,12 +139,6 @@ impl Drop for Dockerd {
     }
 }
 
-/// The dashboard's npm packages, before any build of it (placeholder until the dashboard's
-/// packages arrive).
-pub fn ui_packages(_sh: &Shell) -> anyhow::Result<()> {
-    Ok(())
-}
-
 /// The release's toolchain, able to build and smoke-test every platform: the machine's; or
 /// rustup's, installed with every platform's target (as on GitHub's runners), the cross
 /// linkers and qemu-user from the distribution; or, where rustup cannot download (a machine

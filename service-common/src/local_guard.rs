@@ -1,6 +1,5 @@
 //! What keeps a local service local: the HTTP checks shared by the backend, the dashboard and
-//! the MCP server. The file lives here and the other two compile it too
-//! (`#[path = "../../backend/src/local_guard.rs"]`), so the three answer alike.
+//! the MCP server, so the three answer alike. [`protect`] puts them around a router.
 //!
 //! - `Host` must name this machine (`localhost`, `127.0.0.1`, `[::1]`, any port) or one of the
 //!   compose service names, so a page on another site cannot reach us by DNS rebinding.
@@ -10,15 +9,31 @@
 //!   form or `text/plain` fetch cannot send that without a CORS preflight, which we refuse.
 //! - Every error answer is JSON, including the ones axum or a library would send as text.
 
+use std::sync::Arc;
+
 use axum::{
     body::{to_bytes, Body},
     extract::{Request, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
-    middleware::Next,
+    middleware::{self, Next},
     response::{IntoResponse, Response},
-    Json,
+    Json, Router,
 };
 use serde_json::json;
+
+/// `router` behind the guard: foreign hosts, origins and non-JSON writes are refused before any
+/// route runs, and every error answer, the refusals included, is JSON (a 413 naming
+/// `limit_bytes`, when the service has a body limit).
+pub fn protect<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    guard: LocalGuard,
+    limit_bytes: Option<usize>,
+) -> Router<S> {
+    // The last layer added runs first: errors become JSON around everything, the guard inside.
+    router
+        .layer(middleware::from_fn_with_state(Arc::new(guard), self::guard))
+        .layer(middleware::from_fn_with_state(limit_bytes, json_errors))
+}
 
 /// Host names every service accepts: loopback, and the service names of the compose file.
 pub const DEFAULT_HOSTS: [&str; 6] = ["localhost", "127.0.0.1", "::1", "backend", "dashboard", "mcp-server"];
@@ -133,7 +148,7 @@ pub fn refuse(status: StatusCode, message: String, extra: serde_json::Value) -> 
 }
 
 /// Middleware: refuses foreign hosts, foreign origins and non-JSON writes before any route runs.
-pub async fn guard(State(guard): State<std::sync::Arc<LocalGuard>>, request: Request, next: Next) -> Response {
+pub async fn guard(State(guard): State<Arc<LocalGuard>>, request: Request, next: Next) -> Response {
     match guard.refusal(request.method(), request.headers()) {
         Some(refusal) => refusal,
         None => next.run(request).await,

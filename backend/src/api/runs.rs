@@ -1,0 +1,291 @@
+//! Runs: listed, looked up by id or name (within an agent or not), their timeline and trace,
+//! renamed and deleted.
+
+use axum::{
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::IntoParams;
+
+use super::{blocking, counted, error, given, page, range, respond, App, Refused, DEFAULT_LIMIT};
+use crate::{
+    model::{ErrorBody, Rename, Run, RunDeleted, RunDetail, RunPage, RunStatus, Timeline, Trace},
+    store::{Found, RenameError, RunFilter},
+};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunQuery {
+    /// Only this agent's runs (an agent that does not exist: 404).
+    agent: Option<String>,
+    /// Only runs of this name, e.g. `run 3`.
+    name: Option<String>,
+    /// `active`, `completed` or `failed`.
+    status: Option<String>,
+    /// Runs with events at or after this time (ISO 8601).
+    since: Option<String>,
+    /// Runs with events before this time (ISO 8601).
+    until: Option<String>,
+    /// 1-1000 (default 50).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+    #[param(value_type = Option<u32>)]
+    offset: Option<String>,
+}
+
+/// Runs with their totals, newest first.
+#[utoipa::path(get, path = "/api/runs", tag = "runs", params(RunQuery), responses(
+    (status = 200, body = RunPage),
+    (status = 400, body = ErrorBody),
+    (status = 404, description = "`agent` names no agent", body = ErrorBody),
+))]
+pub async fn list_runs(State(app): State<App>, Query(q): Query<RunQuery>) -> Response {
+    let status = match given(&q.status).map(|s| RunStatus::parse(&s).ok_or(s)).transpose() {
+        Ok(status) => status,
+        Err(s) => {
+            let message = format!("`status` must be active, completed or failed, got {s:?}");
+            return error(StatusCode::BAD_REQUEST, message);
+        }
+    };
+    let (page, range) = match (page(&q.limit, &q.offset, DEFAULT_LIMIT), range(&q.since, &q.until)) {
+        (Ok(page), Ok(range)) => (page, range),
+        (Err(e), _) | (_, Err(e)) => return *e,
+    };
+    let filter = RunFilter { agent: given(&q.agent), name: given(&q.name), status, range };
+    let missing = format!("no agent named {:?}", filter.agent.clone().unwrap_or_default());
+    let store = app.store;
+    match blocking(move || store.runs(&filter, page)).await {
+        Ok(Some((runs, total))) => {
+            Json(RunPage { runs, total, limit: page.limit, offset: page.offset }).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, missing),
+        Err(response) => response,
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AgentRunsQuery {
+    /// Runs with events at or after this time (ISO 8601).
+    since: Option<String>,
+    /// Runs with events before this time (ISO 8601).
+    until: Option<String>,
+    /// 1-1000 (default 50).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+    #[param(value_type = Option<u32>)]
+    offset: Option<String>,
+}
+
+/// An agent's runs, newest first: a bare array, as 0.0.3's; how many there are (without
+/// paging) is in `X-Total-Count`.
+#[utoipa::path(get, path = "/api/agents/{name}/runs", tag = "agents",
+    params(("name" = String, Path), AgentRunsQuery),
+    responses(
+        (status = 200, body = [Run], headers(("x-total-count" = i64, description = "How many runs match"))),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn list_agent_runs(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    Query(q): Query<AgentRunsQuery>,
+) -> Response {
+    let (page, range) = match (page(&q.limit, &q.offset, DEFAULT_LIMIT), range(&q.since, &q.until)) {
+        (Ok(page), Ok(range)) => (page, range),
+        (Err(e), _) | (_, Err(e)) => return *e,
+    };
+    let missing = format!("no agent named {name:?}");
+    let filter = RunFilter { agent: Some(name), range, ..Default::default() };
+    let store = app.store;
+    match blocking(move || store.runs(&filter, page)).await {
+        Ok(Some((runs, total))) => counted(runs, total),
+        Ok(None) => error(StatusCode::NOT_FOUND, missing),
+        Err(response) => response,
+    }
+}
+
+/// The run `run` (an id, or a name) of `agent` (any, if `None`), or the answer saying why not.
+async fn resolve(app: &App, agent: Option<String>, run: String) -> Result<Run, Response> {
+    let store = app.store.clone();
+    let missing = match &agent {
+        Some(agent) => format!("agent {agent:?} has no run named {run:?}"),
+        None => format!("no run with id or name {run:?}"),
+    };
+    match blocking(move || store.find_run(agent.as_deref(), &run)).await? {
+        Found::One(run) => Ok(*run),
+        Found::None => Err(error(StatusCode::NOT_FOUND, missing)),
+        Found::Several(runs) => {
+            let message = format!("{} runs have this name; ask for one by its run_id", runs.len());
+            Err((StatusCode::CONFLICT, Json(json!({ "error": message, "runs": runs }))).into_response())
+        }
+    }
+}
+
+async fn detail(app: &App, agent: Option<String>, run: String) -> Result<RunDetail, Response> {
+    let run = resolve(app, agent, run).await?;
+    let (store, run_id) = (app.store.clone(), run.run_id.clone());
+    let events = blocking(move || store.run_events(&run_id)).await?;
+    Ok(RunDetail { run, events })
+}
+
+/// A run by id, or by a name only one run has, with its events in time order.
+#[utoipa::path(get, path = "/api/runs/{run}", tag = "runs",
+    params(("run" = String, Path, description = "The run's id or name")),
+    responses(
+        (status = 200, body = RunDetail),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Several runs have this name: `runs` lists them", body = ErrorBody),
+    ))]
+pub async fn get_run(State(app): State<App>, Path(run): Path<String>) -> Response {
+    respond(detail(&app, None, run).await)
+}
+
+/// An agent's run, by name or id, with its events in time order (0.0.3's run details and ours).
+#[utoipa::path(get, path = "/api/runs/{agent}/{run}", tag = "runs",
+    params(("agent" = String, Path), ("run" = String, Path, description = "The run's name or id")),
+    responses((status = 200, body = RunDetail), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn get_agent_run(State(app): State<App>, Path((agent, run)): Path<(String, String)>) -> Response {
+    respond(detail(&app, Some(agent), run).await)
+}
+
+/// An agent's run with its events in time order, as 0.0.3's timeline.
+#[utoipa::path(get, path = "/api/runs/{agent}/{run}/timeline", tag = "runs",
+    params(("agent" = String, Path), ("run" = String, Path, description = "The run's name or id")),
+    responses((status = 200, body = Timeline), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn timeline(State(app): State<App>, Path((agent, run)): Path<(String, String)>) -> Response {
+    respond(detail(&app, Some(agent), run).await.map(|RunDetail { run, events }| Timeline {
+        run_id: run.run_id,
+        run_name: run.run_name,
+        agent_name: run.agent_name,
+        status: run.status,
+        total_duration_ms: run.total_duration_ms,
+        created_at: run.created_at,
+        events,
+    }))
+}
+
+/// An agent's run as its nested execution tree, with each node's latency, cost and tokens and
+/// what its subtree adds up to, and LangGraph's graph where the events carry it.
+#[utoipa::path(get, path = "/api/runs/{agent}/{run}/trace", tag = "runs",
+    params(("agent" = String, Path), ("run" = String, Path, description = "The run's name or id")),
+    responses((status = 200, body = Trace), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn trace(State(app): State<App>, Path((agent, run)): Path<(String, String)>) -> Response {
+    respond(detail(&app, Some(agent), run).await.map(|d| crate::trace::trace(&d.run, &d.events)))
+}
+
+/// Rename a run: `{"new_run_name": "..."}`.
+#[utoipa::path(patch, path = "/api/runs/{run}", tag = "runs",
+    params(("run" = String, Path, description = "The run's id or name")),
+    request_body = Rename,
+    responses(
+        (status = 200, body = Run),
+        (status = 400, description = "Its agent already has a run of that name", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        (status = 422, description = "A bad body", body = ErrorBody),
+    ))]
+pub async fn rename_run(State(app): State<App>, Path(run): Path<String>, body: Bytes) -> Response {
+    rename(&app, None, run, &body).await
+}
+
+/// Rename an agent's run: `{"new_run_name": "..."}` (0.0.3's PATCH).
+#[utoipa::path(patch, path = "/api/runs/{agent}/{run}", tag = "runs",
+    params(("agent" = String, Path), ("run" = String, Path, description = "The run's name or id")),
+    request_body = Rename,
+    responses(
+        (status = 200, body = Run),
+        (status = 400, description = "The agent already has a run of that name", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        (status = 422, description = "A bad body", body = ErrorBody),
+    ))]
+pub async fn rename_agent_run(
+    State(app): State<App>,
+    Path((agent, run)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    rename(&app, Some(agent), run, &body).await
+}
+
+const MAX_RUN_NAME: usize = 255;
+
+/// The new name in a rename's body, or the 422 saying what is wrong with it.
+fn new_name(body: &[u8]) -> Result<String, Refused> {
+    let refuse = |message: String| {
+        let body = Json(json!({ "error": message, "field": "new_run_name" }));
+        Box::new((StatusCode::UNPROCESSABLE_ENTITY, body).into_response())
+    };
+    let Rename { new_run_name: name } = serde_json::from_slice(body)
+        .map_err(|e| refuse(format!("the body must be {{\"new_run_name\": \"...\"}}: {e}")))?;
+    if name.trim().is_empty() {
+        return Err(refuse("`new_run_name` must not be empty".into()));
+    }
+    if name.chars().count() > MAX_RUN_NAME {
+        return Err(refuse(format!("`new_run_name` is longer than {MAX_RUN_NAME} characters")));
+    }
+    Ok(name)
+}
+
+async fn rename(app: &App, agent: Option<String>, run: String, body: &[u8]) -> Response {
+    let name = match new_name(body) {
+        Ok(name) => name,
+        Err(response) => return *response,
+    };
+    let run = match resolve(app, agent, run).await {
+        Ok(run) => run,
+        Err(response) => return response,
+    };
+    let store = app.store.clone();
+    let (run_id, wanted) = (run.run_id.clone(), name.clone());
+    let renamed = tokio::task::spawn_blocking(move || store.rename_run(&run_id, &wanted)).await;
+    match renamed {
+        Ok(Ok(run)) => Json(run).into_response(),
+        Ok(Err(RenameError::Taken)) => error(
+            StatusCode::BAD_REQUEST,
+            format!("Run name {name:?} already exists for agent {:?}; choose another name", run.agent_name),
+        ),
+        Ok(Err(RenameError::Database(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("database error: {e}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}")),
+    }
+}
+
+/// Delete a run with its events and totals (its agent stays).
+#[utoipa::path(delete, path = "/api/runs/{run}", tag = "runs",
+    params(("run" = String, Path, description = "The run's id or name")),
+    responses((status = 200, body = RunDeleted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete_run(State(app): State<App>, Path(run): Path<String>) -> Response {
+    delete(&app, None, run).await
+}
+
+/// Delete an agent's run with its events and totals (0.0.3's DELETE).
+#[utoipa::path(delete, path = "/api/runs/{agent}/{run}", tag = "runs",
+    params(("agent" = String, Path), ("run" = String, Path, description = "The run's name or id")),
+    responses((status = 200, body = RunDeleted), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete_agent_run(State(app): State<App>, Path((agent, run)): Path<(String, String)>) -> Response {
+    delete(&app, Some(agent), run).await
+}
+
+async fn delete(app: &App, agent: Option<String>, run: String) -> Response {
+    let run = match resolve(app, agent, run).await {
+        Ok(run) => run,
+        Err(response) => return response,
+    };
+    let (store, run_id) = (app.store.clone(), run.run_id.clone());
+    respond(blocking(move || store.delete_run(&run_id)).await.map(|events| RunDeleted {
+        status: "success".into(),
+        message: format!(
+            "Run '{}' for agent '{}' and all associated events deleted ({events} events)",
+            run.label, run.agent_name
+        ),
+        run_id: run.run_id,
+        run_name: run.run_name,
+        agent_name: run.agent_name,
+        deleted_events: events,
+    }))
+}

@@ -1,0 +1,265 @@
+//! The kept totals always equal what the events add up to, whatever path changed them.
+
+use super::*;
+use crate::ingest::parse_batch;
+
+fn temp_store(name: &str) -> (PathBuf, Store) {
+    let dir = std::env::temp_dir().join(format!("gati-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(&dir.join("gati.db")).unwrap();
+    (dir, store)
+}
+
+fn event(id: &str, run: &str, agent: &str, kind: &str, ts: &str, data: Value) -> Value {
+    serde_json::json!({"event_id": id, "run_id": run, "agent_name": agent, "event_type": kind, "timestamp": ts,
+                       "data": data})
+}
+
+fn ingest(store: &Store, events: Vec<Value>) -> (usize, usize) {
+    store.ingest(parse_batch(Value::Array(events).to_string().as_bytes()).unwrap()).unwrap()
+}
+
+/// Every kept total that differs from the same total computed from the events, as text.
+fn disagreements(store: &Store) -> Vec<String> {
+    store.catch_up().unwrap();
+    let queries = [
+        (
+            "run",
+            "SELECT run_id, event_count, tokens_in, total_tokens, round(total_cost, 9), error_count, started_at,
+                    last_event_at, status FROM runs",
+            "SELECT r.run_id, count(e.id), coalesce(sum(e.tokens_in), 0), coalesce(sum(e.total_tokens), 0),
+                    round(coalesce(sum(e.cost), 0.0), 9), coalesce(sum(e.error), 0),
+                    coalesce(min(e.timestamp), r.first_seen), max(e.timestamp),
+                    CASE WHEN count(e.id) FILTER (WHERE e.event_type = 'agent_end') > 0
+                          AND count(e.id) FILTER (WHERE e.event_type = 'agent_end')
+                              >= count(e.id) FILTER (WHERE e.event_type = 'agent_start')
+                         THEN CASE WHEN (SELECT x.error FROM events x WHERE x.run_id = r.run_id
+                                         AND x.event_type = 'agent_end' ORDER BY x.timestamp DESC, x.id DESC LIMIT 1)
+                                   THEN 'failed' ELSE 'completed' END
+                         ELSE 'active' END
+             FROM runs r LEFT JOIN events e ON e.run_id = r.run_id GROUP BY r.run_id",
+        ),
+        (
+            "agent",
+            "SELECT name, run_count, active_runs, event_count, tokens_in, total_tokens, round(total_cost, 9),
+                    error_count, round(duration_ms, 3), last_event_at, first_seen FROM agents",
+            "SELECT a.name, count(r.run_id), count(r.run_id) FILTER (WHERE r.status = 'active'),
+                    coalesce(sum(r.event_count), 0), coalesce(sum(r.tokens_in), 0), coalesce(sum(r.total_tokens), 0),
+                    round(coalesce(sum(r.total_cost), 0.0), 9), coalesce(sum(r.error_count), 0),
+                    round(coalesce(sum(r.duration_ms), 0.0), 3), max(r.last_event_at),
+                    coalesce(min(r.started_at), a.first_seen)
+             FROM agents a LEFT JOIN runs r ON r.agent_name = a.name GROUP BY a.name",
+        ),
+        (
+            "day",
+            "SELECT day, agent_name, model, events, tokens_in, total_tokens, round(cost, 9), errors FROM daily_totals",
+            "SELECT substr(timestamp, 1, 10), agent_name, coalesce(model, ''), count(*), coalesce(sum(tokens_in), 0),
+                    coalesce(sum(total_tokens), 0), round(coalesce(sum(cost), 0.0), 9), coalesce(sum(error), 0)
+             FROM events GROUP BY 1, 2, 3",
+        ),
+    ];
+    store
+        .with(|conn| {
+            let mut out = Vec::new();
+            for (what, kept, computed) in queries {
+                for (a, b, side) in [(kept, computed, "kept"), (computed, kept, "computed")] {
+                    let mut stmt = conn.prepare(&format!("{a} EXCEPT {b}"))?;
+                    let n = stmt.column_count();
+                    let rows = stmt.query_map([], |r| {
+                        (0..n)
+                            .map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}")))
+                            .collect::<Result<Vec<_>, _>>()
+                    })?;
+                    for row in rows {
+                        out.push(format!("{what} {side} only: {}", row?.join(", ")));
+                    }
+                }
+            }
+            let indexed: i64 = conn.query_row("SELECT count(*) FROM events_fts", [], |r| r.get(0)).unwrap_or(-1);
+            let events: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+            if indexed != events {
+                out.push(format!("the search index holds {indexed} rows for {events} events"));
+            }
+            Ok(out)
+        })
+        .unwrap()
+}
+
+fn llm(id: &str, run: &str, agent: &str, ts: &str, tokens: i64, cost: f64, model: &str) -> Value {
+    event(
+        id,
+        run,
+        agent,
+        "llm_call",
+        ts,
+        serde_json::json!({"tokens_in": tokens, "tokens_out": 1, "cost": cost,
+        "model": model, "latency_ms": 100, "prompt": format!("question {id}")}),
+    )
+}
+
+#[test]
+fn totals_follow_ingest_moves_deletes_renames_and_retention() {
+    let (dir, store) = temp_store("totals");
+    // Two days, two agents, two models; a duplicate; a run whose agent_start comes later.
+    ingest(
+        &store,
+        vec![
+            event("s1", "r1", "alpha", "agent_start", "2026-01-30T23:59:00Z", serde_json::json!({})),
+            llm("l1", "r1", "alpha", "2026-01-30T23:59:30Z", 100, 0.5, "gpt-4o"),
+            llm("l2", "r1", "alpha", "2026-01-31T00:00:30Z", 50, 0.25, "gpt-4o-mini"),
+            event("x1", "r1", "alpha", "tool_call", "2026-01-31T00:01:00Z", serde_json::json!({"error": "boom"})),
+            llm("l3", "r2", "init-name", "2026-01-31T10:00:00Z", 10, 0.125, "gpt-4o"),
+        ],
+    );
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    let (stored, duplicates) = ingest(
+        &store,
+        vec![
+            llm("l1", "r1", "alpha", "2026-01-30T23:59:30Z", 100, 0.5, "gpt-4o"),
+            event("e1", "r1", "alpha", "agent_end", "2026-01-31T00:02:00Z", serde_json::json!({})),
+            // r2's agent_start names beta: r2 moves from init-name, with its events and totals.
+            event("s2", "r2", "beta", "agent_start", "2026-01-31T09:59:00Z", serde_json::json!({})),
+            llm("l4", "r2", "init-name", "2026-01-31T10:00:01Z", 5, 0.0625, "gpt-4o"),
+        ],
+    );
+    assert_eq!((stored, duplicates), (3, 1));
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    let agents: Vec<String> =
+        store.agents(Page { limit: 10, offset: 0 }).unwrap().0.into_iter().map(|a| a.name).collect();
+    assert_eq!(agents, ["beta", "alpha"], "init-name has no run left");
+    let Found::One(r1) = store.find_run(None, "r1").unwrap() else { panic!("r1") };
+    assert_eq!((r1.status, r1.event_count, r1.total_tokens, r1.error_count), (RunStatus::Completed, 5, 152, 1));
+    let Found::One(r2) = store.find_run(Some("beta"), "r2").unwrap() else { panic!("r2") };
+    assert_eq!((r2.status, r2.agent_name.as_str(), r2.total_tokens), (RunStatus::Active, "beta", 17));
+
+    // Search: words at their starts, checked to be in the text.
+    let search = |q: &str| {
+        let filter = EventFilter { text: Some(q.into()), ..Default::default() };
+        store
+            .search(&filter, Page { limit: 10, offset: 0 })
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|e| e.event_id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(search("question l2"), ["l2"]);
+    assert_eq!(search("QUESTION L"), ["l4", "l3", "l2", "l1"]);
+    assert_eq!(search("boom"), ["x1"]);
+    assert_eq!(search("init-name"), ["l4", "l3"], "the name the SDK sent is kept, and found");
+
+    assert_eq!(store.delete_run("r1").unwrap(), 5);
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    assert!(search("question l2").is_empty(), "a deleted event leaves the index");
+    assert!(matches!(store.rename_run("r2", "renamed"), Ok(run) if run.run_name.as_deref() == Some("renamed")));
+    ingest(&store, vec![llm("l5", "r3", "beta", "2026-01-31T11:00:00Z", 1, 0.0, "gpt-4o")]);
+    assert!(matches!(store.rename_run("r3", "renamed"), Err(RenameError::Taken)));
+
+    // Retention: r2 ended its events before 10:30, r3 after.
+    assert_eq!(store.sweep("2026-01-31T10:30:00.000000Z").unwrap(), 1);
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    assert_eq!(store.delete_agent("beta").unwrap(), Some((1, 1)));
+    assert_eq!(store.delete_agent("beta").unwrap(), None);
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    assert_eq!(store.agents(Page { limit: 10, offset: 0 }).unwrap().1, 0);
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn ranges_cut_days_at_the_events_own_times() {
+    let (dir, store) = temp_store("ranges");
+    ingest(
+        &store,
+        vec![
+            llm("a", "r1", "alpha", "2026-01-29T12:00:00Z", 1, 1.0, "m"),
+            llm("b", "r1", "alpha", "2026-01-30T06:00:00Z", 2, 2.0, "m"),
+            llm("c", "r1", "alpha", "2026-01-30T18:00:00Z", 4, 4.0, "m"),
+            llm("d", "r2", "beta", "2026-01-31T01:00:00Z", 8, 8.0, "n"),
+        ],
+    );
+    let range = |since: &str, until: &str| Range { since: Some(since.into()), until: Some(until.into()) };
+    let tokens = |r: &Range| store.agent_totals(r, None).unwrap().iter().map(|a| a.events.tokens_in).sum::<i64>();
+    assert_eq!(tokens(&Range::default()), 15);
+    assert_eq!(tokens(&range("2026-01-30T00:00:00.000000Z", "2026-01-31T00:00:00.000000Z")), 6);
+    assert_eq!(tokens(&range("2026-01-29T13:00:00.000000Z", "2026-01-31T00:30:00.000000Z")), 6);
+    assert_eq!(tokens(&range("2026-01-30T12:00:00.000000Z", "2026-01-31T02:00:00.000000Z")), 12);
+    assert_eq!(tokens(&range("2026-01-30T05:00:00.000000Z", "2026-01-30T07:00:00.000000Z")), 2);
+    let days = store.days(&Range::default(), None, "2026-01-28", "2026-02-01").unwrap();
+    let per_day: Vec<(String, i64, i64)> = days.iter().map(|d| (d.date.clone(), d.all.tokens_in, d.runs)).collect();
+    assert_eq!(
+        per_day,
+        [
+            ("2026-01-28".into(), 0, 0),
+            ("2026-01-29".into(), 1, 1),
+            ("2026-01-30".into(), 6, 0),
+            ("2026-01-31".into(), 8, 1),
+            ("2026-02-01".into(), 0, 0)
+        ]
+    );
+    let models =
+        store.models(&range("2026-01-30T12:00:00.000000Z", "2026-02-01T00:00:00.000000Z"), None, None).unwrap();
+    assert_eq!(
+        models.iter().map(|(m, t)| (m.as_str(), t.events, t.timed)).collect::<Vec<_>>(),
+        [("m", 1, 1), ("n", 1, 1)]
+    );
+    // The check above can fail: a total that drifts from its events is named.
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    store.with(|conn| conn.execute("UPDATE daily_totals SET cost = cost + 1 WHERE model = 'n'", [])).unwrap();
+    assert_eq!(disagreements(&store).len(), 2, "kept only, computed only");
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn concurrent_batches_are_written_together_and_each_counted_alone() {
+    let (dir, store) = temp_store("group");
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let batch = |n: usize| {
+                    (0..50)
+                        .map(|i| {
+                            llm(
+                                &format!("t{t}-{n}-{i}"),
+                                &format!("run-{t}"),
+                                "alpha",
+                                "2026-01-31T12:00:00Z",
+                                1,
+                                0.5,
+                                "m",
+                            )
+                        })
+                        .collect()
+                };
+                // Each thread's second batch repeats its first: all of it is duplicates.
+                (ingest(&store, batch(0)), ingest(&store, batch(0)), ingest(&store, batch(1)))
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert_eq!(thread.join().unwrap(), ((50, 0), (0, 50), (50, 0)));
+    }
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    let (agents, _) = store.agents(Page { limit: 10, offset: 0 }).unwrap();
+    assert_eq!((agents[0].run_count, agents[0].event_count, agents[0].total_cost), (8, 800, 400.0));
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_search_finds_events_the_index_has_not_reached() {
+    let (dir, store) = temp_store("tail");
+    ingest(&store, vec![llm("old", "r1", "alpha", "2026-01-31T12:00:00Z", 1, 0.0, "m")]);
+    store.catch_up().unwrap();
+    ingest(&store, vec![llm("new", "r1", "alpha", "2026-01-31T12:00:01Z", 1, 0.0, "m")]);
+    let pending = store.health().unwrap();
+    let filter = EventFilter { text: Some("question".into()), ..Default::default() };
+    let (found, count) = store.search(&filter, Page { limit: 10, offset: 0 }).unwrap();
+    assert_eq!(found.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["new", "old"], "{pending} pending");
+    assert_eq!(count, Count { total: 2, capped: false });
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,259 @@
+//! The totals kept beside the events: per run (in `runs`), per agent (in `agents`), per UTC day,
+//! agent and model (in `daily_totals`).
+//!
+//! Ingest adds to them as events arrive ([`BatchTotals`]); the rare changes that take events
+//! away or move them (a deleted run or agent, retention, a run credited to another agent)
+//! recompute what they touched from the events themselves, exactly, in the same transaction.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Transaction};
+
+use crate::ingest::Event;
+
+/// What one event adds to a total.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sums {
+    events: i64,
+    tokens_in: i64,
+    tokens_out: i64,
+    total_tokens: i64,
+    cost: f64,
+    errors: i64,
+    /// Sum and count of the durations reported (for an average latency).
+    duration_ms: f64,
+    timed: i64,
+}
+
+impl Sums {
+    fn add(&mut self, e: &Event) {
+        let m = &e.metrics;
+        self.events += 1;
+        self.tokens_in += m.tokens_in.unwrap_or(0);
+        self.tokens_out += m.tokens_out.unwrap_or(0);
+        self.total_tokens += m.total_tokens.unwrap_or(0);
+        self.cost += m.cost.unwrap_or(0.0);
+        self.errors += i64::from(m.error);
+        if let Some(ms) = m.duration_ms {
+            self.duration_ms += ms;
+            self.timed += 1;
+        }
+    }
+}
+
+/// A run's share of a batch: its sums, time span, longest event and agent_start/agent_end.
+#[derive(Debug, Default)]
+struct RunShare {
+    agent: String,
+    sums: Sums,
+    first: Option<String>,
+    last: Option<String>,
+    max_duration_ms: f64,
+    starts: i64,
+    ends: i64,
+    /// The latest agent_end: its time and whether it reports an error.
+    end: Option<(String, bool)>,
+}
+
+/// What a batch's stored events add, by run, by agent and by day, agent and model.
+#[derive(Debug, Default)]
+pub struct BatchTotals {
+    runs: HashMap<String, RunShare>,
+    /// By (day, agent, model): a batch has few of them, so a list searched from the end.
+    days: Vec<((String, String, String), Sums)>,
+}
+
+impl BatchTotals {
+    /// Counts an event that was stored (not a duplicate), credited to `agent`.
+    pub fn add(&mut self, e: &Event, agent: &str) {
+        // Looked up before inserting: most events belong to a run and day already seen.
+        if !self.runs.contains_key(&e.run_id) {
+            self.runs.insert(e.run_id.clone(), RunShare::default());
+        }
+        let run = self.runs.get_mut(&e.run_id).expect("inserted above");
+        if run.agent.is_empty() {
+            run.agent = agent.to_string();
+        }
+        run.sums.add(e);
+        if run.first.as_ref().is_none_or(|t| e.timestamp < *t) {
+            run.first = Some(e.timestamp.clone());
+        }
+        if run.last.as_ref().is_none_or(|t| e.timestamp > *t) {
+            run.last = Some(e.timestamp.clone());
+        }
+        run.max_duration_ms = run.max_duration_ms.max(e.metrics.duration_ms.unwrap_or(0.0));
+        match e.event_type.as_str() {
+            "agent_start" => run.starts += 1,
+            "agent_end" => {
+                run.ends += 1;
+                if run.end.as_ref().is_none_or(|(t, _)| e.timestamp >= *t) {
+                    run.end = Some((e.timestamp.clone(), e.metrics.error));
+                }
+            }
+            _ => {}
+        }
+        let model = e.model.as_deref().unwrap_or_default();
+        let key = self.days.iter().rposition(|((d, a, m), _)| d == day(&e.timestamp) && a == agent && m == model);
+        match key {
+            Some(i) => self.days[i].1.add(e),
+            None => {
+                let mut sums = Sums::default();
+                sums.add(e);
+                self.days.push(((day(&e.timestamp).to_string(), agent.to_string(), model.to_string()), sums));
+            }
+        }
+    }
+
+    /// Adds the batch to the stored totals. Each run's duration and status are the database's
+    /// to compute (generated columns); the agent's change by how much its runs' did.
+    pub fn apply(self, tx: &Transaction) -> rusqlite::Result<()> {
+        let mut before = tx.prepare_cached("SELECT duration_ms, status FROM runs WHERE run_id = ?1")?;
+        let mut update = tx.prepare_cached(
+            "UPDATE runs SET event_count = event_count + ?2, tokens_in = tokens_in + ?3, tokens_out = tokens_out + ?4,
+                total_tokens = total_tokens + ?5, total_cost = total_cost + ?6, error_count = error_count + ?7,
+                started_at = min(coalesce(started_at, ?8), ?8), last_event_at = max(coalesce(last_event_at, ?9), ?9),
+                max_duration_ms = max(max_duration_ms, ?10), agent_starts = agent_starts + ?11,
+                agent_ends = agent_ends + ?12,
+                end_error = CASE WHEN ?13 IS NOT NULL AND (ended_at IS NULL OR ?13 >= ended_at) THEN ?14 ELSE end_error END,
+                ended_at = CASE WHEN ?13 IS NOT NULL AND (ended_at IS NULL OR ?13 >= ended_at) THEN ?13 ELSE ended_at END
+             WHERE run_id = ?1 RETURNING duration_ms, status",
+        )?;
+        let mut agent = tx.prepare_cached(
+            "UPDATE agents SET event_count = event_count + ?2, tokens_in = tokens_in + ?3, tokens_out = tokens_out + ?4,
+                total_tokens = total_tokens + ?5, total_cost = total_cost + ?6, error_count = error_count + ?7,
+                duration_ms = duration_ms + ?8, active_runs = active_runs + ?9,
+                last_event_at = max(coalesce(last_event_at, ?10), ?10), first_seen = min(first_seen, ?11)
+             WHERE name = ?1",
+        )?;
+        for (run_id, share) in &self.runs {
+            let (Some(first), Some(last)) = (&share.first, &share.last) else { continue };
+            let (old_duration, old_status): (f64, String) =
+                before.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let s = &share.sums;
+            let (end_at, end_error) = share.end.clone().map_or((None, false), |(t, e)| (Some(t), e));
+            let (duration, status): (f64, String) = update.query_row(
+                params![
+                    run_id,
+                    s.events,
+                    s.tokens_in,
+                    s.tokens_out,
+                    s.total_tokens,
+                    s.cost,
+                    s.errors,
+                    first,
+                    last,
+                    share.max_duration_ms,
+                    share.starts,
+                    share.ends,
+                    end_at,
+                    end_error
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let active = i64::from(status == "active") - i64::from(old_status == "active");
+            agent.execute(params![
+                share.agent,
+                s.events,
+                s.tokens_in,
+                s.tokens_out,
+                s.total_tokens,
+                s.cost,
+                s.errors,
+                duration - old_duration,
+                active,
+                last,
+                first
+            ])?;
+        }
+        let mut day = tx.prepare_cached(
+            "INSERT INTO daily_totals (day, agent_name, model, events, tokens_in, tokens_out, total_tokens, cost, errors,
+                duration_ms, timed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT DO UPDATE SET events = events + excluded.events, tokens_in = tokens_in + excluded.tokens_in,
+                tokens_out = tokens_out + excluded.tokens_out, total_tokens = total_tokens + excluded.total_tokens,
+                cost = cost + excluded.cost, errors = errors + excluded.errors,
+                duration_ms = duration_ms + excluded.duration_ms, timed = timed + excluded.timed",
+        )?;
+        for ((d, agent, model), s) in &self.days {
+            day.execute(params![
+                d,
+                agent,
+                model,
+                s.events,
+                s.tokens_in,
+                s.tokens_out,
+                s.total_tokens,
+                s.cost,
+                s.errors,
+                s.duration_ms,
+                s.timed
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+/// The UTC day of a stored timestamp (`2026-01-31T12:00:00.000000Z` is `2026-01-31`).
+pub fn day(timestamp: &str) -> &str {
+    timestamp.get(..10).unwrap_or(timestamp)
+}
+
+const RUN_FROM_EVENTS: &str = "UPDATE runs SET (event_count, tokens_in, tokens_out, total_tokens, total_cost,
+        error_count, started_at, last_event_at, max_duration_ms, agent_starts, agent_ends, ended_at, end_error) =
+    (SELECT count(*), coalesce(sum(e.tokens_in), 0), coalesce(sum(e.tokens_out), 0), coalesce(sum(e.total_tokens), 0),
+            coalesce(sum(e.cost), 0.0), coalesce(sum(e.error), 0), coalesce(min(e.timestamp), runs.first_seen),
+            max(e.timestamp), coalesce(max(e.duration_ms), 0.0),
+            count(*) FILTER (WHERE e.event_type = 'agent_start'), count(*) FILTER (WHERE e.event_type = 'agent_end'),
+            max(e.timestamp) FILTER (WHERE e.event_type = 'agent_end'),
+            coalesce((SELECT x.error FROM events x WHERE x.run_id = runs.run_id AND x.event_type = 'agent_end'
+                      ORDER BY x.timestamp DESC, x.id DESC LIMIT 1), 0)
+     FROM events e WHERE e.run_id = runs.run_id)";
+
+/// (An agent was created when its earliest event happened, whatever order they arrived in.)
+const AGENT_FROM_RUNS: &str = "UPDATE agents SET (run_count, active_runs, event_count, tokens_in, tokens_out,
+        total_tokens, total_cost, error_count, duration_ms, last_event_at, first_seen) =
+    (SELECT count(*), count(*) FILTER (WHERE r.status = 'active'), coalesce(sum(r.event_count), 0),
+            coalesce(sum(r.tokens_in), 0), coalesce(sum(r.tokens_out), 0), coalesce(sum(r.total_tokens), 0),
+            coalesce(sum(r.total_cost), 0.0), coalesce(sum(r.error_count), 0), coalesce(sum(r.duration_ms), 0.0),
+            max(r.last_event_at), coalesce(min(r.started_at), agents.first_seen)
+     FROM runs r WHERE r.agent_name = agents.name)";
+
+const DAYS_FROM_EVENTS: &str = "INSERT INTO daily_totals (day, agent_name, model, events, tokens_in, tokens_out,
+        total_tokens, cost, errors, duration_ms, timed)
+    SELECT substr(timestamp, 1, 10), agent_name, coalesce(model, ''), count(*), coalesce(sum(tokens_in), 0),
+           coalesce(sum(tokens_out), 0), coalesce(sum(total_tokens), 0), coalesce(sum(cost), 0.0),
+           coalesce(sum(error), 0), coalesce(sum(duration_ms), 0.0), count(duration_ms)
+    FROM events";
+
+/// One agent's totals, from its runs'.
+pub fn recompute_agent(tx: &Transaction, agent: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(&format!("{AGENT_FROM_RUNS} WHERE name = ?1"))?.execute([agent])?;
+    Ok(())
+}
+
+/// An agent's daily totals from `first` to `last` (days, inclusive), from its events.
+pub fn recompute_days(tx: &Transaction, agent: &str, first: &str, last: &str) -> rusqlite::Result<()> {
+    let (first, last) = (day(first), day(last));
+    tx.prepare_cached("DELETE FROM daily_totals WHERE agent_name = ?1 AND day >= ?2 AND day <= ?3")?
+        .execute(params![agent, first, last])?;
+    tx.prepare_cached(&format!(
+        "{DAYS_FROM_EVENTS} WHERE agent_name = ?1 AND timestamp >= ?2 AND timestamp < date(?3, '+1 day') GROUP BY 1, 3"
+    ))?
+    .execute(params![agent, first, last])?;
+    Ok(())
+}
+
+/// Every total, from the events (a migration's last step).
+pub fn recompute_all(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(&format!(
+        "{RUN_FROM_EVENTS};
+         {AGENT_FROM_RUNS};
+         DELETE FROM daily_totals;
+         {DAYS_FROM_EVENTS} GROUP BY 1, 2, 3;"
+    ))
+}
+
+/// The span of days a run's events cover: (first, last) timestamps, if it has events.
+pub fn run_span(tx: &Transaction, run_id: &str) -> rusqlite::Result<Option<(String, String)>> {
+    tx.prepare_cached("SELECT min(timestamp), max(timestamp) FROM events WHERE run_id = ?1")?
+        .query_row([run_id], |r| Ok(r.get::<_, Option<String>>(0)?.zip(r.get::<_, Option<String>>(1)?)))
+}
