@@ -365,8 +365,11 @@ def interrupt_while_frozen(service_proc):
 
 def test_sigint_during_the_compile_then_during_the_image_push(registry, index, tree, env):
     # The backend's image is built and smoke-tested while the other services still compile: the
-    # MCP server's source is touched, so that it compiles again even where this version was built.
-    os.utime(tree / "mcp-server" / "src" / "main.rs")
+    # MCP server's source is changed (and committed), so that it compiles again even where these
+    # sources were built before.
+    main = tree / "mcp-server" / "src" / "main.rs"
+    main.write_text(main.read_text() + "\n// compiled again by the interrupt test\n")
+    git(tree, "commit", "--quiet", "--all", "--message", "A change the release compiles")
     status, out, fired = release_until(tree, env, r"^smoke test: ", lambda proc: proc.send_signal(signal.SIGINT))
     assert fired and status != 0
     assert "build interrupted" in out and f"    cargo xtask release {NEW}" in out, out
