@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+import uuid
 import venv
 import zipfile
 from pathlib import Path
@@ -368,7 +369,7 @@ def test_sigint_during_the_compile_then_during_the_image_push(registry, index, t
     # MCP server's source is changed (and committed), so that it compiles again even where these
     # sources were built before.
     main = tree / "mcp-server" / "src" / "main.rs"
-    main.write_text(main.read_text() + "\n// compiled again by the interrupt test\n")
+    main.write_text(main.read_text() + f"\n// compiled again by the interrupt test of {uuid.uuid4()}\n")
     git(tree, "commit", "--quiet", "--all", "--message", "A change the release compiles")
     status, out, fired = release_until(tree, env, r"^smoke test: ", lambda proc: proc.send_signal(signal.SIGINT))
     assert fired and status != 0

@@ -181,7 +181,7 @@ fn prepare(sh: &Shell, dir: &std::path::Path) -> anyhow::Result<images::Plan> {
     // Throwaway registries: nothing published depends on this tree, which may be dirty.
     let options = images::PlanOptions { allow_dirty: true, ..Default::default() };
     let plan = images::Plan::for_version(sh, config, version, &options)?;
-    let toolchain = crate::ops::toolchain::find(sh, &plan.config.rust)?;
+    let toolchain = crate::ops::toolchain::find(sh, &plan.config.rust, &plan.config.platforms)?;
     let build = cargo::Build {
         services: &plan.config.services,
         platforms: &plan.config.platforms,

@@ -101,7 +101,7 @@ fn test_images(sh: &Shell, config: &crate::model::config::Config, version: &str)
             .find(|b| b.service == image.service && b.platform == host)
             .context("a host binary")?;
         let mut build_args = plan.build_args.clone();
-        build_args.push(("RUSTC".into(), built.toolchain.rustc.lines().next().unwrap_or_default().into()));
+        build_args.push(("RUSTC".into(), built.toolchain.label()));
         builds.push(docker::Build {
             context: context::stage(sh, &image.service, binary.path.parent().context("the binary's folder")?)?,
             tags: vec![format!("{TEST_IMAGE_PREFIX}/dockerfile-gati-{}:{version}", image.service)],

@@ -440,4 +440,50 @@ mod tests {
         assert!(one_pin_per_service(&config, &ReleaseVersion::parse("0.1.1").unwrap(), &[pinned.into()]).is_empty());
         assert_eq!(one_pin_per_service(&config, &ReleaseVersion::parse("0.1.1").unwrap(), &[]).len(), 1);
     }
+
+    /// A platform missing from an index, and an image labelled for another commit, are named.
+    #[test]
+    fn every_platform_is_checked_on_the_registry() {
+        use crate::images::{assembled, dockerfile::ImageSpec, oci};
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let sh = crate::shell_in(root).unwrap();
+        let dir = crate::target_dir(&sh).join("xtask").join(format!("test-platforms-{}", std::process::id()));
+        let local = crate::ops::sandbox::LocalRegistry::start(&sh, &dir).unwrap();
+        let registry = Registry::new(&local.address, Some(local.credentials.clone()));
+        let repo = format!("{}/gati-backend", local.namespace);
+        let dockerfile = std::fs::read_to_string(root.join("backend/Dockerfile")).unwrap();
+        let args = [("VERSION", "1.2.3"), ("REVISION", "c1")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let spec = ImageSpec::from_dockerfile(&dockerfile, "gati-backend", &args).unwrap();
+        let push = |platforms: &[&'static oci::Platform], tag: &str| {
+            let images = (platforms.iter())
+                .map(|p| assembled::platform_image(&spec, p, p.name.as_bytes(), "2026-05-01T12:00:00Z").unwrap())
+                .collect();
+            let index = assembled::Assembled::new("backend", &spec, images);
+            registry.push_index(&repo, tag, &index.index, &index.manifests(), &index.blobs()).unwrap();
+            index.index.digest
+        };
+        let both = push(&oci::PLATFORMS.iter().collect::<Vec<_>>(), "1.2.3");
+        let amd64 = push(&[&oci::PLATFORMS[0]], "amd64-only");
+        let config = crate::model::config::Config {
+            registry: local.address.clone(),
+            namespace: local.namespace.clone(),
+            services: vec!["backend".into()],
+            index: "http://i/".into(),
+            index_simple: "http://i/simple/".into(),
+            branch: "main".into(),
+            platforms: oci::PLATFORMS.iter().collect(),
+            rust: "1.96.0".into(),
+        };
+        let version = ReleaseVersion::parse("1.2.3").unwrap();
+        assert_eq!(
+            check_platforms(&registry, &config, &version, &repo, &both, Some("c1")).unwrap(),
+            Vec::<String>::new()
+        );
+        let missing = check_platforms(&registry, &config, &version, &repo, &amd64, Some("c1")).unwrap();
+        assert!(missing.len() == 1 && missing[0].contains("has no image for linux/arm64"), "{missing:?}");
+        let other = check_platforms(&registry, &config, &version, &repo, &both, Some("c2")).unwrap();
+        assert_eq!(other.len(), 2, "each platform's image names the commit it was built from: {other:?}");
+        drop(local);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -68,7 +68,7 @@ pub fn run(sh: &Shell, events: usize) -> anyhow::Result<()> {
 fn build(sh: &Shell) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
     // The release's toolchain and flags, for the host: the backend users run.
     let config = crate::model::config::load_default(sh)?;
-    let toolchain = format!("+{}", crate::ops::toolchain::find(sh, &config.rust)?.name);
+    let toolchain = format!("+{}", crate::ops::toolchain::find(sh, &config.rust, &config.platforms)?.name);
     let host = Platform::host().context("the benchmark runs on linux/amd64 or linux/arm64")?;
     let target = host.rust_target;
     cmd!(sh, "cargo {toolchain} build --release --target {target} --package gati-backend --bin gati-backend --example gati-load")

@@ -56,7 +56,7 @@ pub fn platform_image(
 }
 
 impl Assembled {
-    /// The index over `images`, in the configured platforms' order, annotated with the labels.
+    /// The index over `images`, in the order of the platforms gati knows, annotated with the labels.
     pub fn new(service: &str, spec: &ImageSpec, mut images: Vec<PlatformImage>) -> Assembled {
         images.sort_by_key(|i| PLATFORMS.iter().position(|p| p == i.platform));
         let pairs: Vec<(&Platform, &Blob)> = images.iter().map(|i| (i.platform, &i.manifest)).collect();

@@ -20,7 +20,7 @@ pub fn docker_daemon(sh: &Shell) -> Outcome {
 /// The release's Rust, with what every platform needs: its standard library, its cross linker
 /// and qemu-user for its smoke test.
 pub fn toolchain(sh: &Shell, config: &Config) -> Outcome {
-    let found = crate::ops::toolchain::find(sh, &config.rust).map_err(|e| vec![format!("{e:#}")])?;
+    let found = crate::ops::toolchain::find(sh, &config.rust, &config.platforms).map_err(|e| vec![format!("{e:#}")])?;
     let problems = crate::ops::toolchain::problems(sh, &found, &config.platforms);
     let platforms: Vec<&str> = config.platforms.iter().map(|p| p.name).collect();
     match problems.is_empty() {

@@ -65,8 +65,7 @@ pub struct PlanOptions {
     /// Push from a tree with uncommitted changes (a release checks its tree itself; throwaway
     /// registries need no clean tree).
     pub allow_dirty: bool,
-    /// Compile the binaries, even when these sources were built before (`verify --rebuild`, the
-    /// benchmarks' cold builds).
+    /// Compile the binaries, even when these sources were built before (`verify --rebuild`).
     pub fresh: bool,
 }
 

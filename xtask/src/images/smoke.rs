@@ -47,14 +47,21 @@ pub fn in_docker(
     let name = format!("gati-smoke-{service}-{}", std::process::id());
     let port = spec.exposed_ports.first().map_or("8000", |p| p.split('/').next().unwrap_or("8000")).to_string();
     let publish = format!("127.0.0.1::{port}");
-    cmd!(sh, "docker run --detach --rm --name {name} --publish {publish} {reference}").quiet().ignore_stdout().run()?;
+    cmd!(sh, "docker run --detach --name {name} --publish {publish} {reference}").quiet().ignore_stdout().run()?;
     let result = (|| {
         let address = cmd!(sh, "docker port {name} {port}").quiet().read()?;
         let address = address.lines().next().context("the smoke container publishes no port")?.to_string();
         answers(sh, &format!("http://{address}{}", health_path(service)), reference, version, None)
     })();
+    let logs = match result {
+        Ok(()) => String::new(),
+        Err(_) => cmd!(sh, "docker logs --tail 5 {name}").quiet().ignore_status().output().map_or_else(
+            |_| String::new(),
+            |o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+        ),
+    };
     let _ = cmd!(sh, "docker rm --force {name}").quiet().ignore_stdout().ignore_stderr().run();
-    result
+    result.with_context(|| format!("its last lines: {}", logs.trim()))
 }
 
 /// Runs the binary of `image` (taken out of its layer) under qemu-user, as its image would run it

@@ -147,6 +147,11 @@ impl Config {
                 problems.push(format!("{key} {value:?} must be an http(s) URL such as {example}"));
             }
         }
+        for (i, platform) in self.platforms.iter().enumerate() {
+            if self.platforms[..i].contains(platform) {
+                problems.push(format!("platform {:?} is listed twice", platform.name));
+            }
+        }
         if self.platforms.is_empty() {
             problems.push("platforms must list at least one platform, e.g. [\"linux/amd64\", \"linux/arm64\"]".into());
         }

@@ -70,6 +70,12 @@ impl Platform {
         PLATFORMS.iter().find(|p| p.rust_target == target && std::env::consts::OS == "linux")
     }
 
+    /// The Debian and Ubuntu package of its cross compiler (`gcc-x86-64-linux-gnu` for
+    /// `x86_64-linux-gnu-gcc`: package names have no `_`).
+    pub fn cross_gcc_package(&self) -> String {
+        format!("gcc-{}", self.linker.trim_end_matches("-gcc").replace('_', "-"))
+    }
+
     /// `CARGO_TARGET_<TRIPLE>_<what>`: cargo's per-target settings.
     pub fn cargo_env(&self, what: &str) -> String {
         format!("CARGO_TARGET_{}_{what}", self.rust_target.to_ascii_uppercase().replace('-', "_"))
@@ -86,6 +92,8 @@ mod tests {
         assert_eq!((arm.rust_target, arm.variant), ("aarch64-unknown-linux-gnu", Some("v8")));
         assert_eq!(arm.cargo_env("LINKER"), "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER");
         assert_eq!(arm.json(), json!({"architecture": "arm64", "os": "linux", "variant": "v8"}));
+        assert_eq!(arm.cross_gcc_package(), "gcc-aarch64-linux-gnu");
+        assert_eq!(platform("linux/amd64").unwrap().cross_gcc_package(), "gcc-x86-64-linux-gnu");
         let err = platform("linux/riscv64").unwrap_err().to_string();
         assert!(err.contains("linux/amd64, linux/arm64"), "{err}");
     }

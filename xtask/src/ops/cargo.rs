@@ -80,16 +80,36 @@ impl Build<'_> {
         let packages: Vec<String> =
             self.services.iter().flat_map(|s| ["--package".into(), format!("gati-{s}")]).collect();
         let message = "--message-format=json-render-diagnostics";
-        cmd!(sh, "cargo {toolchain} build --release {targets...} {packages...} {message}").envs(self.env())
+        let mut command = cmd!(sh, "cargo {toolchain} build --release {targets...} {packages...} {message}");
+        // What would override these flags, or the C compiler, is not the release's.
+        for key in OVERRIDES {
+            command = command.env_remove(key);
+        }
+        command.envs(self.env())
+    }
+
+    /// The build as a person would type it: its settings, then the command.
+    pub fn shown(&self, sh: &Shell) -> String {
+        let settings: Vec<String> = self.env().iter().map(|(k, v)| format!("{k}='{v}'")).collect();
+        format!("{} {}", settings.join(" "), self.command(sh))
     }
 
     /// Builds every binary, calling `landed` as soon as each is written, while the others still
     /// compile (or at once for each, when these inputs were built before). Returns them all.
     pub fn run(&self, sh: &Shell, mut landed: impl FnMut(&Binary)) -> anyhow::Result<Vec<Binary>> {
-        let key = if self.fresh || cache_off() { None } else { self.key(sh)? };
+        interrupt::install();
+        let key = match self.fresh || cache_off() {
+            true => None,
+            false => self.key(sh).unwrap_or_else(|e| {
+                eprintln!("binaries: cannot tell whether these sources were built before ({e:#}); compiling");
+                None
+            }),
+        };
         let cached = key.as_ref().map(|key| crate::target_dir(sh).join("xtask").join("binaries").join(key));
         if let Some(dir) = cached.as_ref().filter(|dir| dir.join("complete").exists()) {
             println!("binaries: these sources, lock file and toolchain were built before: reusing {}", dir.display());
+            // Most recently used, for the eviction in `keep`.
+            let _ = std::fs::File::open(dir).and_then(|d| d.set_modified(std::time::SystemTime::now()));
             let binaries = self.binaries_in(dir);
             binaries.iter().for_each(&mut landed);
             return Ok(binaries);
@@ -104,8 +124,11 @@ impl Build<'_> {
             "cargo reported {} binaries, not one per service and platform: see its output above",
             binaries.len()
         );
-        if let Some(dir) = cached {
-            keep(&dir, &binaries)?;
+        // Kept only when the inputs are still those of the key: nothing changed while it compiled.
+        if let Some(dir) = cached.filter(|_| self.key(sh).ok().flatten() == key) {
+            if let Err(e) = keep(&dir, &binaries) {
+                eprintln!("binaries: not kept for a later build ({e:#}); the next one compiles");
+            }
         }
         Ok(binaries)
     }
@@ -127,16 +150,21 @@ impl Build<'_> {
     fn key(&self, sh: &Shell) -> anyhow::Result<Option<String>> {
         let mut inputs = vec!["Cargo.toml".to_string(), "Cargo.lock".to_string(), ".cargo".to_string()];
         inputs.extend(service_crates(sh)?);
-        let asked = inputs.clone();
-        let changed = cmd!(sh, "git status --porcelain -- {asked...}").quiet().read()?;
+        let mut asked = inputs.clone();
+        // Ignored files too (a build script may read them), but for the dashboard's npm
+        // packages, which its lock file (an input) pins.
+        asked.push(":(exclude)dashboard/node_modules".into());
+        let changed =
+            cmd!(sh, "git status --porcelain --untracked-files=all --ignored -- {asked...}").quiet().read()?;
         if !changed.trim().is_empty() {
             return Ok(None);
         }
         let trees = cmd!(sh, "git ls-tree HEAD -- {inputs...}").quiet().read()?;
         let platforms: Vec<&str> = self.platforms.iter().map(|p| p.name).collect();
         let c = crate::ops::toolchain::c_compilers(sh, self.platforms);
+        let home = std::fs::read_to_string(cargo_home().join("config.toml")).unwrap_or_default();
         let what = format!(
-            "{trees}\n{}\n{c}\n{}\n{}\n{}",
+            "{trees}\n{}\n{c}\n{}\n{}\n{}\n{home}",
             self.toolchain.rustc,
             rustflags(),
             platforms.join(" "),
@@ -180,6 +208,21 @@ impl Build<'_> {
     }
 }
 
+/// Settings of the caller's environment that would change the binaries behind the release's
+/// back (cargo takes `RUSTFLAGS` over the per-target flags; cc-rs takes `CC`, `CFLAGS`): unset
+/// for the build.
+const OVERRIDES: [&str; 9] = [
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_PROFILE_RELEASE_OPT_LEVEL",
+    "CARGO_PROFILE_RELEASE_LTO",
+    "CARGO_PROFILE_RELEASE_CODEGEN_UNITS",
+    "CC",
+    "CFLAGS",
+    "CARGO_BUILD_TARGET",
+];
+
 /// `GATI_BUILD_CACHE=off`: compile whatever was built before.
 fn cache_off() -> bool {
     std::env::var("GATI_BUILD_CACHE").is_ok_and(|v| v == "off" || v == "0")
@@ -208,18 +251,24 @@ fn service_crates(sh: &Shell) -> anyhow::Result<Vec<String>> {
 /// four newest such builds.
 fn keep(dir: &Path, binaries: &[Binary]) -> anyhow::Result<()> {
     let parent = dir.parent().context("the binaries' folder has no parent")?;
+    if dir.join("complete").exists() {
+        return Ok(());
+    }
     let partial = parent.join(format!(".partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&partial);
     for binary in binaries {
         let to = partial.join(binary.platform.rust_target).join(format!("gati-{}", binary.service));
         std::fs::create_dir_all(to.parent().unwrap())?;
         std::fs::copy(&binary.path, &to).with_context(|| format!("keeping {}", binary.path.display()))?;
+        std::fs::File::open(&to)?.sync_all()?;
     }
     std::fs::write(partial.join("complete"), "")?;
+    std::fs::File::open(partial.join("complete"))?.sync_all()?;
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&partial, dir)?;
     let mut kept: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(parent)?
         .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
     kept.sort();

@@ -147,7 +147,7 @@ impl Drop for Dockerd {
 /// installed as root or with passwordless sudo.
 pub fn release_toolchain(sh: &Shell, config: &Config) -> anyhow::Result<Toolchain> {
     let platforms = &config.platforms;
-    if let Ok(found) = toolchain::find(sh, &config.rust) {
+    if let Ok(found) = toolchain::find(sh, &config.rust, &config.platforms) {
         if toolchain::problems(sh, &found, platforms).is_empty() {
             return Ok(found);
         }
@@ -160,7 +160,7 @@ pub fn release_toolchain(sh: &Shell, config: &Config) -> anyhow::Result<Toolchai
         .run();
     if rustup.is_ok() {
         debian_packages(sh, &cross_packages(platforms, false).iter().map(String::as_str).collect::<Vec<_>>())?;
-        if let Ok(found) = toolchain::find(sh, rust) {
+        if let Ok(found) = toolchain::find(sh, rust, platforms) {
             let problems = toolchain::problems(sh, &found, platforms);
             anyhow::ensure!(problems.is_empty(), "the toolchain still lacks:\n  - {}", problems.join("\n  - "));
             return Ok(found);
@@ -187,8 +187,7 @@ fn cross_packages(platforms: &[&'static Platform], rust: bool) -> Vec<String> {
         packages.extend(["rustc-web".to_string(), "cargo-web".into(), "libstd-rust-web-dev".into()]);
     }
     for platform in platforms.iter().filter(|p| Platform::host() != Some(**p)) {
-        let arch = platform.linker.trim_end_matches("-linux-gnu-gcc");
-        packages.extend([format!("gcc-{arch}-linux-gnu"), format!("libc6-dev-{}-cross", platform.architecture)]);
+        packages.extend([platform.cross_gcc_package(), format!("libc6-dev-{}-cross", platform.architecture)]);
         if rust {
             packages.push(format!("libstd-rust-web-dev:{}", platform.architecture));
         }
@@ -206,16 +205,7 @@ fn debian_toolchain(sh: &Shell, config: &Config) -> anyhow::Result<Toolchain> {
         eprintln!("adding the Debian architecture {arch}, for its Rust standard library");
         as_root(sh, "dpkg", &["--add-architecture", arch])?;
     }
-    let mut packages =
-        vec!["rustc-web".to_string(), "cargo-web".into(), "libstd-rust-web-dev".into(), "qemu-user-static".into()];
-    for platform in platforms.iter().filter(|p| Platform::host() != Some(**p)) {
-        let arch = platform.linker.trim_end_matches("-linux-gnu-gcc");
-        packages.extend([
-            format!("libstd-rust-web-dev:{}", platform.architecture),
-            format!("gcc-{arch}-linux-gnu"),
-            format!("libc6-dev-{}-cross", platform.architecture),
-        ]);
-    }
+    let packages = cross_packages(platforms, true);
     debian_packages(sh, &packages.iter().map(String::as_str).collect::<Vec<_>>())?;
     let debian = cmd!(sh, "/usr/bin/rustc -vV").quiet().read().context("Debian's rustc")?;
     if toolchain::release_of(&debian) != Some(config.rust.as_str()) {
@@ -228,7 +218,7 @@ fn debian_toolchain(sh: &Shell, config: &Config) -> anyhow::Result<Toolchain> {
     }
     let name = format!("debian-{}", config.rust);
     cmd!(sh, "rustup toolchain link {name} /usr").run().context("linking Debian's Rust as a rustup toolchain")?;
-    let found = toolchain::find(sh, &config.rust)?;
+    let found = toolchain::find(sh, &config.rust, &config.platforms)?;
     let problems = toolchain::problems(sh, &found, platforms);
     anyhow::ensure!(problems.is_empty(), "the toolchain still lacks:\n  - {}", problems.join("\n  - "));
     Ok(found)

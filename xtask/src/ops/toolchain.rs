@@ -34,17 +34,25 @@ pub fn release_of(rustc_vv: &str) -> Option<&str> {
     rustc_vv.lines().find_map(|l| l.strip_prefix("release: ")).map(str::trim)
 }
 
-/// The machine's toolchain of Rust `rust`, or what to install.
-pub fn find(sh: &Shell, rust: &str) -> anyhow::Result<Toolchain> {
+/// The machine's toolchain of Rust `rust`, or what to install: the first candidate that
+/// builds every platform, else the first of that release.
+pub fn find(sh: &Shell, rust: &str, platforms: &[&Platform]) -> anyhow::Result<Toolchain> {
     let chosen = std::env::var("GATI_TOOLCHAIN").ok();
     let mut found = Vec::new();
+    let mut usable = Vec::new();
     for name in candidates(rust, chosen.as_deref()) {
         let plus = format!("+{name}");
         let Ok(rustc) = cmd!(sh, "rustc {plus} -vV").quiet().ignore_stderr().read() else { continue };
         match release_of(&rustc) {
-            Some(release) if release == rust => return Ok(Toolchain { name, rustc }),
+            Some(release) if release == rust => usable.push(Toolchain { name, rustc }),
             other => found.push(format!("{name} is Rust {}", other.unwrap_or("of an unknown release"))),
         }
+    }
+    if let Some(complete) = usable.iter().position(|t| problems(sh, t, platforms).is_empty()) {
+        return Ok(usable.swap_remove(complete));
+    }
+    if let Some(first) = usable.into_iter().next() {
+        return Ok(first);
     }
     let found = if found.is_empty() { String::new() } else { format!(" ({})", found.join("; ")) };
     bail!(
@@ -80,11 +88,11 @@ pub fn problems(sh: &Shell, toolchain: &Toolchain, platforms: &[&Platform]) -> V
         }
         let (linker, qemu) = (platform.linker, platform.qemu);
         if cmd!(sh, "{linker} --version").quiet().ignore_stdout().ignore_stderr().run().is_err() {
-            let arch = linker.trim_end_matches("-linux-gnu-gcc");
             problems.push(format!(
-                "{}: no cross linker {linker}: `apt-get install gcc-{arch}-linux-gnu libc6-dev-{}-cross` (Debian, \
-                 Ubuntu)",
-                platform.name, platform.architecture
+                "{}: no cross linker {linker}: `apt-get install {} libc6-dev-{}-cross` (Debian, Ubuntu)",
+                platform.name,
+                platform.cross_gcc_package(),
+                platform.architecture
             ));
         }
         if cmd!(sh, "{qemu} --version").quiet().ignore_stdout().ignore_stderr().run().is_err() {
@@ -102,17 +110,31 @@ fn has_std(libdir: &Path) -> bool {
         .is_ok_and(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libstd-")))
 }
 
-/// The versions of what else goes into the bytes of a binary: the C compiler of each platform
-/// (the bundled SQLite) and, with it, the C library it links statically.
+/// What else goes into the bytes of a binary, per platform: the C compiler (the bundled
+/// SQLite), the C library it links statically (the sha256 of its `libc.a`), and the linker.
 pub fn c_compilers(sh: &Shell, platforms: &[&Platform]) -> String {
     let host = Platform::host();
     let mut versions = Vec::new();
     for platform in platforms {
         let cc = if host == Some(*platform) { "cc" } else { platform.linker };
-        let version = cmd!(sh, "{cc} --version").quiet().ignore_stderr().read().unwrap_or_default();
-        versions.push(format!("{}: {}", platform.name, version.lines().next().unwrap_or("none")));
+        let first =
+            |out: Result<String, xshell::Error>| out.unwrap_or_default().lines().next().unwrap_or("none").to_string();
+        let version = first(cmd!(sh, "{cc} --version").quiet().ignore_stderr().read());
+        let libc = cmd!(sh, "{cc} -print-file-name=libc.a").quiet().ignore_stderr().read().unwrap_or_default();
+        let libc = std::fs::read(&libc).map_or_else(|_| "none".into(), |bytes| crate::images::oci::sha256(&bytes));
+        let ld = cmd!(sh, "{cc} -print-prog-name=ld").quiet().ignore_stderr().read().unwrap_or_else(|_| "ld".into());
+        let ld = first(cmd!(sh, "{ld} --version").quiet().ignore_stderr().read());
+        versions.push(format!("{}: {version}; libc.a {libc}; {ld}", platform.name));
     }
     versions.join("\n")
+}
+
+impl Toolchain {
+    /// What the images' `dev.gati.rustc` label says: the compiler, its commit, its LLVM.
+    pub fn label(&self) -> String {
+        let llvm = self.rustc.lines().find_map(|l| l.strip_prefix("LLVM version: ")).unwrap_or("?");
+        format!("{}, LLVM {llvm}", self.rustc.lines().next().unwrap_or_default())
+    }
 }
 
 #[cfg(test)]
@@ -127,5 +149,7 @@ mod tests {
         let vv = "rustc 1.96.0 (ac68faa20 2026-05-25)\nbinary: rustc\nrelease: 1.96.0\nLLVM version: 22.1.8\n";
         assert_eq!(release_of(vv), Some("1.96.0"));
         assert_eq!(release_of("rustc 1.95.0"), None);
+        let toolchain = Toolchain { name: "1.96.0".into(), rustc: vv.into() };
+        assert_eq!(toolchain.label(), "rustc 1.96.0 (ac68faa20 2026-05-25), LLVM 22.1.8");
     }
 }

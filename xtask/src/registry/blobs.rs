@@ -138,6 +138,7 @@ impl Registry {
     }
 
     /// The bytes of the blob `digest` of `repo`, following a redirect to another host.
+    #[cfg(test)]
     pub fn blob(&self, repo: &str, digest: &str) -> anyhow::Result<Vec<u8>> {
         let response = self.request("GET", &format!("/v2/{repo}/blobs/{digest}"), repo, &[], None)?;
         if response.status != 200 {

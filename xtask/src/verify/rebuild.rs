@@ -42,8 +42,13 @@ pub fn compare(
 }
 
 fn rebuilt(sh: &Shell, config: &Config, version: &ReleaseVersion, pinned: &[String]) -> anyhow::Result<Vec<String>> {
+    // The tag's own configuration (its Rust, its platforms, its services), published where
+    // this one says: a rebuild months later builds what the tag built.
+    let mut tagged = crate::model::config::load_default(sh)?;
+    tagged.registry = config.registry.clone();
+    tagged.namespace = config.namespace.clone();
     let options = PlanOptions { fresh: true, ..PlanOptions::default() };
-    let plan = Plan::for_version(sh, config.clone(), version.clone(), &options)?;
+    let plan = Plan::for_version(sh, tagged, version.clone(), &options)?;
     let built = images::build_all(sh, &plan, Finish { load: false, smoke: false })?;
     let mut problems = Vec::new();
     for (image, assembled) in plan.images.iter().zip(&built.assembled) {
