@@ -108,3 +108,14 @@ def guided_release(tmp_path_factory):
     release = GuidedRelease(tmp_path_factory.mktemp("guided-release"))
     yield release
     release.stop()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def chromium_ends_with_its_module():
+    """Playwright's sync API keeps an asyncio event loop in the main thread while its browser is
+    up, and no other test could run asyncio meanwhile (the MCP client, the SDK's async
+    decorators): the Chromium a module started stops with that module."""
+    yield
+    dashboard = sys.modules.get("test_dashboard")
+    if dashboard is not None:
+        dashboard._stop_browser()

@@ -26,7 +26,8 @@ _session = {}
 
 
 def browser():
-    """The session's one Chromium (Playwright), started on first use and stopped at exit."""
+    """The Chromium (Playwright) of the tests of one module, started on first use and stopped
+    after the module (see conftest.py)."""
     if "browser" not in _session:
         from playwright.sync_api import sync_playwright
 
@@ -38,8 +39,9 @@ def browser():
 
 
 def _stop_browser():
-    _session.pop("browser").close()
-    _session.pop("playwright").stop()
+    if "browser" in _session:
+        _session.pop("browser").close()
+        _session.pop("playwright").stop()
 
 
 @pytest.fixture(scope="session")

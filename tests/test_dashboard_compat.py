@@ -97,8 +97,13 @@ def page():
 
 
 def visit(page, stack, hash_path):
+    """Opens a view; waits until it has drawn (a visit to another view of the same page is a
+    hash change: the page draws once more, so wait for a count beyond the one before)."""
+    before = 0
+    if page.url.startswith(stack.url):
+        before = page.evaluate("Number(document.body.dataset.rendered || 0)")
     page.goto(f"{stack.url}/#{hash_path}")
-    return settle(page)
+    return settle(page, after=before)
 
 
 def test_agents_and_metrics_pages(upstream, page, artifacts):

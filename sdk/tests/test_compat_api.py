@@ -524,7 +524,7 @@ def test_the_0_0_3_readme_against_the_backend(backend):
     """, GATI_BACKEND_URL=backend.url)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    (run,) = request("GET", backend.url + "/api/agents/ResearchAgent/runs")[1]["runs"]
+    (run,) = request("GET", backend.url + "/api/agents/ResearchAgent/runs")[1]  # 0.0.3's bare array
     assert run["run_name"] == "run 1"  # numbered by the backend, as 0.0.3's runs were
     events = request("GET", backend.url + f"/api/runs/{run['run_id']}")[1]["events"]
     assert [e["event_type"] for e in events] == ["agent_start", "tool_call", "tool_call", "agent_end"]

@@ -47,7 +47,7 @@ def test_events_arrive_with_the_run_structure(backend):
     result = agent(RUN_WITH_STEPS + "\nassert observe.flush(5)\n", backend.url)
     assert result.returncode == 0, result.stderr
 
-    runs = request("GET", backend.url + "/api/agents/test-agent/runs")[1]["runs"]
+    runs = request("GET", backend.url + "/api/agents/test-agent/runs")[1]  # 0.0.3's bare array
     assert len(runs) == 2
     by_first_type = {}
     for run in runs:

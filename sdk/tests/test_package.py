@@ -70,7 +70,7 @@ def test_gati_start_from_the_wheel_end_to_end(installed, version):
                   "with observe.run('answer'):\n    observe.event('llm_call', {'tokens': 11})\n"
                   "assert observe.flush(5)\n")
         subprocess.run([installed / "python", "-c", script], check=True, timeout=60)
-        run_id = request("GET", backend + "/api/agents/e2e-agent/runs")[1]["runs"][0]["run_id"]
+        run_id = request("GET", backend + "/api/agents/e2e-agent/runs")[1][0]["run_id"]
         events = request("GET", backend + f"/api/runs/{run_id}")[1]["events"]
         assert [e["event_type"] for e in events] == ["run_start", "llm_call", "run_end"]
 
