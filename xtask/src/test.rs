@@ -32,7 +32,7 @@ use crate::{
 /// The image prefix the tests build under; never pushed anywhere.
 pub const TEST_IMAGE_PREFIX: &str = "gati-test";
 const DEBIAN_PACKAGES: &[&str] =
-    &["docker.io", "docker-compose", "docker-registry", "apache2-utils", "chromium", "curl", "nodejs", "npm"];
+    &["docker.io", "docker-compose", "docker-registry", "apache2-utils", "chromium", "curl"];
 
 impl flags::Test {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
