@@ -319,7 +319,15 @@ class UploadRefusals:
                                       f"password = {self.index.password}\n")
         tools = {k: os.environ.get(k, str(Path.home() / d)) for k, d in (("CARGO_HOME", ".cargo"),
                                                                           ("RUSTUP_HOME", ".rustup"))}
-        empty = {**env, **tools, "HOME": str(home), "TWINE_USERNAME": "", "TWINE_PASSWORD": ""}
+        # A stand-in for `pypi-attestations sign` (Sigstore needs GitHub's OIDC identity): it
+        # writes the attestation file twine takes beside each package file.
+        signer = dir / "pep740-signer"
+        self.signed = dir / "signed.txt"
+        signer.write_text(f"#!/bin/sh\nfor f in \"$@\"; do echo \"$f\" >> {self.signed}; "
+                          "printf '{\"version\": 1}' > \"$f.publish.attestation\"; done\n")
+        signer.chmod(0o755)
+        empty = {**env, **tools, "HOME": str(home), "TWINE_USERNAME": "", "TWINE_PASSWORD": "",
+                 "GATI_PEP740_SIGNER": str(signer)}
         self.pypirc = release(self.tree, empty, check=False)
 
     def state(self):
@@ -555,6 +563,16 @@ def test_the_dry_run_prints_the_commands_a_real_run_executes(guided_release):
     assert all(any(c.startswith(e) for c in commands(ran)) for e in expected), commands(ran)
     assert any(c.startswith("twine upload") for c in commands(ran))
     assert any(c.startswith(f"git push --atomic origin HEAD:refs/heads/main refs/tags/v{NEW}") for c in commands(ran))
+
+
+def test_the_upload_carries_pep740_attestations_from_the_signer(upload_refusals):
+    out = upload_refusals.pypirc.stdout
+    assert upload_refusals.pypirc.returncode == 0, out
+    assert "with PEP 740 attestations signed by" in out, out
+    signed = [Path(line).name for line in upload_refusals.signed.read_text().split()]
+    assert sorted(signed) == sorted(DISTS), signed
+    # The package files on the index are the release's, not the signer's.
+    assert upload_refusals.index.files() == DISTS
 
 
 def test_index_credentials_from_pypirc_when_the_ci_variables_are_empty(upload_refusals):

@@ -187,6 +187,7 @@ fn prepare(sh: &Shell, dir: &std::path::Path) -> anyhow::Result<images::Plan> {
         platforms: &plan.config.platforms,
         toolchain: &toolchain,
         fresh: false,
+        auditable: None,
     };
     let host = crate::model::platform::Platform::host().context("a host platform gati ships")?;
     let binaries = build.run(sh, |_| {})?;

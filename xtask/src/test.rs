@@ -49,6 +49,7 @@ impl flags::Test {
             platforms: &config.platforms,
             toolchain: &toolchain,
             fresh: false,
+            auditable: None,
         };
         let (plus, host) =
             (format!("+{}", toolchain.name), Platform::host().context("the tests run on linux/amd64 or linux/arm64")?);

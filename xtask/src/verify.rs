@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
+mod attestations;
 mod rebuild;
 
 use crate::{
@@ -100,6 +101,9 @@ fn verify_in(
         problems.extend(check_pin(&registry, config, version, reference, expected.revision.as_deref())?);
     }
     problems.extend(one_pin_per_service(config, version, &pins.images));
+    if problems.is_empty() {
+        problems.extend(attested(sh, &registry, config, &pins.images, expected.revision.as_deref(), dir)?);
+    }
     if expected.rebuild && problems.is_empty() {
         problems.extend(rebuild::compare(sh, config, version, &pins.images)?);
     }
@@ -351,6 +355,32 @@ fn check_pin(
     Ok(problems)
 }
 
+/// The attestations of every pinned index, about the commit the release names (or, run alone,
+/// the one its images are labelled with).
+fn attested(
+    sh: &Shell,
+    registry: &Registry,
+    config: &Config,
+    pinned: &[String],
+    revision: Option<&str>,
+    dir: &Path,
+) -> anyhow::Result<Vec<String>> {
+    crate::ops::audit::ensure(sh)?;
+    let mut problems = Vec::new();
+    for reference in pinned {
+        let (Some(repo), Some((_, digest))) = (repository(config, reference), reference.split_once('@')) else {
+            continue;
+        };
+        let labelled = registry.remote(&repo, digest)?.and_then(|r| r.revision);
+        let Some(commit) = revision.map(str::to_owned).or(labelled) else {
+            problems.push(format!("{reference}: labelled with no revision, so no commit to hold its provenance to"));
+            continue;
+        };
+        problems.extend(attestations::check(sh, registry, &repo, digest, &commit, dir)?);
+    }
+    Ok(problems)
+}
+
 /// Every configured platform has its image in the index: listed under its platform, its config
 /// of that architecture, labelled with the version (and the release's commit).
 fn check_platforms(
@@ -448,6 +478,7 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let sh = crate::shell_in(root).unwrap();
         let dir = crate::target_dir(&sh).join("xtask").join(format!("test-platforms-{}", std::process::id()));
+        let _one = crate::ops::sandbox::one_at_a_time();
         let local = crate::ops::sandbox::LocalRegistry::start(&sh, &dir).unwrap();
         let registry = Registry::new(&local.address, Some(local.credentials.clone()));
         let repo = format!("{}/gati-backend", local.namespace);
@@ -458,7 +489,7 @@ mod tests {
             let images = (platforms.iter())
                 .map(|p| assembled::platform_image(&spec, p, p.name.as_bytes(), "2026-05-01T12:00:00Z").unwrap())
                 .collect();
-            let index = assembled::Assembled::new("backend", &spec, images);
+            let index = assembled::Assembled::new("backend", &spec, images).unwrap();
             registry.push_index(&repo, tag, &index.index, &index.manifests(), &index.blobs()).unwrap();
             index.index.digest
         };

@@ -10,6 +10,7 @@ use serde_json::Value;
 use xshell::Shell;
 
 use super::{
+    attest::{self, Attestations},
     dockerfile::ImageSpec,
     oci::{self, Blob, Layer, Platform, PLATFORMS},
     Image, Plan,
@@ -22,6 +23,9 @@ pub struct PlatformImage {
     pub layer: Layer,
     pub config: Blob,
     pub manifest: Blob,
+    /// Its SBOM and provenance (none for an image of uncommitted sources: they could name no
+    /// commit).
+    pub attestations: Option<Attestations>,
 }
 
 /// One service's index and everything it names.
@@ -52,24 +56,35 @@ pub fn platform_image(
     let layer = oci::layer(spec, binary)?;
     let config = oci::config(spec, platform, &layer, created)?;
     let manifest = oci::manifest(&config, &layer);
-    Ok(PlatformImage { platform, layer, config, manifest })
+    Ok(PlatformImage { platform, layer, config, manifest, attestations: None })
 }
 
 impl Assembled {
     /// The index over `images`, in the order of the platforms gati knows, annotated with the labels.
-    pub fn new(service: &str, spec: &ImageSpec, mut images: Vec<PlatformImage>) -> Assembled {
+    pub fn new(service: &str, spec: &ImageSpec, mut images: Vec<PlatformImage>) -> anyhow::Result<Assembled> {
         images.sort_by_key(|i| PLATFORMS.iter().position(|p| p == i.platform));
         let pairs: Vec<(&Platform, &Blob)> = images.iter().map(|i| (i.platform, &i.manifest)).collect();
-        Assembled { service: service.to_string(), index: oci::index(&pairs, &spec.labels), images }
+        let index = oci::index(&pairs, &spec.labels);
+        let attestations: Vec<&Attestations> = images.iter().filter_map(|i| i.attestations.as_ref()).collect();
+        let index = match attestations.is_empty() {
+            true => index,
+            false => attest::attach(&index, &attestations)?,
+        };
+        Ok(Assembled { service: service.to_string(), index, images })
     }
 
-    /// The layers and configs.
+    /// The layers and configs, and the attestations' statements and configs.
     pub fn blobs(&self) -> Vec<&Blob> {
-        self.images.iter().flat_map(|i| [&i.layer.blob, &i.config]).collect()
+        let images = self.images.iter().flat_map(|i| [&i.layer.blob, &i.config]);
+        let attestations = (self.images.iter().filter_map(|i| i.attestations.as_ref()))
+            .flat_map(|a| a.layers.iter().chain([&a.config]));
+        images.chain(attestations).collect()
     }
 
+    /// Every platform's manifest, then the attestation manifests.
     pub fn manifests(&self) -> Vec<&Blob> {
-        self.images.iter().map(|i| &i.manifest).collect()
+        let attestations = self.images.iter().filter_map(|i| i.attestations.as_ref()).map(|a| &a.manifest);
+        self.images.iter().map(|i| &i.manifest).chain(attestations).collect()
     }
 
     /// Where a tree keeps the layout of `service`'s index.
@@ -113,9 +128,14 @@ impl Assembled {
         };
         let index = blob(stamped["index"].as_str().context("the stamp names no index")?, oci::INDEX)?;
         let entries: Value = serde_json::from_slice(&index.bytes)?;
-        let mut images = Vec::new();
+        let mut images: Vec<PlatformImage> = Vec::new();
+        let mut attestations = Vec::new();
         for entry in entries["manifests"].as_array().into_iter().flatten() {
             let manifest = blob(entry["digest"].as_str().context("an index entry without a digest")?, oci::MANIFEST)?;
+            if entry["annotations"][attest::REFERENCE_TYPE] == attest::ATTESTATION_MANIFEST {
+                attestations.push(read_attestations(&blob, entry, manifest)?);
+                continue;
+            }
             let json: Value = serde_json::from_slice(&manifest.bytes)?;
             let config = blob(json["config"]["digest"].as_str().context("a manifest without a config")?, oci::CONFIG)?;
             let layer = blob(json["layers"][0]["digest"].as_str().context("a manifest without a layer")?, oci::LAYER)?;
@@ -125,10 +145,33 @@ impl Assembled {
             let Some(platform) = PLATFORMS.iter().find(|p| p.architecture == architecture) else {
                 bail!("{}: the index names the unknown architecture {architecture:?}", dir.display())
             };
-            images.push(PlatformImage { platform, layer: Layer { blob: layer, diff_id }, config, manifest });
+            let layer = Layer { blob: layer, diff_id };
+            images.push(PlatformImage { platform, layer, config, manifest, attestations: None });
+        }
+        for found in attestations {
+            let target = found.entry["annotations"][attest::REFERENCE_DIGEST].clone();
+            let image = images.iter_mut().find(|i| i.manifest.digest == target);
+            image
+                .with_context(|| format!("{}: an attestation of {target}, which it lacks", dir.display()))?
+                .attestations = Some(found);
         }
         Ok(Some(Assembled { service: service.to_string(), index, images }))
     }
+}
+
+/// An attestation manifest of a layout and what it names, from its index entry.
+fn read_attestations(
+    blob: &dyn Fn(&str, &'static str) -> anyhow::Result<Blob>,
+    entry: &Value,
+    manifest: Blob,
+) -> anyhow::Result<Attestations> {
+    let json: Value = serde_json::from_slice(&manifest.bytes)?;
+    let config =
+        blob(json["config"]["digest"].as_str().context("an attestation manifest without a config")?, oci::CONFIG)?;
+    let layers = (json["layers"].as_array().into_iter().flatten())
+        .map(|l| blob(l["digest"].as_str().unwrap_or_default(), attest::IN_TOTO))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Attestations { layers, config, manifest, entry: entry.clone() })
 }
 
 fn stamp(dir: &std::path::Path) -> PathBuf {
@@ -137,7 +180,12 @@ fn stamp(dir: &std::path::Path) -> PathBuf {
 
 /// The binary inside a layer: what a platform's image runs, for the smoke test.
 pub fn binary_of(layer: &Layer, name: &str) -> anyhow::Result<Vec<u8>> {
-    let tar = flate2::read::GzDecoder::new(&layer.blob.bytes[..]);
+    binary_in(&layer.blob.bytes, name).with_context(|| format!("the layer {}", layer.blob.digest))
+}
+
+/// The file `name` of a gzip'd layer's tar.
+pub fn binary_in(layer: &[u8], name: &str) -> anyhow::Result<Vec<u8>> {
+    let tar = flate2::read::GzDecoder::new(layer);
     let mut archive = tar::Archive::new(tar);
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -147,5 +195,5 @@ pub fn binary_of(layer: &Layer, name: &str) -> anyhow::Result<Vec<u8>> {
             return Ok(bytes);
         }
     }
-    bail!("the layer {} holds no {name}", layer.blob.digest)
+    bail!("the layer holds no {name}")
 }

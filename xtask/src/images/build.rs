@@ -11,6 +11,7 @@ use xshell::Shell;
 
 use super::{
     assembled::{self, Assembled, PlatformImage},
+    attesting,
     board::Board,
     dockerfile::ImageSpec,
     smoke, Image, Outcome, Plan,
@@ -18,6 +19,7 @@ use super::{
 use crate::{
     model::platform::Platform,
     ops::{
+        audit,
         cargo::{self, Binary},
         exec::Executor,
         interrupt,
@@ -69,6 +71,7 @@ pub fn build_lines(sh: &Shell, plan: &Plan) -> anyhow::Result<Vec<String>> {
         platforms: &plan.config.platforms,
         toolchain: &toolchain,
         fresh: false,
+        auditable: Some(audit::WRAPPER_DIR.into()),
     };
     let mut lines = vec![build.shown(sh)];
     let platforms: Vec<&str> = plan.config.platforms.iter().map(|p| p.name).collect();
@@ -107,6 +110,7 @@ pub fn build_all(sh: &Shell, plan: &Plan, finish: Finish) -> anyhow::Result<Buil
     }
     let specs = specs(sh, plan, &toolchain)?;
     crate::ops::ui::provision(sh)?;
+    audit::ensure(sh)?;
     let root = sh.current_dir();
     let board = Mutex::new(Board::in_lines(plan.images.iter().map(|i| i.service.clone()).collect()));
     let started = Instant::now();
@@ -115,16 +119,22 @@ pub fn build_all(sh: &Shell, plan: &Plan, finish: Finish) -> anyhow::Result<Buil
         platforms: &plan.config.platforms,
         toolchain: &toolchain,
         fresh: plan.options.fresh,
+        auditable: Some(audit::wrapper_dir(sh)?),
     };
     let (images, compile, binaries) = std::thread::scope(|scope| {
         let mut handles = Vec::new();
         let compiled = build.run(sh, |binary| {
             let Some(i) = plan.images.iter().position(|image| image.service == binary.service) else { return };
-            let (binary, spec, root, board) = (binary.clone(), &specs[i], &root, &board);
+            let (binary, spec, root, board, toolchain) = (binary.clone(), &specs[i], &root, &board, &toolchain);
             handles.push(scope.spawn(move || -> anyhow::Result<(usize, PlatformImage)> {
                 let sh = crate::shell_in(root)?;
                 let set = |state: String| board.lock().unwrap_or_else(|e| e.into_inner()).set(i, state);
-                let image = one_platform(&sh, plan, &plan.images[i], spec, &binary, finish, &set)?;
+                let mut image = one_platform(&sh, plan, &plan.images[i], spec, &binary, finish, &set)?;
+                // Uncommitted sources have no commit to name.
+                if !plan.head.dirty {
+                    let attestations = attesting::of(&sh, plan, &plan.images[i], toolchain, &image, &binary.path)?;
+                    image.attestations = Some(attestations);
+                }
                 Ok((i, image))
             }));
         });
@@ -202,7 +212,7 @@ fn indexes(
         if platforms.len() != plan.config.platforms.len() {
             bail!("cargo did not report every platform's binary of {}: its index was not assembled", image.service);
         }
-        let index = Assembled::new(&image.service, spec, platforms);
+        let index = Assembled::new(&image.service, spec, platforms)?;
         index.write(sh, &plan.head.revision(), &plan.version.to_string())?;
         assembled.push(index);
     }

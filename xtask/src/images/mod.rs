@@ -11,6 +11,9 @@
 //! 4. Only then the floating tags, set on the registry to the verified digests, never backwards.
 
 pub mod assembled;
+pub mod attest;
+pub mod attest_check;
+pub mod attesting;
 pub mod board;
 pub mod build;
 pub mod checks;

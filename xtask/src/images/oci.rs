@@ -241,7 +241,7 @@ fn tar_of(files: &[(String, Vec<u8>)]) -> anyhow::Result<Vec<u8>> {
 
 /// Compact JSON with every object's keys in sorted order: the same bytes whether or not
 /// serde_json's `preserve_order` is on in this build.
-fn canonical_json(value: &Value) -> Vec<u8> {
+pub fn canonical_json(value: &Value) -> Vec<u8> {
     fn sorted(value: &Value) -> Value {
         match value {
             Value::Object(map) => {

@@ -34,6 +34,9 @@ pub struct Build<'a> {
     pub toolchain: &'a Toolchain,
     /// Compile, even when these inputs were built before.
     pub fresh: bool,
+    /// Through cargo-auditable, from this directory (`ops::audit::wrapper_dir`): each binary
+    /// then embeds the list of the crates it is made of.
+    pub auditable: Option<PathBuf>,
 }
 
 /// One binary a build made.
@@ -80,7 +83,15 @@ impl Build<'_> {
         let packages: Vec<String> =
             self.services.iter().flat_map(|s| ["--package".into(), format!("gati-{s}")]).collect();
         let message = "--message-format=json-render-diagnostics";
-        let mut command = cmd!(sh, "cargo {toolchain} build --release {targets...} {packages...} {message}");
+        let auditable: &[&str] = if self.auditable.is_some() { &["auditable"] } else { &[] };
+        let mut command =
+            cmd!(sh, "cargo {toolchain} {auditable...} build --release {targets...} {packages...} {message}");
+        if let Some(dir) = &self.auditable {
+            // cargo finds the `auditable` subcommand on the PATH.
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let paths = std::iter::once(dir.clone()).chain(std::env::split_paths(&path));
+            command = command.env("PATH", std::env::join_paths(paths).unwrap_or(path));
+        }
         // What would override these flags, or the C compiler, is not the release's.
         for key in OVERRIDES {
             command = command.env_remove(key);
@@ -164,11 +175,12 @@ impl Build<'_> {
         let c = crate::ops::toolchain::c_compilers(sh, self.platforms);
         let home = std::fs::read_to_string(cargo_home().join("config.toml")).unwrap_or_default();
         let what = format!(
-            "{trees}\n{}\n{c}\n{}\n{}\n{}\n{home}",
+            "{trees}\n{}\n{c}\n{}\n{}\n{}\n{home}\n{}",
             self.toolchain.rustc,
             rustflags(),
             platforms.join(" "),
-            self.services.join(" ")
+            self.services.join(" "),
+            self.auditable.as_ref().map_or("", |_| crate::ops::audit::CARGO_AUDITABLE.version),
         );
         Ok(Some(sha256(what.as_bytes()).trim_start_matches("sha256:")[..32].to_string()))
     }
@@ -327,7 +339,8 @@ mod tests {
     fn every_platform_gets_the_static_flags_and_each_other_one_its_linker() {
         let toolchain = Toolchain { name: "debian-1.96.0".into(), rustc: String::new() };
         let platforms: Vec<&Platform> = PLATFORMS.iter().collect();
-        let build = Build { services: &[], platforms: &platforms, toolchain: &toolchain, fresh: false };
+        let build =
+            Build { services: &[], platforms: &platforms, toolchain: &toolchain, fresh: false, auditable: None };
         let env = build.env();
         let flags = env.iter().filter(|(k, v)| k.ends_with("_RUSTFLAGS") && v.contains("+crt-static")).count();
         assert_eq!(flags, 2, "{env:?}");

@@ -1,6 +1,7 @@
 //! Effects: the executor every change goes through, processes and signals, git, Docker, cargo,
 //! retries, provisioning the machine, and the throwaway services of rehearsals and benchmarks.
 
+pub mod audit;
 pub mod cargo;
 pub mod docker;
 pub mod exec;

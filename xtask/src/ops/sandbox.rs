@@ -174,3 +174,11 @@ pub fn private_docker_config(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&path)?;
     Ok(path)
 }
+
+/// One throwaway registry at a time among the unit tests: each starts several servers, and a
+/// loaded machine starts them slowly.
+#[cfg(test)]
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use xshell::{cmd, Shell};
 
 use crate::ops::interrupt;
@@ -73,19 +74,69 @@ fn pypirc_section(pypirc: &str, index: &str) -> Option<String> {
 /// order: the (reproducible) wheel before the sdist, so that an interrupted upload never leaves
 /// on the index an sdist that a rebuild could not match.
 pub fn upload(sh: &Shell, python: &Path, index: &str, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let signed;
+    let mut paths = paths.to_vec();
+    let mut attest: Vec<&str> = vec![];
+    if let Some(signer) = pep740_signer(python, index) {
+        signed = sign(sh, &signer, &paths)?;
+        paths = signed.iter().flat_map(|(file, attestation)| [file.clone(), attestation.clone()]).collect();
+        attest.push("--attestations");
+    }
     // `.pypirc` credentials reach twine only by naming their section.
     let target = match credentials_source(index) {
         Some(IndexCredentials::Pypirc(section)) => ["--repository".to_string(), section],
         _ => ["--repository-url".to_string(), index.to_string()],
     };
-    let mut command =
-        cmd!(sh, "{python} -m twine upload --non-interactive --disable-progress-bar {target...} {paths...}").quiet();
+    let mut command = cmd!(
+        sh,
+        "{python} -m twine upload --non-interactive --disable-progress-bar {attest...} {target...} {paths...}"
+    )
+    .quiet();
     // An absent CI secret arrives as an empty variable, which twine takes as the password itself
     // (so it never tries trusted publishing, nor ~/.pypirc): twine must not see it at all.
     for key in empty_twine_variables(std::env::vars()) {
         command = command.env_remove(key);
     }
-    interrupt::run_checked(command, "twine upload")
+    let uploaded = interrupt::run_checked(command, "twine upload");
+    let _ = std::fs::remove_dir_all(crate::target_dir(sh).join("xtask").join(format!("pep740-{}", std::process::id())));
+    uploaded
+}
+
+/// Who signs the package's PEP 740 attestations, if anyone: `GATI_PEP740_SIGNER` (a command,
+/// given the files), or in GitHub Actions, uploading to PyPI, `pypi-attestations sign` under the
+/// job's OIDC identity (PyPI takes only attestations of its Trusted Publisher).
+pub fn pep740_signer(python: &Path, index: &str) -> Option<Vec<String>> {
+    if let Some(signer) = std::env::var("GATI_PEP740_SIGNER").ok().filter(|s| !s.trim().is_empty()) {
+        return Some(signer.split_whitespace().map(String::from).collect());
+    }
+    let on_actions = std::env::var("ACTIONS_ID_TOKEN_REQUEST_URL").is_ok_and(|v| !v.is_empty());
+    let to_pypi = index.trim_end_matches('/') == "https://upload.pypi.org/legacy";
+    (on_actions && to_pypi)
+        .then(|| vec![python.with_file_name("pypi-attestations").display().to_string(), "sign".into()])
+}
+
+/// Copies of `paths` beside their PEP 740 attestations (`<file>.publish.attestation`), made by
+/// `signer`; the package files themselves are left alone (an attestation is no dist file).
+fn sign(sh: &Shell, signer: &[String], paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
+    let dir = crate::target_dir(sh).join("xtask").join(format!("pep740-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let mut signed = Vec::new();
+    for path in paths {
+        let copy = dir.join(path.file_name().context("a package file without a name")?);
+        std::fs::copy(path, &copy)?;
+        signed.push(copy);
+    }
+    let (program, args) = signer.split_first().context("an empty GATI_PEP740_SIGNER")?;
+    let files = signed.clone();
+    cmd!(sh, "{program} {args...} {files...}").run().context("signing the package's PEP 740 attestations")?;
+    let mut pairs = Vec::new();
+    for file in signed {
+        let attestation = PathBuf::from(format!("{}.publish.attestation", file.display()));
+        anyhow::ensure!(attestation.exists(), "the PEP 740 signer made no {}", attestation.display());
+        pairs.push((file, attestation));
+    }
+    Ok(pairs)
 }
 
 /// The `TWINE_*` variables that are set but empty.

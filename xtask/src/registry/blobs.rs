@@ -137,6 +137,30 @@ impl Registry {
         Ok(Some((digest.to_string(), json)))
     }
 
+    /// The bytes of `digest` in `repo`: a blob, or else a manifest (registries keep those
+    /// apart), checked against the digest.
+    pub fn blob_or_manifest(&self, repo: &str, digest: &str) -> anyhow::Result<Vec<u8>> {
+        let blob = self.request("GET", &format!("/v2/{repo}/blobs/{digest}"), repo, &[], None)?;
+        let bytes = match blob.status {
+            200 => blob.body,
+            404 => {
+                let path = format!("/v2/{repo}/manifests/{digest}");
+                let manifest = self.request("GET", &path, repo, &[("Accept", super::MANIFEST_TYPES)], None)?;
+                anyhow::ensure!(
+                    manifest.status == 200,
+                    "{}/{repo} serves no {digest}: HTTP {}",
+                    self.name,
+                    manifest.status
+                );
+                manifest.body
+            }
+            status => return Err(self.failed_read(repo, digest, status)),
+        };
+        let served = crate::images::oci::sha256(&bytes);
+        anyhow::ensure!(served == digest, "{}/{repo}: {digest} arrived with digest {served}", self.name);
+        Ok(bytes)
+    }
+
     /// The bytes of the blob `digest` of `repo`, following a redirect to another host.
     #[cfg(test)]
     pub fn blob(&self, repo: &str, digest: &str) -> anyhow::Result<Vec<u8>> {
@@ -192,6 +216,7 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let sh = crate::shell_in(root).unwrap();
         let dir = crate::target_dir(&sh).join("xtask").join(format!("test-registry-blobs-{}", std::process::id()));
+        let _one = crate::ops::sandbox::one_at_a_time();
         let local = crate::ops::sandbox::LocalRegistry::start(&sh, &dir).unwrap();
         let registry = Registry::new(&local.address, Some(local.credentials.clone()));
         let repo = format!("{}/gati-backend", local.namespace);

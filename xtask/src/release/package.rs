@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use super::{Release, Step};
 use crate::{
+    images::{attest, attest_check},
     model::changelog,
     ops::git,
     python::{package::Pin, IndexFile},
@@ -86,8 +87,61 @@ fn write_release_files(release: &Release, pins: &[Pin]) -> anyhow::Result<()> {
         None => changelog::section(&git::cliff(sh, &release.python, &release.version)?, &release.version),
     };
     let images: String = pins.iter().map(|p| format!("- `{}`\n", p.reference)).collect();
-    let notes = format!("{}\n### Images, pinned by digest\n\n{images}", section.trim_end());
+    let notes = format!(
+        "{}\n### Images, pinned by digest\n\n{images}\nEach image index carries, per platform, an SBOM and a SLSA \
+         provenance statement (also attached here as `*.cdx.json` and `*.provenance.json`).\n",
+        section.trim_end()
+    );
     sh.write_file(dir.join("NOTES.md"), notes)?;
+    attestation_files(release, pins)?;
+    python_sbom(release)?;
     println!("release files: {}", dir.display());
+    Ok(())
+}
+
+/// Each image's statements, as the registry serves them: `gati-<service>-X-<arch>.cdx.json`
+/// (the SBOM's predicate, CycloneDX) and `….provenance.json` (the whole in-toto statement).
+fn attestation_files(release: &Release, pins: &[Pin]) -> anyhow::Result<()> {
+    let registry = release.plan.registry();
+    for pin in pins {
+        let Some((_, digest)) = pin.reference.split_once('@') else { continue };
+        let repo = format!("{}/gati-{}", release.config.namespace, pin.service);
+        let index = registry.blob_or_manifest(&repo, digest)?;
+        let (images, _) = attest_check::read(&pin.reference, &index, &mut |d| registry.blob_or_manifest(&repo, d))?;
+        for image in images {
+            let arch = image.platform.rsplit('/').next().unwrap_or("unknown");
+            let stem = format!("gati-{}-{}-{arch}", pin.service, release.version);
+            for statement in &image.statements {
+                let (name, value) = match statement["predicateType"].as_str() {
+                    Some(attest::CYCLONEDX) => (format!("{stem}.cdx.json"), &statement["predicate"]),
+                    Some(attest::SLSA_PROVENANCE_V1) => (format!("{stem}.provenance.json"), statement),
+                    _ => continue,
+                };
+                std::fs::write(release.files.release.join(name), serde_json::to_vec_pretty(value)?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The Python package's SBOM, `gati-X.cdx.json`: the environment a user gets, the wheel
+/// installed by name (so that no path of this machine is named) into a fresh venv.
+fn python_sbom(release: &Release) -> anyhow::Result<()> {
+    let (sh, python) = (release.sh, &release.python);
+    let venv = release.files.release.with_extension("sbom-venv");
+    let _ = std::fs::remove_dir_all(&venv);
+    xshell::cmd!(sh, "{python} -m venv --without-pip {venv}").quiet().run().context("a venv for the package's SBOM")?;
+    let (venv_python, dist) = (venv.join("bin").join("python"), &release.files.dist);
+    let requirement = format!("gati=={}", release.version.pep440());
+    let quiet = ["--quiet", "--disable-pip-version-check", "--no-index"];
+    xshell::cmd!(sh, "{python} -m pip --python {venv_python} install {quiet...} --find-links {dist} {requirement}")
+        .quiet()
+        .run()
+        .context("installing the wheel for its SBOM")?;
+    let epoch = xshell::cmd!(sh, "git show -s --format=%ct HEAD").quiet().read()?.parse()?;
+    let sbom = crate::ops::audit::python_sbom(sh, python, &venv_python, epoch)?;
+    let _ = std::fs::remove_dir_all(&venv);
+    let name = format!("gati-{}.cdx.json", release.version.pep440());
+    std::fs::write(release.files.release.join(name), sbom)?;
     Ok(())
 }

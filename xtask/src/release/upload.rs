@@ -44,8 +44,12 @@ impl Step for Upload {
         })?;
         if !plan.send.is_empty() {
             let source = twine::credentials_source(index).map_or("none".to_string(), |c| c.to_string());
+            let attestations = match twine::pep740_signer(&release.python, index) {
+                Some(signer) => format!(" with PEP 740 attestations signed by `{}`", signer.join(" ")),
+                None => String::new(),
+            };
             let what = format!(
-                "twine upload --non-interactive --repository-url {index} {}   # credentials: {source} (****)",
+                "twine upload --non-interactive --repository-url {index} {}{attestations}   # credentials: {source} (****)",
                 plan.send.join(" "),
             );
             release.exec.run(&what, || {
