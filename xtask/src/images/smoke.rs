@@ -87,8 +87,10 @@ pub fn under_qemu(
     let port = crate::ops::sandbox::free_port()?;
     let mut command = std::process::Command::new(image.platform.qemu);
     command.arg(&binary).args(spec.entrypoint.iter().skip(1)).args(&spec.cmd);
+    // The image's environment, but for its PATH: that is the image's, and here it would pick
+    // which qemu runs.
     for pair in &spec.env {
-        if let Some((key, value)) = pair.split_once('=') {
+        if let Some((key, value)) = pair.split_once('=').filter(|(key, _)| *key != "PATH") {
             command.env(key, value);
         }
     }
