@@ -61,7 +61,7 @@ pub fn in_docker(
         ),
     };
     let _ = cmd!(sh, "docker rm --force {name}").quiet().ignore_stdout().ignore_stderr().run();
-    result.with_context(|| format!("its last lines: {}", logs.trim()))
+    result.map_err(|e| anyhow::anyhow!("{e:#}; its last lines: {}", logs.trim()))
 }
 
 /// Runs the binary of `image` (taken out of its layer) under qemu-user, as its image would run it
@@ -105,7 +105,7 @@ pub fn under_qemu(
     let _ = child.kill();
     let stderr = child.wait_with_output().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
-    result.with_context(|| format!("what it printed: {}", stderr.trim().lines().last().unwrap_or("nothing")))
+    result.map_err(|e| anyhow::anyhow!("{e:#}; it printed: {}", stderr.trim().lines().last().unwrap_or("nothing")))
 }
 
 /// Asks `url` until it answers JSON (30 s at most): its `version` must be `version`.
