@@ -121,13 +121,17 @@ def test_images_rebuilt_from_the_tag_in_another_clone_have_the_pinned_digests(gu
         assert digest in compose
         assert f"gati-{service}:{NEW}: {digest}, the pinned digest" in out, out
 
-    # The tag moved to another commit: what it builds is not what was pushed, and verify says so.
+    # The tag moved to another commit, whose backend image says another thing (its sources are
+    # the same, so cargo has nothing to compile again): what it builds is not what was pushed,
+    # and verify says so.
     moved = fresh_clone(tmp_path, tree, "moved", tag="main")
-    main = moved / "backend" / "src" / "main.rs"
-    main.write_text(main.read_text() + "\n// not what was released\n")
+    dockerfile = moved / "backend" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace('licenses="MIT"', 'licenses="MIT OR Apache-2.0"'))
     git(moved, "commit", "--quiet", "--all", "--message", "Not the release")
     git(moved, "tag", "--force", "--annotate", f"v{NEW}", "--message", "moved")
     failed = xtask(moved, "verify", NEW, "--rebuild", env={**env, "GATI_BUILD_CACHE": "off"}, check=False)
     assert failed.returncode != 0, failed.stdout
     backend = f"{guided_release.registry.address}/{repo(guided_release.registry, 'backend')}:{NEW}: rebuilt from v{NEW}"
     assert backend in failed.stdout and "the pushed image is not what the tag builds" in failed.stdout, failed.stdout
+    dashboard = f"{repo(guided_release.registry, 'dashboard')}:{NEW}: rebuilt from v{NEW}"
+    assert dashboard not in failed.stdout, "only the backend's image differs"

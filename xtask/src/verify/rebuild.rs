@@ -21,8 +21,6 @@ pub fn compare(
     pinned: &[String],
 ) -> anyhow::Result<Vec<String>> {
     let tag = format!("v{version}");
-    let dir = crate::target_dir(sh).join("xtask").join(format!("rebuild-{version}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     let root = sh.current_dir();
     if crate::ops::git::local_tag(sh, &tag).is_none() {
         cmd!(sh, "git fetch --quiet origin tag {tag}")
@@ -30,15 +28,25 @@ pub fn compare(
             .run()
             .with_context(|| format!("fetching {tag} from origin"))?;
     }
-    cmd!(sh, "git clone --quiet --no-hardlinks --branch {tag} {root} {dir}")
-        .quiet()
-        .ignore_stderr()
-        .run()
-        .with_context(|| format!("cloning {tag}: is it a tag of this repository?"))?;
-    println!("  rebuild  the images of {tag}, compiled afresh in {}", dir.display());
-    let result = rebuilt(&crate::shell_in(&dir)?, config, version, pinned);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    let commit = crate::ops::git::local_tag(sh, &tag).with_context(|| format!("{tag} is no tag of this repository"))?;
+    let dir = crate::target_dir(sh).join("xtask").join("rebuild");
+    checkout(sh, &root, &dir, &commit).with_context(|| format!("checking out {tag} in {}", dir.display()))?;
+    println!("  rebuild  the images of {tag}, compiled by cargo in {} (no binary kept from before)", dir.display());
+    rebuilt(&crate::shell_in(&dir)?, config, version, pinned)
+}
+
+/// A clone of this repository at `commit`, kept between rebuilds: cargo then compiles what
+/// changed since the last (its own judgement, from the sources), not every crate again.
+fn checkout(sh: &Shell, root: &std::path::Path, dir: &std::path::Path, commit: &str) -> anyhow::Result<()> {
+    if !dir.join(".git").exists() {
+        let _ = std::fs::remove_dir_all(dir);
+        cmd!(sh, "git clone --quiet --no-hardlinks --no-checkout {root} {dir}").quiet().run()?;
+    }
+    let _in = sh.push_dir(dir);
+    cmd!(sh, "git fetch --quiet --force --tags {root}").quiet().ignore_stderr().run()?;
+    cmd!(sh, "git checkout --quiet --force --detach {commit}").quiet().run()?;
+    cmd!(sh, "git clean --quiet -d --force -x --exclude=dashboard/node_modules").quiet().run()?;
+    Ok(())
 }
 
 fn rebuilt(sh: &Shell, config: &Config, version: &ReleaseVersion, pinned: &[String]) -> anyhow::Result<Vec<String>> {
