@@ -105,7 +105,7 @@ fn verify_in(
         problems.extend(attested(sh, &registry, config, &pins.images, expected.revision.as_deref(), dir)?);
     }
     if expected.rebuild && problems.is_empty() {
-        problems.extend(rebuild::compare(sh, config, version, &pins.images)?);
+        problems.extend(rebuild::compare(sh, config, &registry, version, &pins.images)?);
     }
     if !problems.is_empty() {
         bail!("gati {version} does not verify:\n  - {}", problems.join("\n  - "));

@@ -74,6 +74,8 @@ pub struct RemoteImage {
     pub listed_as: Option<String>,
     /// Its config's labels.
     pub labels: serde_json::Value,
+    /// Its layers' digests, in order.
+    pub layers: Vec<String>,
 }
 
 impl RemoteImage {
@@ -263,6 +265,12 @@ impl Registry {
             platform,
             listed_as: None,
             labels: config["config"]["Labels"].clone(),
+            layers: manifest["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|layer| layer["digest"].as_str().map(str::to_owned))
+                .collect(),
         })
     }
 
