@@ -116,6 +116,7 @@ class _Server(http.server.ThreadingHTTPServer):
     def __init__(self, port, handler):
         super().__init__(("127.0.0.1", port), handler)
         self.open_sockets = set()
+        self.stopped = False
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
@@ -131,6 +132,7 @@ class _Server(http.server.ThreadingHTTPServer):
         super().shutdown_request(request)
 
     def stop(self):
+        self.stopped = True
         self.shutdown()
         self.server_close()
         with self.lock:
@@ -334,13 +336,20 @@ class _ProxyHandler(_Quiet):
     """Passes every request through to docker-registry unchanged (streamed bodies, chunked
     uploads, Host kept so that its Location headers name this address); answers GET tag lists
     a page at a time, as Docker Hub does. When the registry is down, connections are dropped,
-    not answered: a client sees what it would see from a dead registry."""
+    not answered: a client sees what it would see from a dead registry. A request matching one
+    of `holds` (see `Registry.hold`) waits until the registry stops, and is then dropped."""
 
     def handle_any(self):
         url = urllib.parse.urlsplit(self.path)
         match = TAGS_LIST.match(url.path)
         if self.command == "GET" and match:
             return self.page_tags(match.group(1), urllib.parse.parse_qs(url.query))
+        for pattern, released in list(self.server.holds):
+            if re.search(pattern, f"{self.command} {url.path}"):
+                released.wait(timeout=120)
+        if self.server.stopped:
+            self.close_connection = True
+            return
         try:
             response = self.forward(self.command, self.path, self.request_body())
         except OSError:
@@ -536,6 +545,7 @@ class Registry:
         (self.dir / "config.yml").write_text(json.dumps(config, indent=2) + "\n")
         self.proc = None
         self._proxy = self._blobs = None
+        self._holds = []
         self._log = open(self.dir / "registry.log", "ab")
         if start:
             self.start()
@@ -555,6 +565,7 @@ class Registry:
         if self.page_size and self._proxy is None:
             self._proxy = _Server(self.port, _ProxyHandler)
             self._proxy.upstream_port, self._proxy.page_size, self._proxy.log = self.registry_port, self.page_size, None
+            self._proxy.holds = self._holds
         wait_until(f"the registry on {self.address}", lambda: self.api("/v2/")[0] == 200,
                    self.dir / "registry.log", self.proc)
 
@@ -566,6 +577,18 @@ class Registry:
         stop_process(self.proc)
         if self.tokens:
             self.tokens.stop()
+        for _, released in self._holds:
+            released.set()
+        self._holds.clear()
+
+    def hold(self, pattern):
+        """Requests whose "METHOD path" matches the regular expression `pattern` wait at the
+        registry's door until `stop()`, and are then dropped as a dead registry drops them: a push
+        stopped part way through, at a point a test chooses rather than a race. Needs the proxy
+        (`page_size`)."""
+        if not self.page_size:
+            raise ValueError("hold needs the proxy in front of docker-registry: give the Registry a page_size")
+        self._holds.append((pattern, threading.Event()))
 
     def credentials(self, user=None):
         """(user, password) of the login user, or of `reader`; None for the anonymous."""

@@ -233,12 +233,17 @@ def test_preflight_reports_every_problem_at_once_and_changes_nothing(registry, i
 
 
 def test_registry_stopped_after_the_first_image_push(registry, index, tree, env):
-    status, out, fired = release_until(tree, env, rf"^\w[\w-]* +pushed {NEW}", lambda proc: registry.stop())
+    # The other two indexes wait at the registry's door until it stops: the backend is pushed,
+    # they are not (the pushes run in parallel; without the hold all three can finish first).
+    registry.hold(rf"^PUT /v2/{registry.namespace}/gati-(dashboard|mcp-server)/manifests/{re.escape(NEW)}$")
+    status, out, fired = release_until(tree, env, rf"^backend +pushed {NEW}", lambda proc: registry.stop())
     assert fired and status != 0, out
     assert f"cargo xtask release {NEW}" in out and "no floating tag was moved" in out, out
     registry.start()
     assert_consistent(registry, index, tree)
     assert index.files() == []
+    assert registry.digest(repo(registry, "backend"), NEW) is not None
+    assert [registry.digest(repo(registry, s), NEW) for s in ("dashboard", "mcp-server")] == [None, None]
 
     out = release(tree, env).stdout
     assert "build" in out and "done before" in out
