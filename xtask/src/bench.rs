@@ -149,20 +149,22 @@ fn bench_release(sh: &Shell) -> anyhow::Result<()> {
             .join("state"),
         &version.to_string(),
     )?;
+    let provision = journal.seconds("provision").unwrap_or(0.0);
     let compile = journal.seconds("compile").unwrap_or(0.0);
     let verify = journal.seconds("verify").unwrap_or(0.0);
     let xtask = seconds("compile xtask");
-    let rest = release - compile - verify;
+    let rest = release - provision - compile - verify;
 
     println!("\nrelease benchmark, {} -> {version}, seconds", plan.version);
     println!("  old flow: 3 builds, 6 pushes, python -m build, twine upload, in sequence  {old:>7.1} s");
     println!("  cargo xtask release, preflight to verify, as rehearsed                   {release:>7.1} s");
+    println!("    installing the build's tools, once a machine (the old flow had them)    {provision:>7.1} s");
     println!("    compiling the new version (the old flow got binaries): the wait         {compile:>7.1} s");
     println!("    verify: pip install and gati start from outside (the old flow had none) {verify:>7.1} s");
     println!("    the rest: checks, last image, pushes, package, upload, tags, git        {rest:>7.1} s");
     println!(
-        "  release beside the compile: release - compile                            {:>+7.1} s",
-        release - compile
+        "  release beside the compile: release - tools - compile                    {:>+7.1} s",
+        release - provision - compile
     );
     println!("    without verify, the work the old flow did too (goal: +2 s)             {rest:>+7.1} s");
     println!("  ratio old flow / the rest                                                {:>7.2}x", old / rest);

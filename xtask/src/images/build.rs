@@ -45,6 +45,9 @@ impl Finish {
 pub struct Built {
     /// In the plan's order.
     pub assembled: Vec<Assembled>,
+    /// How long installing the build's tools took (npm packages, cargo-auditable and its
+    /// readers; nothing once a machine has them).
+    pub provision: f64,
     /// How long cargo took (nothing, when these sources were built before).
     pub compile: f64,
     pub toolchain: Toolchain,
@@ -109,8 +112,10 @@ pub fn build_all(sh: &Shell, plan: &Plan, finish: Finish) -> anyhow::Result<Buil
         bail!("the toolchain cannot build every platform:\n  - {}", problems.join("\n  - "));
     }
     let specs = specs(sh, plan, &toolchain)?;
+    let provisioning = Instant::now();
     crate::ops::ui::provision(sh)?;
     audit::ensure(sh)?;
+    let provision = provisioning.elapsed().as_secs_f64();
     let root = sh.current_dir();
     let board = Mutex::new(Board::in_lines(plan.images.iter().map(|i| i.service.clone()).collect()));
     let started = Instant::now();
@@ -148,7 +153,7 @@ pub fn build_all(sh: &Shell, plan: &Plan, finish: Finish) -> anyhow::Result<Buil
     // Ctrl-C stops the assembly and the smoke tests too: interrupted, not failed.
     interrupt::check()?;
     let assembled = indexes(sh, plan, &specs, images)?;
-    Ok(Built { assembled, compile, toolchain, binaries })
+    Ok(Built { assembled, provision, compile, toolchain, binaries })
 }
 
 /// Each image's spec, from its Dockerfile, with the plan's build arguments and the toolchain.

@@ -60,7 +60,9 @@ impl Step for Build {
         );
         let built = release.exec.run_all(&lines, || build_all(release, &pins))?;
         if let Some(built) = built {
-            // Timed apart for `cargo xtask bench release`: compiling the new version is the wait.
+            // Timed apart for `cargo xtask bench release`: compiling the new version is the wait,
+            // installing the tools a first release on a machine does once.
+            release.journal.time("provision", built.provision)?;
             release.journal.time("compile", built.compile)?;
             let digests: Vec<&str> = built.assembled.iter().map(|a| a.index.digest.as_str()).collect();
             release.journal.record(SMOKE, &digests.join(" "))?;

@@ -4,12 +4,14 @@
 //! files for the GitHub Release. Done when the kept package was built from the release commit
 //! naming exactly the digests the registry serves.
 
+use std::path::Path;
+
 use anyhow::Context;
 
 use super::{Release, Step};
 use crate::{
-    images::{attest, attest_check},
-    model::changelog,
+    images::{self, attest, attest_check},
+    model::{changelog, version::ReleaseVersion},
     ops::git,
     python::{package::Pin, IndexFile},
 };
@@ -93,34 +95,42 @@ fn write_release_files(release: &Release, pins: &[Pin]) -> anyhow::Result<()> {
         section.trim_end()
     );
     sh.write_file(dir.join("NOTES.md"), notes)?;
-    attestation_files(release, pins)?;
-    python_sbom(release)?;
+    // The registry's reads beside the package's SBOM (local processes).
+    let (plan, version, files) = (&release.plan, &release.version, &release.files.release);
+    std::thread::scope(|scope| {
+        let attestations = scope.spawn(|| attestation_files(plan, version, files, pins));
+        let sbom = python_sbom(release);
+        let attestations = attestations.join().map_err(|_| anyhow::anyhow!("reading the attestations panicked"))?;
+        sbom.and(attestations)
+    })?;
     println!("release files: {}", dir.display());
     Ok(())
 }
 
 /// Each image's statements, as the registry serves them: `gati-<service>-X-<arch>.cdx.json`
 /// (the SBOM's predicate, CycloneDX) and `….provenance.json` (the whole in-toto statement).
-fn attestation_files(release: &Release, pins: &[Pin]) -> anyhow::Result<()> {
-    let registry = release.plan.registry();
-    for pin in pins {
-        let Some((_, digest)) = pin.reference.split_once('@') else { continue };
-        let repo = format!("{}/gati-{}", release.config.namespace, pin.service);
-        let index = registry.blob_or_manifest(&repo, digest)?;
-        let (images, _) = attest_check::read(&pin.reference, &index, &mut |d| registry.blob_or_manifest(&repo, d))?;
-        for image in images {
-            let arch = image.platform.rsplit('/').next().unwrap_or("unknown");
-            let stem = format!("gati-{}-{}-{arch}", pin.service, release.version);
-            for statement in &image.statements {
+/// Every image's read side by side.
+fn attestation_files(plan: &images::Plan, version: &ReleaseVersion, dir: &Path, pins: &[Pin]) -> anyhow::Result<()> {
+    plan.each_image(|_, image, registry| {
+        let Some(pin) = pins.iter().find(|p| p.service == image.service) else { return Ok(()) };
+        let Some((_, digest)) = pin.reference.split_once('@') else { return Ok(()) };
+        let index = registry.blob_or_manifest(&image.repo, digest)?;
+        let (platforms, _) =
+            attest_check::read(&pin.reference, &index, &mut |d| registry.blob_or_manifest(&image.repo, d))?;
+        for platform in platforms {
+            let arch = platform.platform.rsplit('/').next().unwrap_or("unknown");
+            let stem = format!("gati-{}-{version}-{arch}", pin.service);
+            for statement in &platform.statements {
                 let (name, value) = match statement["predicateType"].as_str() {
                     Some(attest::CYCLONEDX) => (format!("{stem}.cdx.json"), &statement["predicate"]),
                     Some(attest::SLSA_PROVENANCE_V1) => (format!("{stem}.provenance.json"), statement),
                     _ => continue,
                 };
-                std::fs::write(release.files.release.join(name), serde_json::to_vec_pretty(value)?)?;
+                std::fs::write(dir.join(name), serde_json::to_vec_pretty(value)?)?;
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(())
 }
 
