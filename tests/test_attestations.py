@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 
+import cyclonedx.schema
+import cyclonedx.validation.json
 import pytest
 
 from gati_testing import COPY_TARGET_DIR, git, repo
@@ -103,8 +105,12 @@ def test_the_release_files_hold_the_sboms_and_the_provenance(guided_release):
             assert sbom["bomFormat"] == "CycloneDX" and STACK[service][0] in {c["name"] for c in sbom["components"]}
             provenance = json.loads((files / f"gati-{service}-{NEW}-{arch}.provenance.json").read_text())
             assert provenance["predicateType"] == PROVENANCE
-    package = json.loads((files / f"gati-{NEW}.cdx.json").read_text())
+    text = (files / f"gati-{NEW}.cdx.json").read_text()
+    package = json.loads(text)
     assert package["bomFormat"] == "CycloneDX", package
+    # The release writes it unvalidated (cyclonedx-py --no-validate): the schema is checked here.
+    schema = cyclonedx.schema.SchemaVersion.from_version(package["specVersion"])
+    assert cyclonedx.validation.json.JsonStrictValidator(schema).validate_str(text) is None
     assert any(c["name"] == "gati" and c["version"] == NEW for c in package["components"]), package["components"]
     # The release's verify step checked them all, against each binary's embedded list.
     out = guided_release.output(f"cargo xtask release {NEW} --yes")

@@ -81,6 +81,12 @@ impl Assembled {
         images.chain(attestations).collect()
     }
 
+    /// The index, or any blob or manifest it names, by digest.
+    pub fn blob(&self, digest: &str) -> Option<&Blob> {
+        let mut all = self.blobs().into_iter().chain(self.manifests()).chain([&self.index]);
+        all.find(|b| b.digest == digest)
+    }
+
     /// Every platform's manifest, then the attestation manifests.
     pub fn manifests(&self) -> Vec<&Blob> {
         let attestations = self.images.iter().filter_map(|i| i.attestations.as_ref()).map(|a| &a.manifest);

@@ -56,6 +56,9 @@ pub struct Plan {
     pub build_args: Vec<(String, String)>,
     pub credentials: Option<Credentials>,
     pub options: PlanOptions,
+    /// One client for every registry call of the command: its tokens, learnt once per
+    /// repository, serve every step and thread.
+    client: std::sync::OnceLock<Registry>,
 }
 
 /// What a plan is asked to do beyond the defaults.
@@ -138,15 +141,37 @@ impl Plan {
             ("SOURCE".to_string(), source),
         ];
         let credentials = Credentials::from_env();
-        Ok(Plan { config, version, head, images, tags, build_args, credentials, options: options.clone() })
+        let options = options.clone();
+        Ok(Plan { config, version, head, images, tags, build_args, credentials, options, client: Default::default() })
     }
 
-    pub fn registry(&self) -> Registry {
-        Registry::new(&self.config.registry, self.credentials.clone())
+    /// Sends the plan's images to another registry, as another user (the benchmark's
+    /// throwaway registries).
+    pub fn use_registry(&mut self, address: &str, credentials: Credentials) {
+        self.config.registry = address.to_string();
+        self.credentials = Some(credentials);
+        for image in &mut self.images {
+            image.reference = format!("{address}/{}", image.repo);
+        }
+        self.client = Default::default();
     }
 
-    /// `read` for every image, side by side, each with a registry client of its own (tokens are
-    /// per repository anyway); the results in the images' order.
+    /// This plan, with the registry client of `earlier` (a plan of the same configuration, read
+    /// again after the release commit): the tokens preflight was given serve the push.
+    pub fn with_client_of(mut self, earlier: &mut Plan) -> Plan {
+        if (&earlier.config.registry, &earlier.credentials) == (&self.config.registry, &self.credentials) {
+            self.client = std::mem::take(&mut earlier.client);
+        }
+        self
+    }
+
+    /// The registry's client, shared by every call of this plan.
+    pub fn registry(&self) -> &Registry {
+        self.client.get_or_init(|| Registry::new(&self.config.registry, self.credentials.clone()))
+    }
+
+    /// `read` for every image, side by side, all through the plan's one client; the results
+    /// in the images' order.
     pub fn each_image<T: Send>(
         &self,
         read: impl Fn(usize, &Image, &Registry) -> anyhow::Result<T> + Sync,
@@ -154,7 +179,7 @@ impl Plan {
         std::thread::scope(|scope| {
             let read = &read;
             let handles: Vec<_> = (self.images.iter().enumerate())
-                .map(|(i, image)| scope.spawn(move || read(i, image, &self.registry())))
+                .map(|(i, image)| scope.spawn(move || read(i, image, self.registry())))
                 .collect();
             let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
                 h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a registry read panicked")))

@@ -132,6 +132,6 @@ fn answers(
             return Ok(());
         }
         anyhow::ensure!(Instant::now() < deadline, "{what} did not answer {url} within 30 s");
-        interrupt::sleep(Duration::from_millis(200))?;
+        interrupt::sleep(Duration::from_millis(50))?;
     }
 }

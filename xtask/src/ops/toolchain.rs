@@ -3,7 +3,7 @@
 //! toolchains, with the standard library of every platform's target, the cross linkers, and
 //! qemu to smoke-test what this machine cannot run. Its full `rustc -vV` goes into the images.
 
-use std::path::Path;
+use std::{path::Path, sync::Mutex};
 
 use anyhow::bail;
 use xshell::{cmd, Shell};
@@ -38,6 +38,10 @@ pub fn release_of(rustc_vv: &str) -> Option<&str> {
 /// builds every platform, else the first of that release.
 pub fn find(sh: &Shell, rust: &str, platforms: &[&Platform]) -> anyhow::Result<Toolchain> {
     let chosen = std::env::var("GATI_TOOLCHAIN").ok();
+    let asked = (format!("{rust} {chosen:?}"), names(platforms));
+    if let Some(known) = lock_complete().iter().find(|k| (&k.rust, &k.platforms) == (&asked.0, &asked.1)) {
+        return Ok(known.toolchain.clone());
+    }
     let mut found = Vec::new();
     let mut usable = Vec::new();
     for name in candidates(rust, chosen.as_deref()) {
@@ -49,7 +53,10 @@ pub fn find(sh: &Shell, rust: &str, platforms: &[&Platform]) -> anyhow::Result<T
         }
     }
     if let Some(complete) = usable.iter().position(|t| problems(sh, t, platforms).is_empty()) {
-        return Ok(usable.swap_remove(complete));
+        let complete = usable.swap_remove(complete);
+        let (rust, platforms) = asked;
+        lock_complete().push(Complete { rust, platforms, toolchain: complete.clone() });
+        return Ok(complete);
     }
     if let Some(first) = usable.into_iter().next() {
         return Ok(first);
@@ -64,9 +71,33 @@ pub fn find(sh: &Shell, rust: &str, platforms: &[&Platform]) -> anyhow::Result<T
     )
 }
 
+/// The toolchains found complete (nothing missing for their platforms) by this process, by
+/// what was asked: found once, not again by every step. (An incomplete one is looked at again:
+/// the command may install what it lacks.)
+static COMPLETE: Mutex<Vec<Complete>> = Mutex::new(Vec::new());
+
+struct Complete {
+    /// The release and `GATI_TOOLCHAIN`, as asked.
+    rust: String,
+    platforms: String,
+    toolchain: Toolchain,
+}
+
+fn lock_complete() -> std::sync::MutexGuard<'static, Vec<Complete>> {
+    COMPLETE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn names(platforms: &[&Platform]) -> String {
+    platforms.iter().map(|p| p.name).collect::<Vec<_>>().join(" ")
+}
+
 /// What is missing to build and smoke-test every platform with `toolchain`, each with the
 /// command that installs it.
 pub fn problems(sh: &Shell, toolchain: &Toolchain, platforms: &[&Platform]) -> Vec<String> {
+    let asked = names(platforms);
+    if lock_complete().iter().any(|known| known.toolchain == *toolchain && known.platforms == asked) {
+        return Vec::new();
+    }
     let host = Platform::host();
     let mut problems = Vec::new();
     for platform in platforms {

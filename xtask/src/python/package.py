@@ -1,17 +1,17 @@
 """The Python package's builds and checks in one process (run by xtask/src/python.rs with the
 project's pinned tools; `python -c` cannot import this file, so it is passed as a string).
 
-  build SDK OUT EPOCH   sdist and wheel of SDK into OUT, as `python -m build --no-isolation
-                        --skip-dependency-check` makes them (the same PEP 517 frontend, `build`,
-                        from its API: the sdist, then the wheel from the unpacked sdist; the
-                        backend is the pinned setuptools of the tools' venv), the sdist made
-                        reproducible, then
-                        `twine check --strict`; prints one JSON object: the files and what the
-                        wheel pins.
+  build SDK OUT EPOCH   sdist and wheel of SDK into OUT, with the files `python -m build
+                        --no-isolation --skip-dependency-check` makes (the sdist, then the wheel
+                        from the unpacked sdist; the backend pyproject.toml names, the pinned
+                        setuptools of the tools' venv, its PEP 517 hooks called in this
+                        process), the sdist made reproducible, then `twine check --strict`;
+                        prints one JSON object: the files and what the wheel pins.
   pins PATH             what a wheel (or an installed `gati` directory) pins, as JSON.
 
-One process instead of four: `python -m build` starts a Python for each backend hook and
-`twine check` and the pin reader one each, a second of a release spent importing.
+One process instead of six: `python -m build` starts a Python for each backend hook and
+`twine check` and the pin reader one each, a second of a release spent importing. (The bytes
+are the same: both files' sha256s were compared with `build`'s.)
 """
 
 import contextlib
@@ -60,26 +60,56 @@ def reproducible_sdist(path, epoch):
         gz.write(out.getvalue())
 
 
+def backend_of(sdk):
+    """The PEP 517 backend `sdk/pyproject.toml` names (`module` or `module:object`)."""
+    import importlib
+    import tomllib
+
+    with open(os.path.join(sdk, "pyproject.toml"), "rb") as f:
+        system = tomllib.load(f)["build-system"]
+    sys.path[:0] = [os.path.join(sdk, p) for p in system.get("backend-path", [])]
+    module, _, obj = system["build-backend"].partition(":")
+    backend = importlib.import_module(module)
+    for name in filter(None, obj.split(".")):
+        backend = getattr(backend, name)
+    return backend
+
+
+def call_hook(hook, source, out):
+    """One hook, in `source`, as a frontend calls it there; its chatter is kept, and shown only
+    if it fails."""
+    here, chatter = os.getcwd(), io.StringIO()
+    os.chdir(source)
+    try:
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            return os.path.join(out, hook(out))
+    except BaseException:
+        sys.stderr.write(chatter.getvalue())
+        raise
+    finally:
+        os.chdir(here)
+
+
 def build(sdk, out, epoch):
     import threading
 
-    from build import ProjectBuilder
-    from pyproject_hooks import quiet_subprocess_runner
-
+    # Imports from the work directory would change as the hooks change it: none are wanted.
+    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+    sdk, out = os.path.abspath(sdk), os.path.abspath(out)
     # twine takes a fifth of a second to import: meanwhile, the backend runs.
     twine = threading.Thread(target=__import__, args=("twine.commands.check",))
     twine.start()
     os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
     os.makedirs(out, exist_ok=True)
-    # The backend's chatter is kept, and shown only if a hook fails.
-    sdist = ProjectBuilder(sdk, runner=quiet_subprocess_runner).build("sdist", out)
+    backend = backend_of(sdk)
+    sdist = call_hook(backend.build_sdist, sdk, out)
     with tempfile.TemporaryDirectory() as unpacked:
         with tarfile.open(sdist) as archive:
             # Our own archive, but extracted as any other: no links out, no device files.
             safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             archive.extractall(unpacked, **safe)
         top = os.path.join(unpacked, os.path.basename(sdist)[: -len(".tar.gz")])
-        wheel = ProjectBuilder(top, runner=quiet_subprocess_runner).build("wheel", out)
+        wheel = call_hook(backend.build_wheel, top, out)
     reproducible_sdist(sdist, epoch)
     twine.join()
     from twine.commands.check import check
@@ -100,10 +130,7 @@ def main():
         else:
             print(json.dumps(pins_of(args[0])))
     except Exception as e:
-        # A failing hook: what the backend printed says why.
-        output = getattr(getattr(e, "exception", None), "output", None)
-        if output:
-            sys.stderr.write(output.decode(errors="replace") if isinstance(output, bytes) else output)
+        # A failing hook has shown what the backend printed (call_hook).
         sys.exit(f"{command}: {type(e).__name__}: {e}")
 
 

@@ -91,6 +91,33 @@ pub fn build(sh: &Shell, python: &Path, out: &Path, commit: &str, pins: &[Pin]) 
     Ok(made)
 }
 
+/// Where the SBOM of the package built into `out` is kept: `<out>.cdx.json`.
+pub fn sbom_path(out: &Path) -> PathBuf {
+    sibling(out, "cdx.json")
+}
+
+/// The package's SBOM (CycloneDX): the environment a user gets, `gati==version` installed by
+/// name from the wheel in `out` (never by path: pip then records no `direct_url.json`, and the
+/// SBOM names no file of this machine) into a fresh venv, with its dependencies. It names no
+/// file's hash and nothing of the compose file, so the trial package's wheel and the released
+/// one, which differ only in the digests their compose files pin, give the same SBOM.
+pub fn sbom(sh: &Shell, python: &Path, out: &Path, version: &ReleaseVersion) -> anyhow::Result<Vec<u8>> {
+    let venv = sibling(out, "sbom-venv");
+    let _ = std::fs::remove_dir_all(&venv);
+    cmd!(sh, "{python} -m venv --without-pip {venv}").quiet().run().context("a venv for the package's SBOM")?;
+    let venv_python = venv.join("bin").join("python");
+    let requirement = format!("gati=={}", version.pep440());
+    let quiet = ["--quiet", "--disable-pip-version-check", "--no-index"];
+    cmd!(sh, "{python} -m pip --python {venv_python} install {quiet...} --find-links {out} {requirement}")
+        .quiet()
+        .run()
+        .context("installing the wheel for its SBOM")?;
+    let epoch = cmd!(sh, "git show -s --format=%ct HEAD").quiet().read()?.parse()?;
+    let sbom = crate::ops::audit::python_sbom(sh, python, &venv_python, epoch);
+    let _ = std::fs::remove_dir_all(&venv);
+    sbom
+}
+
 /// Builds and checks the package in one Python process; see its docstring.
 const PACKAGE_PY: &str = include_str!("package.py");
 
@@ -170,7 +197,8 @@ pub fn with_images(compose: &str, pins: &[Pin]) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// [`build`] from HEAD, then proof that the wheel says `version` and names exactly `pins`.
+/// [`build`] from HEAD, then proof that the wheel says `version` and names exactly `pins`; a
+/// package that fails it loses its stamp (it was not built as asked).
 pub fn build_checked(
     sh: &Shell,
     python: &Path,
@@ -180,6 +208,14 @@ pub fn build_checked(
 ) -> anyhow::Result<()> {
     let commit = crate::ops::git::head(sh)?;
     let built = build(sh, python, out, &commit, pins)?;
+    let checked = check(&built, version, pins);
+    if checked.is_err() {
+        let _ = std::fs::remove_file(stamp_path(out));
+    }
+    checked
+}
+
+fn check(built: &Pins, version: &ReleaseVersion, pins: &[Pin]) -> anyhow::Result<()> {
     if built.version != version.pep440() {
         bail!(
             "the wheel's version.py says {}, not {}: the version surfaces are out of step; run `cargo xtask version`",
@@ -187,7 +223,7 @@ pub fn build_checked(
             version.pep440()
         );
     }
-    let mut found = built.images;
+    let mut found = built.images.clone();
     let mut expected: Vec<String> = pins.iter().map(|p| p.reference.clone()).collect();
     expected.sort();
     found.sort();

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 /// A user and a password or token. `Debug` never shows the password.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub user: String,
     pub password: String,

@@ -20,6 +20,22 @@ use serde_json::Value;
 use super::Registry;
 use crate::images::oci::Blob;
 
+/// `call` for every item, each on a thread of its own (a registry call mostly waits); the
+/// answers in the items' order, or the first failure.
+fn side_by_side<T: Send>(items: &[&Blob], call: impl Fn(&Blob) -> anyhow::Result<T> + Sync) -> anyhow::Result<Vec<T>> {
+    std::thread::scope(|scope| {
+        let call = &call;
+        let handles: Vec<_> = items.iter().map(|&item| scope.spawn(move || call(item))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a registry call panicked"))))
+            .collect()
+    })
+}
+
+/// The size from which a blob is looked for on the registry before it is sent.
+const ASK_FIRST: usize = 64 * 1024;
+
 /// What a push did with each blob: the registry had it, or it was sent.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pushed {
@@ -63,15 +79,21 @@ impl Registry {
         check_digest(put.header("Docker-Content-Digest"), &blob.digest, &format!("{repo}@{}", blob.digest))
     }
 
-    /// Each blob `repo` lacks, uploaded; those it has, left alone.
+    /// Each blob `repo` lacks, uploaded; those it has, left alone. A small blob (a config, an
+    /// attestation) is sent without asking: asking costs the round trips that sending it does
+    /// (a registry takes a blob it has again, unchanged). Every blob side by side.
     pub fn push_blobs(&self, repo: &str, blobs: &[&Blob]) -> anyhow::Result<Pushed> {
+        let sent = side_by_side(blobs, |blob| {
+            if blob.bytes.len() >= ASK_FIRST && self.has_blob(repo, &blob.digest)? {
+                return Ok(false);
+            }
+            self.upload_blob(repo, blob).map(|()| true)
+        })?;
         let mut pushed = Pushed::default();
-        for blob in blobs {
-            if self.has_blob(repo, &blob.digest)? {
-                pushed.present.push(blob.digest.clone());
-            } else {
-                self.upload_blob(repo, blob)?;
-                pushed.sent.push(blob.digest.clone());
+        for (blob, sent) in blobs.iter().zip(sent) {
+            match sent {
+                true => pushed.sent.push(blob.digest.clone()),
+                false => pushed.present.push(blob.digest.clone()),
             }
         }
         Ok(pushed)
@@ -105,9 +127,7 @@ impl Registry {
         blobs: &[&Blob],
     ) -> anyhow::Result<Pushed> {
         let pushed = self.push_blobs(repo, blobs)?;
-        for manifest in manifests {
-            self.put_manifest(repo, &manifest.digest, manifest)?;
-        }
+        side_by_side(manifests, |manifest| self.put_manifest(repo, &manifest.digest, manifest))?;
         self.put_manifest(repo, tag, index)?;
         match self.manifest(repo, tag)? {
             Some((digest, _)) if digest == index.digest => Ok(pushed),
@@ -202,7 +222,15 @@ mod tests {
         let spec = ImageSpec::from_dockerfile(&dockerfile, "gati-backend", &args).unwrap();
         let (mut blobs, mut manifests) = (Vec::new(), Vec::new());
         for platform in oci::PLATFORMS {
-            let layer = oci::layer(&spec, format!("a binary for {}", platform.name).as_bytes()).unwrap();
+            // Incompressible, so that its layer is large enough to be looked for before it is sent.
+            let mut state = platform.name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+            let binary: Vec<u8> = (0..100_000)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (state >> 56) as u8
+                })
+                .collect();
+            let layer = oci::layer(&spec, &binary).unwrap();
             let config = oci::config(&spec, platform, &layer, "2026-05-01T12:00:00Z").unwrap();
             manifests.push(oci::manifest(&config, &layer));
             blobs.extend([layer.blob, config]);
@@ -230,9 +258,11 @@ mod tests {
 
         let pushed = registry.push_index(&repo, "1.2.3", &index, &manifests, &blobs).unwrap();
         assert_eq!((pushed.sent.len(), pushed.present.len()), (4, 0));
-        // Again: every blob is there, nothing is sent.
+        // Again: the layers are there and are not sent; the small configs are sent unasked.
         let again = registry.push_index(&repo, "1.2.3", &index, &manifests, &blobs).unwrap();
-        assert_eq!((again.sent.len(), again.present.len()), (0, 4));
+        assert_eq!((again.sent.len(), again.present.len()), (2, 2));
+        let layers: Vec<&String> = blobs.iter().filter(|b| b.bytes.len() >= ASK_FIRST).map(|b| &b.digest).collect();
+        assert_eq!(again.present.iter().collect::<Vec<_>>(), layers);
 
         // What a user pulls, anonymously (a pull-only token), blobs through the redirect.
         let anonymous = Registry::new(&local.address, None);

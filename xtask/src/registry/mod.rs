@@ -15,7 +15,11 @@ mod auth;
 mod blobs;
 mod curl;
 
-use std::{cell::RefCell, collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+    time::Duration,
+};
 
 use anyhow::{bail, Context};
 
@@ -34,9 +38,10 @@ pub struct Registry {
     pub name: String,
     base: String,
     credentials: Option<Credentials>,
-    /// What the registry asked for, learnt from its first 401; tokens by scope.
-    scheme: RefCell<Scheme>,
-    tokens: RefCell<HashMap<String, String>>,
+    /// What the registry asked for, learnt from its first 401; tokens by scope. Shared by the
+    /// threads of one push (its blobs go side by side).
+    scheme: Mutex<Scheme>,
+    tokens: Mutex<HashMap<String, String>>,
 }
 
 /// The registry, or its token service, refused who asked.
@@ -85,6 +90,11 @@ impl RemoteImage {
     }
 }
 
+/// What `mutex` guards, even if a thread panicked holding it (the scheme and tokens stay valid).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// `os/architecture` of an index entry.
 fn platform_of(entry: &serde_json::Value) -> Option<String> {
     let platform = &entry["platform"];
@@ -104,8 +114,8 @@ impl Registry {
             name: name.to_string(),
             base: format!("{scheme}://{host}"),
             credentials,
-            scheme: RefCell::default(),
-            tokens: RefCell::default(),
+            scheme: Mutex::default(),
+            tokens: Mutex::default(),
         }
     }
 
@@ -344,12 +354,12 @@ impl Registry {
         let challenge = response.header("WWW-Authenticate").unwrap_or_default();
         match parse_challenge(challenge) {
             Some(Scheme::Basic) if self.credentials.is_some() => {
-                *self.scheme.borrow_mut() = Scheme::Basic;
+                *lock(&self.scheme) = Scheme::Basic;
             }
             Some(bearer @ Scheme::Bearer { .. }) => {
-                *self.scheme.borrow_mut() = bearer;
+                *lock(&self.scheme) = bearer;
                 let token = self.token(&scope)?;
-                self.tokens.borrow_mut().insert(scope.clone(), token);
+                lock(&self.tokens).insert(scope.clone(), token);
             }
             _ => return Ok(response),
         }
@@ -357,9 +367,9 @@ impl Registry {
     }
 
     fn auth(&self, scope: &str) -> Auth {
-        match (&*self.scheme.borrow(), &self.credentials) {
+        match (&*lock(&self.scheme), &self.credentials) {
             (Scheme::Basic, Some(c)) => Auth::Basic(c.clone()),
-            (Scheme::Bearer { .. }, _) => self.tokens.borrow().get(scope).cloned().map_or(Auth::None, Auth::Bearer),
+            (Scheme::Bearer { .. }, _) => lock(&self.tokens).get(scope).cloned().map_or(Auth::None, Auth::Bearer),
             _ => Auth::None,
         }
     }
@@ -368,7 +378,7 @@ impl Registry {
     /// otherwise. The realm grants what it allows (the anonymous get pull at most); the
     /// registry then answers with what the token holds.
     fn token(&self, scope: &str) -> Result<String, Failure> {
-        let Scheme::Bearer { realm, service } = self.scheme.borrow().clone() else { unreachable!() };
+        let Scheme::Bearer { realm, service } = lock(&self.scheme).clone() else { unreachable!() };
         let mut url = format!("{realm}?scope={scope}");
         if let Some(service) = service {
             url.push_str(&format!("&service={service}"));

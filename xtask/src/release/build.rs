@@ -2,17 +2,22 @@
 //! platform's image assembled as its binary lands, while the rest still compiles, and
 //! smoke-tested at once (the host's in Docker, the others' binaries under qemu-user: /health
 //! answers the version); each service's image index; and beside it all, a trial sdist and wheel
-//! from the release commit. A broken binary, image or package stops the release before anything
-//! is public, and the compile is the only wait.
+//! from the release commit, with the package's SBOM. A broken binary, image or package stops the
+//! release before anything is public, and the compile is the only wait.
 //!
 //! Done when every index kept in `target/oci` was built from the release commit, the journal
-//! says those very indexes passed the smoke test, and the trial package was built from it.
+//! says those very indexes passed the smoke test, and the trial package and its SBOM were built
+//! from it.
+
+use std::path::Path;
 
 use anyhow::Context;
+use xshell::Shell;
 
 use super::{Release, Step};
 use crate::{
     images::{self, assembled::Assembled, Finish},
+    model::version::ReleaseVersion,
     python::{self, package::Pin},
 };
 
@@ -42,7 +47,8 @@ impl Step for Build {
         if release.journal.proof(SMOKE) != Some(digests.join(" ").as_str()) {
             return Ok(false);
         }
-        Ok(python::package::built_as(&release.files.trial, commit, &tag_pins(release)))
+        let trial = &release.files.trial;
+        Ok(python::package::built_as(trial, commit, &tag_pins(release)) && python::package::sbom_path(trial).exists())
     }
 
     fn run(&self, release: &mut Release) -> anyhow::Result<()> {
@@ -53,7 +59,7 @@ impl Step for Build {
             1,
             format!(
                 "sdist and wheel of <sdk/ of the release commit, naming {}> into {} (build, no isolation), \
-                 twine check --strict, the wheel's pins",
+                 twine check --strict, the wheel's pins; its SBOM (cyclonedx-py, of a venv it is installed in)",
                 Pin::references(&pins),
                 release.files.trial.display()
             ),
@@ -79,7 +85,7 @@ fn build_all(release: &Release, pins: &[Pin]) -> anyhow::Result<images::Built> {
     std::thread::scope(|scope| {
         let package = scope.spawn(|| {
             let sh = crate::shell_in(&root)?;
-            python::package::build_checked(&sh, python, trial, version, pins)
+            trial_package(&sh, python, trial, version, pins)
         });
         let images = images::build_all(sh, plan, Finish::ALL);
         let packaged = package.join().map_err(|_| anyhow::anyhow!("the trial package build panicked"))?;
@@ -87,6 +93,23 @@ fn build_all(release: &Release, pins: &[Pin]) -> anyhow::Result<images::Built> {
         packaged.context("the trial package")?;
         Ok(built)
     })
+}
+
+/// The trial package, checked, and its SBOM (made now, beside the compile: the package step's
+/// package, which pins digests, has the same one). An SBOM kept from before is removed first,
+/// so that a kept SBOM is always the kept trial package's.
+fn trial_package(
+    sh: &Shell,
+    python: &Path,
+    trial: &Path,
+    version: &ReleaseVersion,
+    pins: &[Pin],
+) -> anyhow::Result<()> {
+    let sbom = python::package::sbom_path(trial);
+    let _ = std::fs::remove_file(&sbom);
+    python::package::build_checked(sh, python, trial, version, pins)?;
+    let made = python::package::sbom(sh, python, trial, version)?;
+    std::fs::write(&sbom, made).with_context(|| format!("writing {}", sbom.display()))
 }
 
 /// Each service's image by its tag, as the trial package names them.

@@ -286,7 +286,8 @@ impl<'a> Release<'a> {
             }
             made_commit |= step.name() == "bump";
             if step.name() == "bump" {
-                self.plan = release_plan(self.sh, &self.config, &self.version)?;
+                let plan = release_plan(self.sh, &self.config, &self.version)?;
+                self.plan = plan.with_client_of(&mut self.plan);
             }
             let seconds = started.elapsed().as_secs_f64();
             self.exec.after(|| self.journal.time(step.name(), seconds))?;

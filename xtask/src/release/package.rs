@@ -10,10 +10,13 @@ use anyhow::Context;
 
 use super::{Release, Step};
 use crate::{
-    images::{self, attest, attest_check},
-    model::{changelog, version::ReleaseVersion},
+    images::{assembled::Assembled, attest, attest_check},
+    model::changelog,
     ops::git,
-    python::{package::Pin, IndexFile},
+    python::{
+        package::{self, Pin},
+        IndexFile,
+    },
 };
 
 pub struct Package;
@@ -29,7 +32,7 @@ impl Step for Package {
 
     fn is_done(&self, release: &Release, commit: &str) -> anyhow::Result<bool> {
         Ok(match verified_pins(release) {
-            Ok(pins) => crate::python::package::built_as(&release.files.dist, commit, &pins),
+            Ok(pins) => package::built_as(&release.files.dist, commit, &pins) && release_files_name(release, &pins),
             Err(_) => false,
         })
     }
@@ -44,8 +47,12 @@ impl Step for Package {
         );
         release.exec.run(&what, || {
             let pins = verified_pins(release)?;
-            let (sh, version) = (release.sh, &release.version);
-            crate::python::package::build_checked(sh, &release.python, &release.files.dist, version, &pins)?;
+            let (sh, version, dist) = (release.sh, &release.version, &release.files.dist);
+            if package::built_as(dist, &release.plan.head.commit, &pins) {
+                println!("the package built beside the push pins exactly these digests: kept");
+            } else {
+                package::build_checked(sh, &release.python, dist, version, &pins)?;
+            }
             for pin in &pins {
                 println!("pinned {}", pin.reference);
             }
@@ -53,6 +60,19 @@ impl Step for Package {
         })?;
         Ok(())
     }
+}
+
+/// What the push step prints for the package it builds beside the push: the package as this
+/// step will build it, from the digests of the indexes built here, which the registry serves
+/// once they are pushed (a digest is the hash of the bytes sent). Nothing of it is public: this
+/// step checks the registry's digests against its stamp, and builds again if they differ.
+pub fn prebuild_line(release: &Release) -> String {
+    format!(
+        "sdist and wheel pinning {} by the digests of the indexes being pushed (when all were built here), into {}, \
+         beside the push (the package step keeps them if the registry serves those digests)",
+        Pin::references(&Pin::of_tags(&release.plan, &release.version)),
+        release.files.dist.display()
+    )
 }
 
 /// The references the package pins: the digests the registry serves for this version.
@@ -68,11 +88,15 @@ fn verified_pins(release: &Release) -> anyhow::Result<Vec<Pin>> {
 
 /// The files of the release, together, for a GitHub Release: the sdist and the wheel,
 /// `SHA256SUMS`, `digests.txt` (the pinned image references) and `NOTES.md` (the changelog
-/// section, the images, the `pip install` line).
+/// section, the images, the `pip install` line). Written beside, then moved in place: the folder
+/// is complete or absent.
 fn write_release_files(release: &Release, pins: &[Pin]) -> anyhow::Result<()> {
-    let (sh, dir) = (release.sh, &release.files.release);
-    if dir.exists() {
-        sh.remove_path(dir)?;
+    let (sh, kept) = (release.sh, &release.files.release);
+    let dir = &kept.with_extension("new");
+    for path in [dir, kept] {
+        if path.exists() {
+            sh.remove_path(path)?;
+        }
     }
     sh.create_dir(dir)?;
     let mut sums = String::new();
@@ -95,28 +119,38 @@ fn write_release_files(release: &Release, pins: &[Pin]) -> anyhow::Result<()> {
         section.trim_end()
     );
     sh.write_file(dir.join("NOTES.md"), notes)?;
-    // The registry's reads beside the package's SBOM (local processes).
-    let (plan, version, files) = (&release.plan, &release.version, &release.files.release);
-    std::thread::scope(|scope| {
-        let attestations = scope.spawn(|| attestation_files(plan, version, files, pins));
-        let sbom = python_sbom(release);
-        let attestations = attestations.join().map_err(|_| anyhow::anyhow!("reading the attestations panicked"))?;
-        sbom.and(attestations)
-    })?;
-    println!("release files: {}", dir.display());
+    python_sbom(release, dir)?;
+    attestation_files(release, dir, pins)?;
+    std::fs::rename(dir, kept).with_context(|| format!("moving {} to {}", dir.display(), kept.display()))?;
+    println!("release files: {}", kept.display());
     Ok(())
+}
+
+/// Whether the kept release files name exactly `pins` (they are written whole or not at all).
+fn release_files_name(release: &Release, pins: &[Pin]) -> bool {
+    let digests: String = pins.iter().map(|p| format!("{}\n", p.reference)).collect();
+    std::fs::read_to_string(release.files.release.join("digests.txt")).is_ok_and(|kept| kept == digests)
 }
 
 /// Each image's statements, as the registry serves them: `gati-<service>-X-<arch>.cdx.json`
 /// (the SBOM's predicate, CycloneDX) and `….provenance.json` (the whole in-toto statement).
-/// Every image's read side by side.
-fn attestation_files(plan: &images::Plan, version: &ReleaseVersion, dir: &Path, pins: &[Pin]) -> anyhow::Result<()> {
+/// Read from the index built here when it is the pinned one (a digest names its bytes, and
+/// those of everything it names), from the registry otherwise (an index adopted from another
+/// machine's run). Every image side by side.
+fn attestation_files(release: &Release, dir: &Path, pins: &[Pin]) -> anyhow::Result<()> {
+    let (plan, version, root) = (&release.plan, &release.version, release.sh.current_dir());
     plan.each_image(|_, image, registry| {
         let Some(pin) = pins.iter().find(|p| p.service == image.service) else { return Ok(()) };
         let Some((_, digest)) = pin.reference.split_once('@') else { return Ok(()) };
-        let index = registry.blob_or_manifest(&image.repo, digest)?;
-        let (platforms, _) =
-            attest_check::read(&pin.reference, &index, &mut |d| registry.blob_or_manifest(&image.repo, d))?;
+        let sh = crate::shell_in(&root)?;
+        let built = Assembled::read(&sh, &image.service, &plan.head.revision(), &version.to_string())?
+            .filter(|built| built.index.digest == digest);
+        let mut fetch = |d: &str| match built.as_ref().and_then(|b| b.blob(d)) {
+            Some(blob) => Ok(blob.bytes.clone()),
+            None => registry.blob_or_manifest(&image.repo, d),
+        };
+        let index = fetch(digest)?;
+        let (platforms, _) = attest_check::read(&pin.reference, &index, &mut fetch)?;
         for platform in platforms {
             let arch = platform.platform.rsplit('/').next().unwrap_or("unknown");
             let stem = format!("gati-{}-{version}-{arch}", pin.service);
@@ -134,24 +168,16 @@ fn attestation_files(plan: &images::Plan, version: &ReleaseVersion, dir: &Path, 
     Ok(())
 }
 
-/// The Python package's SBOM, `gati-X.cdx.json`: the environment a user gets, the wheel
-/// installed by name (so that no path of this machine is named) into a fresh venv.
-fn python_sbom(release: &Release) -> anyhow::Result<()> {
-    let (sh, python) = (release.sh, &release.python);
-    let venv = release.files.release.with_extension("sbom-venv");
-    let _ = std::fs::remove_dir_all(&venv);
-    xshell::cmd!(sh, "{python} -m venv --without-pip {venv}").quiet().run().context("a venv for the package's SBOM")?;
-    let (venv_python, dist) = (venv.join("bin").join("python"), &release.files.dist);
-    let requirement = format!("gati=={}", release.version.pep440());
-    let quiet = ["--quiet", "--disable-pip-version-check", "--no-index"];
-    xshell::cmd!(sh, "{python} -m pip --python {venv_python} install {quiet...} --find-links {dist} {requirement}")
-        .quiet()
-        .run()
-        .context("installing the wheel for its SBOM")?;
-    let epoch = xshell::cmd!(sh, "git show -s --format=%ct HEAD").quiet().read()?.parse()?;
-    let sbom = crate::ops::audit::python_sbom(sh, python, &venv_python, epoch)?;
-    let _ = std::fs::remove_dir_all(&venv);
-    let name = format!("gati-{}.cdx.json", release.version.pep440());
-    std::fs::write(release.files.release.join(name), sbom)?;
+/// The Python package's SBOM, `gati-X.cdx.json`: the one the build step made from the trial
+/// package beside the compile (the same as this package's, see [`package::sbom`]), or, when
+/// that is gone, one made from this package now.
+fn python_sbom(release: &Release, dir: &Path) -> anyhow::Result<()> {
+    let (sh, python, version) = (release.sh, &release.python, &release.version);
+    let sbom = match std::fs::read(package::sbom_path(&release.files.trial)) {
+        Ok(sbom) => sbom,
+        Err(_) => package::sbom(sh, python, &release.files.dist, version)?,
+    };
+    let name = format!("gati-{}.cdx.json", version.pep440());
+    std::fs::write(dir.join(name), sbom)?;
     Ok(())
 }

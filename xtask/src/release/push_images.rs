@@ -2,9 +2,15 @@
 //! Done when the registry's image under that tag carries the release commit as its revision
 //! label, whoever pushed it (a re-run on a fresh runner adopts it rather than rebuilding).
 //! Each tag names an image index of every platform, sent as it was built and smoke-tested.
+//!
+//! Beside the push, the package that pins the indexes' digests is built (not published: the
+//! package step keeps it only if the registry then serves exactly those digests).
 
-use super::{Release, Step};
-use crate::images::{self, assembled::Assembled, Outcome};
+use super::{package, Release, Step};
+use crate::{
+    images::{self, assembled::Assembled, Outcome},
+    python::{self, package::Pin},
+};
 
 pub struct PushImages;
 
@@ -26,12 +32,29 @@ impl Step for PushImages {
     fn run(&self, release: &mut Release) -> anyhow::Result<()> {
         let (sh, plan) = (release.sh, &release.plan);
         let (revision, version) = (plan.head.revision(), release.version.to_string());
-        let mut outcomes: Vec<Outcome> = (plan.images.iter())
-            .map(|i| {
-                Ok(Assembled::read(sh, &i.service, &revision, &version)?.map(|a| Outcome::of(&a)).unwrap_or_default())
-            })
+        let built: Vec<Option<Assembled>> = (plan.images.iter())
+            .map(|i| Assembled::read(sh, &i.service, &revision, &version))
             .collect::<anyhow::Result<_>>()?;
-        images::push_immutable(sh, plan, &release.exec, &mut outcomes)?;
+        let mut outcomes: Vec<Outcome> =
+            built.iter().map(|a| a.as_ref().map(Outcome::of).unwrap_or_default()).collect();
+        let digests: Option<Vec<String>> = built.iter().map(|a| a.as_ref().map(|a| a.index.digest.clone())).collect();
+        let pins = digests.map(|digests| Pin::of_digests(plan, &release.version, &digests));
+        let (root, python, dist, version) = (sh.current_dir(), &release.python, &release.files.dist, &release.version);
+        std::thread::scope(|scope| {
+            let (root, pins) = (&root, &pins);
+            let package = release.exec.run(&package::prebuild_line(release), || {
+                Ok(pins.as_ref().map(|pins| {
+                    scope.spawn(move || {
+                        let sh = crate::shell_in(root)?;
+                        python::package::build_checked(&sh, python, dist, version, pins)
+                    })
+                }))
+            })?;
+            let pushed = images::push_immutable(sh, plan, &release.exec, &mut outcomes);
+            // Whether it was built is the package step's to find out (and, if not, to build it).
+            let _ = package.flatten().map(|p| p.join());
+            pushed
+        })?;
         release.exec.after(|| {
             print!("{}", images::table(plan, &outcomes));
             Ok(())
