@@ -174,9 +174,13 @@ fn bench_release(sh: &Shell) -> anyhow::Result<()> {
 /// in every binary): no binaries an earlier rehearsal of the same version left are reused.
 fn rehearse_compiling(sh: &Shell) -> anyhow::Result<Vec<(&'static str, f64)>> {
     eprintln!("the rehearsal: cargo xtask release in a throwaway clone, registry and index, compiling the new version");
+    let before = std::env::var_os("GATI_BUILD_CACHE");
     std::env::set_var("GATI_BUILD_CACHE", "off");
     let phases = crate::rehearse::rehearse(sh, None);
-    std::env::remove_var("GATI_BUILD_CACHE");
+    match before {
+        Some(value) => std::env::set_var("GATI_BUILD_CACHE", value),
+        None => std::env::remove_var("GATI_BUILD_CACHE"),
+    }
     phases
 }
 

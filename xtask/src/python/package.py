@@ -63,7 +63,11 @@ def reproducible_sdist(path, epoch):
 def backend_of(sdk):
     """The PEP 517 backend `sdk/pyproject.toml` names (`module` or `module:object`)."""
     import importlib
-    import tomllib
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python before 3.11: build's own dependency
+        import tomli as tomllib
 
     with open(os.path.join(sdk, "pyproject.toml"), "rb") as f:
         system = tomllib.load(f)["build-system"]
@@ -78,7 +82,12 @@ def backend_of(sdk):
 def call_hook(hook, source, out):
     """One hook, in `source`, as a frontend calls it there; its chatter is kept, and shown only
     if it fails."""
+    import logging
+
+    # setuptools configures the root logger onto the streams of the moment (the chatter's):
+    # it is given back as it was, for twine's check to report through.
     here, chatter = os.getcwd(), io.StringIO()
+    handlers, level = logging.root.handlers[:], logging.root.level
     os.chdir(source)
     try:
         with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
@@ -88,6 +97,8 @@ def call_hook(hook, source, out):
         raise
     finally:
         os.chdir(here)
+        logging.root.handlers[:] = handlers
+        logging.root.setLevel(level)
 
 
 def build(sdk, out, epoch):

@@ -46,8 +46,10 @@ impl Pin {
 /// `@sha256:…` once the images are pushed — so the package points at exactly what this release
 /// pushed. The commit's time as `SOURCE_DATE_EPOCH` and a normalised sdist make both files
 /// byte-for-byte reproducible: a release rebuilt elsewhere (a CI re-run) uploads the files the
-/// index may already have. `out`'s stamp (see [`built_as`]) records the commit and the references.
-pub fn build(sh: &Shell, python: &Path, out: &Path, commit: &str, pins: &[Pin]) -> anyhow::Result<Pins> {
+/// index may already have. `out`'s stamp (see [`built_as`]) is removed first; [`build_checked`]
+/// writes it once the package is checked.
+fn build(sh: &Shell, python: &Path, out: &Path, commit: &str, pins: &[Pin]) -> anyhow::Result<Pins> {
+    let _ = std::fs::remove_file(stamp_path(out));
     let source = sibling(out, "src");
     for dir in [out, &source] {
         if dir.exists() {
@@ -55,8 +57,6 @@ pub fn build(sh: &Shell, python: &Path, out: &Path, commit: &str, pins: &[Pin]) 
         }
     }
     sh.create_dir(&source)?;
-    let stamp = stamp_path(out);
-    let _ = std::fs::remove_file(&stamp);
     let root = sh.current_dir();
     duct::cmd!("git", "archive", "--format=tar", commit, "sdk")
         .dir(&root)
@@ -86,9 +86,7 @@ pub fn build(sh: &Shell, python: &Path, out: &Path, commit: &str, pins: &[Pin]) 
     if names != made || names.len() != 2 {
         bail!("building the package made {} in {}, expected an sdist and a wheel", names.join(", "), out.display());
     }
-    let made = Pins::from_json(&built)?;
-    sh.write_file(stamp, stamp_text(commit, pins))?;
-    Ok(made)
+    Pins::from_json(&built)
 }
 
 /// Where the SBOM of the package built into `out` is kept: `<out>.cdx.json`.
@@ -197,8 +195,8 @@ pub fn with_images(compose: &str, pins: &[Pin]) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// [`build`] from HEAD, then proof that the wheel says `version` and names exactly `pins`; a
-/// package that fails it loses its stamp (it was not built as asked).
+/// [`build`] from HEAD, then proof that the wheel says `version` and names exactly `pins`; only
+/// then the stamp that says `out` holds the package of that commit naming those pins.
 pub fn build_checked(
     sh: &Shell,
     python: &Path,
@@ -208,11 +206,9 @@ pub fn build_checked(
 ) -> anyhow::Result<()> {
     let commit = crate::ops::git::head(sh)?;
     let built = build(sh, python, out, &commit, pins)?;
-    let checked = check(&built, version, pins);
-    if checked.is_err() {
-        let _ = std::fs::remove_file(stamp_path(out));
-    }
-    checked
+    check(&built, version, pins)?;
+    sh.write_file(stamp_path(out), stamp_text(&commit, pins))?;
+    Ok(())
 }
 
 fn check(built: &Pins, version: &ReleaseVersion, pins: &[Pin]) -> anyhow::Result<()> {

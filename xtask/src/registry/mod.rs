@@ -38,8 +38,8 @@ pub struct Registry {
     pub name: String,
     base: String,
     credentials: Option<Credentials>,
-    /// What the registry asked for, learnt from its first 401; tokens by scope. Shared by the
-    /// threads of one push (its blobs go side by side).
+    /// What the registry asked for, learnt from its first 401; tokens by scope. Shared by every
+    /// step and thread of a command that uses this client (a push sends its blobs side by side).
     scheme: Mutex<Scheme>,
     tokens: Mutex<HashMap<String, String>>,
 }

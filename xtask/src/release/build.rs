@@ -109,7 +109,10 @@ fn trial_package(
     let _ = std::fs::remove_file(&sbom);
     python::package::build_checked(sh, python, trial, version, pins)?;
     let made = python::package::sbom(sh, python, trial, version)?;
-    std::fs::write(&sbom, made).with_context(|| format!("writing {}", sbom.display()))
+    // Written whole or not at all: an SBOM that exists is complete.
+    let partial = sbom.with_extension("partial");
+    std::fs::write(&partial, made).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, &sbom).with_context(|| format!("moving {} to {}", partial.display(), sbom.display()))
 }
 
 /// Each service's image by its tag, as the trial package names them.

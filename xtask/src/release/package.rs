@@ -2,7 +2,7 @@
 //! by the digest verified on the registry (`…/gati-backend:X@sha256:…`), so `gati start` runs
 //! exactly the released bytes even if a tag is moved later; `twine check`; and the release
 //! files for the GitHub Release. Done when the kept package was built from the release commit
-//! naming exactly the digests the registry serves.
+//! naming exactly the digests the registry serves, and the kept release files name them too.
 
 use std::path::Path;
 
@@ -92,7 +92,7 @@ fn verified_pins(release: &Release) -> anyhow::Result<Vec<Pin>> {
 /// is complete or absent.
 fn write_release_files(release: &Release, pins: &[Pin]) -> anyhow::Result<()> {
     let (sh, kept) = (release.sh, &release.files.release);
-    let dir = &kept.with_extension("new");
+    let dir = &std::path::PathBuf::from(format!("{}.new", kept.display()));
     for path in [dir, kept] {
         if path.exists() {
             sh.remove_path(path)?;
@@ -132,7 +132,7 @@ fn release_files_name(release: &Release, pins: &[Pin]) -> bool {
     std::fs::read_to_string(release.files.release.join("digests.txt")).is_ok_and(|kept| kept == digests)
 }
 
-/// Each image's statements, as the registry serves them: `gati-<service>-X-<arch>.cdx.json`
+/// Each image's statements, as its pinned index holds them: `gati-<service>-X-<arch>.cdx.json`
 /// (the SBOM's predicate, CycloneDX) and `….provenance.json` (the whole in-toto statement).
 /// Read from the index built here when it is the pinned one (a digest names its bytes, and
 /// those of everything it names), from the registry otherwise (an index adopted from another
@@ -143,7 +143,9 @@ fn attestation_files(release: &Release, dir: &Path, pins: &[Pin]) -> anyhow::Res
         let Some(pin) = pins.iter().find(|p| p.service == image.service) else { return Ok(()) };
         let Some((_, digest)) = pin.reference.split_once('@') else { return Ok(()) };
         let sh = crate::shell_in(&root)?;
-        let built = Assembled::read(&sh, &image.service, &plan.head.revision(), &version.to_string())?
+        // An unreadable layout is no reason to stop: the registry has the same bytes.
+        let built = (Assembled::read(&sh, &image.service, &plan.head.revision(), &version.to_string()).ok())
+            .flatten()
             .filter(|built| built.index.digest == digest);
         let mut fetch = |d: &str| match built.as_ref().and_then(|b| b.blob(d)) {
             Some(blob) => Ok(blob.bytes.clone()),

@@ -52,7 +52,10 @@ impl Step for PushImages {
             })?;
             let pushed = images::push_immutable(sh, plan, &release.exec, &mut outcomes);
             // Whether it was built is the package step's to find out (and, if not, to build it).
-            let _ = package.flatten().map(|p| p.join());
+            let built = package.flatten().map(|p| p.join().unwrap_or_else(|_| Err(anyhow::anyhow!("it panicked"))));
+            if let Some(Err(e)) = built {
+                println!("the package built beside the push failed ({e:#}): the package step builds it again");
+            }
             pushed
         })?;
         release.exec.after(|| {
