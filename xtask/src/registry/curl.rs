@@ -82,6 +82,11 @@ pub fn curl(
             Some(file)
         }
     };
+    if body.is_some() {
+        // No `Expect: 100-continue` before a body: a wait for the server's go-ahead (curl waits
+        // up to a second for it) that a registry never needs.
+        config.push("header = \"Expect:\"".into());
+    }
     config.push("dump-header = \"/dev/stderr\"".into());
     let write_out = format!("%{{stderr}}{WRITE_OUT_MARK}{{\"status\":%{{http_code}}}}");
     config.push(format!("write-out = {}", quote(&write_out)));
