@@ -112,6 +112,9 @@ class _Server(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a client's sixth connection at once would wait for a
+    # SYN retransmit (a second), which no real registry or index makes it do.
+    request_queue_size = 128
 
     def __init__(self, port, handler):
         super().__init__(("127.0.0.1", port), handler)

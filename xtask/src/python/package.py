@@ -102,14 +102,9 @@ def call_hook(hook, source, out):
 
 
 def build(sdk, out, epoch):
-    import threading
-
     # Imports from the work directory would change as the hooks change it: none are wanted.
     sys.path[:] = [p for p in sys.path if p not in ("", ".")]
     sdk, out = os.path.abspath(sdk), os.path.abspath(out)
-    # twine takes a fifth of a second to import: meanwhile, the backend runs.
-    twine = threading.Thread(target=__import__, args=("twine.commands.check",))
-    twine.start()
     os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
     os.makedirs(out, exist_ok=True)
     backend = backend_of(sdk)
@@ -122,7 +117,8 @@ def build(sdk, out, epoch):
         top = os.path.join(unpacked, os.path.basename(sdist)[: -len(".tar.gz")])
         wheel = call_hook(backend.build_wheel, top, out)
     reproducible_sdist(sdist, epoch)
-    twine.join()
+    # Imported only now, in this thread: imported in another while the backend's hooks import,
+    # the two deadlocked once in a while.
     from twine.commands.check import check
 
     report = io.StringIO()
