@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
+# tests/ holds the shared helpers (gati_testing, sandbox); each room's folder holds its tests,
+# some of which share fixtures across modules by import (their basenames are unique).
+TESTS = Path(__file__).resolve().parent / "tests"
+sys.path[:0] = [str(TESTS), *(str(TESTS / room) for room in ("release", "stack", "hostile"))]
 
 from gati_testing import ROOT, SAMPLE_EVENTS, GuidedRelease, Service, request, required_env  # noqa: E402,F401
 from sandbox import Index, Registry  # noqa: E402
@@ -116,6 +119,6 @@ def chromium_ends_with_its_module():
     up, and no other test could run asyncio meanwhile (the MCP client, the SDK's async
     decorators): the Chromium a module started stops with that module."""
     yield
-    dashboard = sys.modules.get("test_dashboard")
+    dashboard = sys.modules.get("test_dashboard_pages")
     if dashboard is not None:
         dashboard._stop_browser()

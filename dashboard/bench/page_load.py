@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "stack")]
 
 from gati_testing import Service, request  # noqa: E402
-from test_dashboard import browser, settle  # noqa: E402
+from test_dashboard_pages import browser, settle  # noqa: E402
 
 PAGES = ["/", "/metrics?days=30", "/metrics?days=90", "/agent/agent-07"]
 

@@ -7,6 +7,7 @@
 //! fn main() -> anyhow::Result<()> { SERVICE.main(|mode, port| serve(port)) }
 //! ```
 
+pub mod limits;
 pub mod local_guard;
 
 use std::{

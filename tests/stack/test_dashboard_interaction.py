@@ -1,5 +1,5 @@
 """The dashboard used as a person uses it: Playwright clicks and types in the session's one
-Chromium (Debian's, see test_dashboard.browser) against one seeded backend and dashboard for the
+Chromium (Debian's, see test_dashboard_pages.browser) against one seeded backend and dashboard for the
 module. What a page shows is compared with what the backend's API answers for the same question;
 a screenshot of each step lands in target/test-artifacts/.
 
@@ -15,8 +15,8 @@ import uuid
 import pytest
 
 from gati_testing import Service, request
-from test_backend import upstream_agent_run, upstream_event
-from test_dashboard import dashboard_for, new_page, settle
+from test_backend_api import upstream_agent_run, upstream_event
+from test_dashboard_pages import dashboard_for, new_page, settle
 
 TODAY = datetime.datetime.now(datetime.timezone.utc).date()
 

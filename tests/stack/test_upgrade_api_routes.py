@@ -3,14 +3,14 @@
 A script written against 0.0.3's SDK records four runs of two agents on different days (its
 events carry their own timestamps, as any event may): planner's runs "first" 3 days ago,
 "second" yesterday and "third" today (it fails), writer's "draft" yesterday. (0.0.3's `temp_`
-run numbering is test_backend's: it follows the order batches arrive in, which 0.0.3's
+run numbering is test_backend_api's: it follows the order batches arrive in, which 0.0.3's
 background flushing does not fix.) Then every 0.0.3 route is called and its fields and
 values checked — totals, averages, top agents, the timelines' day buckets (by the events' own
 days, zeros between), the trace's nesting — and a run is renamed and deleted and an agent
 deleted, with the totals following. Beside it: time ranges, retention, /health on a broken
 database, and the OpenAPI document.
 
-The 0.0.3 environment is test_compat's (target/compat, installed once from the package index).
+The 0.0.3 environment is test_upgrade_sdk's (target/compat, installed once from the package index).
 """
 
 import json
@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gati_testing import Service, event, request
-from test_compat import FRAMEWORKS, UPSTREAM, environment, run_script
+from test_upgrade_sdk import FRAMEWORKS, UPSTREAM, environment, run_script
 
 SCRIPT = '''
 import uuid

@@ -2,8 +2,8 @@
 
 One Chromium serves the whole session (`browser()`, started on first use): Playwright drives
 Debian's /usr/bin/chromium, never a downloaded browser. `render` opens a page in a fresh
-context, waits until the page has drawn, and returns its DOM; tests/test_compat.py and
-tests/test_dashboard_browser.py use the same browser.
+context, waits until the page has drawn, and returns its DOM; tests/stack/test_upgrade_sdk.py and
+tests/stack/test_dashboard_interaction.py use the same browser.
 """
 
 import atexit
@@ -197,7 +197,7 @@ def test_page_says_plainly_when_the_backend_is_unreachable(chromium, bin_dir, tm
 @pytest.fixture
 def upstream_dashboard(bin_dir, backend):
     """A dashboard over a backend holding one run of the gati 0.0.3 SDK, named "checkout flow"."""
-    from test_backend import upstream_run
+    from test_backend_api import upstream_run
 
     events = upstream_run(run_name="checkout flow")
     status, body = request("POST", backend.url + "/api/events", {"events": events})

@@ -14,7 +14,7 @@ import cyclonedx.validation.json
 import pytest
 
 from gati_testing import COPY_TARGET_DIR, git, repo
-from test_platforms import NEW, SERVICES, binary_in, blob, manifest
+from test_release_platforms import NEW, SERVICES, binary_in, blob, manifest
 
 pytestmark = pytest.mark.docker
 

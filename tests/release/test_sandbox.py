@@ -22,7 +22,7 @@ import pytest
 
 from sandbox import SERVICE, Registry, granted_access
 
-SANDBOX = Path(__file__).resolve().parent / "sandbox.py"
+SANDBOX = Path(__file__).resolve().parent.parent / "sandbox.py"
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 

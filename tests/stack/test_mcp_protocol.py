@@ -141,7 +141,7 @@ def test_http_healthcheck_subcommand(bin_dir, mcp_http):
 @pytest.fixture
 def upstream_backend(backend):
     """A backend holding two runs of the gati 0.0.3 SDK: "checkout flow" and one it numbered "run 1"."""
-    from test_backend import upstream_run
+    from test_backend_api import upstream_run
 
     named = upstream_run(run_name="checkout flow")
     numbered = upstream_run(minute=5)
@@ -199,7 +199,7 @@ def test_tools_answer_with_run_names_tokens_and_cost(bin_dir, upstream_backend):
 
 
 def test_http_refuses_foreign_hosts_and_origins_as_json(bin_dir, backend):
-    from test_local_security import raw
+    from test_local_guard import raw
 
     service = Service(bin_dir / "gati-mcp-server", args=["--http"],
                       env={"BACKEND_URL": backend.url, "GATI_MCP_ALLOWED_HOSTS": "old-name.lan",

@@ -25,7 +25,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from gati_testing import ROOT, Service, request
-from test_dashboard import chromium, dashboard_for, render  # noqa: F401 (chromium: a fixture)
+from test_dashboard_pages import chromium, dashboard_for, render  # noqa: F401 (chromium: a fixture)
 
 COMPAT_DIR = ROOT / "target" / "compat"
 WHEELS = COMPAT_DIR / "wheels"

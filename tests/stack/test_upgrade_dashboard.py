@@ -1,10 +1,10 @@
 """What the REAL gati 0.0.3 SDK records, on every page of the dashboard.
 
-gati==0.0.3 (installed as tests/test_compat.py does, kept in target/compat/) runs its README's
+gati==0.0.3 (installed as tests/stack/test_upgrade_sdk.py does, kept in target/compat/) runs its README's
 script (ResearchAgent with a LangChain LLM call, a tool and a failing tool; FailingAgent) and a
 LangGraph graph of three nodes against one backend; then the agents, metrics, agent, run, graph
 and search pages show it, each checked against the backend's API. Same Chromium as every
-dashboard test (test_dashboard.browser).
+dashboard test (test_dashboard_pages.browser).
 """
 
 import datetime
@@ -12,8 +12,8 @@ import datetime
 import pytest
 
 from gati_testing import Service, request
-from test_compat import COST, FRAMEWORKS, JOKE, README_SCRIPT, UPSTREAM, environment, run_script
-from test_dashboard import dashboard_for, new_page, settle
+from test_upgrade_sdk import COST, FRAMEWORKS, JOKE, README_SCRIPT, UPSTREAM, environment, run_script
+from test_dashboard_pages import dashboard_for, new_page, settle
 
 LANGGRAPH_SCRIPT = '''
 from typing import TypedDict

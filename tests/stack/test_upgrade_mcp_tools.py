@@ -1,6 +1,6 @@
 """The MCP tools of gati 0.0.3, on runs the REAL gati 0.0.3 SDK recorded (issue 20).
 
-tests/test_compat.py's README script (a ResearchAgent run with a gpt-4o call, a web_search tool
+tests/stack/test_upgrade_sdk.py's README script (a ResearchAgent run with a gpt-4o call, a web_search tool
 and a tool that fails; a FailingAgent run) runs once with the 0.0.3 package from the index
 against our backend; then every 0.0.3 tool answers about those runs, with the figures the
 backend gives, where 0.0.3's own server printed `undefined` for tool input and output and "No
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gati_testing import Service
-from test_compat import COST, pythons, run_script  # noqa: F401 (pythons: a fixture)
+from test_upgrade_sdk import COST, pythons, run_script  # noqa: F401 (pythons: a fixture)
 from test_mcp_tools import answer, calls, failure, route, usd
 
 
