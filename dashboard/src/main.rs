@@ -9,26 +9,31 @@
 //!     GATI_PORT     port to listen on (default 3000)
 //!     GATI_HOST     address to bind (default 127.0.0.1; 0.0.0.0 in the image)
 //!     GATI_ALLOWED_HOSTS
-//!                   more Host names to answer, comma-separated; loopback names and the compose
-//!                   service names are always accepted, any other is refused (403)
+//!                   more Host names to answer, comma-separated, for a dashboard published on
+//!                   purpose; loopback names are always accepted, any other is refused (403)
+//!     GATI_CONTAINER_HOSTS
+//!                   the same, set by the image: its compose service name, `dashboard`
 //!
 //! The UI is plain HTML, CSS and JavaScript modules (`ui/`) and Chart.js from npm, compiled into
 //! the binary by build.rs: no bundler, no build step in the browser. The browser asks this
 //! server for `/api/*` and `/health`, which are forwarded to the backend, so the backend needs
 //! no CORS. Like the backend, the dashboard is a local service (gati_service::local_guard):
 //! foreign `Host` names and `Origin`s are refused, a write needs a JSON content type, and every
-//! error is JSON. The only writes forwarded are the UI's own: deleting an agent or a run and
+//! error is JSON; no page may be framed by another. The only writes forwarded are the UI's own: deleting an agent or a run and
 //! renaming a run (`DELETE /api/agents/{name}`, `DELETE|PATCH /api/runs/{agent}/{run}`).
 
+mod proxy;
+
 use axum::{
-    body::Body,
-    extract::{Request, State},
-    http::{header, HeaderValue, StatusCode},
+    extract::Request,
+    http::{header, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
 use gati_service::{local_guard, Service};
+
+use crate::proxy::{proxy, Backend};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -41,17 +46,8 @@ mod assets {
     include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 }
 
-/// The largest write body forwarded: a rename is a few bytes.
-const MAX_WRITE_BYTES: usize = 64 * 1024;
-
 fn main() -> anyhow::Result<()> {
     SERVICE.main(|_, port| tokio::runtime::Runtime::new()?.block_on(serve(port)))
-}
-
-#[derive(Clone)]
-struct Backend {
-    url: String,
-    http: reqwest::Client,
 }
 
 async fn serve(port: u16) -> anyhow::Result<()> {
@@ -59,10 +55,7 @@ async fn serve(port: u16) -> anyhow::Result<()> {
     let url = std::env::var("BACKEND_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into());
     let guard = local_guard::LocalGuard::from_env(&[]);
     let hosts = guard.hosts().join(", ");
-    let backend = Backend {
-        url: url.trim_end_matches('/').to_string(),
-        http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(15)).build()?,
-    };
+    let backend = Backend::new(&url)?;
     let app = Router::new()
         .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "ok", "version": VERSION })) }))
         .route("/health", get(proxy))
@@ -95,58 +88,4 @@ async fn asset(request: Request) -> Response {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
     (headers, *body).into_response()
-}
-
-/// The backend's answer headers the UI reads: the body's type, and the size of a bare-array
-/// list (0.0.3's shape), which the pagers need.
-const FORWARDED_HEADERS: [&str; 2] = ["content-type", "x-total-count"];
-
-/// Forwards a request to the backend: any read, and the writes routed here. The local guard
-/// has already refused foreign hosts, origins and non-JSON writes; the backend checks its own.
-async fn proxy(State(backend): State<Backend>, request: Request) -> Response {
-    let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let url = format!("{}{path_and_query}", backend.url);
-    let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
-    let mut forwarded = backend.http.request(method.clone(), &url);
-    if method != reqwest::Method::GET {
-        let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
-        let body = match axum::body::to_bytes(request.into_body(), MAX_WRITE_BYTES).await {
-            Ok(body) => body,
-            Err(_) => {
-                let message = format!("a write through the dashboard is at most {MAX_WRITE_BYTES} bytes");
-                return (StatusCode::PAYLOAD_TOO_LARGE, Json(serde_json::json!({ "error": message }))).into_response();
-            }
-        };
-        if let Some(v) = content_type {
-            forwarded = forwarded.header(reqwest::header::CONTENT_TYPE, v.as_bytes());
-        }
-        forwarded = forwarded.body(body);
-    }
-    match forwarded.send().await {
-        Ok(upstream) => {
-            let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            let headers: Vec<(&str, HeaderValue)> = FORWARDED_HEADERS
-                .iter()
-                .filter_map(|name| {
-                    Some((*name, HeaderValue::from_bytes(upstream.headers().get(*name)?.as_bytes()).ok()?))
-                })
-                .collect();
-            match upstream.bytes().await {
-                Ok(body) => {
-                    let mut response = (status, Body::from(body)).into_response();
-                    for (name, value) in headers {
-                        response.headers_mut().insert(name, value);
-                    }
-                    response
-                }
-                Err(e) => unreachable_backend(&backend.url, e),
-            }
-        }
-        Err(e) => unreachable_backend(&backend.url, e),
-    }
-}
-
-fn unreachable_backend(url: &str, e: reqwest::Error) -> Response {
-    let message = format!("the gati backend at {url} is not reachable: {e}");
-    (StatusCode::BAD_GATEWAY, Json(serde_json::json!({ "error": message }))).into_response()
 }

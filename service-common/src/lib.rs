@@ -1,12 +1,14 @@
 //! What gati's three services share, so that they start, answer and stop alike: the local
-//! guard ([`local_guard`]), and the process around a server — its command line (`healthcheck`,
-//! `--version`), its port and bind address, and its shutdown on SIGTERM or Ctrl-C.
+//! guard ([`local_guard`]), the bounds on what they read ([`limits`], [`json`]), and the
+//! process around a server — its command line (`healthcheck`, `--version`), its port and bind
+//! address, and its shutdown on SIGTERM or Ctrl-C.
 //!
 //! ```text
 //! static SERVICE: Service = Service { name: "gati-backend", ..Service::DEFAULT };
 //! fn main() -> anyhow::Result<()> { SERVICE.main(|mode, port| serve(port)) }
 //! ```
 
+pub mod json;
 pub mod limits;
 pub mod local_guard;
 

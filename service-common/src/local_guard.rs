@@ -1,12 +1,20 @@
 //! What keeps a local service local: the HTTP checks shared by the backend, the dashboard and
 //! the MCP server, so the three answer alike. [`protect`] puts them around a router.
 //!
-//! - `Host` must name this machine (`localhost`, `127.0.0.1`, `[::1]`, any port) or one of the
-//!   compose service names, so a page on another site cannot reach us by DNS rebinding.
-//!   `GATI_ALLOWED_HOSTS` (comma-separated names) adds more, for users who publish on purpose.
+//! - `Host` must name this machine (`localhost`, `127.0.0.1`, `[::1]`, any port), so a page on
+//!   another site cannot reach us by DNS rebinding. `GATI_ALLOWED_HOSTS` (comma-separated names)
+//!   adds more, for users who publish on purpose; `GATI_CONTAINER_HOSTS` adds the names a
+//!   container is reached by on its Docker network (each image's Dockerfile sets its compose
+//!   service name there). A native install answers no service name: on a hostile network, DNS
+//!   could point `backend` anywhere.
 //! - A browser's `Origin`, when present, must name one of those hosts too.
-//! - Writes (POST, PUT, PATCH, DELETE) must say `Content-Type: application/json`: a cross-site
-//!   form or `text/plain` fetch cannot send that without a CORS preflight, which we refuse.
+//! - A write's body must say `Content-Type: application/json`: a cross-site form or `text/plain`
+//!   fetch cannot send that without a CORS preflight, which we refuse. A POST needs it even
+//!   without a body (POST is the one write another site can send unasked); a DELETE, PUT or
+//!   PATCH without a body does not (a browser preflights those anyway): that is how MCP clients
+//!   close a session, `DELETE /mcp`.
+//! - No page or answer may be framed (`X-Frame-Options: DENY`, CSP `frame-ancestors 'none'`), so
+//!   another site cannot overlay the dashboard and have its delete clicked.
 //! - Every error answer is JSON, including the ones axum or a library would send as text.
 
 use std::sync::Arc;
@@ -29,16 +37,23 @@ pub fn protect<S: Clone + Send + Sync + 'static>(
     guard: LocalGuard,
     limit_bytes: Option<usize>,
 ) -> Router<S> {
-    // The last layer added runs first: errors become JSON around everything, the guard inside.
+    // The last layer added runs first: framing is denied on everything, errors become JSON
+    // inside that, the guard inside both.
     router
         .layer(middleware::from_fn_with_state(Arc::new(guard), self::guard))
         .layer(middleware::from_fn_with_state(limit_bytes, json_errors))
+        .layer(middleware::map_response(deny_framing))
 }
 
-/// Host names every service accepts: loopback, and the service names of the compose file.
-pub const DEFAULT_HOSTS: [&str; 6] = ["localhost", "127.0.0.1", "::1", "backend", "dashboard", "mcp-server"];
-/// Extra host names, comma-separated.
+/// Host names every service accepts: this machine's.
+pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+/// Extra host names, comma-separated, for a service published on purpose.
 pub const ALLOWED_HOSTS_ENV: &str = "GATI_ALLOWED_HOSTS";
+/// The names a container is reached by on its Docker network, comma-separated: set by each
+/// image's Dockerfile (`GATI_CONTAINER_HOSTS=backend`), so only a container answers its compose
+/// service name. Apart from `GATI_ALLOWED_HOSTS`, which compose passes on from the user's
+/// environment (empty, most often) and which would otherwise replace the image's value.
+pub const CONTAINER_HOSTS_ENV: &str = "GATI_CONTAINER_HOSTS";
 
 #[derive(Debug, Clone)]
 pub struct LocalGuard {
@@ -47,7 +62,7 @@ pub struct LocalGuard {
 
 impl LocalGuard {
     pub fn new(extra: &[String]) -> LocalGuard {
-        let mut hosts: Vec<String> = DEFAULT_HOSTS.iter().map(|h| h.to_string()).collect();
+        let mut hosts: Vec<String> = LOOPBACK_HOSTS.iter().map(|h| h.to_string()).collect();
         for host in extra.iter().filter_map(|h| host_name(h)) {
             if !hosts.contains(&host) {
                 hosts.push(host);
@@ -56,9 +71,11 @@ impl LocalGuard {
         LocalGuard { hosts }
     }
 
-    /// The default hosts plus those of `GATI_ALLOWED_HOSTS` and of each older variable named.
+    /// The loopback hosts plus those of `GATI_ALLOWED_HOSTS`, `GATI_CONTAINER_HOSTS` and each
+    /// older variable named.
     pub fn from_env(also: &[&str]) -> LocalGuard {
-        let extra: Vec<String> = std::iter::once(ALLOWED_HOSTS_ENV)
+        let extra: Vec<String> = [ALLOWED_HOSTS_ENV, CONTAINER_HOSTS_ENV]
+            .into_iter()
             .chain(also.iter().copied())
             .filter_map(|name| std::env::var(name).ok())
             .flat_map(|v| v.split(',').map(str::trim).filter(|h| !h.is_empty()).map(String::from).collect::<Vec<_>>())
@@ -97,7 +114,7 @@ impl LocalGuard {
             }
         }
         let writes = [Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
-        if writes.contains(method) {
+        if writes.contains(method) && (method == Method::POST || has_body(headers)) {
             let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             if !is_json(content_type) {
                 let shown = if content_type.is_empty() { "none".to_string() } else { format!("{content_type:?}") };
@@ -133,6 +150,13 @@ fn origin_host(origin: &str) -> Option<String> {
     host_name(rest.rsplit_once('@').map_or(rest, |(_, host)| host))
 }
 
+/// Whether an HTTP/1.1 request has a body: it has one exactly when it says how it is framed
+/// (a `Transfer-Encoding`, or a `Content-Length` other than 0).
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers.get_all(header::CONTENT_LENGTH).iter().any(|v| v.as_bytes().trim_ascii() != b"0")
+}
+
 fn is_json(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
@@ -149,10 +173,43 @@ pub fn refuse(status: StatusCode, message: String, extra: serde_json::Value) -> 
 
 /// Middleware: refuses foreign hosts, foreign origins and non-JSON writes before any route runs.
 pub async fn guard(State(guard): State<Arc<LocalGuard>>, request: Request, next: Next) -> Response {
+    // A request in absolute form (`GET http://evil.example/ HTTP/1.1`) names its host in the
+    // target, which HTTP says wins over `Host`: it must be this machine too.
+    if let Some(authority) = request.uri().authority().filter(|a| !guard.allows(a.as_str())) {
+        let message = format!("the request's target names {:?}, not this machine", authority.as_str());
+        return refuse(StatusCode::FORBIDDEN, message, json!({ "allowed_hosts": guard.hosts }));
+    }
     match guard.refusal(request.method(), request.headers()) {
         Some(refusal) => refusal,
         None => next.run(request).await,
     }
+}
+
+/// `frame-ancestors 'none'`: no page may frame this one (CSP Level 2; `X-Frame-Options` for older
+/// browsers).
+const NO_FRAMING: &str = "frame-ancestors 'none'";
+
+/// Middleware: every answer says it may not be framed. A `Content-Security-Policy` the route sent
+/// keeps its directives and gains `frame-ancestors` (one header, not two: browsers enforce every
+/// policy they get, but a reader should find one), unless it names its own.
+pub async fn deny_framing(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let policies: Vec<HeaderValue> = headers.get_all(header::CONTENT_SECURITY_POLICY).iter().cloned().collect();
+    let names_framing = |p: &HeaderValue| p.to_str().is_ok_and(|p| p.to_ascii_lowercase().contains("frame-ancestors"));
+    if policies.iter().any(names_framing) {
+        return response;
+    }
+    let first = policies.first().and_then(|p| p.to_str().ok()).map(|p| p.trim().trim_end_matches(';').trim_end());
+    let merged = match first {
+        Some(policy) if !policy.is_empty() => format!("{policy}; {NO_FRAMING}"),
+        _ => NO_FRAMING.to_string(), // none, empty, or not text: ours instead
+    };
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&merged).unwrap_or(HeaderValue::from_static(NO_FRAMING)));
+    for other in policies.into_iter().skip(1) {
+        headers.append(header::CONTENT_SECURITY_POLICY, other);
+    }
+    response
 }
 
 /// Middleware: an error answered as text (axum's rejections, a 405, a library's 403) becomes
@@ -213,18 +270,26 @@ mod tests {
     }
 
     #[test]
-    fn loopback_and_service_names_pass_others_are_refused() {
+    fn loopback_passes_others_are_refused() {
         let guard = LocalGuard::new(&[]);
-        for host in ["localhost:8000", "127.0.0.1", "[::1]:3000", "backend:8000", "mcp-server:8080", "dashboard"] {
+        for host in ["localhost:8000", "127.0.0.1", "[::1]:3000", "LOCALHOST."] {
             assert_eq!(status(&guard, Method::GET, &[("host", host)]), None, "{host}");
         }
-        for host in ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil", ""] {
+        // The compose service names too: only a container answers them (GATI_CONTAINER_HOSTS).
+        for host in ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil", "", "backend:8000",
+                     "dashboard", "mcp-server:8080"] {
             assert_eq!(status(&guard, Method::GET, &[("host", host)]), Some(StatusCode::FORBIDDEN), "{host}");
         }
         assert_eq!(status(&guard, Method::GET, &[]), Some(StatusCode::FORBIDDEN));
         let published = LocalGuard::new(&["gati.lan:8000".into(), " Traces.Example ".into()]);
         assert_eq!(status(&published, Method::GET, &[("host", "gati.lan")]), None);
         assert_eq!(status(&published, Method::GET, &[("host", "traces.example:80")]), None);
+        let container = LocalGuard::new(&["backend".into()]);
+        assert_eq!(status(&container, Method::GET, &[("host", "backend:8000")]), None);
+        let origin = ("origin", "http://backend:8000");
+        assert_eq!(status(&container, Method::GET, &[("host", "localhost"), origin]), None);
+        assert_eq!(status(&container, Method::GET, &[("host", "dashboard:3000")]), Some(StatusCode::FORBIDDEN));
+        assert_eq!(status(&guard, Method::GET, &[("host", "localhost"), origin]), Some(StatusCode::FORBIDDEN));
     }
 
     #[test]
@@ -243,7 +308,55 @@ mod tests {
             let refused = status(&guard, Method::POST, &[host, ("content-type", content_type)]);
             assert_eq!(refused, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE), "{content_type:?}");
         }
-        assert_eq!(status(&guard, Method::DELETE, &[host]), Some(StatusCode::UNSUPPORTED_MEDIA_TYPE));
         assert_eq!(status(&guard, Method::PUT, &[host, ("content-type", "application/merge-patch+json")]), None);
+    }
+
+    #[test]
+    fn a_write_without_a_body_needs_no_content_type_unless_it_is_a_post() {
+        let guard = LocalGuard::new(&[]);
+        let host = ("host", "127.0.0.1:8080");
+        // How an MCP client closes its session: `DELETE /mcp`, a session id and no body.
+        for method in [Method::DELETE, Method::PUT, Method::PATCH] {
+            assert_eq!(status(&guard, method.clone(), &[host]), None, "{method}");
+            assert_eq!(status(&guard, method.clone(), &[host, ("content-length", "0")]), None, "{method}");
+            for body in [("content-length", "2"), ("transfer-encoding", "chunked")] {
+                let refused = status(&guard, method.clone(), &[host, body]);
+                assert_eq!(refused, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE), "{method} {body:?}");
+                let refused = status(&guard, method.clone(), &[host, body, ("content-type", "text/plain")]);
+                assert_eq!(refused, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE), "{method} {body:?}");
+            }
+        }
+        assert_eq!(status(&guard, Method::POST, &[host]), Some(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        assert_eq!(status(&guard, Method::POST, &[host, ("content-length", "0")]), Some(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        // Still no cross-site DELETE, body or not.
+        let foreign = ("origin", "http://evil.example");
+        assert_eq!(status(&guard, Method::DELETE, &[host, foreign]), Some(StatusCode::FORBIDDEN));
+    }
+
+    async fn framed(policies: &[&'static str]) -> (Vec<String>, Vec<String>) {
+        let mut response = Response::new(Body::empty());
+        for policy in policies {
+            response.headers_mut().append(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
+        }
+        let response = deny_framing(response).await;
+        let all = |name| response.headers().get_all(name).iter().map(|v| v.to_str().unwrap().to_string()).collect();
+        (all(header::X_FRAME_OPTIONS), all(header::CONTENT_SECURITY_POLICY))
+    }
+
+    #[tokio::test]
+    async fn no_answer_may_be_framed_and_a_policy_of_its_own_is_kept() {
+        let deny = vec!["DENY".to_string()];
+        assert_eq!(framed(&[]).await, (deny.clone(), vec!["frame-ancestors 'none'".into()]));
+        assert_eq!(
+            framed(&["default-src 'self'; img-src data:;"]).await,
+            (deny.clone(), vec!["default-src 'self'; img-src data:; frame-ancestors 'none'".into()])
+        );
+        assert_eq!(framed(&[""]).await.1, ["frame-ancestors 'none'"]);
+        // A route that names its own frame-ancestors knows best; a second policy stays second.
+        assert_eq!(framed(&["frame-ancestors 'self'"]).await.1, ["frame-ancestors 'self'"]);
+        assert_eq!(
+            framed(&["default-src 'self'", "script-src 'self'"]).await.1,
+            ["default-src 'self'; frame-ancestors 'none'", "script-src 'self'"]
+        );
     }
 }
