@@ -2,6 +2,7 @@
 //! backend's JSON or a sentence the assistant can read. The backend computes every total,
 //! average and time bucket; nothing here adds anything up.
 
+use gati_service::limits::{DATA_DEPTH, JSON_DEPTH, TRACE_DEPTH};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -140,7 +141,15 @@ impl Backend {
         query: Query,
         body: Option<Value>,
     ) -> Result<(Value, Option<u64>), Failure> {
-        let mut request = self.http.request(method.clone(), format!("{}{path}", self.url)).query(&query.0);
+        let url = reqwest::Url::parse(&format!("{}{path}", self.url))
+            .map_err(|e| format!("BACKEND_URL={:?} with {path} is not a URL: {e}", self.url))?;
+        if !url.path().ends_with(path) {
+            // A URL resolves `.` and `..` segments (`%2E` too): no path can carry such a name.
+            return Err(format!(
+                "{path} names a run, agent or event `.` or `..`, which no URL path can carry; ask for it by its id"
+            ));
+        }
+        let mut request = self.http.request(method.clone(), url).query(&query.0);
         if method != Method::GET {
             // The backend takes writes only as JSON (its local guard).
             request = request.json(&body.unwrap_or_else(|| serde_json::json!({})));
@@ -153,18 +162,44 @@ impl Backend {
         })?;
         let status = response.status();
         let total = response.headers().get("x-total-count").and_then(|v| v.to_str().ok()?.parse().ok());
-        let body = response.text().await.unwrap_or_default();
-        let parsed = serde_json::from_str::<Value>(&body);
+        let body = response.bytes().await.unwrap_or_default();
+        let parsed = read(&body);
         if status.is_success() {
             return parsed
                 .map(|answer| (answer, total))
-                .map_err(|e| format!("the gati backend answered {method} {path} with bad JSON: {e}"));
+                .map_err(|e| format!("the gati backend answered {method} {path} with {e}"));
         }
         let message = match parsed {
-            Ok(answer) => error_message(&answer).unwrap_or(body),
-            Err(_) => body,
+            Ok(answer) => error_message(&answer),
+            Err(_) => None,
         };
+        let message = message.unwrap_or_else(|| shown(&String::from_utf8_lossy(&body)));
         Err(format!("the gati backend answered {status}: {message}"))
+    }
+}
+
+/// A backend's answer as JSON, if it nests no deeper than [`JSON_DEPTH`]: measured before it
+/// is parsed, so that no answer takes this server to serde_json's recursion limit or deeper.
+fn read(body: &[u8]) -> Result<Value, String> {
+    let depth = gati_service::json::nesting(body);
+    if depth > JSON_DEPTH {
+        return Err(format!(
+            "JSON nested {depth} levels deep, deeper than the {JSON_DEPTH} this MCP server reads \
+             (gati_service::limits::JSON_DEPTH: a trace nests at most {TRACE_DEPTH} steps, event data \
+             {DATA_DEPTH} levels); run a backend of the same gati version as this server"
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| format!("bad JSON: {e}"))
+}
+
+/// At most the first 500 characters of an answer that is not JSON, for an error message.
+fn shown(text: &str) -> String {
+    let mut chars = text.trim().chars();
+    let head: String = chars.by_ref().take(500).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
     }
 }
 
@@ -204,6 +239,28 @@ mod tests {
         assert_eq!(segment("run/1 ?x"), "run%2F1%20%3Fx");
         assert_eq!(segment("abc-1_2.3~"), "abc-1_2.3~");
         assert_eq!(run_path("my agent", "run 1", "/trace"), "/api/runs/my%20agent/run%201/trace");
+    }
+
+    #[tokio::test]
+    async fn a_name_of_dots_is_refused_not_resolved_to_another_route() {
+        // Port 1: nothing may be asked at all.
+        let backend = Backend::new("http://127.0.0.1:1");
+        for (agent, run) in [("a", ".."), ("..", "agents"), (".", "x")] {
+            let error = backend.run_trace(agent, run).await.unwrap_err();
+            assert!(error.contains("`.` or `..`"), "{error}");
+        }
+        assert!(backend.run_trace("a", "..b").await.unwrap_err().contains("not reachable"));
+    }
+
+    #[test]
+    fn answers_are_read_within_the_shared_depth() {
+        let deep = format!("{}{}", "[".repeat(JSON_DEPTH + 1), "]".repeat(JSON_DEPTH + 1));
+        let error = read(deep.as_bytes()).unwrap_err();
+        assert!(error.contains(&format!("{} levels deep", JSON_DEPTH + 1)) && error.contains("JSON_DEPTH"), "{error}");
+        let at = format!("{}{}", "[".repeat(JSON_DEPTH), "]".repeat(JSON_DEPTH));
+        assert!(read(at.as_bytes()).is_ok());
+        assert!(read(b"{oops").unwrap_err().starts_with("bad JSON"));
+        assert_eq!(shown(&"x".repeat(2000)).chars().count(), 501);
     }
 
     #[test]

@@ -316,7 +316,7 @@ impl Gati {
     async fn get_execution_trace(&self, Parameters(args): Parameters<RunArgs>) -> Reply {
         let data = self.backend.run_trace(&args.agent_name, &args.run_name).await?;
         let trace: ExecutionTrace = view(&data, "the run's trace")?;
-        Ok(Answer { summary: trace.summary(), data }.into())
+        Ok(Answer { summary: trace.summary()?, data }.into())
     }
 
     #[tool(
@@ -587,5 +587,91 @@ impl ServerHandler for Gati {
                  traces and events in full, and totals of tokens, cost, duration and errors, per agent, per model \
                  and per day. Each tool answers a summary first, then the data.",
             )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gati_service::limits::{DATA_DEPTH, JSON_DEPTH, TRACE_DEPTH};
+
+    use super::*;
+
+    /// A backend whose every run's trace is `trace`, on a loopback port: its URL.
+    async fn backend_answering(trace: String) -> String {
+        let app = axum::Router::new().route(
+            "/api/runs/{agent}/{run}/trace",
+            axum::routing::get(move || async move { ([("content-type", "application/json")], trace) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// A run's trace as the backend answers it: a chain of `steps` events, each inside the one
+    /// before, the last one's data nested `data_depth` levels; written as text, without recursion.
+    fn chain(steps: usize, data_depth: usize) -> String {
+        let mut text = String::from(
+            r#"{"run_id":"r","run_name":"deep","agent_name":"a","total_cost":0.5,"total_duration_ms":10,"total_tokens_in":1,"total_tokens_out":2,"execution_tree":["#,
+        );
+        for i in 0..steps {
+            let data = if i + 1 == steps {
+                format!("{}{}", r#"{"x":"#.repeat(data_depth), format!("1{}", "}".repeat(data_depth)))
+            } else {
+                "{}".into()
+            };
+            text.push_str(&format!(
+                r#"{{"event_id":"e{i}","event_type":"step","timestamp":"2026-01-31T12:00:00Z","data":{data},"subtree":{{"events":{},"cost":0,"total_tokens":0,"duration_ms":1}},"children":["#,
+                steps - i
+            ));
+        }
+        text.push_str(&"]}".repeat(steps));
+        text.push_str("]}");
+        text
+    }
+
+    async fn trace(backend: &str) -> Reply {
+        let tools = Gati::new(backend, false);
+        tools.get_execution_trace(Parameters(RunArgs { agent_name: "a".into(), run_name: "deep".into() })).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_trace_at_the_shared_depth_bounds_is_answered_in_full() {
+        let body = chain(TRACE_DEPTH, DATA_DEPTH);
+        assert!(gati_service::json::nesting(body.as_bytes()) <= JSON_DEPTH);
+        let backend = backend_answering(body).await;
+        // On a worker thread of its own, as rmcp calls a tool (a 2 MiB stack).
+        let answer = tokio::spawn(async move { trace(&backend).await }).await.unwrap().unwrap();
+        let summary = answer.content[0].as_text().unwrap().text.clone();
+        let lines: Vec<&str> = summary.lines().collect();
+        assert_eq!(lines.len(), 1 + TRACE_DEPTH, "{summary}");
+        assert!(lines[1].starts_with("- 2026-01-31T12:00:00Z step"), "{summary}");
+        let last = lines[TRACE_DEPTH];
+        assert!(last.starts_with(&format!("{}- ", "  ".repeat(TRACE_DEPTH - 1))), "{last}");
+        assert!(lines[1].contains(&format!("[with what happened inside it: {TRACE_DEPTH} events")), "{summary}");
+        let data = answer.structured_content.unwrap();
+        let mut node = &data["execution_tree"][0];
+        for _ in 1..TRACE_DEPTH {
+            node = &node["children"][0];
+        }
+        assert_eq!(node["event_id"], format!("e{}", TRACE_DEPTH - 1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_trace_deeper_than_any_answer_is_a_tool_error_naming_the_limit() {
+        let backend = backend_answering(chain(10_000, 0)).await;
+        for _ in 0..2 {
+            let backend = backend.clone();
+            let error = tokio::spawn(async move { trace(&backend).await }).await.unwrap().unwrap_err();
+            assert!(error.contains("20002 levels deep") && error.contains(&format!("the {JSON_DEPTH} this MCP server reads")), "{error}");
+            assert!(error.contains("JSON_DEPTH") && error.len() < 1000, "{error}");
+        }
+        // Just past the bound is refused the same way; at it, read.
+        let depth_of = |steps| gati_service::json::nesting(chain(steps, 0).as_bytes());
+        let over = (1..).find(|&steps| depth_of(steps) > JSON_DEPTH).unwrap();
+        let backend = backend_answering(chain(over, 0)).await;
+        assert!(trace(&backend).await.unwrap_err().contains("deeper than the"));
+        let backend = backend_answering(chain(over - 1, 0)).await;
+        assert!(trace(&backend).await.is_ok());
     }
 }

@@ -6,7 +6,8 @@ use rmcp::schemars;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{count, duration, events::Event, page_note, plural, usd};
+use super::{count, duration, events::Event, page_note, plural, usd, view};
+use crate::backend::Failure;
 
 /// A page of runs, newest first.
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -155,14 +156,19 @@ pub struct ExecutionTrace {
     pub total_duration_ms: f64,
     pub total_tokens_in: f64,
     pub total_tokens_out: f64,
-    pub execution_tree: Vec<TraceNode>,
+    /// Read as JSON and walked with a stack (`TraceNode` is what each node holds): the tree is as
+    /// deep as the run's events nest, and nothing here recurses over it.
+    #[schemars(with = "Vec<TraceNode>")]
+    pub execution_tree: Vec<Value>,
     /// LangGraph's graph (nodes, edges), when the run was a graph.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graph_structure: Option<Value>,
 }
 
-/// An event of the trace with the events that happened inside it.
-#[derive(Deserialize, schemars::JsonSchema)]
+/// An event of the trace with the events that happened inside it: the output schema's view of
+/// a node.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)] // read node by node from the JSON (ExecutionTrace::summary), never as a whole
 pub struct TraceNode {
     #[serde(flatten)]
     pub event: Event,
@@ -182,7 +188,9 @@ pub struct Subtree {
 }
 
 impl ExecutionTrace {
-    pub fn summary(&self) -> String {
+    /// The run's totals, then each node on its line, indented by depth, with what its subtree
+    /// adds up to when it has children; a node that is not what a trace node holds is an error.
+    pub fn summary(&self) -> Result<String, Failure> {
         let mut text = format!(
             "Execution trace of run \"{}\" of {}: {}, {} tokens in, {} out, {}.\n",
             name(&self.run_name, &self.run_id),
@@ -195,8 +203,26 @@ impl ExecutionTrace {
         if self.execution_tree.is_empty() {
             text.push_str("The run has no events.\n");
         }
-        for root in &self.execution_tree {
-            root.write(&mut text, 0);
+        // Depth first, in order: the roots are pushed last first, and so is each node's children.
+        let mut stack: Vec<(&Value, usize)> = self.execution_tree.iter().rev().map(|node| (node, 0)).collect();
+        while let Some((node, depth)) = stack.pop() {
+            let event: Event = view(node, "a node of the run's trace")?;
+            let children = node.get("children").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+            let _ = write!(text, "{}- {}", "  ".repeat(depth), event.line());
+            let below = node.get("subtree").filter(|s| !s.is_null());
+            if let (Some(below), false) = (below, children.is_empty()) {
+                let below: Subtree = view(below, "a node's subtree in the run's trace")?;
+                let _ = write!(
+                    text,
+                    " [with what happened inside it: {}, {}, {} tokens, {}]",
+                    plural(below.events as f64, "event"),
+                    usd(below.cost),
+                    count(below.total_tokens),
+                    duration(below.duration_ms)
+                );
+            }
+            text.push('\n');
+            stack.extend(children.iter().rev().map(|child| (child, depth + 1)));
         }
         if let Some(graph) = &self.graph_structure {
             let nodes = graph["nodes"].as_array().map_or(0, Vec::len);
@@ -204,29 +230,7 @@ impl ExecutionTrace {
             let (nodes, edges) = (plural(nodes as f64, "node"), plural(edges as f64, "edge"));
             let _ = writeln!(text, "Graph: {nodes}, {edges} (in `graph_structure`).");
         }
-        text
-    }
-}
-
-impl TraceNode {
-    /// The node on its line, indented by depth, with what its subtree adds up to when it has
-    /// children; then the children.
-    fn write(&self, text: &mut String, depth: usize) {
-        let _ = write!(text, "{}- {}", "  ".repeat(depth), self.event.line());
-        if let (Some(below), false) = (&self.subtree, self.children.is_empty()) {
-            let _ = write!(
-                text,
-                " [with what happened inside it: {}, {}, {} tokens, {}]",
-                plural(below.events as f64, "event"),
-                usd(below.cost),
-                count(below.total_tokens),
-                duration(below.duration_ms)
-            );
-        }
-        text.push('\n');
-        for child in &self.children {
-            child.write(text, depth + 1);
-        }
+        Ok(text)
     }
 }
 
