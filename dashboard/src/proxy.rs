@@ -133,13 +133,15 @@ mod tests {
 
     #[test]
     fn a_path_reaches_the_backend_as_it_was_matched() {
-        for path in ["/api/summary", "/api/runs/a%2Fb", "/api/runs/support-bot/run%201", "/health", "/api/runs/x.y/..z"] {
+        for path in ["/api/summary", "/api/runs/a%2Fb", "/api/runs/support-bot/run%201", "/health", "/api/runs/x.y/..z"]
+        {
             assert_eq!(forwarded_path(path).unwrap(), path);
         }
         // What a URL parser would rewrite is encoded: `\` (read as `/`), quotes, braces.
         assert_eq!(forwarded_path(r"/api/runs/x\..\..\agents\y").unwrap(), "/api/runs/x%5C..%5C..%5Cagents%5Cy");
         assert_eq!(forwarded_path("/api/runs/{a}\"b`").unwrap(), "/api/runs/%7Ba%7D%22b%60");
-        for path in ["/api/../health", "/api/%2e%2e/openapi.json", "/api/runs/%2E/run-1", "/api/runs/x/.%2E", "/api/."] {
+        for path in ["/api/../health", "/api/%2e%2e/openapi.json", "/api/runs/%2E/run-1", "/api/runs/x/.%2E", "/api/."]
+        {
             let refused = forwarded_path(path).unwrap_err();
             assert!(refused.contains("`..` segment") && refused.contains(path), "{refused}");
         }

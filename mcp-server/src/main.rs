@@ -10,19 +10,22 @@
 //!     GATI_PORT                HTTP port (default 8080)
 //!     GATI_HOST                HTTP bind address (default 127.0.0.1; 0.0.0.0 in the image)
 //!     GATI_ALLOWED_HOSTS       extra Host names accepted over HTTP, comma-separated, as for
-//!                              the backend and dashboard (loopback names and the compose
-//!                              service names are always accepted; others are refused to
-//!                              block DNS rebinding). GATI_MCP_ALLOWED_HOSTS, its older name,
-//!                              still counts.
+//!                              the backend and dashboard (loopback names are always accepted;
+//!                              others are refused to block DNS rebinding).
+//!                              GATI_MCP_ALLOWED_HOSTS, its older name, still counts.
+//!     GATI_CONTAINER_HOSTS     the same, set by the image: its compose service name, `mcp-server`
 //!     GATI_MCP_ALLOW_WRITES    `1` adds the tools that rename and delete runs and agents
 //!                              (default `0`: the tools only read; see tools.rs)
 //!
 //! Over HTTP it is a local service like the others (gati_service::local_guard): foreign `Host`
-//! names and `Origin`s are refused, POSTs need `Content-Type: application/json`, and every
-//! refusal is JSON.
+//! names and `Origin`s are refused, POSTs need `Content-Type: application/json`, no answer may be
+//! framed, and every refusal is JSON. `DELETE /mcp` with the session's id ends a session. A POST
+//! is one JSON-RPC message of at most 1 MiB, nested at most `gati_service::limits::JSON_DEPTH`
+//! levels; anything else is answered with a JSON-RPC error (messages.rs).
 
 mod answers;
 mod backend;
+mod messages;
 mod tools;
 
 use std::sync::Arc;
@@ -88,7 +91,9 @@ async fn serve_http(server: Server, port: u16) -> anyhow::Result<()> {
     let host = gati_service::host();
     let guard = local_guard::LocalGuard::from_env(&["GATI_MCP_ALLOWED_HOSTS"]);
     // rmcp checks Host too, with the same list; ours answers first, and in JSON.
-    let config = StreamableHttpServerConfig::default().with_allowed_hosts(guard.hosts().to_vec());
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(guard.hosts().to_vec())
+        .with_max_request_body_bytes(messages::MAX_MESSAGE_BYTES);
     let cancel = config.cancellation_token.clone();
     let mcp = StreamableHttpService::new(move || Ok(server.tools()), Arc::new(LocalSessionManager::default()), config);
     let hosts = guard.hosts().join(", ");
@@ -100,7 +105,8 @@ async fn serve_http(server: Server, port: u16) -> anyhow::Result<()> {
         )
         .fallback(|| async {
             local_guard::refuse(axum::http::StatusCode::NOT_FOUND, "no such endpoint; MCP is at /mcp".into(), json!({}))
-        });
+        })
+        .layer(axum::middleware::from_fn(messages::check));
     let app = local_guard::protect(app, guard, None);
     let listener = gati_service::bind(&host, port).await?;
     eprintln!("gati-mcp-server {VERSION} serving MCP on http://{host}:{port}/mcp, answering Host {hosts}");

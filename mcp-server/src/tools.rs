@@ -44,8 +44,10 @@ pub struct Gati {
 pub struct PageArgs {
     /// How many to return (1-1000, default 50).
     #[schemars(range(min = 1, max = 1000))]
+    #[serde(default, deserialize_with = "limit")]
     pub limit: Option<u32>,
     /// How many to skip, for paging.
+    #[serde(default, deserialize_with = "offset")]
     pub offset: Option<u32>,
 }
 
@@ -175,6 +177,7 @@ pub struct RangeArgs {
 pub struct TimelineArgs {
     /// How many UTC days back, today included (1-365, default 30), when no range is given.
     #[schemars(range(min = 1, max = 365))]
+    #[serde(default, deserialize_with = "days")]
     pub days: Option<u32>,
     /// Only this agent's (all agents if left out).
     pub agent_name: Option<String>,
@@ -190,6 +193,39 @@ pub struct RenameRunArgs {
     pub run_name: String,
     /// The name it gets; no other run of the agent may have it.
     pub new_run_name: String,
+}
+
+/// A whole number argument within the range its schema declares, or an error that names the
+/// argument and the range (serde's own, "expected u32", names neither): a number past the range
+/// never reaches the backend.
+fn whole_number<'de, D: serde::Deserializer<'de>>(
+    arguments: D,
+    name: &str,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<Option<u32>, D::Error> {
+    let value = Option::<Value>::deserialize(arguments)?;
+    let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
+    let shown: String = value.to_string().chars().take(40).collect();
+    match value.as_u64().and_then(|n| u32::try_from(n).ok()).filter(|n| range.contains(n)) {
+        Some(n) => Ok(Some(n)),
+        None => Err(serde::de::Error::custom(format!(
+            "`{name}` must be a whole number from {} to {}, got {shown}",
+            range.start(),
+            range.end()
+        ))),
+    }
+}
+
+fn limit<'de, D: serde::Deserializer<'de>>(arguments: D) -> Result<Option<u32>, D::Error> {
+    whole_number(arguments, "limit", 1..=1000)
+}
+
+fn offset<'de, D: serde::Deserializer<'de>>(arguments: D) -> Result<Option<u32>, D::Error> {
+    whole_number(arguments, "offset", 0..=u32::MAX)
+}
+
+fn days<'de, D: serde::Deserializer<'de>>(arguments: D) -> Result<Option<u32>, D::Error> {
+    whole_number(arguments, "days", 1..=365)
 }
 
 /// `" of support-bot"`, or nothing.
@@ -616,7 +652,7 @@ mod tests {
         );
         for i in 0..steps {
             let data = if i + 1 == steps {
-                format!("{}{}", r#"{"x":"#.repeat(data_depth), format!("1{}", "}".repeat(data_depth)))
+                format!("{}1{}", r#"{"x":"#.repeat(data_depth), "}".repeat(data_depth))
             } else {
                 "{}".into()
             };
@@ -633,6 +669,30 @@ mod tests {
     async fn trace(backend: &str) -> Reply {
         let tools = Gati::new(backend, false);
         tools.get_execution_trace(Parameters(RunArgs { agent_name: "a".into(), run_name: "deep".into() })).await
+    }
+
+    #[test]
+    fn numbers_past_an_arguments_range_are_refused_by_name() {
+        let list = |arguments: Value| serde_json::from_value::<ListRunsArgs>(arguments).map_err(|e| e.to_string());
+        let args = list(json!({"limit": 1000, "offset": 4294967295u32, "agent_name": "a"})).unwrap();
+        assert_eq!((args.page.limit, args.page.offset), (Some(1000), Some(u32::MAX)));
+        let args = list(json!({"limit": null})).unwrap();
+        assert_eq!((args.page.limit, args.page.offset), (None, None));
+        for (arguments, refused) in [
+            (json!({"limit": 0}), "`limit` must be a whole number from 1 to 1000, got 0"),
+            (json!({"limit": 1001}), "got 1001"),
+            (json!({"limit": 1e20}), "`limit` must be a whole number from 1 to 1000, got 1e+20"),
+            (json!({"limit": 2.5}), "got 2.5"),
+            (json!({"limit": "10"}), "got \"10\""),
+            (json!({"offset": -1}), "`offset` must be a whole number from 0 to 4294967295, got -1"),
+            (json!({"offset": 4294967296u64}), "got 4294967296"),
+        ] {
+            let error = list(arguments.clone()).err().expect("refused");
+            assert!(error.contains(refused), "{arguments}: {error}");
+        }
+        let timeline = |arguments: Value| serde_json::from_value::<TimelineArgs>(arguments).map_err(|e| e.to_string());
+        assert_eq!(timeline(json!({"days": 365})).unwrap().days, Some(365));
+        assert!(timeline(json!({"days": 366})).err().unwrap().contains("`days` must be a whole number from 1 to 365"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
@@ -663,7 +723,11 @@ mod tests {
         for _ in 0..2 {
             let backend = backend.clone();
             let error = tokio::spawn(async move { trace(&backend).await }).await.unwrap().unwrap_err();
-            assert!(error.contains("20002 levels deep") && error.contains(&format!("the {JSON_DEPTH} this MCP server reads")), "{error}");
+            assert!(
+                error.contains("20002 levels deep")
+                    && error.contains(&format!("the {JSON_DEPTH} this MCP server reads")),
+                "{error}"
+            );
             assert!(error.contains("JSON_DEPTH") && error.len() < 1000, "{error}");
         }
         // Just past the bound is refused the same way; at it, read.

@@ -205,7 +205,10 @@ pub async fn deny_framing(mut response: Response) -> Response {
         Some(policy) if !policy.is_empty() => format!("{policy}; {NO_FRAMING}"),
         _ => NO_FRAMING.to_string(), // none, empty, or not text: ours instead
     };
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&merged).unwrap_or(HeaderValue::from_static(NO_FRAMING)));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_str(&merged).unwrap_or(HeaderValue::from_static(NO_FRAMING)),
+    );
     for other in policies.into_iter().skip(1) {
         headers.append(header::CONTENT_SECURITY_POLICY, other);
     }
@@ -276,8 +279,16 @@ mod tests {
             assert_eq!(status(&guard, Method::GET, &[("host", host)]), None, "{host}");
         }
         // The compose service names too: only a container answers them (GATI_CONTAINER_HOSTS).
-        for host in ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil", "", "backend:8000",
-                     "dashboard", "mcp-server:8080"] {
+        for host in [
+            "evil.example",
+            "evil.example:8000",
+            "127.0.0.1.evil.example",
+            "localhost.evil",
+            "",
+            "backend:8000",
+            "dashboard",
+            "mcp-server:8080",
+        ] {
             assert_eq!(status(&guard, Method::GET, &[("host", host)]), Some(StatusCode::FORBIDDEN), "{host}");
         }
         assert_eq!(status(&guard, Method::GET, &[]), Some(StatusCode::FORBIDDEN));
@@ -327,7 +338,10 @@ mod tests {
             }
         }
         assert_eq!(status(&guard, Method::POST, &[host]), Some(StatusCode::UNSUPPORTED_MEDIA_TYPE));
-        assert_eq!(status(&guard, Method::POST, &[host, ("content-length", "0")]), Some(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        assert_eq!(
+            status(&guard, Method::POST, &[host, ("content-length", "0")]),
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
         // Still no cross-site DELETE, body or not.
         let foreign = ("origin", "http://evil.example");
         assert_eq!(status(&guard, Method::DELETE, &[host, foreign]), Some(StatusCode::FORBIDDEN));
