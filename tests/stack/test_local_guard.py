@@ -1,4 +1,4 @@
-"""The local services stay local: only this machine's Host names (and the compose service names),
+"""The local services stay local: only this machine's Host names (and, in a container, its compose service name),
 no cross-site writes, batches up to 16 MiB, and every refusal as JSON.
 
 Raw HTTP here, so that each test sets exactly the Host, Origin and Content-Type a browser on
@@ -93,12 +93,24 @@ def test_a_foreign_host_is_refused(backend, host):
     assert stored(backend) == 0
 
 
-def test_loopback_and_compose_service_names_are_answered(backend):
+def test_loopback_names_are_answered_and_service_names_only_in_a_container(backend, bin_dir, tmp_path):
     port = backend.port
-    for host in [f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}", "backend:8000",
-                 "BACKEND:8000", "dashboard", "mcp-server:8080"]:
+    for host in [f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}", "LOCALHOST."]:
         status, _, body = raw(backend.url, "GET", "/api/summary", None, {"Host": host})
         assert status == 200, (host, body)
+    # A native install: a hostile network's DNS could point `backend` anywhere.
+    for host in ["backend:8000", "BACKEND", "dashboard", "mcp-server:8080"]:
+        status, _, body = raw(backend.url, "GET", "/api/summary", None, {"Host": host})
+        assert status == 403 and "GATI_ALLOWED_HOSTS" in body["error"], (host, body)
+    # The image says which name its container is reached by (its Dockerfile's ENV).
+    service = Service(bin_dir / "gati-backend",
+                      env={"GATI_DATA_DIR": str(tmp_path / "data"), "GATI_CONTAINER_HOSTS": "backend"})
+    try:
+        for host in ["backend:8000", "BACKEND"]:
+            assert raw(service.url, "GET", "/api/summary", None, {"Host": host})[0] == 200, host
+        assert raw(service.url, "GET", "/api/summary", None, {"Host": "dashboard"})[0] == 403
+    finally:
+        service.stop()
 
 
 def test_hosts_published_on_purpose_are_configurable(bin_dir, tmp_path):
@@ -170,7 +182,7 @@ def test_the_dashboard_and_its_api_proxy_refuse_other_sites(dashboard):
         assert status == 403, (path, body)
     # Its own page's origin, and the names it is reached by, are fine.
     for headers in [{"Origin": f"http://127.0.0.1:{dashboard.port}"}, {"Host": "localhost:3000"},
-                    {"Host": "dashboard:3000"}, {"Origin": "http://localhost:3000", "Host": "localhost:3000"}]:
+                    {"Origin": "http://localhost:3000", "Host": "localhost:3000"}]:
         status, _, body = raw(dashboard.url, "GET", "/api/summary", None, headers)
         assert (status, body["events"]) == (200, 5), (headers, body)
     # Writes are not proxied, and a cross-site one is refused before that.

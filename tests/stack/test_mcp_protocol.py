@@ -216,9 +216,48 @@ def test_http_refuses_foreign_hosts_and_origins_as_json(bin_dir, backend):
         status, _, body = raw(service.url, "POST", "/mcp", json.dumps(initialize).encode(),
                               {"Accept": accept["Accept"], "Content-Type": "text/plain"})
         assert status == 415, body
-        for host in ("gati.lan:8080", "old-name.lan", "mcp-server:8080", "localhost"):
+        for host in ("gati.lan:8080", "old-name.lan", "localhost"):
             status, _, body = raw(service.url, "POST", "/mcp", initialize, {**accept, "Host": host})
             assert status == 200, (host, body)
         assert raw(service.url, "GET", "/nothing", None, {})[:2] == (404, "application/json")
     finally:
         service.stop()
+
+
+def test_a_session_over_streamable_http_closes_cleanly(mcp_http):
+    """The client ends its session with `DELETE /mcp` (no body, no content type): answered 2xx,
+    and the session is gone; a raw DELETE without content type is accepted, a cross-site one not."""
+    import httpx2
+
+    from test_local_guard import raw
+
+    deletes = []
+
+    async def record(response):
+        if response.request.method == "DELETE":
+            deletes.append((response.status_code, response.request.headers.get("content-type")))
+
+    async def main():
+        async with httpx2.AsyncClient(event_hooks={"response": [record]}) as client:
+            async with streamable_http_client(mcp_http.url + "/mcp", http_client=client) as (read, write, *_):
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+                    assert (await session.list_tools()).tools
+
+    anyio.run(main)
+    assert len(deletes) == 1 and 200 <= deletes[0][0] < 300 and deletes[0][1] is None, deletes
+
+    initialize = rpc(1, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                       "clientInfo": {"name": "raw-test", "version": "1"}})
+    accept = {"Accept": "application/json, text/event-stream"}
+    import http.client
+    connection = http.client.HTTPConnection("127.0.0.1", mcp_http.port, timeout=10)
+    connection.request("POST", "/mcp", json.dumps(initialize), {**accept, "Content-Type": "application/json"})
+    response = connection.getresponse()
+    response.read()
+    session = {"Mcp-Session-Id": response.getheader("mcp-session-id")}
+    status, _, body = raw(mcp_http.url, "DELETE", "/mcp", None, {**session, "Origin": "http://evil.example"})
+    assert status == 403, body
+    status, _, body = raw(mcp_http.url, "DELETE", "/mcp", None, session)
+    assert 200 <= status < 300, body
+    assert raw(mcp_http.url, "GET", "/health")[0] == 200
