@@ -125,7 +125,7 @@ def test_the_proxy_bounds_bodies(stack):
     url = stack["dashboard"].url
     status, content_type, body = raw(url, "PATCH", "/api/runs/a/b", b"{" + b" " * (1 << 20) + b"}", JSON)
     assert (status, content_type, body["limit_bytes"]) == (413, "application/json", 64 * 1024), body
-    status, content_type, body = raw(url, "POST", "/api/events", b"[" + b" " * (8 << 20) + b"]", JSON)
+    status, content_type, body = raw(url, "POST", "/api/events", b"[" + b" " * (100 << 10) + b"]", JSON)
     assert (status, content_type) == (405, "application/json"), body
     all_up(stack)
 
