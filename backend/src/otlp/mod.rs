@@ -5,4 +5,5 @@
 //! Not yet wired into the router and the store: `#[allow(dead_code)]` until it is.
 #![allow(dead_code)]
 
+pub mod decode;
 pub mod prices;
