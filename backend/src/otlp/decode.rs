@@ -88,10 +88,9 @@ pub fn inflate(content_encoding: Option<&str>, body: &[u8]) -> Result<Vec<u8>, R
             }
             Ok(inflated)
         }
-        Some(other) => Err(Refusal::new(
-            415,
-            format!("Content-Encoding {other:?} is not supported: send gzip or no encoding"),
-        )),
+        Some(other) => {
+            Err(Refusal::new(415, format!("Content-Encoding {other:?} is not supported: send gzip or no encoding")))
+        }
     }
 }
 
@@ -104,8 +103,7 @@ pub fn decode(encoding: Encoding, body: &[u8]) -> Result<ExportTraceServiceReque
         Encoding::Json => serde_json::from_slice(body)
             .map_err(|e| Refusal::new(400, format!("body is not an OTLP/JSON ExportTraceServiceRequest: {e}")))?,
     };
-    let spans: usize =
-        request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+    let spans: usize = request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
     if spans > MAX_SPANS {
         return Err(Refusal {
             limit: Some(("limit_spans", MAX_SPANS)),
@@ -195,7 +193,12 @@ mod tests {
         assert_eq!(inflate(Some("gzip"), b"not gzip").unwrap_err().status, 400);
         assert_eq!(decode(Encoding::Protobuf, b"\xff\xff\xff").unwrap_err().status, 400);
         assert_eq!(decode(Encoding::Json, b"{\"resourceSpans\": 3}").unwrap_err().status, 400);
-        assert_eq!(decode(Encoding::Json, b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"zz\"}]}]}]}").unwrap_err().status, 400);
+        assert_eq!(
+            decode(Encoding::Json, b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"zz\"}]}]}]}")
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 
     #[test]
@@ -228,6 +231,11 @@ mod tests {
         assert_eq!(proto.partial_success.unwrap().rejected_spans, 2);
         let json: serde_json::Value = serde_json::from_slice(&response(Encoding::Json, 2, "why")).unwrap();
         assert_eq!(json["partialSuccess"]["errorMessage"], "why");
-        assert_eq!(json["partialSuccess"]["rejectedSpans"].as_i64().or_else(|| json["partialSuccess"]["rejectedSpans"].as_str()?.parse().ok()), Some(2));
+        assert_eq!(
+            json["partialSuccess"]["rejectedSpans"]
+                .as_i64()
+                .or_else(|| json["partialSuccess"]["rejectedSpans"].as_str()?.parse().ok()),
+            Some(2)
+        );
     }
 }

@@ -6,4 +6,5 @@
 #![allow(dead_code)]
 
 pub mod decode;
+pub mod mapping;
 pub mod prices;
