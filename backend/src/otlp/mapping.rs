@@ -260,7 +260,7 @@ pub fn map_span(span: &Span, context: &Context) -> Result<MappedEvent, String> {
         .filter(|e| CONTENT_EVENTS.iter().any(|(name, _)| *name == e.name))
         .flat_map(|e| e.attributes.iter().take(MAX_ATTRIBUTES))
         .collect();
-    let from_events = Attributes(content.iter().map(|kv| (kv.key.as_str(), kv.value.as_ref())).collect());
+    let from_events = Attributes::from_pairs(content.iter().map(|kv| (kv.key.as_str(), kv.value.as_ref())));
     let text = |keys: &[&str]| attrs.text(keys).or_else(|| from_events.text(keys)).map(|s| cut(s, MAX_STRING_BYTES));
     let kind = kind(&attrs);
 
@@ -396,16 +396,25 @@ fn message_lines(events: &[SpanEvent], output: bool) -> Option<String> {
     (!lines.is_empty()).then(|| cut(&lines.join("\n"), MAX_STRING_BYTES))
 }
 
-/// A span's attributes by name (the first [`MAX_ATTRIBUTES`]; the first of a repeated key).
-pub struct Attributes<'a>(Vec<(&'a str, Option<&'a AnyValue>)>);
+/// A span's attributes by name (the first [`MAX_ATTRIBUTES`]; the first of a repeated key),
+/// hashed: every lookup is constant work, however many attributes a span has.
+pub struct Attributes<'a>(HashMap<&'a str, Option<&'a AnyValue>>);
 
 impl<'a> Attributes<'a> {
     pub fn of(kvs: &'a [KeyValue]) -> Self {
-        Attributes(kvs.iter().take(MAX_ATTRIBUTES).map(|kv| (kv.key.as_str(), kv.value.as_ref())).collect())
+        Self::from_pairs(kvs.iter().take(MAX_ATTRIBUTES).map(|kv| (kv.key.as_str(), kv.value.as_ref())))
+    }
+
+    fn from_pairs(pairs: impl Iterator<Item = (&'a str, Option<&'a AnyValue>)>) -> Self {
+        let mut map = HashMap::new();
+        for (key, value) in pairs {
+            map.entry(key).or_insert(value);
+        }
+        Attributes(map)
     }
 
     fn get(&self, key: &str) -> Option<&'a Any> {
-        self.0.iter().find(|(k, _)| *k == key).and_then(|(_, v)| v.as_ref()?.value.as_ref())
+        self.0.get(key).copied().flatten().and_then(|v| v.value.as_ref())
     }
 
     /// The first of `keys` that holds a non-empty string.
@@ -433,7 +442,7 @@ impl<'a> Attributes<'a> {
     /// index order; None when there are none.
     fn indexed(&self, (prefix, role, content): (&str, &str, &str)) -> Option<String> {
         let mut messages: Vec<(u32, Option<&str>, &str)> = Vec::new();
-        for (key, _) in &self.0 {
+        for key in self.0.keys() {
             let Some(rest) = key.strip_prefix(prefix) else { continue };
             let Some((index, field)) = rest.split_once('.') else { continue };
             if field != content {
