@@ -1,10 +1,13 @@
 //! Bundles the web UI into the binary: every file under `ui/` as it is, and the npm packages'
-//! files listed in `VENDORED`, taken from `node_modules/` once it is proven to hold exactly what
-//! `package-lock.json` pins. Nothing is downloaded or transformed here, so the same commit gives
-//! the same binary on any machine: the bytes are the lockfile's (npm checked their integrity).
+//! files that `vendor/vendored.json` lists, kept in the tree under `vendor/` as `npm ci` gives
+//! them from `package-lock.json`. Nothing is downloaded or transformed here and no npm is needed,
+//! so the same commit gives the same binary on any machine, a fresh clone's `cargo build` (or
+//! `cargo install --path dashboard`) included.
 //!
-//! `node_modules/` is installed by `npm ci` (`cargo xtask test`, `images` and `release` run it
-//! first, see xtask/src/ui.rs); a missing or stale one stops the build and names that command.
+//! npm is needed only to change those packages: edit package.json, `npm install
+//! --package-lock-only`, then `python3 dashboard/vendor/refresh.py` (it runs `npm ci` and copies
+//! the files). A lockfile that pins other packages than `vendored.json` records stops the build
+//! and names that command; a test (`refresh.py --check`) proves the kept bytes are npm's.
 
 use std::{
     collections::BTreeMap,
@@ -15,26 +18,26 @@ use std::{
 
 use serde_json::Value;
 
-/// (URL path, file under node_modules/) of every npm file the UI loads.
-const VENDORED: &[(&str, &str)] = &[("/vendor/chart.umd.min.js", "chart.js/dist/chart.umd.min.js")];
-
 fn main() {
     let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    for watched in ["ui", "package.json", "package-lock.json", "node_modules/.package-lock.json"] {
+    for watched in ["ui", "vendor", "package-lock.json"] {
         println!("cargo::rerun-if-changed={watched}");
     }
-    if let Err(problem) = check_node_modules(&dir) {
-        println!("cargo::error={problem}");
-        println!(
-            "cargo::error=install the dashboard's npm packages: `npm ci --prefix dashboard` \
-             (or any `cargo xtask test|images|release`, which runs it)"
-        );
-        return;
-    }
+    let vendored = match vendored(&dir) {
+        Ok(files) => files,
+        Err(problem) => {
+            println!("cargo::error={problem}");
+            println!(
+                "cargo::error=refresh the dashboard's kept npm files: `python3 dashboard/vendor/refresh.py` \
+                 (it runs `npm ci` from package-lock.json), then commit dashboard/vendor/"
+            );
+            return;
+        }
+    };
     let mut assets: BTreeMap<String, PathBuf> = BTreeMap::new();
     collect(&dir.join("ui"), "", &mut assets);
-    for (url, file) in VENDORED {
-        assets.insert(url.to_string(), dir.join("node_modules").join(file));
+    for (url, file) in vendored {
+        assets.insert(url, dir.join("vendor").join(file));
     }
     let mut code =
         String::from("/// Every file the dashboard serves, by URL path: (path, content type, ETag, bytes).\n");
@@ -64,37 +67,40 @@ fn collect(dir: &Path, prefix: &str, assets: &mut BTreeMap<String, PathBuf>) {
     }
 }
 
-/// Why `node_modules/` is not what `package-lock.json` pins, if it is not. npm keeps what it
-/// installed in `node_modules/.package-lock.json`; each package there must have the version and
-/// integrity the lockfile names.
-fn check_node_modules(dir: &Path) -> Result<(), String> {
+/// The kept npm files (URL path, file under `vendor/`), once `vendor/vendored.json` is proven to
+/// record exactly the packages, versions and integrities `package-lock.json` pins.
+fn vendored(dir: &Path) -> Result<Vec<(String, String)>, String> {
     let read = |path: &Path| -> Result<Value, String> {
         let text = fs::read_to_string(path).map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
         serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))
     };
-    let wanted = read(&dir.join("package-lock.json"))?;
-    let installed_path = dir.join("node_modules").join(".package-lock.json");
-    if !installed_path.exists() {
-        return Err(format!("{} is missing: the npm packages are not installed", installed_path.display()));
-    }
-    let installed = read(&installed_path)?;
-    let packages = |lock: &Value| lock["packages"].as_object().cloned().unwrap_or_default();
-    let installed = packages(&installed);
+    let lock = read(&dir.join("package-lock.json"))?;
+    let record = read(&dir.join("vendor").join("vendored.json"))?;
+    let pinned = lock["packages"].as_object().cloned().unwrap_or_default();
+    let kept = record["packages"].as_object().cloned().unwrap_or_default();
     let mut stale = Vec::new();
-    for (path, pinned) in packages(&wanted).iter().filter(|(path, _)| !path.is_empty()) {
-        let have = installed.get(path);
+    for (path, pinned) in pinned.iter().filter(|(path, _)| !path.is_empty()) {
         for field in ["version", "integrity"] {
-            if have.map(|h| &h[field]) != Some(&pinned[field]) {
-                let found = have.map_or("nothing".to_string(), |h| h[field].to_string());
-                stale.push(format!("{path}: {field} {} pinned, {found} installed", pinned[field]));
+            let have = kept.get(path).map(|k| &k[field]);
+            if have != Some(&pinned[field]) {
+                let found = have.map_or("nothing".to_string(), Value::to_string);
+                stale.push(format!("{path}: {field} {} pinned, {found} kept", pinned[field]));
             }
         }
     }
-    if stale.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("dashboard/node_modules is stale ({})", stale.join("; ")))
+    stale
+        .extend(kept.keys().filter(|path| !pinned.contains_key(*path)).map(|path| format!("{path}: kept, not pinned")));
+    if !stale.is_empty() {
+        return Err(format!("dashboard/vendor/ is stale ({})", stale.join("; ")));
     }
+    let files = record["files"].as_object().ok_or("dashboard/vendor/vendored.json has no `files` object")?;
+    files
+        .iter()
+        .map(|(url, file)| match file.as_str() {
+            Some(file) if dir.join("vendor").join(file).is_file() => Ok((url.clone(), file.to_string())),
+            _ => Err(format!("dashboard/vendor/{file} is missing")),
+        })
+        .collect()
 }
 
 fn content_type(url: &str) -> &'static str {

@@ -24,6 +24,7 @@ mod api;
 mod docs;
 mod ingest;
 mod model;
+mod otlp;
 mod store;
 mod trace;
 

@@ -98,3 +98,15 @@ async def mcp_call(url, tool, arguments):
             result = await session.call_tool(tool, arguments)
             assert not result.is_error, result.content[0].text
             return result.structured_content  # after the summary in words
+
+
+def test_wheel_and_sdist_ship_the_price_table(dist):
+    """cost_calculator.py reads gati/prices.json at import: a package without it cannot import."""
+    import tarfile
+    from pathlib import Path
+    table = (Path(__file__).parents[1] / "gati" / "prices.json").read_bytes()
+    with zipfile.ZipFile(dist["wheel"]) as wheel:
+        assert wheel.read("gati/prices.json") == table
+    with tarfile.open(dist["sdist"]) as sdist:
+        (member,) = [m for m in sdist.getmembers() if m.name.endswith("/gati/prices.json")]
+        assert sdist.extractfile(member).read() == table
