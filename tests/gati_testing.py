@@ -114,10 +114,6 @@ def copy_repository(dest, commit=True):
                              capture_output=True, check=True).stdout
     dest.mkdir(parents=True)
     subprocess.run(["tar", "-x", "-f", "-"], cwd=dest, input=archive, check=True)
-    # The dashboard's npm packages (ignored by git), as `cargo xtask test` installed them: the
-    # copy's build finds them current and the dashboard is not compiled again for them.
-    if (ROOT / "dashboard" / "node_modules").is_dir():
-        (dest / "dashboard" / "node_modules").symlink_to(ROOT / "dashboard" / "node_modules")
     if commit:
         git(dest, "init", "--quiet", "--initial-branch=main")
         git(dest, "add", "--all")

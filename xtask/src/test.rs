@@ -40,7 +40,8 @@ impl flags::Test {
         let config = crate::model::config::load_default(sh)?;
         let toolchain = provision::release_toolchain(sh, &config)?;
         let python = provision::python_tools(sh)?;
-        crate::ops::ui::provision(sh)?;
+        provision::otel_libraries(sh)?;
+        crate::ops::ui::npm(sh)?;
         let _dockerd = if self.no_images { None } else { Some(provision::Dockerd::ensure(sh)?) };
 
         crate::lint::lint(sh, &python)?;

@@ -113,7 +113,6 @@ pub fn build_all(sh: &Shell, plan: &Plan, finish: Finish) -> anyhow::Result<Buil
     }
     let specs = specs(sh, plan, &toolchain)?;
     let provisioning = Instant::now();
-    crate::ops::ui::provision(sh)?;
     audit::ensure(sh)?;
     let provision = provisioning.elapsed().as_secs_f64();
     let root = sh.current_dir();

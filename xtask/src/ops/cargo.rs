@@ -159,11 +159,13 @@ impl Build<'_> {
     /// The key of this build's inputs, or `None` when some input has uncommitted changes (what
     /// git does not name cannot be recognised again).
     fn key(&self, sh: &Shell) -> anyhow::Result<Option<String>> {
-        let mut inputs = vec!["Cargo.toml".to_string(), "Cargo.lock".to_string(), ".cargo".to_string()];
+        // The price table is the backend's too (`include_str!` of the SDK's file).
+        let mut inputs =
+            vec!["Cargo.toml".to_string(), "Cargo.lock".to_string(), ".cargo".to_string(), "sdk/gati/prices.json".into()];
         inputs.extend(service_crates(sh)?);
+        // Ignored files too: a build script may read them (a `dashboard/node_modules` left from
+        // before the bundled packages were kept in dashboard/vendor/ is not read, and not asked).
         let mut asked = inputs.clone();
-        // Ignored files too (a build script may read them), but for the dashboard's npm
-        // packages, which its lock file (an input) pins.
         asked.push(":(exclude)dashboard/node_modules".into());
         let changed =
             cmd!(sh, "git status --porcelain --untracked-files=all --ignored -- {asked...}").quiet().read()?;

@@ -72,28 +72,44 @@ pub fn tools_python(sh: &Shell) -> PathBuf {
 pub fn python_tools(sh: &Shell) -> anyhow::Result<PathBuf> {
     let python = tools_python(sh);
     let venv = python.parent().and_then(Path::parent).context("the tools' python has no venv")?.to_owned();
-    let wanted = sh.read_file(PYTHON_TOOLS)?;
+    virtual_env(sh, &venv, PYTHON_TOOLS)?;
+    Ok(python)
+}
+
+/// The OpenTelemetry libraries the OTLP tests instrument an agent with, pinned in
+/// `tests/stack/otel/requirements.txt`, in a venv of their own (`.tools/otel-venv`): their
+/// dependencies (openai, protobuf, opentelemetry-*) must not move the tools' pins.
+pub fn otel_libraries(sh: &Shell) -> anyhow::Result<()> {
+    let venv = sh.current_dir().join(TOOLS_DIR).join("otel-venv");
+    virtual_env(sh, &venv, "tests/stack/otel/requirements.txt")
+}
+
+/// A virtual environment at `venv` holding exactly `requirements` (a path from the root);
+/// reinstalls only when that list changed.
+fn virtual_env(sh: &Shell, venv: &Path, requirements: &str) -> anyhow::Result<()> {
+    let python = venv.join("bin").join("python");
+    let wanted = sh.read_file(requirements)?;
     let stamp = venv.join("installed-requirements.txt");
     if python.exists() && sh.read_file(&stamp).is_ok_and(|have| have == wanted) {
-        return Ok(python);
+        return Ok(());
     }
     // A link to another tree's environment (a rehearsal's or a test's copy) is that tree's to
     // keep: recreating it from here would pull it from under whoever else uses it.
     if venv.is_symlink() {
         anyhow::ensure!(python.exists(), "{} links to an environment without python", venv.display());
-        return Ok(python);
+        return Ok(());
     }
-    eprintln!("installing the pinned Python tools from {PYTHON_TOOLS} into {}", venv.display());
+    eprintln!("installing the pinned Python packages of {requirements} into {}", venv.display());
     let system_python = ["python3", "python"]
         .into_iter()
         .find(|p| cmd!(sh, "{p} --version").quiet().ignore_stdout().ignore_stderr().run().is_ok())
         .context("no python3 found: install Python 3.9 or newer (Debian: `apt-get install python3 python3-venv`)")?;
-    cmd!(sh, "{system_python} -m venv --clear {venv}").run().context("creating the tools' virtual environment")?;
-    cmd!(sh, "{python} -m pip install --quiet --disable-pip-version-check -r {PYTHON_TOOLS}")
+    cmd!(sh, "{system_python} -m venv --clear {venv}").run().context("creating a virtual environment")?;
+    cmd!(sh, "{python} -m pip install --quiet --disable-pip-version-check -r {requirements}")
         .run()
-        .with_context(|| format!("installing {PYTHON_TOOLS}"))?;
+        .with_context(|| format!("installing {requirements}"))?;
     sh.write_file(stamp, wanted)?;
-    Ok(python)
+    Ok(())
 }
 
 /// A Docker daemon for the duration of a task: the running one, or one started here and
