@@ -13,12 +13,11 @@
 
 mod auth;
 mod blobs;
-mod curl;
+pub mod curl;
 
 use std::{
     collections::HashMap,
     sync::{Mutex, MutexGuard},
-    time::Duration,
 };
 
 use anyhow::{bail, Context};
@@ -27,7 +26,6 @@ pub use auth::Credentials;
 use auth::{parse_challenge, Scheme};
 use curl::{curl, Auth, Failure, Response};
 
-use crate::ops::retry::Backoff;
 
 const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, \
     application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
@@ -319,22 +317,10 @@ impl Registry {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> anyhow::Result<Response> {
-        let mut backoff = Backoff::default();
         let url = format!("{}{path}", self.base);
-        loop {
-            let (why, retry_after) = match self.send(method, &url, repo, headers, body) {
-                Ok(r) if r.status == 429 || r.status >= 500 => {
-                    let wait = r.header("Retry-After").and_then(|s| s.trim().parse().ok()).map(Duration::from_secs);
-                    (format!("HTTP {}", r.status), wait)
-                }
-                Ok(r) => return Ok(r),
-                Err(Failure::Permanent(e)) => return Err(e),
-                Err(Failure::Transient(why, wait)) => (why, wait),
-            };
-            backoff
-                .wait(&format!("{} is not answering {method} {path} ({why})", self.name), retry_after)
-                .with_context(|| format!("{} is not answering", self.name))?;
-        }
+        let what = format!("{} is not answering {method} {path}", self.name);
+        curl::retried(&what, || self.send(method, &url, repo, headers, body))
+            .with_context(|| format!("{} is not answering", self.name))
     }
 
     /// One call: with what the registry asked for, learning it from a 401 the first time.
