@@ -100,8 +100,7 @@ impl Login {
         let key = if registry == "docker.io" { "https://index.docker.io/v1/" } else { registry };
         let auth = base64(format!("{}:{}", credentials.user, credentials.password).as_bytes());
         let config = serde_json::json!({ "auths": { key: { "auth": auth } } });
-        let mut file =
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(login.config())?;
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(login.config())?;
         std::io::Write::write_all(&mut file, config.to_string().as_bytes())?;
         Ok(login)
     }

@@ -172,6 +172,37 @@ pub fn run(command: impl Into<Command>) -> anyhow::Result<ExitStatus> {
     }
 }
 
+/// Runs `command` to completion with its output captured (stdin closed), or kills it when
+/// interrupted.
+pub fn output_of(mut command: Command) -> anyhow::Result<std::process::Output> {
+    use std::process::Stdio;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))?;
+    let pid = child.id();
+    // The pipes are read to the end on a thread of their own (a full pipe would stop the child).
+    let waiting = std::thread::spawn(move || child.wait_with_output());
+    loop {
+        if waiting.is_finished() {
+            return Ok(waiting.join().map_err(|_| anyhow::anyhow!("waiting for {command:?} panicked"))??);
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            if let Ok(pid) = i32::try_from(pid) {
+                // SAFETY: kill(2) of our own child, which `waiting` has not reaped yet.
+                unsafe {
+                    kill(pid, SIGTERM);
+                }
+            }
+            let _ = waiting.join();
+            return Err(Interrupted.into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs a duct expression to completion and returns its output, or kills it when interrupted.
 pub fn output(expression: duct::Expression) -> anyhow::Result<std::process::Output> {
     let handle = expression.start()?;

@@ -10,7 +10,7 @@ pub mod git;
 pub mod interrupt;
 pub mod provision;
 pub mod retry;
-pub mod secrets;
 pub mod sandbox;
+pub mod secrets;
 pub mod toolchain;
 pub mod ui;

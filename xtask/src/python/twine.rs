@@ -8,7 +8,11 @@ use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
 use super::{index, IndexFile};
-use crate::ops::{interrupt, retry::Backoff, secrets::Secret};
+use crate::ops::{
+    interrupt,
+    retry::{self, Backoff},
+    secrets::Secret,
+};
 
 /// How twine will authenticate to `index`, if it can.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +83,14 @@ fn pypirc_section(pypirc: &str, index: &str) -> Option<String> {
 /// retried here, within `GATI_RETRY_SECONDS`, only when the failure was transient (no
 /// connection, 5xx, 429) — and only after asking the index (`simple`) whether the file arrived
 /// all the same (the answer was lost, not the upload): listed with our sha256, it is done.
-pub fn upload(sh: &Shell, python: &Path, index: &str, simple: &str, files: &[IndexFile], dir: &Path) -> anyhow::Result<()> {
+pub fn upload(
+    sh: &Shell,
+    python: &Path,
+    index: &str,
+    simple: &str,
+    files: &[IndexFile],
+    dir: &Path,
+) -> anyhow::Result<()> {
     let paths: Vec<PathBuf> = files.iter().map(|f| dir.join(&f.name)).collect();
     let signed = match pep740_signer(python, index) {
         Some(signer) => Some(sign(sh, &signer, &paths)?),
@@ -100,7 +111,14 @@ pub fn upload(sh: &Shell, python: &Path, index: &str, simple: &str, files: &[Ind
 }
 
 /// One file (with its attestation, if signed) until the index lists it with our sha256.
-fn upload_one(sh: &Shell, python: &Path, index: &str, simple: &str, file: &IndexFile, sent: &[PathBuf]) -> anyhow::Result<()> {
+fn upload_one(
+    sh: &Shell,
+    python: &Path,
+    index: &str,
+    simple: &str,
+    file: &IndexFile,
+    sent: &[PathBuf],
+) -> anyhow::Result<()> {
     let attest: Vec<&str> = if sent.len() > 1 { vec!["--attestations"] } else { vec![] };
     // `.pypirc` credentials reach twine only by naming their section.
     let target = match credentials_source(index) {
@@ -141,9 +159,9 @@ fn upload_one(sh: &Shell, python: &Path, index: &str, simple: &str, file: &Index
             ),
             None => {}
         }
-        match failure(&said) {
-            Failure::Permanent => bail!("twine upload of {} failed:\n{}", file.name, said.trim()),
-            Failure::Transient(why) => backoff
+        match retry::transient_failure(&said) {
+            None => bail!("twine upload of {} failed:\n{}", file.name, said.trim()),
+            Some(why) => backoff
                 .wait(&format!("uploading {} to {index}: {why}", file.name), None)
                 .with_context(|| format!("twine upload of {} failed:\n{}", file.name, said.trim()))?,
         }
@@ -159,40 +177,6 @@ fn run_logged(command: xshell::Cmd<'_>, log: &Path) -> anyhow::Result<Option<Str
     let said = std::fs::read_to_string(log).unwrap_or_default();
     let _ = std::fs::remove_file(log);
     Ok((!status?.success()).then_some(said))
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Failure {
-    /// Worth another try: why.
-    Transient(String),
-    Permanent,
-}
-
-/// Whether a failed twine upload is worth another try, from what twine printed: no connection,
-/// a lost answer, a 5xx or a 429 are; a 4xx (refused credentials, a file name the index has,
-/// an invalid package) and anything else are not.
-fn failure(said: &str) -> Failure {
-    if let Some(at) = said.find("HTTPError: ") {
-        let status: String = said[at + 11..].chars().take_while(char::is_ascii_digit).collect();
-        return match status.parse::<u16>() {
-            Ok(s) if s == 429 || s >= 500 => Failure::Transient(format!("HTTP {s}")),
-            _ => Failure::Permanent,
-        };
-    }
-    const CONNECTION: [&str; 8] = [
-        "ConnectionError",
-        "Connection aborted",
-        "Connection reset",
-        "RemoteDisconnected",
-        "ConnectionRefusedError",
-        "BrokenPipeError",
-        "Read timed out",
-        "ProtocolError",
-    ];
-    match CONNECTION.iter().find(|c| said.contains(*c)) {
-        Some(c) => Failure::Transient(format!("no answer ({c})")),
-        None => Failure::Permanent,
-    }
 }
 
 /// Who signs the package's PEP 740 attestations, if anyone: `GATI_PEP740_SIGNER` (a command,
@@ -252,20 +236,6 @@ mod tests {
         assert_eq!(pypirc_section(pypirc, "http://127.0.0.1:9").as_deref(), Some("sandbox"));
         assert_eq!(pypirc_section(pypirc, "http://127.0.0.1:8/"), None, "a section without a password");
         assert_eq!(pypirc_section(pypirc, "https://test.pypi.org/legacy/"), None);
-    }
-
-    #[test]
-    fn only_a_transient_upload_failure_is_tried_again() {
-        let http = |line: &str| failure(&format!("Uploading gati-0.1.1.tar.gz\nERROR    {line}\n"));
-        let transient = |why: &str| Failure::Transient(why.to_string());
-        assert_eq!(http("HTTPError: 503 Service Unavailable from http://127.0.0.1:1/"), transient("HTTP 503"));
-        assert_eq!(http("HTTPError: 429 Too Many Requests from http://127.0.0.1:1/"), transient("HTTP 429"));
-        assert_eq!(http("HTTPError: 409 Conflict from http://127.0.0.1:1/"), Failure::Permanent);
-        assert_eq!(http("HTTPError: 403 Forbidden from http://127.0.0.1:1/"), Failure::Permanent);
-        let dropped = "requests.exceptions.ConnectionError: ('Connection aborted.', RemoteDisconnected('Remote end \
-                       closed connection without response'))";
-        assert_eq!(failure(dropped), transient("no answer (ConnectionError)"));
-        assert_eq!(failure("InvalidDistribution: Unknown distribution format: 'x'"), Failure::Permanent);
     }
 
     #[test]

@@ -17,8 +17,9 @@
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-use super::Registry;
+use super::{curl::Response, Registry};
 use crate::images::oci::Blob;
+use crate::ops::retry::Backoff;
 
 /// `call` for every item, each on a thread of its own (a registry call mostly waits); the
 /// answers in the items' order, or the first failure.
@@ -56,27 +57,49 @@ impl Registry {
     }
 
     /// Uploads `blob` into `repo`: a session, then its bytes with `?digest=`; the registry
-    /// checks the digest, and we check the one it answers.
+    /// checks the digest, and we check the one it answers. A session the registry no longer
+    /// knows (`404 BLOB_UPLOAD_UNKNOWN`: the answer to a PUT that completed it was lost, and
+    /// the PUT was sent again) is asked about: the blob there is done, else a new session.
     pub fn upload_blob(&self, repo: &str, blob: &Blob) -> anyhow::Result<()> {
+        let mut backoff = Backoff::default();
+        loop {
+            let put = self.upload_session(repo, blob)?;
+            match put.status {
+                201 => {
+                    return check_digest(
+                        put.header("Docker-Content-Digest"),
+                        &blob.digest,
+                        &format!("{repo}@{}", blob.digest),
+                    )
+                }
+                404 if self.has_blob(repo, &blob.digest)? => return Ok(()),
+                404 => backoff.wait(
+                    &format!("{}/{repo}: the upload of {} was lost ({})", self.name, blob.digest, body_text(&put.body)),
+                    None,
+                )?,
+                status => {
+                    bail!("uploading {} to {}/{repo}: HTTP {status} {}", blob.digest, self.name, body_text(&put.body))
+                }
+            }
+        }
+    }
+
+    /// One upload session (`POST`), and the blob's bytes in one `PUT …?digest=`: the PUT's answer.
+    fn upload_session(&self, repo: &str, blob: &Blob) -> anyhow::Result<Response> {
         let started = self.request("POST", &format!("/v2/{repo}/blobs/uploads/"), repo, &[], None)?;
         if started.status != 202 {
             bail!("starting an upload to {}/{repo}: HTTP {} {}", self.name, started.status, body_text(&started.body));
         }
         let location = started.header("Location").context("the registry started an upload without a Location")?;
-        // The session's URL, relative or absolute, often with a query of its own.
-        let url = match location.strip_prefix(&self.base) {
-            Some(path) => path.to_string(),
-            None if location.starts_with('/') => location.to_string(),
-            None => bail!("{}: the upload session is on another host ({location})", self.name),
+        // The session's URL, relative or absolute, often with a query of its own; the
+        // credentials go to the registry only.
+        let Some(url) = self.path_on_registry(location) else {
+            bail!("{}: the upload session is on another host ({location})", self.name)
         };
         let separator = if url.contains('?') { '&' } else { '?' };
         let path = format!("{url}{separator}digest={}", blob.digest);
         let headers = [("Content-Type", "application/octet-stream")];
-        let put = self.request("PUT", &path, repo, &headers, Some(&blob.bytes))?;
-        if put.status != 201 {
-            bail!("uploading {} to {}/{repo}: HTTP {} {}", blob.digest, self.name, put.status, body_text(&put.body));
-        }
-        check_digest(put.header("Docker-Content-Digest"), &blob.digest, &format!("{repo}@{}", blob.digest))
+        self.request("PUT", &path, repo, &headers, Some(&blob.bytes))
     }
 
     /// Each blob `repo` lacks, uploaded; those it has, left alone. A small blob (a config, an
