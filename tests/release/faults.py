@@ -9,6 +9,11 @@ random sequence shared by all of them, in four ways:
   The first request that completes a blob upload and the first package upload are always lost,
   so that each release through these proxies meets both.
 
+The Docker daemon (`gati start`'s pull) asks for manifests without retrying any, and a pull is
+a dozen requests: at one in five, it would be a lottery. Its requests (User-Agent `docker/…`)
+meet faults only at first: the first three each get one (503, dropped, 429), enough for a pull
+to fail and be retried, then none.
+
 Each proxy rewrites the addresses of the others' servers in the answers' headers (the registry's
 `WWW-Authenticate` realm, the blob redirects' `Location`) to their proxies, so that a client
 meets the faults wherever it goes. What reached each server and what it answered is kept in
@@ -40,12 +45,19 @@ class Faults:
         self.forced = {"blob upload": BLOB_UPLOAD_DONE, "package upload": PACKAGE_UPLOAD}
         self.proxies = []
         self.enabled = True
+        self.daemon_faults = ["503", "dropped", "429"]
+        self.daemon_injected = 0
 
-    def decide(self, service, request):
+    def decide(self, service, request, user_agent=""):
         """The fault for one request, or None."""
         with self.lock:
             if not self.enabled:
                 return None
+            if user_agent.startswith("docker/"):
+                if not self.daemon_faults:
+                    return None
+                self.daemon_injected += 1
+                return self.count(self.daemon_faults.pop(0), request)
             for what, pattern in list(self.forced.items()):
                 if (what == "package upload") == (service == "index") and pattern.search(request):
                     del self.forced[what]
@@ -98,7 +110,7 @@ class _FaultyHandler(_ProxyHandler):
     def handle_any(self):
         proxy = self.server.proxy
         request = f"{self.command} {self.path}"
-        fault = proxy.faults.decide(proxy.service, request)
+        fault = proxy.faults.decide(proxy.service, request, self.headers.get("User-Agent", ""))
         try:
             body = b"".join(self.request_body() or ())
         except (OSError, ValueError):

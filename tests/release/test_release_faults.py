@@ -68,6 +68,7 @@ def test_a_release_through_failing_proxies_completes_with_nothing_done_twice(reg
     assert any(BLOB_UPLOAD_DONE.search(r) for r in faults.lost_on), faults.lost_on
     assert any(r.startswith("POST") for r in faults.lost_on), faults.lost_on
     assert "retrying" in out
+    assert faults.daemon_injected == 3, "gati start's pull met no fault"
     served = {service for service, _, _ in faults.forwarded}
     assert served == {"registry", "realm", "blobs", "index"}, served
 

@@ -179,7 +179,12 @@ fn install(
         }
         let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
         let failed = || format!("pip install {requirement} from {simple}: {}", said.trim());
-        match retry::transient_failure(&said) {
+        // pip says no more than that it found nothing when its read of the listing failed (a
+        // 429 it does not retry): the index listed the wheel a moment ago, so that is passing.
+        let unread = said.contains("No matching distribution found")
+            && listed.iter().any(|f| f.name == index::dist_names(&pep440)[0]);
+        let transient = retry::transient_failure(&said).or(unread.then(|| "the listing was not read".to_string()));
+        match transient {
             Some(why) => backoff.wait(&format!("pip install {requirement}: {why}"), None).with_context(failed)?,
             None => bail!("{}", failed()),
         }
