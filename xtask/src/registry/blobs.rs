@@ -316,6 +316,65 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// A registry whose first upload completes (`present`) or not, but whose answer to the PUT
+    /// is lost: the PUT sent again meets `404 BLOB_UPLOAD_UNKNOWN`. Whether the blob is there
+    /// then decides: done, or a new session (`u2`). The request lines it received.
+    fn upload_whose_answer_was_lost(present: bool) -> (anyhow::Result<()>, Vec<String>) {
+        let count = std::sync::atomic::AtomicUsize::new(0);
+        let (address, seen) = super::super::tests::fake_server(move |head| {
+            let close = "Content-Length: 0\r\nConnection: close\r\n\r\n";
+            let unknown = r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown to registry"}]}"#;
+            let line = head.lines().next().unwrap_or_default();
+            let first = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) <= 1;
+            let session = if first { "u" } else { "u2" };
+            match line.split(' ').next().unwrap_or_default() {
+                "POST" => {
+                    format!("HTTP/1.1 202 Accepted\r\nLocation: /v2/r/blobs/uploads/{session}?_state=s\r\n{close}")
+                }
+                // The first completing PUT's answer is lost: the connection closes unanswered.
+                "PUT" if first => String::new(),
+                "PUT" if line.contains("/uploads/u2?") => format!("HTTP/1.1 201 Created\r\n{close}"),
+                "PUT" => format!(
+                    "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{unknown}",
+                    unknown.len()
+                ),
+                "HEAD" if present => format!("HTTP/1.1 200 OK\r\n{close}"),
+                _ => format!("HTTP/1.1 404 Not Found\r\n{close}"),
+            }
+        });
+        let registry = Registry::new(&address, None);
+        let bytes = b"a blob".to_vec();
+        let blob = Blob { digest: crate::images::oci::sha256(&bytes), media_type: "application/octet-stream", bytes };
+        let result = registry.upload_blob("r", &blob);
+        let seen = seen.lock().unwrap().iter().map(|h| h.lines().next().unwrap_or_default().to_string()).collect();
+        (result, seen)
+    }
+
+    #[test]
+    fn an_upload_whose_answer_was_lost_asks_the_registry_then_goes_on() {
+        let calls = |seen: &[String]| {
+            seen.iter().map(|l| l.split('?').next().unwrap().to_string()).collect::<Vec<_>>().join(", ")
+        };
+        let (done, seen) = upload_whose_answer_was_lost(true);
+        done.unwrap();
+        let head = format!("HEAD /v2/r/blobs/{}", crate::images::oci::sha256(b"a blob"));
+        assert_eq!(
+            calls(&seen),
+            format!("POST /v2/r/blobs/uploads/ HTTP/1.1, PUT /v2/r/blobs/uploads/u, PUT /v2/r/blobs/uploads/u, {head} HTTP/1.1")
+        );
+        // Not there: a new session, and the bytes sent again.
+        let (done, seen) = upload_whose_answer_was_lost(false);
+        done.unwrap();
+        assert_eq!(
+            calls(&seen),
+            format!(
+                "POST /v2/r/blobs/uploads/ HTTP/1.1, PUT /v2/r/blobs/uploads/u, PUT /v2/r/blobs/uploads/u, \
+                 {head} HTTP/1.1, POST /v2/r/blobs/uploads/ HTTP/1.1, PUT /v2/r/blobs/uploads/u2"
+            )
+        );
+    }
+
     #[test]
     fn a_digest_the_registry_did_not_store_is_named() {
         assert!(check_digest(Some("sha256:aa"), "sha256:aa", "r:t").is_ok());

@@ -470,35 +470,41 @@ mod tests {
         }
     }
 
+    pub(super) type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+    /// An HTTP server on loopback answering each request (its head, as text) with `answer`,
+    /// one connection each; its address, and the heads of the requests it received.
+    pub(super) fn fake_server(answer: impl Fn(&str) -> String + Send + 'static) -> (String, Seen) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let seen = Seen::default();
+        let kept = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                while reader.read_line(&mut head).is_ok_and(|n| n > 2) {}
+                let length = (head.lines())
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|n| n.trim().to_string()))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let _ = std::io::copy(&mut reader.by_ref().take(length), &mut std::io::sink());
+                kept.lock().unwrap().push(head.clone());
+                let _ = (&stream).write_all(answer(&head).as_bytes());
+            }
+        });
+        (address, seen)
+    }
+
     /// A registry on loopback that asks for Basic credentials, then starts an upload whose
     /// `Location` is `location` (with `{other}` the port of a second server); what each of the
     /// two received, request by request.
     fn check_push_against(location: &str) -> (Vec<String>, Vec<String>) {
-        use std::{
-            io::{BufRead, BufReader, Write},
-            net::TcpListener,
-            sync::{Arc, Mutex},
-        };
-        fn serve(
-            listener: TcpListener,
-            seen: Arc<Mutex<Vec<String>>>,
-            answer: impl Fn(&str) -> String + Send + 'static,
-        ) {
-            std::thread::spawn(move || {
-                for stream in listener.incoming().flatten() {
-                    let mut reader = BufReader::new(stream.try_clone().unwrap());
-                    let mut head = String::new();
-                    while reader.read_line(&mut head).is_ok_and(|n| n > 2) {}
-                    seen.lock().unwrap().push(head.clone());
-                    let _ = (&stream).write_all(answer(&head).as_bytes());
-                }
-            });
-        }
-        let (registry, other) = (TcpListener::bind("127.0.0.1:0").unwrap(), TcpListener::bind("127.0.0.1:0").unwrap());
-        let (address, other_port) = (registry.local_addr().unwrap().to_string(), other.local_addr().unwrap().port());
-        let location = location.replace("{other}", &other_port.to_string());
-        let (at_registry, elsewhere) = (Arc::new(Mutex::default()), Arc::new(Mutex::default()));
-        serve(registry, at_registry.clone(), move |head| {
+        let (other, elsewhere) =
+            fake_server(|_| "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into());
+        let location = location.replace("{other}", other.rsplit(':').next().unwrap());
+        let (address, at_registry) = fake_server(move |head| {
             let close = "Content-Length: 0\r\nConnection: close\r\n\r\n";
             if !head.to_ascii_lowercase().contains("authorization: basic") {
                 format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\n{close}")
@@ -508,12 +514,9 @@ mod tests {
                 format!("HTTP/1.1 204 No Content\r\n{close}")
             }
         });
-        serve(other, elsewhere.clone(), |_| {
-            "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
-        });
         let credentials = Credentials { user: "bot".into(), password: "s3cret".into() };
         Registry::new(&address, Some(credentials)).check_push("gatidev/gati-backend").unwrap();
-        let taken = |seen: &Arc<Mutex<Vec<String>>>| seen.lock().unwrap().clone();
+        let taken = |seen: &Seen| seen.lock().unwrap().clone();
         (taken(&at_registry), taken(&elsewhere))
     }
 
