@@ -152,7 +152,7 @@ fn upload_one(
                 return Ok(());
             }
             Some(theirs) => bail!(
-                "the index has {} with other bytes (sha256 {}, ours {}): this version is burned; release a new                  version",
+                "the index has {} with other bytes (sha256 {}, ours {}): this version is burned; release a new version",
                 file.name,
                 theirs.sha256,
                 file.sha256
