@@ -264,11 +264,27 @@ class EnvironWatch:
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
+    @staticmethod
+    def below(table, root):
+        """Every process `root` started, directly or not."""
+        children = {}
+        for pid, (ppid, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        found, todo = set(), [root]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+        return found
+
     def descendants(self, table):
         children = {}
         for pid, (ppid, _) in table.items():
             children.setdefault(ppid, []).append(pid)
-        found, todo = set(), [pid for pid, (_, cmdline) in table.items() if is_xtask(cmdline)]
+        # The xtask processes this test started (not another session's on the same machine).
+        mine = self.below(table, os.getpid())
+        found, todo = set(), [pid for pid in mine if is_xtask(table[pid][1])]
         while todo:
             for child in children.get(todo.pop(), []):
                 if child not in found:
