@@ -225,6 +225,103 @@ class CmdlineWatch:
         assert alive, "the command-line sampler stopped early"
 
 
+def process_table():
+    """{pid: (parent pid, command line)} of every process now (one that ends meanwhile is left out)."""
+    table = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path("/proc", pid, "stat").read_text()
+            cmdline = Path("/proc", pid, "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        # `pid (comm) state ppid …`: comm may hold spaces and parentheses.
+        table[int(pid)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmdline.strip())
+    return table
+
+
+def is_xtask(cmdline):
+    """The xtask binary itself (which takes the credentials out of its environment)."""
+    return bool(cmdline) and Path(cmdline.split(" ", 1)[0]).name == "xtask"
+
+
+class EnvironWatch:
+    """Samples, every 20 ms while a release runs, the environment of every process an xtask
+    process started (its descendants: cargo, rustc, build scripts, setuptools, twine, curl, git,
+    docker, the signer, …) for the secrets' values. `secrets` maps a name to its value;
+    `allowed(name, cmdline)` says which process may hold it (twine its password). What is found
+    elsewhere is in `leaks`; `seen` holds the programs watched, to prove the watch saw them."""
+
+    def __init__(self, secrets, allowed):
+        self.secrets = {name: value.encode() for name, value in secrets.items() if value}
+        self.allowed = allowed
+        self.leaks, self.held, self.seen = [], set(), set()
+        self.samples = 0
+        self.running = True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def below(table, root):
+        """Every process `root` started, directly or not."""
+        children = {}
+        for pid, (ppid, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        found, todo = set(), [root]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+        return found
+
+    def descendants(self, table):
+        children = {}
+        for pid, (ppid, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        # The xtask processes this test started (not another session's on the same machine).
+        mine = self.below(table, os.getpid())
+        found, todo = set(), [pid for pid in mine if is_xtask(table[pid][1])]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+        return found
+
+    def run(self):
+        while self.running:
+            table = process_table()
+            for pid in self.descendants(table):
+                cmdline = table[pid][1]
+                if is_xtask(cmdline):
+                    continue
+                try:
+                    environ = Path("/proc", str(pid), "environ").read_bytes()
+                except OSError:
+                    continue
+                self.seen.add(Path(cmdline.split(" ", 1)[0]).name if cmdline else "?")
+                for name, value in self.secrets.items():
+                    if b"=" + value + b"\0" in environ or environ.endswith(b"=" + value):
+                        if self.allowed(name, cmdline):
+                            self.held.add((name, cmdline[:200]))
+                        else:
+                            self.leaks.append(f"{name} in the environment of {pid}: {cmdline[:300]}")
+            self.samples += 1
+            time.sleep(0.02)
+
+    def stop(self):
+        """Stops sampling; fails if the sampler itself died, rather than watching nothing."""
+        alive = self.thread.is_alive()
+        self.running = False
+        self.thread.join()
+        assert alive, "the environment sampler stopped early"
+
+
+def only_twine_holds_its_password(name, cmdline):
+    """The one process a release hands a credential through its environment: twine."""
+    return name == "TWINE_PASSWORD" and " -m twine upload " in f" {cmdline} "
+
+
 def guide_commands():
     """Every `$ ` line of docs/RELEASING.md's `console` blocks, in order."""
     text = (ROOT / "docs" / "RELEASING.md").read_text()
@@ -258,6 +355,8 @@ class GuidedRelease:
         self.after_dry_run = None
         self.published = None
         watch = CmdlineWatch(self.secrets)
+        environ = EnvironWatch({"DOCKER_PASSWORD": self.env["DOCKER_PASSWORD"],
+                                "TWINE_PASSWORD": self.env["TWINE_PASSWORD"]}, only_twine_holds_its_password)
         try:
             for command in guide_commands():
                 self.runs.append((command, self.run(command)))
@@ -267,7 +366,9 @@ class GuidedRelease:
                     self.published = self.state()
         finally:
             watch.stop()
+            environ.stop()
         self.watch = watch
+        self.environ = environ
 
     def run(self, command):
         env = {**os.environ, **GIT_IDENTITY, **self.env, "CARGO_TARGET_DIR": str(COPY_TARGET_DIR), "CI": "true",

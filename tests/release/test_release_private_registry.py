@@ -1,12 +1,19 @@
 """Releases into registries that refuse anonymous reads: a self-hosted registry with htpasswd
 (Basic auth), and a token registry whose anonymous get no access at all (private packages, as
 on GHCR). The release completes, its verify step included; `cargo xtask verify X` on its own
-passes with the release's credentials and, without them, says what is needed; the tag's CI run
+passes with the release's credentials and, without them, says what is needed; interrupted
+during `gati start` (SIGINT, SIGTERM), it leaves no login behind; the tag's CI run
 (`release --from-tag`) releases there too, or finds the release done."""
+
+import os
+import signal
+import subprocess
+import time
 
 import pytest
 
-from gati_testing import fresh_clone, git, release_tree, repo, xtask
+from gati_testing import (COPY_TARGET_DIR, GIT_IDENTITY, fresh_clone, git, is_xtask, process_table, release_tree,
+                          repo, xtask)
 from sandbox import Registry
 
 pytestmark = pytest.mark.docker
@@ -69,3 +76,50 @@ def test_a_release_into_a_registry_that_refuses_anonymous_reads_completes(privat
     assert refused.returncode != 0, refused.stdout
     assert f"{registry.address} refuses anonymous reads" in refused.stdout, refused.stdout
     assert "set DOCKER_USERNAME and DOCKER_PASSWORD" in refused.stdout, refused.stdout
+
+    # Interrupted while `gati start` pulls with its login, verify leaves no login file behind.
+    interrupt_verify_during_gati_start(ci, env, registry,
+                                       signal.SIGINT if registry.auth == "htpasswd" else signal.SIGTERM)
+
+
+def ancestor(table, pid, of):
+    """Whether the process `of` started `pid`, directly or not."""
+    seen = set()
+    while pid in table and pid not in seen:
+        seen.add(pid)
+        pid = table[pid][0]
+        if pid == of:
+            return True
+    return False
+
+
+def interrupt_verify_during_gati_start(tree, env, registry, signum):
+    proc = subprocess.Popen(["cargo", "xtask", "verify", NEW], cwd=tree, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **GIT_IDENTITY, **env, "CI": "true", "RUST_BACKTRACE": "0",
+                                 "CARGO_TARGET_DIR": str(COPY_TARGET_DIR)})
+    try:
+        xtask_pid, deadline = None, time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            table = process_table()
+            ours = {pid for pid in table if ancestor(table, pid, proc.pid)}
+            xtask_pid = next((pid for pid in ours if is_xtask(table[pid][1])), xtask_pid)
+            starting = [pid for pid, (ppid, cmdline) in table.items() if ppid == xtask_pid and " start " in cmdline
+                        and "/bin/gati" in cmdline]
+            if starting:
+                login = COPY_TARGET_DIR / "xtask" / f"docker-login-{xtask_pid}" / "config.json"
+                assert login.exists(), "verify pulls from this registry with a login of its own"
+                os.kill(xtask_pid, signum)
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail(f"verify never ran `gati start`:\n{proc.communicate()[0]}")
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, out
+    assert not (COPY_TARGET_DIR / "xtask" / f"docker-login-{xtask_pid}").exists(), out
+    for path in (COPY_TARGET_DIR / "xtask").rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_size < 1_000_000:
+            assert registry.password.encode() not in path.read_bytes(), f"a credential is left in {path}"

@@ -38,6 +38,9 @@ use std::path::PathBuf;
 use xshell::Shell;
 
 fn main() -> anyhow::Result<()> {
+    // Before anything starts a thread or a process: no child inherits a credential.
+    ops::secrets::take_from_environment();
+    ops::interrupt::remove_logins_on_signal();
     // An error here is a message for a person, with its causes: a backtrace only buries it.
     // (RUST_BACKTRACE still applies to panics; set RUST_LIB_BACKTRACE=1 to see error backtraces.)
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {

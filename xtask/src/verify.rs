@@ -29,13 +29,19 @@ use crate::{
         config::{self, Config},
         version::ReleaseVersion,
     },
-    ops::{docker, provision, sandbox},
+    ops::{
+        docker, interrupt, provision,
+        retry::{self, Backoff},
+        sandbox,
+    },
     python::{index, package::Pins, IndexFile},
     registry::{Credentials, Registry},
 };
 
 impl flags::Verify {
     pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        // Ctrl-C stops what runs and everything verify started is stopped and removed.
+        interrupt::install();
         let config = config::load_default(sh)?;
         let version = ReleaseVersion::parse(self.version.strip_prefix('v').unwrap_or(&self.version))?;
         let python = provision::python_tools(sh)?;
@@ -158,10 +164,31 @@ fn install(
     let requirement = format!("{}=={pep440}", index::PROJECT);
     let quiet = ["--quiet", "--disable-pip-version-check", "--no-cache-dir"];
     let report = dir.join("pip-report.json");
-    cmd!(sh, "{python} -m pip --python {venv_python} install {quiet...} --index-url {simple} --report {report} {requirement}")
-        .quiet()
-        .run()
-        .with_context(|| format!("pip install {requirement} from {simple}"))?;
+    // pip retries a lost connection and some 5xx by itself, but not a 429: again, while it fails
+    // for a passing reason.
+    let mut backoff = Backoff::default();
+    loop {
+        let pip = cmd!(
+            sh,
+            "{python} -m pip --python {venv_python} install {quiet...} --index-url {simple} --report {report} {requirement}"
+        )
+        .quiet();
+        let output = interrupt::output_of(pip.into())?;
+        if output.status.success() {
+            break;
+        }
+        let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        let failed = || format!("pip install {requirement} from {simple}: {}", said.trim());
+        // pip says no more than that it found nothing when its read of the listing failed (a
+        // 429 it does not retry): the index listed the wheel a moment ago, so that is passing.
+        let unread = said.contains("No matching distribution found")
+            && listed.iter().any(|f| f.name == index::dist_names(&pep440)[0]);
+        let transient = retry::transient_failure(&said).or(unread.then(|| "the listing was not read".to_string()));
+        match transient {
+            Some(why) => backoff.wait(&format!("pip install {requirement}: {why}"), None).with_context(failed)?,
+            None => bail!("{}", failed()),
+        }
+    }
     let report: serde_json::Value = serde_json::from_str(&sh.read_file(&report)?).context("reading pip's report")?;
     let (file, sha) = installed_file(&report)?;
     let wheel = &index::dist_names(&pep440)[0];
@@ -248,8 +275,8 @@ fn start(sh: &Shell, config: &Config, version: &ReleaseVersion, venv: &Path, acc
         ("GATI_DASHBOARD_PORT", ports[1].to_string()),
         ("GATI_MCP_PORT", ports[2].to_string()),
     ];
-    let started = with_env(cmd!(sh, "{gati} start --detach --pull always"), &stack_env).quiet().ignore_stdout().run();
-    let health = started.map_err(anyhow::Error::from).and_then(|()| {
+    let started = start_stack(sh, &gati, &stack_env);
+    let health = started.and_then(|()| {
         let url = format!("http://127.0.0.1:{}/health", ports[0]);
         Ok(cmd!(sh, "curl --silent --show-error --max-time 5 {url}").quiet().read()?)
     });
@@ -265,6 +292,25 @@ fn start(sh: &Shell, config: &Config, version: &ReleaseVersion, venv: &Path, acc
     }
     println!("  started  gati {pep440} from {simple}: /health reports {version}");
     Ok(())
+}
+
+/// `gati start`, again while its pull fails for a passing reason (the registry's 5xx, 429, a
+/// dropped connection), within GATI_RETRY_SECONDS; stopped when the user interrupts.
+fn start_stack(sh: &Shell, gati: &Path, stack_env: &[(&str, String)]) -> anyhow::Result<()> {
+    let mut backoff = Backoff::default();
+    loop {
+        let start = with_env(cmd!(sh, "{gati} start --detach --pull always"), stack_env).quiet();
+        let output = interrupt::output_of(start.into())?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let said = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        let Some(why) = retry::transient_failure(&said) else { bail!("`gati start` failed: {said}") };
+        let _ = with_env(cmd!(sh, "{gati} stop"), stack_env).quiet().ignore_stdout().ignore_stderr().run();
+        backoff
+            .wait(&format!("`gati start` could not pull: {why}"), None)
+            .with_context(|| format!("`gati start` failed: {said}"))?;
+    }
 }
 
 /// A Docker client configuration with no login, beside the venv: a user who never logged in.

@@ -94,12 +94,13 @@ impl Login {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let login = Login { dir };
+        // A signal removes it too, at once, whatever the command is waiting for.
+        crate::ops::interrupt::remove_on_signal(&[&login.config(), &login.dir])?;
         // Docker Hub's credentials are filed under its v1 index address.
         let key = if registry == "docker.io" { "https://index.docker.io/v1/" } else { registry };
         let auth = base64(format!("{}:{}", credentials.user, credentials.password).as_bytes());
         let config = serde_json::json!({ "auths": { key: { "auth": auth } } });
-        let mut file =
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(login.dir.join("config.json"))?;
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(login.config())?;
         std::io::Write::write_all(&mut file, config.to_string().as_bytes())?;
         Ok(login)
     }
@@ -118,9 +119,16 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+impl Login {
+    fn config(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+}
+
 impl Drop for Login {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        crate::ops::interrupt::forget_on_signal(&[&self.config(), &self.dir]);
     }
 }
 

@@ -11,5 +11,6 @@ pub mod interrupt;
 pub mod provision;
 pub mod retry;
 pub mod sandbox;
+pub mod secrets;
 pub mod toolchain;
 pub mod ui;

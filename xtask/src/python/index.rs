@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 
 use super::IndexFile;
-use crate::ops::interrupt;
+use crate::registry::curl::{self, Auth};
 
 pub const PROJECT: &str = "gati";
 
@@ -26,34 +26,18 @@ pub fn files_of_version(simple_url: &str, pep440: &str) -> anyhow::Result<Vec<In
 /// PEP 691's JSON form of the simple API (PyPI's), asked for first; PEP 503's HTML otherwise.
 const SIMPLE_JSON: &str = "application/vnd.pypi.simple.v1+json";
 
-/// The files the index has for `project`: `(file name, sha256)`, from its simple API.
+/// The files the index has for `project`: `(file name, sha256)`, from its simple API. Asked
+/// again while the index fails for a passing reason (no connection, 5xx, 429).
 pub fn index_files(simple_url: &str, project: &str) -> anyhow::Result<Vec<IndexFile>> {
     let url = format!("{}/{project}/", simple_url.trim_end_matches('/'));
-    let accept = format!("Accept: {SIMPLE_JSON}, text/html;q=0.1");
-    let curl = duct::cmd!(
-        "curl",
-        "--silent",
-        "--show-error",
-        "--location",
-        "--max-time",
-        "30",
-        "--header",
-        accept,
-        "--write-out",
-        "\n%{http_code} %{content_type}",
-        &url
-    );
-    let output = interrupt::output(curl.stdout_capture().stderr_capture().unchecked())?;
-    if !output.status.success() {
-        bail!("the index at {url} is not answering: {}", String::from_utf8_lossy(&output.stderr).trim());
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let (body, written) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let (status, content_type) = written.split_once(' ').unwrap_or((written, ""));
-    match status {
-        "404" => Ok(vec![]),
-        "200" if content_type.starts_with(SIMPLE_JSON) => simple_json_files(body),
-        "200" => Ok(simple_links(body)),
+    let accept = format!("{SIMPLE_JSON}, text/html;q=0.1");
+    let what = format!("the index at {url} is not answering");
+    let response = curl::retried(&what, || curl::curl("GET", &url, &[("Accept", &accept)], None, &Auth::None))?;
+    let body = String::from_utf8_lossy(&response.body);
+    match response.status {
+        404 => Ok(vec![]),
+        200 if response.header("Content-Type").is_some_and(|t| t.starts_with(SIMPLE_JSON)) => simple_json_files(&body),
+        200 => Ok(simple_links(&body)),
         status => bail!("the index at {url} answered HTTP {status}"),
     }
 }

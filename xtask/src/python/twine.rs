@@ -4,10 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
-use crate::ops::interrupt;
+use super::{index, IndexFile};
+use crate::ops::{
+    interrupt,
+    retry::{self, Backoff},
+    secrets::Secret,
+};
 
 /// How twine will authenticate to `index`, if it can.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,10 +41,10 @@ impl std::fmt::Display for IndexCredentials {
 /// count as unset (an absent CI secret arrives as one).
 pub fn credentials_source(index: &str) -> Option<IndexCredentials> {
     let env = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
-    if env("TWINE_USERNAME") && env("TWINE_PASSWORD") {
+    if env("TWINE_USERNAME") && Secret::TwinePassword.get().is_some() {
         return Some(IndexCredentials::Environment);
     }
-    if env("ACTIONS_ID_TOKEN_REQUEST_URL") && env("ACTIONS_ID_TOKEN_REQUEST_TOKEN") {
+    if env("ACTIONS_ID_TOKEN_REQUEST_URL") && Secret::ActionsIdTokenRequestToken.get().is_some() {
         return Some(IndexCredentials::TrustedPublishing);
     }
     let home = std::env::var_os("HOME").map(PathBuf::from)?;
@@ -70,36 +75,108 @@ fn pypirc_section(pypirc: &str, index: &str) -> Option<String> {
     })
 }
 
-/// `twine upload` of `paths` to `index`, stopped if the user interrupts. The files go in name
-/// order: the (reproducible) wheel before the sdist, so that an interrupted upload never leaves
-/// on the index an sdist that a rebuild could not match.
-pub fn upload(sh: &Shell, python: &Path, index: &str, paths: &[PathBuf]) -> anyhow::Result<()> {
-    let signed;
-    let mut paths = paths.to_vec();
-    let mut attest: Vec<&str> = vec![];
-    if let Some(signer) = pep740_signer(python, index) {
-        signed = sign(sh, &signer, &paths)?;
-        paths = signed.iter().flat_map(|(file, attestation)| [file.clone(), attestation.clone()]).collect();
-        attest.push("--attestations");
-    }
+/// `twine upload` of `paths` to `index`, one file at a time, stopped if the user interrupts.
+/// The files go in name order: the (reproducible) wheel before the sdist, so that an
+/// interrupted upload never leaves on the index an sdist that a rebuild could not match.
+///
+/// A file name can be uploaded only once, and twine retries no upload, so a failed one is
+/// retried here, within `GATI_RETRY_SECONDS`, only when the failure was transient (no
+/// connection, 5xx, 429) — and only after asking the index (`simple`) whether the file arrived
+/// all the same (the answer was lost, not the upload): listed with our sha256, it is done.
+pub fn upload(
+    sh: &Shell,
+    python: &Path,
+    index: &str,
+    simple: &str,
+    files: &[IndexFile],
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let paths: Vec<PathBuf> = files.iter().map(|f| dir.join(&f.name)).collect();
+    let signed = match pep740_signer(python, index) {
+        Some(signer) => Some(sign(sh, &signer, &paths)?),
+        None => None,
+    };
+    let uploaded = (|| {
+        for (i, file) in files.iter().enumerate() {
+            let sent = match &signed {
+                Some(pairs) => vec![pairs[i].0.clone(), pairs[i].1.clone()],
+                None => vec![paths[i].clone()],
+            };
+            upload_one(sh, python, index, simple, file, &sent)?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(crate::target_dir(sh).join("xtask").join(format!("pep740-{}", std::process::id())));
+    uploaded
+}
+
+/// One file (with its attestation, if signed) until the index lists it with our sha256.
+fn upload_one(
+    sh: &Shell,
+    python: &Path,
+    index: &str,
+    simple: &str,
+    file: &IndexFile,
+    sent: &[PathBuf],
+) -> anyhow::Result<()> {
+    let attest: Vec<&str> = if sent.len() > 1 { vec!["--attestations"] } else { vec![] };
     // `.pypirc` credentials reach twine only by naming their section.
     let target = match credentials_source(index) {
         Some(IndexCredentials::Pypirc(section)) => ["--repository".to_string(), section],
         _ => ["--repository-url".to_string(), index.to_string()],
     };
-    let mut command = cmd!(
-        sh,
-        "{python} -m twine upload --non-interactive --disable-progress-bar {attest...} {target...} {paths...}"
-    )
-    .quiet();
-    // An absent CI secret arrives as an empty variable, which twine takes as the password itself
-    // (so it never tries trusted publishing, nor ~/.pypirc): twine must not see it at all.
-    for key in empty_twine_variables(std::env::vars()) {
-        command = command.env_remove(key);
+    let log = crate::target_dir(sh).join("xtask").join(format!("twine-{}.log", std::process::id()));
+    let mut backoff = Backoff::default();
+    let (attest, target) = (&attest, &target);
+    loop {
+        let mut command = cmd!(
+            sh,
+            "{python} -m twine upload --non-interactive --disable-progress-bar {attest...} {target...} {sent...}"
+        )
+        .quiet();
+        // An absent CI secret arrives as an empty variable, which twine takes as the password
+        // itself (so it never tries trusted publishing, nor ~/.pypirc): twine must not see it.
+        for key in empty_twine_variables(std::env::vars()) {
+            command = command.env_remove(key);
+        }
+        // twine is the one process that gets the index's password (or the OIDC request token).
+        command = Secret::TwinePassword.pass_to(command);
+        command = Secret::ActionsIdTokenRequestToken.pass_to(command);
+        let said = run_logged(command, &log)?;
+        let Some(said) = said else { return Ok(()) };
+        // Before anything else, the world: the index may have stored the file and lost its answer.
+        let listed = index::index_files(simple, index::PROJECT)?;
+        match listed.iter().find(|f| f.name == file.name) {
+            Some(theirs) if theirs.sha256 == file.sha256 => {
+                println!("  {} is on the index with our sha256, though twine's answer was lost", file.name);
+                return Ok(());
+            }
+            Some(theirs) => bail!(
+                "the index has {} with other bytes (sha256 {}, ours {}): this version is burned; release a new version",
+                file.name,
+                theirs.sha256,
+                file.sha256
+            ),
+            None => {}
+        }
+        match retry::transient_failure(&said) {
+            None => bail!("twine upload of {} failed:\n{}", file.name, said.trim()),
+            Some(why) => backoff
+                .wait(&format!("uploading {} to {index}: {why}", file.name), None)
+                .with_context(|| format!("twine upload of {} failed:\n{}", file.name, said.trim()))?,
+        }
     }
-    let uploaded = interrupt::run_checked(command, "twine upload");
-    let _ = std::fs::remove_dir_all(crate::target_dir(sh).join("xtask").join(format!("pep740-{}", std::process::id())));
-    uploaded
+}
+
+/// Runs `command` with its output in `log`: `None` when it succeeded, else what it printed.
+fn run_logged(command: xshell::Cmd<'_>, log: &Path) -> anyhow::Result<Option<String>> {
+    let mut command = std::process::Command::from(command);
+    let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    command.stdout(out.try_clone()?).stderr(out);
+    let status = interrupt::run(command);
+    let said = std::fs::read_to_string(log).unwrap_or_default();
+    let _ = std::fs::remove_file(log);
+    Ok((!status?.success()).then_some(said))
 }
 
 /// Who signs the package's PEP 740 attestations, if anyone: `GATI_PEP740_SIGNER` (a command,
@@ -129,7 +206,9 @@ fn sign(sh: &Shell, signer: &[String], paths: &[PathBuf]) -> anyhow::Result<Vec<
     }
     let (program, args) = signer.split_first().context("an empty GATI_PEP740_SIGNER")?;
     let files = signed.clone();
-    cmd!(sh, "{program} {args...} {files...}").run().context("signing the package's PEP 740 attestations")?;
+    // The signer asks GitHub for the job's OIDC identity: that token, and no other credential.
+    let signing = Secret::ActionsIdTokenRequestToken.pass_to(cmd!(sh, "{program} {args...} {files...}"));
+    signing.run().context("signing the package's PEP 740 attestations")?;
     let mut pairs = Vec::new();
     for file in signed {
         let attestation = PathBuf::from(format!("{}.publish.attestation", file.display()));

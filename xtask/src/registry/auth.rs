@@ -21,7 +21,7 @@ impl Credentials {
     /// `DOCKER_USERNAME`/`DOCKER_PASSWORD`, when both are set and not empty.
     pub fn from_env() -> Option<Credentials> {
         let user = std::env::var("DOCKER_USERNAME").ok().filter(|u| !u.is_empty())?;
-        let password = std::env::var("DOCKER_PASSWORD").ok().filter(|p| !p.is_empty())?;
+        let password = crate::ops::secrets::Secret::DockerPassword.get()?;
         Some(Credentials { user, password })
     }
 }

@@ -17,8 +17,9 @@
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-use super::Registry;
+use super::{curl::Response, Registry};
 use crate::images::oci::Blob;
+use crate::ops::retry::Backoff;
 
 /// `call` for every item, each on a thread of its own (a registry call mostly waits); the
 /// answers in the items' order, or the first failure.
@@ -56,27 +57,49 @@ impl Registry {
     }
 
     /// Uploads `blob` into `repo`: a session, then its bytes with `?digest=`; the registry
-    /// checks the digest, and we check the one it answers.
+    /// checks the digest, and we check the one it answers. A session the registry no longer
+    /// knows (`404 BLOB_UPLOAD_UNKNOWN`: the answer to a PUT that completed it was lost, and
+    /// the PUT was sent again) is asked about: the blob there is done, else a new session.
     pub fn upload_blob(&self, repo: &str, blob: &Blob) -> anyhow::Result<()> {
+        let mut backoff = Backoff::default();
+        loop {
+            let put = self.upload_session(repo, blob)?;
+            match put.status {
+                201 => {
+                    return check_digest(
+                        put.header("Docker-Content-Digest"),
+                        &blob.digest,
+                        &format!("{repo}@{}", blob.digest),
+                    )
+                }
+                404 if self.has_blob(repo, &blob.digest)? => return Ok(()),
+                404 => backoff.wait(
+                    &format!("{}/{repo}: the upload of {} was lost ({})", self.name, blob.digest, body_text(&put.body)),
+                    None,
+                )?,
+                status => {
+                    bail!("uploading {} to {}/{repo}: HTTP {status} {}", blob.digest, self.name, body_text(&put.body))
+                }
+            }
+        }
+    }
+
+    /// One upload session (`POST`), and the blob's bytes in one `PUT …?digest=`: the PUT's answer.
+    fn upload_session(&self, repo: &str, blob: &Blob) -> anyhow::Result<Response> {
         let started = self.request("POST", &format!("/v2/{repo}/blobs/uploads/"), repo, &[], None)?;
         if started.status != 202 {
             bail!("starting an upload to {}/{repo}: HTTP {} {}", self.name, started.status, body_text(&started.body));
         }
         let location = started.header("Location").context("the registry started an upload without a Location")?;
-        // The session's URL, relative or absolute, often with a query of its own.
-        let url = match location.strip_prefix(&self.base) {
-            Some(path) => path.to_string(),
-            None if location.starts_with('/') => location.to_string(),
-            None => bail!("{}: the upload session is on another host ({location})", self.name),
+        // The session's URL, relative or absolute, often with a query of its own; the
+        // credentials go to the registry only.
+        let Some(url) = self.path_on_registry(location) else {
+            bail!("{}: the upload session is on another host ({location})", self.name)
         };
         let separator = if url.contains('?') { '&' } else { '?' };
         let path = format!("{url}{separator}digest={}", blob.digest);
         let headers = [("Content-Type", "application/octet-stream")];
-        let put = self.request("PUT", &path, repo, &headers, Some(&blob.bytes))?;
-        if put.status != 201 {
-            bail!("uploading {} to {}/{repo}: HTTP {} {}", blob.digest, self.name, put.status, body_text(&put.body));
-        }
-        check_digest(put.header("Docker-Content-Digest"), &blob.digest, &format!("{repo}@{}", blob.digest))
+        self.request("PUT", &path, repo, &headers, Some(&blob.bytes))
     }
 
     /// Each blob `repo` lacks, uploaded; those it has, left alone. A small blob (a config, an
@@ -291,6 +314,65 @@ mod tests {
         assert_eq!(anonymous.digest(&repo, "1.2.3").unwrap().as_deref(), Some(index.digest.as_str()));
         drop(local);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A registry whose first upload completes (`present`) or not, but whose answer to the PUT
+    /// is lost: the PUT sent again meets `404 BLOB_UPLOAD_UNKNOWN`. Whether the blob is there
+    /// then decides: done, or a new session (`u2`). The request lines it received.
+    fn upload_whose_answer_was_lost(present: bool) -> (anyhow::Result<()>, Vec<String>) {
+        let count = std::sync::atomic::AtomicUsize::new(0);
+        let (address, seen) = super::super::tests::fake_server(move |head| {
+            let close = "Content-Length: 0\r\nConnection: close\r\n\r\n";
+            let unknown = r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown to registry"}]}"#;
+            let line = head.lines().next().unwrap_or_default();
+            let first = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) <= 1;
+            let session = if first { "u" } else { "u2" };
+            match line.split(' ').next().unwrap_or_default() {
+                "POST" => {
+                    format!("HTTP/1.1 202 Accepted\r\nLocation: /v2/r/blobs/uploads/{session}?_state=s\r\n{close}")
+                }
+                // The first completing PUT's answer is lost: the connection closes unanswered.
+                "PUT" if first => String::new(),
+                "PUT" if line.contains("/uploads/u2?") => format!("HTTP/1.1 201 Created\r\n{close}"),
+                "PUT" => format!(
+                    "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{unknown}",
+                    unknown.len()
+                ),
+                "HEAD" if present => format!("HTTP/1.1 200 OK\r\n{close}"),
+                _ => format!("HTTP/1.1 404 Not Found\r\n{close}"),
+            }
+        });
+        let registry = Registry::new(&address, None);
+        let bytes = b"a blob".to_vec();
+        let blob = Blob { digest: crate::images::oci::sha256(&bytes), media_type: "application/octet-stream", bytes };
+        let result = registry.upload_blob("r", &blob);
+        let seen = seen.lock().unwrap().iter().map(|h| h.lines().next().unwrap_or_default().to_string()).collect();
+        (result, seen)
+    }
+
+    #[test]
+    fn an_upload_whose_answer_was_lost_asks_the_registry_then_goes_on() {
+        let calls = |seen: &[String]| {
+            seen.iter().map(|l| l.split('?').next().unwrap().to_string()).collect::<Vec<_>>().join(", ")
+        };
+        let (done, seen) = upload_whose_answer_was_lost(true);
+        done.unwrap();
+        let head = format!("HEAD /v2/r/blobs/{}", crate::images::oci::sha256(b"a blob"));
+        assert_eq!(
+            calls(&seen),
+            format!("POST /v2/r/blobs/uploads/ HTTP/1.1, PUT /v2/r/blobs/uploads/u, PUT /v2/r/blobs/uploads/u, {head} HTTP/1.1")
+        );
+        // Not there: a new session, and the bytes sent again.
+        let (done, seen) = upload_whose_answer_was_lost(false);
+        done.unwrap();
+        assert_eq!(
+            calls(&seen),
+            format!(
+                "POST /v2/r/blobs/uploads/ HTTP/1.1, PUT /v2/r/blobs/uploads/u, PUT /v2/r/blobs/uploads/u, \
+                 {head} HTTP/1.1, POST /v2/r/blobs/uploads/ HTTP/1.1, PUT /v2/r/blobs/uploads/u2"
+            )
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use anyhow::Context;
 use serde_json::Value;
 
 use super::auth::Credentials;
+use crate::ops::retry::Backoff;
 
 pub struct Response {
     pub status: u16,
@@ -27,6 +28,12 @@ impl Response {
     /// The value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// How long its `Retry-After` asks to wait (in seconds; the date form is not used by
+    /// registries).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.header("Retry-After").and_then(|s| s.trim().parse().ok()).map(Duration::from_secs)
     }
 
     pub fn json(&self, what: &str) -> anyhow::Result<Value> {
@@ -43,6 +50,22 @@ pub enum Auth {
     None,
     Basic(Credentials),
     Bearer(String),
+}
+
+/// `send`, again while it fails for a passing reason — no connection, no answer, HTTP 5xx,
+/// or 429 (after the `Retry-After` it names) — within `GATI_RETRY_SECONDS`; any other answer
+/// (a 4xx too) is returned as it is, for the caller to judge. `what` names the call.
+pub fn retried(what: &str, mut send: impl FnMut() -> Result<Response, Failure>) -> anyhow::Result<Response> {
+    let mut backoff = Backoff::default();
+    loop {
+        let (why, retry_after) = match send() {
+            Ok(r) if r.status == 429 || r.status >= 500 => (format!("HTTP {}", r.status), r.retry_after()),
+            Ok(r) => return Ok(r),
+            Err(Failure::Permanent(e)) => return Err(e),
+            Err(Failure::Transient(why, wait)) => (why, wait),
+        };
+        backoff.wait(&format!("{what} ({why})"), retry_after)?;
+    }
 }
 
 /// Marks where curl's `--write-out` begins on stderr, after the headers and any error message.

@@ -13,12 +13,11 @@
 
 mod auth;
 mod blobs;
-mod curl;
+pub mod curl;
 
 use std::{
     collections::HashMap,
     sync::{Mutex, MutexGuard},
-    time::Duration,
 };
 
 use anyhow::{bail, Context};
@@ -26,8 +25,6 @@ use anyhow::{bail, Context};
 pub use auth::Credentials;
 use auth::{parse_challenge, Scheme};
 use curl::{curl, Auth, Failure, Response};
-
-use crate::ops::retry::Backoff;
 
 const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, \
     application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
@@ -104,12 +101,8 @@ fn platform_of(entry: &serde_json::Value) -> Option<String> {
 impl Registry {
     pub fn new(name: &str, credentials: Option<Credentials>) -> Registry {
         let host = if name == "docker.io" { "registry-1.docker.io" } else { name };
-        // Docker itself talks plain HTTP to loopback registries; so do we.
-        let scheme = if host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]") {
-            "http"
-        } else {
-            "https"
-        };
+        // Docker itself talks plain HTTP to loopback registries; so do we, and only to them.
+        let scheme = if is_loopback(host) { "http" } else { "https" };
         Registry {
             name: name.to_string(),
             base: format!("{scheme}://{host}"),
@@ -117,6 +110,16 @@ impl Registry {
             scheme: Mutex::default(),
             tokens: Mutex::default(),
         }
+    }
+
+    /// The path (and query) of `location` — relative, or absolute on this registry's own
+    /// scheme, host and port — or `None` for any other host, which never gets credentials.
+    pub(super) fn path_on_registry(&self, location: &str) -> Option<String> {
+        if location.starts_with('/') && !location.starts_with("//") {
+            return Some(location.to_string());
+        }
+        let rest = location.strip_prefix(&self.base)?;
+        (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')).then(|| rest.to_string())
     }
 
     fn who(&self) -> String {
@@ -132,11 +135,10 @@ impl Registry {
         let started = self.request("POST", &format!("/v2/{repo}/blobs/uploads/"), repo, &[], None)?;
         match started.status {
             202 => {
-                if let Some(location) = started.header("Location") {
-                    let url =
-                        if location.starts_with('/') { format!("{}{location}", self.base) } else { location.into() };
-                    // Best effort: an abandoned upload expires on the registry anyway.
-                    let _ = self.send("DELETE", &url, repo, &[], None);
+                // Best effort, and only on the registry itself (credentials go nowhere else): an
+                // abandoned upload expires on the registry anyway.
+                if let Some(path) = started.header("Location").and_then(|l| self.path_on_registry(l)) {
+                    let _ = self.send("DELETE", &format!("{}{path}", self.base), repo, &[], None);
                 }
                 Ok(())
             }
@@ -319,22 +321,10 @@ impl Registry {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> anyhow::Result<Response> {
-        let mut backoff = Backoff::default();
         let url = format!("{}{path}", self.base);
-        loop {
-            let (why, retry_after) = match self.send(method, &url, repo, headers, body) {
-                Ok(r) if r.status == 429 || r.status >= 500 => {
-                    let wait = r.header("Retry-After").and_then(|s| s.trim().parse().ok()).map(Duration::from_secs);
-                    (format!("HTTP {}", r.status), wait)
-                }
-                Ok(r) => return Ok(r),
-                Err(Failure::Permanent(e)) => return Err(e),
-                Err(Failure::Transient(why, wait)) => (why, wait),
-            };
-            backoff
-                .wait(&format!("{} is not answering {method} {path} ({why})", self.name), retry_after)
-                .with_context(|| format!("{} is not answering", self.name))?;
-        }
+        let what = format!("{} is not answering {method} {path}", self.name);
+        curl::retried(&what, || self.send(method, &url, repo, headers, body))
+            .with_context(|| format!("{} is not answering", self.name))
     }
 
     /// One call: with what the registry asked for, learning it from a 401 the first time.
@@ -399,7 +389,7 @@ impl Registry {
                 ));
             }
             status if status == 429 || status >= 500 => {
-                return Err(Failure::Transient(format!("{realm} answered HTTP {status}"), None));
+                return Err(Failure::Transient(format!("{realm} answered HTTP {status}"), response.retry_after()));
             }
             status => return Err(Failure::Permanent(anyhow::anyhow!("{realm} answered HTTP {status}"))),
         }
@@ -410,6 +400,20 @@ impl Registry {
             .map(str::to_owned)
             .ok_or_else(|| Failure::Permanent(anyhow::anyhow!("{realm} answered without a token")))
     }
+}
+
+/// Whether `host` (`name`, `name:port`, `[v6]:port`) is a loopback address: `localhost`,
+/// 127.0.0.0/8 or ::1, parsed — never a name that merely begins like one
+/// (`localhost.example.com`, `127.0.0.1.nip.io`).
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((address, port)) if port.is_empty() || port.starts_with(':') => address,
+            _ => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The path of `<…>; rel="next"` in a `Link` header.
@@ -427,6 +431,108 @@ fn next_link(link: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_only_for_loopback_addresses() {
+        let base = |name: &str| Registry::new(name, None).base;
+        for loopback in ["127.0.0.1:5000", "127.9.8.7", "localhost", "LOCALHOST:5000", "[::1]:5000", "[::1]"] {
+            assert_eq!(base(loopback), format!("http://{loopback}"), "{loopback}");
+        }
+        for remote in [
+            "localhost.evil.com",
+            "localhost.evil.com:5000",
+            "127.0.0.1.nip.io",
+            "127.0.0.1.nip.io:443",
+            "[::1].evil.com",
+            "[::2]:5000",
+            "128.0.0.1:5000",
+            "ghcr.io",
+        ] {
+            assert_eq!(base(remote), format!("https://{remote}"), "{remote}");
+        }
+        assert_eq!(base("docker.io"), "https://registry-1.docker.io");
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_registrys_own_host() {
+        let registry = Registry::new("127.0.0.1:5000", None);
+        let on = |location: &str| registry.path_on_registry(location);
+        assert_eq!(on("/v2/a/blobs/uploads/u?_state=x").as_deref(), Some("/v2/a/blobs/uploads/u?_state=x"));
+        assert_eq!(on("http://127.0.0.1:5000/v2/a/blobs/uploads/u").as_deref(), Some("/v2/a/blobs/uploads/u"));
+        for elsewhere in [
+            "http://127.0.0.1:50001/v2/a/blobs/uploads/u",
+            "http://127.0.0.1:5000.evil.com/v2/a/blobs/uploads/u",
+            "https://127.0.0.1:5000/v2/a/blobs/uploads/u",
+            "http://evil.com/v2/a/blobs/uploads/u",
+            "//evil.com/v2/",
+        ] {
+            assert_eq!(on(elsewhere), None, "{elsewhere}");
+        }
+    }
+
+    pub(super) type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+    /// An HTTP server on loopback answering each request (its head, as text) with `answer`,
+    /// one connection each; its address, and the heads of the requests it received.
+    pub(super) fn fake_server(answer: impl Fn(&str) -> String + Send + 'static) -> (String, Seen) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let seen = Seen::default();
+        let kept = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                while reader.read_line(&mut head).is_ok_and(|n| n > 2) {}
+                let length = (head.lines())
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|n| n.trim().to_string()))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let _ = std::io::copy(&mut reader.by_ref().take(length), &mut std::io::sink());
+                kept.lock().unwrap().push(head.clone());
+                let _ = (&stream).write_all(answer(&head).as_bytes());
+            }
+        });
+        (address, seen)
+    }
+
+    /// A registry on loopback that asks for Basic credentials, then starts an upload whose
+    /// `Location` is `location` (with `{other}` the port of a second server); what each of the
+    /// two received, request by request.
+    fn check_push_against(location: &str) -> (Vec<String>, Vec<String>) {
+        let (other, elsewhere) =
+            fake_server(|_| "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into());
+        let location = location.replace("{other}", other.rsplit(':').next().unwrap());
+        let (address, at_registry) = fake_server(move |head| {
+            let close = "Content-Length: 0\r\nConnection: close\r\n\r\n";
+            if !head.to_ascii_lowercase().contains("authorization: basic") {
+                format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\n{close}")
+            } else if head.starts_with("POST") {
+                format!("HTTP/1.1 202 Accepted\r\nLocation: {location}\r\n{close}")
+            } else {
+                format!("HTTP/1.1 204 No Content\r\n{close}")
+            }
+        });
+        let credentials = Credentials { user: "bot".into(), password: "s3cret".into() };
+        Registry::new(&address, Some(credentials)).check_push("gatidev/gati-backend").unwrap();
+        let taken = |seen: &Seen| seen.lock().unwrap().clone();
+        (taken(&at_registry), taken(&elsewhere))
+    }
+
+    #[test]
+    fn check_push_sends_no_credentials_to_another_host() {
+        let (at_registry, elsewhere) =
+            check_push_against("http://127.0.0.1:{other}/v2/gatidev/gati-backend/blobs/uploads/u");
+        assert!(elsewhere.is_empty(), "a request went to another host: {elsewhere:?}");
+        assert!(at_registry.iter().all(|r| !r.starts_with("DELETE")), "{at_registry:?}");
+        // On the registry itself, the abandoned upload is cancelled, with the credentials.
+        let (at_registry, elsewhere) = check_push_against("/v2/gatidev/gati-backend/blobs/uploads/u?_state=x");
+        assert!(elsewhere.is_empty());
+        let delete =
+            at_registry.iter().find(|r| r.starts_with("DELETE /v2/gatidev/gati-backend/blobs/uploads/u?_state=x"));
+        assert!(delete.is_some_and(|r| r.to_ascii_lowercase().contains("authorization: basic")), "{at_registry:?}");
+    }
 
     #[test]
     fn follows_next_links() {

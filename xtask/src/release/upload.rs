@@ -53,11 +53,15 @@ impl Step for Upload {
                 plan.send.join(" "),
             );
             release.exec.run(&what, || {
-                let paths: Vec<_> = plan.send.iter().map(|name| dist.join(name)).collect();
-                if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+                if let Some(missing) = plan.send.iter().map(|name| dist.join(name)).find(|p| !p.exists()) {
                     bail!("{} is missing: the package step builds it; run the same command again", missing.display());
                 }
-                twine::upload(sh, &release.python, index, &paths).with_context(|| format!("uploading to {index}"))
+                let ours = IndexFile::of_dir(sh, dist)?;
+                let files: Vec<IndexFile> =
+                    plan.send.iter().filter_map(|name| ours.iter().find(|f| f.name == *name).cloned()).collect();
+                let simple = &release.config.index_simple;
+                twine::upload(sh, &release.python, index, simple, &files, dist)
+                    .with_context(|| format!("uploading to {index}"))
             })?;
         }
         release.exec.after(|| check_listed(release))
