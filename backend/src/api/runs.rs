@@ -12,7 +12,11 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
 
-use super::{blocking, counted, error, given, page, range, respond, App, Refused, DEFAULT_LIMIT};
+use super::{
+    blocking, counted, error, given,
+    params::{PageQuery, Paged, RangeQuery, TimeRange, DEFAULT_LIMIT},
+    respond, App, Refused,
+};
 use crate::{
     model::{ErrorBody, Rename, Run, RunDeleted, RunDetail, RunPage, RunStatus, Timeline, Trace},
     store::{Found, RenameError, RunFilter},
@@ -27,34 +31,26 @@ pub struct RunQuery {
     name: Option<String>,
     /// `active`, `completed` or `failed`.
     status: Option<String>,
-    /// Runs with events at or after this time (ISO 8601).
-    since: Option<String>,
-    /// Runs with events before this time (ISO 8601).
-    until: Option<String>,
-    /// 1-1000 (default 50).
-    #[param(value_type = Option<u32>)]
-    limit: Option<String>,
-    #[param(value_type = Option<u32>)]
-    offset: Option<String>,
 }
 
 /// Runs with their totals, newest first.
-#[utoipa::path(get, path = "/api/runs", tag = "runs", params(RunQuery), responses(
+#[utoipa::path(get, path = "/api/runs", tag = "runs", params(RunQuery, RangeQuery, PageQuery), responses(
     (status = 200, body = RunPage),
     (status = 400, body = ErrorBody),
     (status = 404, description = "`agent` names no agent", body = ErrorBody),
 ))]
-pub async fn list_runs(State(app): State<App>, Query(q): Query<RunQuery>) -> Response {
+pub async fn list_runs(
+    State(app): State<App>,
+    Query(q): Query<RunQuery>,
+    Paged(page): Paged<DEFAULT_LIMIT>,
+    TimeRange(range): TimeRange,
+) -> Response {
     let status = match given(&q.status).map(|s| RunStatus::parse(&s).ok_or(s)).transpose() {
         Ok(status) => status,
         Err(s) => {
             let message = format!("`status` must be active, completed or failed, got {s:?}");
             return error(StatusCode::BAD_REQUEST, message);
         }
-    };
-    let (page, range) = match (page(&q.limit, &q.offset, DEFAULT_LIMIT), range(&q.since, &q.until)) {
-        (Ok(page), Ok(range)) => (page, range),
-        (Err(e), _) | (_, Err(e)) => return *e,
     };
     let filter = RunFilter { agent: given(&q.agent), name: given(&q.name), status, range };
     let missing = format!("no agent named {:?}", filter.agent.clone().unwrap_or_default());
@@ -68,24 +64,10 @@ pub async fn list_runs(State(app): State<App>, Query(q): Query<RunQuery>) -> Res
     }
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AgentRunsQuery {
-    /// Runs with events at or after this time (ISO 8601).
-    since: Option<String>,
-    /// Runs with events before this time (ISO 8601).
-    until: Option<String>,
-    /// 1-1000 (default 50).
-    #[param(value_type = Option<u32>)]
-    limit: Option<String>,
-    #[param(value_type = Option<u32>)]
-    offset: Option<String>,
-}
-
 /// An agent's runs, newest first: a bare array, as 0.0.3's; how many there are (without
 /// paging) is in `X-Total-Count`.
 #[utoipa::path(get, path = "/api/agents/{name}/runs", tag = "agents",
-    params(("name" = String, Path), AgentRunsQuery),
+    params(("name" = String, Path), RangeQuery, PageQuery),
     responses(
         (status = 200, body = [Run], headers(("x-total-count" = i64, description = "How many runs match"))),
         (status = 400, body = ErrorBody),
@@ -94,12 +76,9 @@ pub struct AgentRunsQuery {
 pub async fn list_agent_runs(
     State(app): State<App>,
     Path(name): Path<String>,
-    Query(q): Query<AgentRunsQuery>,
+    Paged(page): Paged<DEFAULT_LIMIT>,
+    TimeRange(range): TimeRange,
 ) -> Response {
-    let (page, range) = match (page(&q.limit, &q.offset, DEFAULT_LIMIT), range(&q.since, &q.until)) {
-        (Ok(page), Ok(range)) => (page, range),
-        (Err(e), _) | (_, Err(e)) => return *e,
-    };
     let missing = format!("no agent named {name:?}");
     let filter = RunFilter { agent: Some(name), range, ..Default::default() };
     let store = app.store;

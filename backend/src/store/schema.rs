@@ -198,7 +198,7 @@ pub fn open(conn: &mut Connection) -> rusqlite::Result<()> {
         add_metrics(&tx)?;
     }
     if version < 2 {
-        super::attribute_to_runs(&tx)?;
+        super::write::attribute_to_runs(&tx)?;
     }
     if version < 3 {
         to_version_3(&tx)?;
