@@ -78,6 +78,21 @@ impl LastWrite {
     }
 }
 
+/// The functions our SQL calls: the search index's text and its check (`search`), and the
+/// model an event names (for a migration).
+fn functions(conn: &Connection) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("gati_search_text", 2, flags, |ctx| {
+        Ok(search::search_text(&ctx.get::<String>(0)?, &ctx.get::<String>(1)?))
+    })?;
+    conn.create_scalar_function("gati_contains", 3, flags, |ctx| {
+        Ok(search::contains(&ctx.get::<String>(0)?, &ctx.get::<String>(1)?, &ctx.get::<String>(2)?))
+    })?;
+    conn.create_scalar_function("gati_model", 2, flags, |ctx| {
+        Ok(write::stored_model(&ctx.get::<String>(0)?, &ctx.get::<String>(1)?))
+    })
+}
+
 /// A lock that a panicking holder left is still usable: every write is a transaction.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -93,18 +108,7 @@ impl Store {
         // 32 MiB of pages: the indexes a batch touches stay in memory on a large database.
         conn.pragma_update(None, "cache_size", -32768)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.create_scalar_function(
-            "gati_search_text",
-            2,
-            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-            |ctx| Ok(search::search_text(&ctx.get::<String>(0)?, &ctx.get::<String>(1)?)),
-        )?;
-        conn.create_scalar_function(
-            "gati_model",
-            2,
-            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-            |ctx| Ok(write::stored_model(&ctx.get::<String>(0)?, &ctx.get::<String>(1)?)),
-        )?;
+        functions(&conn)?;
         schema::open(&mut conn)?;
         let written = Arc::new(LastWrite { start: Instant::now(), at_ms: AtomicU64::new(0) });
         let store = Store {
@@ -133,6 +137,7 @@ impl Store {
                 let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
                 conn.busy_timeout(std::time::Duration::from_secs(5))?;
                 conn.pragma_update(None, "cache_size", -8192)?;
+                functions(&conn)?;
                 conn
             }
         };
@@ -164,7 +169,7 @@ impl Store {
             Ok((version, pending))
         };
         match check() {
-            Ok((version, pending)) if version >= schema::SCHEMA_VERSION => Ok(pending),
+            Ok((version, pending)) if version == schema::SCHEMA_VERSION => Ok(pending),
             Ok((version, _)) => Err(format!(
                 "the database {} has schema version {version}, not {}",
                 self.path.display(),

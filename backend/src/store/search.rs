@@ -17,7 +17,8 @@ pub struct EventFilter {
     pub event_type: Option<String>,
     pub run_id: Option<String>,
     pub run_name: Option<String>,
-    /// Case-insensitive text to find in the event's `data` or other fields.
+    /// Text to find in the event's `data` or other fields, as they hold it (JSON escapes
+    /// undone), case and diacritics folded.
     pub text: Option<String>,
     pub range: Range,
 }
@@ -85,9 +86,8 @@ impl Store {
                         page_only = Some((walk, values));
                     }
                 }
-                conditions
-                    .push("(instr(lower(e.data), lower(?)) > 0 OR instr(lower(e.attributes), lower(?)) > 0)".into());
-                args.extend([Sql::Text(text.clone()), Sql::Text(text.clone())]);
+                conditions.push("gati_contains(e.data, e.attributes, ?)".into());
+                args.push(Sql::Text(fold(text)));
             }
             let with = |extra: &Option<(String, Vec<Sql>)>| {
                 let mut all = conditions.clone();
@@ -118,7 +118,9 @@ impl Store {
 }
 
 /// The FTS5 query for `text`: its words as a phrase, the last one a prefix (`"rate limit exc" *`);
-/// `None` if it has no word the index holds.
+/// `None` if it has no word the index holds. Only letters and digits reach it, inside one
+/// quoted phrase: whatever FTS5 syntax `text` holds (`"`, `NEAR`, `*`, `-`, `:`, parentheses)
+/// is a separator, never an operator.
 fn fts_query(text: &str) -> Option<String> {
     let words: Vec<&str> = text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
     (!words.is_empty()).then(|| format!("\"{}\" *", words.join(" ")))
@@ -127,33 +129,81 @@ fn fts_query(text: &str) -> Option<String> {
 /// The text the search index holds for an event: every key and value of its `data` and
 /// `attributes`, strings unescaped (a prompt's `\n` separates words, as it did when written).
 pub(super) fn search_text(data: &str, attributes: &str) -> String {
-    fn walk(value: &Value, out: &mut String) {
-        match value {
-            Value::Object(object) => {
-                for (key, value) in object {
-                    out.push_str(key);
-                    out.push(' ');
-                    walk(value, out);
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
-            Value::String(s) => {
-                out.push_str(s);
-                out.push(' ');
-            }
-            Value::Number(n) => {
-                out.push_str(&n.to_string());
-                out.push(' ');
-            }
-            Value::Bool(_) | Value::Null => {}
-        }
-    }
     let mut out = String::with_capacity(data.len() + attributes.len());
     for text in [data, attributes] {
         match serde_json::from_str::<Value>(text) {
-            Ok(value) => walk(&value, &mut out),
+            Ok(value) => {
+                texts(&value, |s| {
+                    out.push_str(s);
+                    out.push(' ');
+                    false
+                });
+            }
             Err(_) => out.push_str(text),
         }
     }
     out
+}
+
+/// Calls `f` with each key, string and number of `value`, in document order, until it says
+/// it found what it looked for (then `true`). A loop over a stack, not recursion: nesting
+/// costs memory, never the thread's stack.
+fn texts(value: &Value, mut f: impl FnMut(&str) -> bool) -> bool {
+    enum Item<'a> {
+        Key(&'a str),
+        Value(&'a Value),
+    }
+    let mut stack = vec![Item::Value(value)];
+    while let Some(item) = stack.pop() {
+        let found = match item {
+            Item::Key(key) => f(key),
+            Item::Value(Value::Object(object)) => {
+                for (key, value) in object.iter().rev() {
+                    stack.push(Item::Value(value));
+                    stack.push(Item::Key(key));
+                }
+                false
+            }
+            Item::Value(Value::Array(items)) => {
+                stack.extend(items.iter().rev().map(Item::Value));
+                false
+            }
+            Item::Value(Value::String(s)) => f(s),
+            Item::Value(Value::Number(n)) => f(&n.to_string()),
+            Item::Value(Value::Bool(_) | Value::Null) => false,
+        };
+        if found {
+            return true;
+        }
+    }
+    false
+}
+
+/// `text` with case and diacritics folded as the index's tokenizer does (`unicode61
+/// remove_diacritics 2`): lower case, each character's canonical decomposition without its
+/// combining marks (`Émile`, `émile` and `EMILE` are all `emile`).
+pub(super) fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            unicode_normalization::char::decompose_canonical(c, |d| {
+                if !unicode_normalization::char::is_combining_mark(d) {
+                    out.push(d)
+                }
+            });
+        }
+    }
+    out
+}
+
+/// Whether one key or value of an event's `data` or `attributes` (JSON escapes undone) holds
+/// `folded`, a text already folded: the check beside the index, and alone on the events the
+/// index has not reached.
+pub(super) fn contains(data: &str, attributes: &str, folded: &str) -> bool {
+    [data, attributes].into_iter().any(|text| match serde_json::from_str::<Value>(text) {
+        Ok(value) => texts(&value, |s| fold(s).contains(folded)),
+        Err(_) => fold(text).contains(folded),
+    })
 }
