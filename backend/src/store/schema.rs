@@ -289,7 +289,8 @@ fn rebuild_events(tx: &Transaction) -> rusqlite::Result<()> {
 }
 
 /// Version 4: the events table of version 3 copied, ids kept, into one whose ids are never
-/// reused; the search index made anew (its tokenizer folds diacritics now), by the caller.
+/// reused; the search index made anew (its tokenizer folds diacritics now), by the caller;
+/// the runs without events gone.
 ///
 /// In version 3, deleting the newest run freed its ids for the next events, which the
 /// indexer, past them already, never took in: the new index holds every event.
@@ -307,9 +308,14 @@ fn to_version_4(tx: &Transaction) -> rusqlite::Result<()> {
                 attributes, tokens_in, tokens_out, total_tokens, cost, duration_ms, error, model
          FROM events_before_v4 ORDER BY id;
          DROP TABLE events_before_v4;
-         DROP TABLE IF EXISTS events_fts;",
+         DROP TABLE IF EXISTS events_fts;
+         DELETE FROM runs WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.run_id = runs.run_id);",
         events_table()
-    ))
+    ))?;
+    // Version 3 made a run, and maybe an agent, of an event it then found to be a duplicate:
+    // they go, and the totals follow.
+    super::agents::forget_agents_without_runs(tx)?;
+    totals::recompute_all(tx)
 }
 
 /// The refusal to open a database a newer gati wrote: its schema may mean what this binary

@@ -349,6 +349,8 @@ fn version_3_becomes_4_with_every_event_indexed_and_ids_never_reused() {
              INSERT INTO events SELECT * FROM old; DROP TABLE old;
              DELETE FROM sqlite_sequence;
              UPDATE search_index SET indexed_up_to = 10;
+             INSERT INTO agents (name, first_seen, run_count, active_runs) VALUES ('phantom', '2026-01-31', 1, 1);
+             INSERT INTO runs (run_id, agent_name, first_seen) VALUES ('empty', 'phantom', '2026-01-31');
              PRAGMA user_version = 3;"
         ))
         .unwrap();
@@ -357,6 +359,8 @@ fn version_3_becomes_4_with_every_event_indexed_and_ids_never_reused() {
     assert_eq!(store.health().unwrap(), 0, "the index is whole and its mark at the last event");
     assert_eq!(search_ids(&store, "emu"), ["b"], "the event version 3 never indexed");
     assert_eq!(search_ids(&store, "wombat"), ["a"]);
+    assert!(matches!(store.find_run(None, "empty").unwrap(), Found::None), "a run without events goes");
+    assert_eq!(store.agents(Page { limit: 10, offset: 0 }).unwrap().1, 1, "and its agent");
     let ids = |store: &Store| {
         store
             .with(|c| {
@@ -393,5 +397,32 @@ fn a_database_of_a_newer_schema_is_refused_naming_both_versions() {
     );
     let version: i64 = Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(version, 99, "untouched");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_duplicate_under_a_new_run_creates_no_run_and_no_agent() {
+    let (dir, store) = temp_store("duplicate");
+    ingest(&store, vec![note("a", "r1", "2026-01-31T12:00:00Z", "first")]);
+    let mut again = note("a", "r2", "2026-01-31T12:00:01Z", "first");
+    again["agent_name"] = "phantom".into();
+    let mut start = event("a", "r3", "ghost", "agent_start", "2026-01-31T12:00:02Z", serde_json::json!({}));
+    start["run_name"] = "named".into();
+    assert_eq!(ingest(&store, vec![again.clone(), start, again]), (0, 3));
+    // Twice in one new batch: stored once, under one run.
+    assert_eq!(
+        ingest(
+            &store,
+            vec![note("b", "r4", "2026-01-31T12:00:03Z", "x"), note("b", "r5", "2026-01-31T12:00:03Z", "x")]
+        ),
+        (1, 1)
+    );
+    let (agents, total) = store.agents(Page { limit: 10, offset: 0 }).unwrap();
+    assert_eq!((total, agents[0].name.as_str(), agents[0].run_count, agents[0].event_count), (1, "alpha", 2, 2));
+    for run in ["r2", "r3", "r5"] {
+        assert!(matches!(store.find_run(None, run).unwrap(), Found::None), "{run}");
+    }
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    drop(store);
     std::fs::remove_dir_all(dir).unwrap();
 }

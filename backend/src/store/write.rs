@@ -1,7 +1,7 @@
 //! Ingest: batches written in groups, each event under its run's agent, with the totals.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
 };
 
@@ -89,7 +89,18 @@ fn write(conn: &mut Connection, batches: &[&[Incoming]]) -> rusqlite::Result<Vec
     Ok(counts)
 }
 
-fn write_batch(tx: &Transaction, events: &[Incoming]) -> rusqlite::Result<(usize, usize)> {
+fn write_batch(tx: &Transaction, batch: &[Incoming]) -> rusqlite::Result<(usize, usize)> {
+    // Only the events not stored yet (nor earlier in the batch) count: a duplicate, even one
+    // sent under another run, creates no run and no agent, and names or moves none; every run
+    // and agent has an event.
+    let mut seen = HashSet::with_capacity(batch.len());
+    let mut known = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE event_id = ?1)")?;
+    let mut events = Vec::with_capacity(batch.len());
+    for e in batch {
+        if seen.insert(e.event_id.as_str()) && !known.query_row([&e.event_id], |r| r.get::<_, bool>(0))? {
+            events.push(e);
+        }
+    }
     // The agent each run of the batch is of, if the batch says: the one its agent_start names,
     // else its agent_end. A run is created under it whichever event comes first.
     let mut named: HashMap<&str, &str> = HashMap::new();
@@ -101,7 +112,7 @@ fn write_batch(tx: &Transaction, events: &[Incoming]) -> rusqlite::Result<(usize
     // First every run's agent, creating and moving runs (with their totals), so that each
     // event is then counted once, under its final agent.
     let mut agents: HashMap<&str, (String, bool)> = HashMap::new();
-    for e in events {
+    for &e in &events {
         if let Some((_, has_name)) = agents.get(e.run_id.as_str()) {
             if *has_name || e.run_name.is_none() {
                 continue;
@@ -110,7 +121,7 @@ fn write_batch(tx: &Transaction, events: &[Incoming]) -> rusqlite::Result<(usize
         let resolved = ensure_run(tx, e, named.get(e.run_id.as_str()).copied())?;
         agents.insert(&e.run_id, resolved);
     }
-    let mut batch = totals::BatchTotals::default();
+    let mut sums = totals::BatchTotals::default();
     let mut stored = 0;
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO events (event_id, run_id, agent_name, event_type, timestamp,
@@ -118,7 +129,7 @@ fn write_batch(tx: &Transaction, events: &[Incoming]) -> rusqlite::Result<(usize
             tokens_in, tokens_out, total_tokens, cost, duration_ms, error, model)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
-    for e in events {
+    for &e in &events {
         let agent = &agents[e.run_id.as_str()].0;
         let attributes =
             if *agent == e.agent_name { e.attributes.clone() } else { with_sent_agent(&e.attributes, &e.agent_name) };
@@ -142,12 +153,12 @@ fn write_batch(tx: &Transaction, events: &[Incoming]) -> rusqlite::Result<(usize
             e.model
         ])?;
         if inserted == 1 {
-            batch.add(e, agent);
+            sums.add(e, agent);
             stored += 1;
         }
     }
-    batch.apply(tx)?;
-    Ok((stored, events.len() - stored))
+    sums.apply(tx)?;
+    Ok((stored, batch.len() - stored))
 }
 
 /// The model a stored event names (its `data` and `attributes` as text), as ingest reads it.
