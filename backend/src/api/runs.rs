@@ -229,6 +229,7 @@ async fn rename(app: &App, agent: Option<String>, run: String, body: &[u8]) -> R
             StatusCode::BAD_REQUEST,
             format!("Run name {name:?} already exists for agent {:?}; choose another name", run.agent_name),
         ),
+        Ok(Err(RenameError::Gone)) => error(StatusCode::NOT_FOUND, gone(&run)),
         Ok(Err(RenameError::Database(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("database error: {e}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}")),
     }
@@ -256,7 +257,12 @@ async fn delete(app: &App, agent: Option<String>, run: String) -> Response {
         Err(response) => return response,
     };
     let (store, run_id) = (app.store.clone(), run.run_id.clone());
-    respond(blocking(move || store.delete_run(&run_id)).await.map(|events| RunDeleted {
+    let events = match blocking(move || store.remove_run(&run_id)).await {
+        Ok(Some(events)) => events,
+        Ok(None) => return error(StatusCode::NOT_FOUND, gone(&run)),
+        Err(response) => return response,
+    };
+    Json(RunDeleted {
         status: "success".into(),
         message: format!(
             "Run '{}' for agent '{}' and all associated events deleted ({events} events)",
@@ -266,5 +272,11 @@ async fn delete(app: &App, agent: Option<String>, run: String) -> Response {
         run_name: run.run_name,
         agent_name: run.agent_name,
         deleted_events: events,
-    }))
+    })
+    .into_response()
+}
+
+/// Why a run found a moment ago is not there: a delete came first.
+fn gone(run: &Run) -> String {
+    format!("run {:?} of agent {:?} was deleted meanwhile", run.run_id, run.agent_name)
 }

@@ -30,6 +30,8 @@ pub enum Found {
 pub enum RenameError {
     /// The agent already has a run of that name.
     Taken,
+    /// The run is not there (any more: a delete came first).
+    Gone,
     Database(rusqlite::Error),
 }
 
@@ -90,12 +92,19 @@ impl Store {
     }
 
     /// Deletes a run with its events and totals; how many events went. Its agent stays.
+    #[cfg(test)]
     pub fn delete_run(&self, run_id: &str) -> rusqlite::Result<i64> {
+        self.remove_run(run_id).map(Option::unwrap_or_default)
+    }
+
+    /// Deletes a run with its events and totals: how many events went, or `None` if the run is
+    /// not there (any more: another delete came first). Its agent stays.
+    pub fn remove_run(&self, run_id: &str) -> rusqlite::Result<Option<i64>> {
         self.with(|conn| {
             let tx = conn.transaction()?;
-            let deleted = delete_runs(&tx, "run_id = ?1", params![run_id])?;
+            let (runs, events) = delete_runs(&tx, "run_id = ?1", params![run_id])?;
             tx.commit()?;
-            Ok(deleted.1)
+            Ok((runs > 0).then_some(events))
         })
     }
 
@@ -112,7 +121,9 @@ impl Store {
             if taken {
                 return Ok(Err(RenameError::Taken));
             }
-            tx.execute("UPDATE runs SET run_name = ?2 WHERE run_id = ?1", params![run_id, new_name])?;
+            if tx.execute("UPDATE runs SET run_name = ?2 WHERE run_id = ?1", params![run_id, new_name])? == 0 {
+                return Ok(Err(RenameError::Gone));
+            }
             let run = tx.query_row(&format!("{RUN_SELECT} WHERE run_id = ?1"), [run_id], run_row)?;
             tx.commit()?;
             Ok(Ok(run))

@@ -426,3 +426,16 @@ fn a_duplicate_under_a_new_run_creates_no_run_and_no_agent() {
     drop(store);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_rename_or_delete_after_a_delete_says_the_run_is_gone() {
+    let (dir, store) = temp_store("gone");
+    ingest(&store, vec![note("a", "r1", "2026-01-31T12:00:00Z", "x"), note("b", "r2", "2026-01-31T12:00:00Z", "y")]);
+    assert_eq!(store.remove_run("r1").unwrap(), Some(1));
+    assert_eq!(store.remove_run("r1").unwrap(), None);
+    assert!(matches!(store.rename_run("r1", "new"), Err(RenameError::Gone)));
+    assert!(matches!(store.rename_run("r2", "new"), Ok(run) if run.run_name.as_deref() == Some("new")));
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
