@@ -22,21 +22,37 @@ pub const DEFAULT_LIMIT: u32 = 50;
 /// Larger limits are clamped to this, as 0.0.3 did.
 pub const MAX_LIMIT: u32 = 1000;
 
-/// A `limit` and `offset` as given; bad ones are refused naming the parameter.
+/// The deepest `offset` a list takes: skipping rows is work, and a page past a million is not
+/// one a person reads.
+pub const MAX_OFFSET: u32 = 1_000_000;
+
+/// A `limit` and `offset` as given; bad ones are refused naming the parameter and its bounds.
 fn page(limit: &Option<String>, offset: &Option<String>, default: u32) -> Result<Page, Refused> {
-    let number = |key: &str, value: &Option<String>| -> Result<Option<u32>, Refused> {
-        match value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-            None => Ok(None),
-            Some(v) => v.parse::<u64>().map(|n| Some(n.min(u32::MAX.into()) as u32)).map_err(|_| {
-                refused(StatusCode::BAD_REQUEST, format!("`{key}` must be a non-negative integer, got {v:?}"))
-            }),
-        }
+    let limit = match given(limit) {
+        None => default,
+        // Larger limits are read as the largest, as 0.0.3 did.
+        Some(v) => match v.parse::<u64>() {
+            Ok(n @ 1..) => n.min(MAX_LIMIT.into()) as u32,
+            _ => {
+                let message = format!(
+                    "`limit` must be an integer from 1 to {MAX_LIMIT} (a larger one is read as {MAX_LIMIT}), got {v:?}"
+                );
+                return Err(refused(StatusCode::BAD_REQUEST, message));
+            }
+        },
     };
-    let limit = number("limit", limit)?.unwrap_or(default);
-    if limit == 0 {
-        return Err(refused(StatusCode::BAD_REQUEST, format!("`limit` must be between 1 and {MAX_LIMIT}, got 0")));
+    Ok(Page { limit, offset: bounded("offset", offset, 0, MAX_OFFSET)?.unwrap_or(0) })
+}
+
+/// An integer parameter from `min` to `max`, if given; else the 400 that names it and them.
+pub fn bounded(key: &str, value: &Option<String>, min: u32, max: u32) -> Result<Option<u32>, Refused> {
+    let Some(v) = given(value) else { return Ok(None) };
+    match v.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => {
+            Err(refused(StatusCode::BAD_REQUEST, format!("`{key}` must be an integer from {min} to {max}, got {v:?}")))
+        }
     }
-    Ok(Page { limit: limit.min(MAX_LIMIT), offset: number("offset", offset)?.unwrap_or(0) })
 }
 
 /// `since` and `until` as stored timestamps; either may be left out.
@@ -61,12 +77,22 @@ fn instant(key: &str, value: &Option<String>) -> Result<Option<String>, Refused>
             .ok()
             .map(|day| format!("{}T00:00:00.000000Z", day.format("%Y-%m-%d")))
     });
-    parsed.map(Some).ok_or_else(|| {
-        refused(
+    let Some(parsed) = parsed else {
+        return Err(refused(
             StatusCode::BAD_REQUEST,
             format!("`{key}` {text:?} is not an ISO 8601 date-time or date, like 2026-01-31T12:00:00Z or 2026-01-31"),
-        )
-    })
+        ));
+    };
+    // Years 1 to 9999 only: what a timestamp stored as text sorts right in (`+10000-…` and
+    // `-0001-…` would not), and what a day's arithmetic never overflows on.
+    let year = &parsed.as_bytes()[..parsed.len().min(5)];
+    if year.len() < 5 || !year[..4].iter().all(u8::is_ascii_digit) || year[4] != b'-' || &year[..4] == b"0000" {
+        return Err(refused(
+            StatusCode::BAD_REQUEST,
+            format!("`{key}` {text:?} is outside the years gati stores: from 0001-01-01 to 9999-12-31 (UTC)"),
+        ));
+    }
+    Ok(Some(parsed))
 }
 
 /// A non-empty parameter.
@@ -166,14 +192,19 @@ fn day_range(days: u64, given_range: Range) -> Result<DayRange, Refused> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let today = DateTime::from_timestamp(now.as_secs() as i64, 0).map_or(NaiveDate::MIN, |t| t.date_naive());
     let midnight = |d: NaiveDate| format!("{}T00:00:00.000000Z", d.format("%Y-%m-%d"));
-    let day_of = |t: &str| NaiveDate::parse_from_str(&t[..10], "%Y-%m-%d").unwrap_or(today);
+    // Stored timestamps (`instant`) start with a four-digit year.
+    let day_of = |t: &str| t.get(..10).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()).unwrap_or(today);
+    let too_early = || refused(StatusCode::BAD_REQUEST, "a timeline starts on 0001-01-01 at the earliest".into());
     let until = given_range.until.clone().unwrap_or_else(|| midnight(today + Days::new(1)));
     // The last bucket is the day of the range's last instant.
     let last = match until.ends_with("T00:00:00.000000Z") {
-        true => day_of(&until) - Days::new(1),
+        true => day_of(&until).checked_sub_days(Days::new(1)).ok_or_else(too_early)?,
         false => day_of(&until),
     };
-    let since = given_range.since.clone().unwrap_or_else(|| midnight(last - Days::new(days - 1)));
+    let since = match given_range.since.clone() {
+        Some(since) => since,
+        None => midnight(last.checked_sub_days(Days::new(days - 1)).ok_or_else(too_early)?),
+    };
     let first = day_of(&since);
     if (last - first).num_days() as u64 >= MAX_DAYS {
         return Err(refused(StatusCode::BAD_REQUEST, format!("a timeline spans at most {MAX_DAYS} days")));
