@@ -7,27 +7,21 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use chrono::{DateTime, Days, NaiveDate};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{blocking, error, given, range, refused, respond, App, Refused};
+use super::{
+    blocking, error, given,
+    params::{DayRange, DaysQuery, RangeQuery, TimeRange},
+    respond, App,
+};
 use crate::{
     model::{
         AgentComparison, AgentMetrics, CostPoint, DayPoint, ErrorBody, MetricsSummary, ModelCost, Summary, TokensPoint,
         TopAgentByCost, TopAgentByRuns,
     },
-    store::{Range, Totals},
+    store::Totals,
 };
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct RangeQuery {
-    /// Count what happened at or after this time (ISO 8601).
-    since: Option<String>,
-    /// Count what happened before this time (ISO 8601).
-    until: Option<String>,
-}
 
 /// Per-run averages, 0 without runs.
 fn per(value: f64, runs: i64) -> f64 {
@@ -41,11 +35,7 @@ fn per(value: f64, runs: i64) -> f64 {
 /// Our totals: agents, runs, events, tokens, cost, errors and run time.
 #[utoipa::path(get, path = "/api/summary", tag = "metrics", params(RangeQuery),
     responses((status = 200, body = Summary), (status = 400, body = ErrorBody)))]
-pub async fn summary(State(app): State<App>, Query(q): Query<RangeQuery>) -> Response {
-    let range = match range(&q.since, &q.until) {
-        Ok(range) => range,
-        Err(response) => return *response,
-    };
+pub async fn summary(State(app): State<App>, TimeRange(range): TimeRange) -> Response {
     let store = app.store;
     respond(
         blocking(move || {
@@ -92,11 +82,7 @@ fn add(total: &mut Totals, t: &Totals) {
 /// 0.0.3's global metrics: totals, averages per run, and the top 5 agents by cost and by runs.
 #[utoipa::path(get, path = "/api/metrics/summary", tag = "metrics", params(RangeQuery),
     responses((status = 200, body = MetricsSummary), (status = 400, body = ErrorBody)))]
-pub async fn metrics_summary(State(app): State<App>, Query(q): Query<RangeQuery>) -> Response {
-    let range = match range(&q.since, &q.until) {
-        Ok(range) => range,
-        Err(response) => return *response,
-    };
+pub async fn metrics_summary(State(app): State<App>, TimeRange(range): TimeRange) -> Response {
     let store = app.store;
     respond(
         blocking(move || {
@@ -149,11 +135,7 @@ pub async fn metrics_summary(State(app): State<App>, Query(q): Query<RangeQuery>
 #[utoipa::path(get, path = "/api/agents/{name}/metrics", tag = "agents",
     params(("name" = String, Path), RangeQuery),
     responses((status = 200, body = AgentMetrics), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn agent_metrics(State(app): State<App>, Path(name): Path<String>, Query(q): Query<RangeQuery>) -> Response {
-    let range = match range(&q.since, &q.until) {
-        Ok(range) => range,
-        Err(response) => return *response,
-    };
+pub async fn agent_metrics(State(app): State<App>, Path(name): Path<String>, TimeRange(range): TimeRange) -> Response {
     let store = app.store;
     let agent = name.clone();
     let result = blocking(move || {
@@ -192,58 +174,15 @@ pub async fn agent_metrics(State(app): State<App>, Path(name): Path<String>, Que
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct TimelineQuery {
-    /// The last N UTC days, today included: 1-365 (default 30).
-    #[param(value_type = Option<u32>)]
-    days: Option<String>,
-    /// From this time instead (ISO 8601); its day is the first bucket.
-    since: Option<String>,
-    /// Until this time instead (ISO 8601, exclusive).
-    until: Option<String>,
+pub struct AgentQuery {
     /// Only this agent's events.
     agent: Option<String>,
 }
 
-/// At most this many daily buckets (ten years).
-const MAX_DAYS: u64 = 3660;
-
-/// The range a timeline covers, and its first and last UTC day.
-fn timeline_range(q: &TimelineQuery) -> Result<(Range, String, String), Refused> {
-    let days = match given(&q.days) {
-        None => 30,
-        Some(text) => match text.parse::<u64>() {
-            Ok(days @ 1..=365) => days,
-            _ => {
-                let message = format!("`days` must be an integer from 1 to 365, got {text:?}");
-                return Err(refused(StatusCode::UNPROCESSABLE_ENTITY, message));
-            }
-        },
-    };
-    let given_range = range(&q.since, &q.until)?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let today = DateTime::from_timestamp(now.as_secs() as i64, 0).map_or(NaiveDate::MIN, |t| t.date_naive());
-    let midnight = |d: NaiveDate| format!("{}T00:00:00.000000Z", d.format("%Y-%m-%d"));
-    let day_of = |t: &str| NaiveDate::parse_from_str(&t[..10], "%Y-%m-%d").unwrap_or(today);
-    let until = given_range.until.clone().unwrap_or_else(|| midnight(today + Days::new(1)));
-    // The last bucket is the day of the range's last instant.
-    let last = match until.ends_with("T00:00:00.000000Z") {
-        true => day_of(&until) - Days::new(1),
-        false => day_of(&until),
-    };
-    let since = given_range.since.clone().unwrap_or_else(|| midnight(last - Days::new(days - 1)));
-    let first = day_of(&since);
-    if (last - first).num_days() as u64 >= MAX_DAYS {
-        return Err(refused(StatusCode::BAD_REQUEST, format!("a timeline spans at most {MAX_DAYS} days")));
-    }
-    let fmt = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
-    Ok((Range { since: Some(since), until: Some(until) }, fmt(first), fmt(last.max(first))))
-}
-
-async fn days(app: App, q: TimelineQuery) -> Result<Vec<crate::store::Day>, Response> {
-    let (range, first, last) = timeline_range(&q).map_err(|e| *e)?;
+async fn days(app: App, q: AgentQuery, days: DayRange) -> Result<Vec<crate::store::Day>, Response> {
     let agent = given(&q.agent);
     let store = app.store;
-    blocking(move || store.days(&range, agent.as_deref(), &first, &last)).await
+    blocking(move || store.days(&days.range, agent.as_deref(), &days.first, &days.last)).await
 }
 
 fn midnight(date: &str) -> String {
@@ -252,14 +191,14 @@ fn midnight(date: &str) -> String {
 
 /// Cost per UTC day (by the events' own timestamps) with its running total; days without
 /// events are zeros.
-#[utoipa::path(get, path = "/api/metrics/cost-timeline", tag = "metrics", params(TimelineQuery), responses(
+#[utoipa::path(get, path = "/api/metrics/cost-timeline", tag = "metrics", params(DaysQuery, RangeQuery, AgentQuery), responses(
     (status = 200, body = [CostPoint]),
     (status = 400, body = ErrorBody),
     (status = 422, description = "`days` outside 1-365", body = ErrorBody),
 ))]
-pub async fn cost_timeline(State(app): State<App>, Query(q): Query<TimelineQuery>) -> Response {
+pub async fn cost_timeline(State(app): State<App>, Query(q): Query<AgentQuery>, range: DayRange) -> Response {
     let mut cumulative = 0.0;
-    respond(days(app, q).await.map(|days| {
+    respond(days(app, q, range).await.map(|days| {
         days.into_iter()
             .map(|d| {
                 cumulative += d.all.cost;
@@ -278,14 +217,14 @@ pub async fn cost_timeline(State(app): State<App>, Query(q): Query<TimelineQuery
 
 /// Tokens per UTC day (by the events' own timestamps) with running totals; days without events
 /// are zeros.
-#[utoipa::path(get, path = "/api/metrics/tokens-timeline", tag = "metrics", params(TimelineQuery), responses(
+#[utoipa::path(get, path = "/api/metrics/tokens-timeline", tag = "metrics", params(DaysQuery, RangeQuery, AgentQuery), responses(
     (status = 200, body = [TokensPoint]),
     (status = 400, body = ErrorBody),
     (status = 422, description = "`days` outside 1-365", body = ErrorBody),
 ))]
-pub async fn tokens_timeline(State(app): State<App>, Query(q): Query<TimelineQuery>) -> Response {
+pub async fn tokens_timeline(State(app): State<App>, Query(q): Query<AgentQuery>, range: DayRange) -> Response {
     let (mut tin, mut tout, mut total) = (0, 0, 0);
-    respond(days(app, q).await.map(|days| {
+    respond(days(app, q, range).await.map(|days| {
         days.into_iter()
             .map(|d| {
                 let t = d.all;
@@ -306,13 +245,13 @@ pub async fn tokens_timeline(State(app): State<App>, Query(q): Query<TimelineQue
 }
 
 /// Everything per UTC day, for charts: events, LLM calls, errors, runs started, cost, tokens.
-#[utoipa::path(get, path = "/api/metrics/timeline", tag = "metrics", params(TimelineQuery), responses(
+#[utoipa::path(get, path = "/api/metrics/timeline", tag = "metrics", params(DaysQuery, RangeQuery, AgentQuery), responses(
     (status = 200, body = [DayPoint]),
     (status = 400, body = ErrorBody),
     (status = 422, description = "`days` outside 1-365", body = ErrorBody),
 ))]
-pub async fn timeline(State(app): State<App>, Query(q): Query<TimelineQuery>) -> Response {
-    respond(days(app, q).await.map(|days| {
+pub async fn timeline(State(app): State<App>, Query(q): Query<AgentQuery>, range: DayRange) -> Response {
+    respond(days(app, q, range).await.map(|days| {
         days.into_iter()
             .map(|d| DayPoint {
                 timestamp: midnight(&d.date),
@@ -333,11 +272,7 @@ pub async fn timeline(State(app): State<App>, Query(q): Query<TimelineQuery>) ->
 /// Each agent's runs, cost and tokens side by side, highest cost first.
 #[utoipa::path(get, path = "/api/metrics/agents-comparison", tag = "metrics", params(RangeQuery),
     responses((status = 200, body = [AgentComparison]), (status = 400, body = ErrorBody)))]
-pub async fn agents_comparison(State(app): State<App>, Query(q): Query<RangeQuery>) -> Response {
-    let range = match range(&q.since, &q.until) {
-        Ok(range) => range,
-        Err(response) => return *response,
-    };
+pub async fn agents_comparison(State(app): State<App>, TimeRange(range): TimeRange) -> Response {
     let store = app.store;
     respond(blocking(move || store.agent_totals(&range, None)).await.map(|agents| {
         let mut rows: Vec<AgentComparison> = agents
@@ -366,21 +301,13 @@ pub struct ModelsQuery {
     agent: Option<String>,
     /// Only this run's calls.
     run_id: Option<String>,
-    /// Calls at or after this time (ISO 8601).
-    since: Option<String>,
-    /// Calls before this time (ISO 8601).
-    until: Option<String>,
 }
 
 /// The LLM calls per model: how many, their cost, tokens, average latency and errors, highest
 /// cost first.
-#[utoipa::path(get, path = "/api/metrics/models", tag = "metrics", params(ModelsQuery),
+#[utoipa::path(get, path = "/api/metrics/models", tag = "metrics", params(ModelsQuery, RangeQuery),
     responses((status = 200, body = [ModelCost]), (status = 400, body = ErrorBody)))]
-pub async fn models(State(app): State<App>, Query(q): Query<ModelsQuery>) -> Response {
-    let range = match range(&q.since, &q.until) {
-        Ok(range) => range,
-        Err(response) => return *response,
-    };
+pub async fn models(State(app): State<App>, Query(q): Query<ModelsQuery>, TimeRange(range): TimeRange) -> Response {
     let (agent, run_id) = (given(&q.agent), given(&q.run_id));
     let store = app.store;
     respond(blocking(move || store.models(&range, agent.as_deref(), run_id.as_deref())).await.map(|models| {

@@ -15,8 +15,9 @@ use crate::ingest;
 
 /// `PRAGMA user_version` of this schema: 1 once every event's metrics columns are filled, 2
 /// once every event is stored under its run's agent, 3 once totals, models and the search index
-/// are kept as events arrive.
-pub const SCHEMA_VERSION: i64 = 3;
+/// are kept as events arrive, 4 once event ids are never reused (the indexer's high-water mark
+/// relies on it) and the index folds case and diacritics beyond ASCII.
+pub const SCHEMA_VERSION: i64 = 4;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS agents (
@@ -54,8 +55,10 @@ CREATE TABLE IF NOT EXISTS runs (
     duration_ms     REAL GENERATED ALWAYS AS (DURATION_MS) VIRTUAL,
     status          TEXT GENERATED ALWAYS AS (STATUS) VIRTUAL
 );
+-- AUTOINCREMENT: an id freed by a delete is never given again, so every new event is above
+-- the search index's high-water mark (`search_index`).
 CREATE TABLE IF NOT EXISTS events (
-    id                INTEGER PRIMARY KEY,
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id          TEXT NOT NULL UNIQUE,
     run_id            TEXT NOT NULL REFERENCES runs(run_id),
     agent_name        TEXT NOT NULL REFERENCES agents(name),
@@ -113,7 +116,9 @@ CREATE INDEX IF NOT EXISTS runs_by_agent ON runs(agent_name, started_at);
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs(started_at);
 CREATE INDEX IF NOT EXISTS runs_by_name ON runs(run_name);
 CREATE INDEX IF NOT EXISTS runs_by_last_event ON runs(last_event_at);
-CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(text, content='', contentless_delete=1);
+CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
+    text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2'
+);
 CREATE TRIGGER IF NOT EXISTS events_fts_delete AFTER DELETE ON events
 WHEN old.id <= (SELECT indexed_up_to FROM search_index) BEGIN
     DELETE FROM events_fts WHERE rowid = old.id;
@@ -175,8 +180,7 @@ fn tables() -> String {
 pub fn open(conn: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > SCHEMA_VERSION {
-        // A newer gati's database: its schema is a superset we can read, but not one to touch.
-        return Ok(());
+        return Err(newer_schema(version));
     }
     let tx = conn.transaction()?;
     // An events table of an older version keeps its shape until version 3 rebuilds it; the
@@ -198,15 +202,19 @@ pub fn open(conn: &mut Connection) -> rusqlite::Result<()> {
         add_metrics(&tx)?;
     }
     if version < 2 {
-        super::attribute_to_runs(&tx)?;
+        super::write::attribute_to_runs(&tx)?;
     }
     if version < 3 {
         to_version_3(&tx)?;
+    } else if version == 3 {
+        to_version_4(&tx)?;
     }
     tx.execute_batch(INDEXES)?;
-    if version < 3 {
+    if version < 4 {
+        // The index anew, all of it, and the indexer told so: it goes on after the last event.
         tx.execute_batch(
-            "INSERT INTO events_fts(rowid, text) SELECT id, gati_search_text(data, attributes) FROM events",
+            "INSERT INTO events_fts(rowid, text) SELECT id, gati_search_text(data, attributes) FROM events;
+             UPDATE search_index SET indexed_up_to = (SELECT coalesce(max(id), 0) FROM events);",
         )?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -265,6 +273,7 @@ fn rebuild_events(tx: &Transaction) -> rusqlite::Result<()> {
     tx.execute_batch(&format!(
         "DROP INDEX IF EXISTS events_by_run;
          DROP INDEX IF EXISTS events_by_agent;
+         DROP INDEX IF EXISTS events_by_time;
          ALTER TABLE events RENAME TO events_before_v3;
          {}
          INSERT INTO events (event_id, run_id, agent_name, event_type, timestamp, parent_event_id, data,
@@ -279,7 +288,49 @@ fn rebuild_events(tx: &Transaction) -> rusqlite::Result<()> {
     ))
 }
 
-fn events_table() -> String {
+/// Version 4: the events table of version 3 copied, ids kept, into one whose ids are never
+/// reused; the search index made anew (its tokenizer folds diacritics now), by the caller;
+/// the runs without events gone.
+///
+/// In version 3, deleting the newest run freed its ids for the next events, which the
+/// indexer, past them already, never took in: the new index holds every event.
+fn to_version_4(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(&format!(
+        "DROP INDEX IF EXISTS events_by_run;
+         DROP INDEX IF EXISTS events_by_agent;
+         DROP INDEX IF EXISTS events_by_time;
+         ALTER TABLE events RENAME TO events_before_v4;
+         {}
+         INSERT INTO events (id, event_id, run_id, agent_name, event_type, timestamp, parent_event_id, data,
+                             previous_event_id, attributes, tokens_in, tokens_out, total_tokens, cost, duration_ms,
+                             error, model)
+         SELECT id, event_id, run_id, agent_name, event_type, timestamp, parent_event_id, data, previous_event_id,
+                attributes, tokens_in, tokens_out, total_tokens, cost, duration_ms, error, model
+         FROM events_before_v4 ORDER BY id;
+         DROP TABLE events_before_v4;
+         DROP TABLE IF EXISTS events_fts;
+         DELETE FROM runs WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.run_id = runs.run_id);",
+        events_table()
+    ))?;
+    // Version 3 made a run, and maybe an agent, of an event it then found to be a duplicate:
+    // they go, and the totals follow.
+    super::agents::forget_agents_without_runs(tx)?;
+    totals::recompute_all(tx)
+}
+
+/// The refusal to open a database a newer gati wrote: its schema may mean what this binary
+/// cannot know, and a write of ours could break it.
+fn newer_schema(version: i64) -> rusqlite::Error {
+    let message = format!(
+        "the database has schema version {version}, newer than the {SCHEMA_VERSION} of this gati-backend {}: \
+         a newer gati wrote it. Run that gati (or a newer one) on it, or point GATI_DATA_DIR at another \
+         directory to start afresh",
+        crate::VERSION
+    );
+    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN), Some(message))
+}
+
+pub(super) fn events_table() -> String {
     let tables = tables();
     let start = tables.find("CREATE TABLE IF NOT EXISTS events").expect("the events table is in TABLES");
     let end = start + tables[start..].find(");").expect("the events table ends") + 2;

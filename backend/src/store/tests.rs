@@ -263,3 +263,179 @@ fn a_search_finds_events_the_index_has_not_reached() {
     drop(store);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+fn search_ids(store: &Store, q: &str) -> Vec<String> {
+    let filter = EventFilter { text: Some(q.into()), ..Default::default() };
+    store.search(&filter, Page { limit: 100, offset: 0 }).unwrap().0.into_iter().map(|e| e.event_id).collect()
+}
+
+fn note(id: &str, run: &str, ts: &str, text: &str) -> Value {
+    event(id, run, "alpha", "tool_call", ts, serde_json::json!({ "note": text }))
+}
+
+#[test]
+fn an_event_stored_after_the_newest_run_is_deleted_is_found() {
+    let (dir, store) = temp_store("reuse");
+    ingest(&store, vec![note("a", "r1", "2026-01-31T12:00:00Z", "kept")]);
+    ingest(&store, vec![note("b", "r2", "2026-01-31T12:00:01Z", "gone"), note("c", "r2", "2026-01-31T12:00:02Z", "x")]);
+    store.catch_up().unwrap();
+    assert_eq!(store.delete_run("r2").unwrap(), 2);
+    // The ids r2 had are not given again: the indexer, past them, still takes the new event in.
+    ingest(&store, vec![note("q", "r3", "2026-01-31T12:00:03Z", "quokka")]);
+    assert_eq!(search_ids(&store, "quokka"), ["q"], "found before the index has it");
+    store.catch_up().unwrap();
+    assert_eq!(search_ids(&store, "quokka"), ["q"], "and from the index");
+    assert_eq!(store.health().unwrap(), 0);
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_phrase_matches_the_text_as_stored_folding_case_and_diacritics() {
+    let (dir, store) = temp_store("phrase");
+    ingest(
+        &store,
+        vec![
+            note("quote", "r1", "2026-01-31T12:00:00Z", r#"she said "hi" twice"#),
+            note("slash", "r1", "2026-01-31T12:00:01Z", r"C:\Users\émile\notes.txt"),
+            note("lines", "r1", "2026-01-31T12:00:02Z", "first line\nsecond line"),
+            note("name", "r1", "2026-01-31T12:00:03Z", "Émile Zola wrote ÇA"),
+        ],
+    );
+    for indexed in [false, true] {
+        if indexed {
+            store.catch_up().unwrap();
+        }
+        assert_eq!(search_ids(&store, r#"said "hi""#), ["quote"], "indexed: {indexed}");
+        assert_eq!(search_ids(&store, r"Users\émile"), ["slash"], "indexed: {indexed}");
+        assert_eq!(search_ids(&store, "line\nsecond"), ["lines"], "indexed: {indexed}");
+        assert_eq!(search_ids(&store, "émile zola"), ["name"], "indexed: {indexed}");
+        assert_eq!(search_ids(&store, "EMILE"), ["name", "slash"], "indexed: {indexed}");
+        assert_eq!(search_ids(&store, "wrote ça"), ["name"], "indexed: {indexed}");
+        // FTS5's syntax is text: never an error, and found where the text is.
+        for q in [r#"""#, "said \"hi", "NEAR(said hi)", "hi*", "-said", "note:said", "((said", "said)", "a OR b", "^"] {
+            let filter = EventFilter { text: Some(q.into()), ..Default::default() };
+            assert!(store.search(&filter, Page { limit: 10, offset: 0 }).is_ok(), "{q:?}");
+        }
+        assert_eq!(search_ids(&store, "\"hi\" twice"), ["quote"]);
+    }
+    assert_eq!(search::fold("ÉMILE Ǆ ﬁ"), "emile ǆ ﬁ");
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A database as version 3 left it: ids that deletes freed, an event the indexer skipped.
+#[test]
+fn version_3_becomes_4_with_every_event_indexed_and_ids_never_reused() {
+    let (dir, store) = temp_store("v3");
+    ingest(
+        &store,
+        vec![note("a", "r1", "2026-01-31T12:00:00Z", "wombat"), note("b", "r2", "2026-01-31T12:00:01Z", "emu")],
+    );
+    store.catch_up().unwrap();
+    let path = store.path.clone();
+    drop(store);
+    {
+        // Back to version 3's shape: a plain INTEGER PRIMARY KEY, the default tokenizer, and the
+        // bug's trace: the index's mark past an event it never took in.
+        let conn = Connection::open(&path).unwrap();
+        let v3_events = schema::events_table().replace(" AUTOINCREMENT", "");
+        conn.execute_batch(&format!(
+            "DROP TABLE events_fts;
+             CREATE VIRTUAL TABLE events_fts USING fts5(text, content='', contentless_delete=1);
+             INSERT INTO events_fts(rowid, text) SELECT id, 'wombat' FROM events WHERE event_id = 'a';
+             ALTER TABLE events RENAME TO old; {v3_events}
+             INSERT INTO events SELECT * FROM old; DROP TABLE old;
+             DELETE FROM sqlite_sequence;
+             UPDATE search_index SET indexed_up_to = 10;
+             INSERT INTO agents (name, first_seen, run_count, active_runs) VALUES ('phantom', '2026-01-31', 1, 1);
+             INSERT INTO runs (run_id, agent_name, first_seen) VALUES ('empty', 'phantom', '2026-01-31');
+             PRAGMA user_version = 3;"
+        ))
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.health().unwrap(), 0, "the index is whole and its mark at the last event");
+    assert_eq!(search_ids(&store, "emu"), ["b"], "the event version 3 never indexed");
+    assert_eq!(search_ids(&store, "wombat"), ["a"]);
+    assert!(matches!(store.find_run(None, "empty").unwrap(), Found::None), "a run without events goes");
+    assert_eq!(store.agents(Page { limit: 10, offset: 0 }).unwrap().1, 1, "and its agent");
+    let ids = |store: &Store| {
+        store
+            .with(|c| {
+                c.prepare("SELECT event_id, id FROM events ORDER BY id")?
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap()
+    };
+    let before = ids(&store);
+    assert_eq!(before.len(), 2);
+    store.delete_run("r2").unwrap();
+    ingest(&store, vec![note("c", "r3", "2026-01-31T12:00:02Z", "quokka")]);
+    let after = ids(&store);
+    assert!(after[1].1 > before[1].1, "a freed id is not given again: {before:?} {after:?}");
+    assert_eq!(search_ids(&store, "quokka"), ["c"]);
+    store.catch_up().unwrap();
+    assert_eq!(search_ids(&store, "quokka"), ["c"]);
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_database_of_a_newer_schema_is_refused_naming_both_versions() {
+    let (dir, store) = temp_store("newer");
+    let path = store.path.clone();
+    drop(store);
+    Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    let message = Store::open(&path).err().expect("refused").to_string();
+    assert!(
+        message.contains("schema version 99") && message.contains(&format!("the {}", schema::SCHEMA_VERSION)),
+        "{message}"
+    );
+    let version: i64 = Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, 99, "untouched");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_duplicate_under_a_new_run_creates_no_run_and_no_agent() {
+    let (dir, store) = temp_store("duplicate");
+    ingest(&store, vec![note("a", "r1", "2026-01-31T12:00:00Z", "first")]);
+    let mut again = note("a", "r2", "2026-01-31T12:00:01Z", "first");
+    again["agent_name"] = "phantom".into();
+    let mut start = event("a", "r3", "ghost", "agent_start", "2026-01-31T12:00:02Z", serde_json::json!({}));
+    start["run_name"] = "named".into();
+    assert_eq!(ingest(&store, vec![again.clone(), start, again]), (0, 3));
+    // Twice in one new batch: stored once, under one run.
+    assert_eq!(
+        ingest(
+            &store,
+            vec![note("b", "r4", "2026-01-31T12:00:03Z", "x"), note("b", "r5", "2026-01-31T12:00:03Z", "x")]
+        ),
+        (1, 1)
+    );
+    let (agents, total) = store.agents(Page { limit: 10, offset: 0 }).unwrap();
+    assert_eq!((total, agents[0].name.as_str(), agents[0].run_count, agents[0].event_count), (1, "alpha", 2, 2));
+    for run in ["r2", "r3", "r5"] {
+        assert!(matches!(store.find_run(None, run).unwrap(), Found::None), "{run}");
+    }
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_rename_or_delete_after_a_delete_says_the_run_is_gone() {
+    let (dir, store) = temp_store("gone");
+    ingest(&store, vec![note("a", "r1", "2026-01-31T12:00:00Z", "x"), note("b", "r2", "2026-01-31T12:00:00Z", "y")]);
+    assert_eq!(store.remove_run("r1").unwrap(), Some(1));
+    assert_eq!(store.remove_run("r1").unwrap(), None);
+    assert!(matches!(store.rename_run("r1", "new"), Err(RenameError::Gone)));
+    assert!(matches!(store.rename_run("r2", "new"), Ok(run) if run.run_name.as_deref() == Some("new")));
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
