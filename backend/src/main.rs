@@ -11,14 +11,17 @@
 //!     GATI_HOST       address to bind (default 127.0.0.1; 0.0.0.0 in the image)
 //!     GATI_ALLOWED_HOSTS
 //!                     more Host names to answer, comma-separated, for a backend published on
-//!                     purpose; loopback names and the compose service names (backend,
-//!                     dashboard, mcp-server) are always accepted, any other is refused (403)
+//!                     purpose; loopback names are always accepted, any other is refused (403)
+//!     GATI_CONTAINER_HOSTS
+//!                     the same, set by the image: its compose service name, `backend` (a
+//!                     native install answers no service name)
 //!     GATI_RETENTION_DAYS
 //!                     delete the runs whose last event is older than this many days, at start
 //!                     and then hourly (default: keep everything)
 //!
 //! It is a local service (gati_service::local_guard): writes need `Content-Type: application/json`,
-//! a foreign `Origin` is refused, and every error is JSON.
+//! a foreign `Origin` is refused, no answer may be framed, and every error is JSON. A DELETE or
+//! PATCH without a body needs no content type.
 
 mod api;
 mod docs;
