@@ -829,6 +829,121 @@ mod tests {
         assert_eq!(parse_batch(&big).unwrap_err().limit, Some(("limit_bytes", 16 * 1024 * 1024)));
     }
 
+    /// `{"d": {"d": ... 1}}`, `levels` objects deep.
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(Value::from(1), |inner, _| serde_json::json!({ "d": inner }))
+    }
+
+    #[test]
+    fn data_deeper_than_the_limit_is_refused_naming_it() {
+        let at_limit = event(serde_json::json!({"data": nested(DATA_DEPTH)}));
+        assert!(parse_batch(serde_json::json!({"events": [at_limit]}).to_string().as_bytes()).is_ok());
+        // A bare array leaves one level more for the event: the check after parsing finds it.
+        let good = event(serde_json::json!({}));
+        let deep = event(serde_json::json!({"data": nested(DATA_DEPTH + 1)}));
+        let err = refuse(serde_json::json!([good, deep]));
+        assert_eq!((err.status, err.field.as_deref(), err.index), (422, Some("data"), Some(1)), "{err:?}");
+        assert_eq!(err.limit, Some(("limit_depth", DATA_DEPTH)));
+        assert!(err.error.contains("33 deep") && err.error.contains("at most 32"), "{}", err.error);
+        // Other fields are answered as sent too.
+        let err = refuse(serde_json::json!([event(serde_json::json!({"extra": nested(DATA_DEPTH + 1)}))]));
+        assert_eq!((err.field.as_deref(), err.limit), (Some("extra"), Some(("limit_depth", DATA_DEPTH))));
+    }
+
+    #[test]
+    fn a_body_deeper_than_any_batch_is_refused_before_it_is_parsed() {
+        let wrapped = |levels: usize| {
+            let events = serde_json::json!([event(serde_json::json!({})), event(serde_json::json!({"data": nested(levels)}))]);
+            serde_json::json!({"first": [1, 2], "events": events}).to_string()
+        };
+        let err = parse_batch(wrapped(DATA_DEPTH + 1).as_bytes()).unwrap_err();
+        assert_eq!((err.status, err.index, err.limit), (422, Some(1), Some(("limit_depth", DATA_DEPTH))), "{err:?}");
+        // Far past serde_json's recursion limit of 128, and a million levels: never parsed.
+        for levels in [200, 1_000_000] {
+            let body = format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+            let err = parse_batch(body.as_bytes()).unwrap_err();
+            assert_eq!((err.status, err.index), (422, Some(0)), "{err:?}");
+            assert!(err.error.contains("more than 35 deep"), "{}", err.error);
+        }
+        // Brackets inside strings do not count.
+        let text = event(serde_json::json!({"data": {"prompt": "[[[[{{{{\\\"".repeat(50)}}));
+        assert!(parse_batch(serde_json::json!([text]).to_string().as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn numbers_no_total_can_hold_are_refused_naming_field_value_and_limit() {
+        let cases = [
+            (serde_json::json!({"data": {"tokens_in": -5}}), "data.tokens_in", "-5", "limit_tokens"),
+            (serde_json::json!({"data": {"usage": {"prompt_tokens": 9223372036854775808u64}}}),
+             "data.usage.prompt_tokens", "9223372036854775808", "limit_tokens"),
+            (serde_json::json!({"tokens_out": 1e19}), "tokens_out", "1e+19", "limit_tokens"),
+            (serde_json::json!({"data": {"tokens": "99999999999999999999"}}), "data.tokens", "99999999999999999999",
+             "limit_tokens"),
+            (serde_json::json!({"data": {"cost": -0.5}}), "data.cost", "-0.5", "limit_cost"),
+            (serde_json::json!({"cost": 1e300}), "cost", "1e+300", "limit_cost"),
+            (serde_json::json!({"data": {"latency_ms": 1e20}}), "data.latency_ms", "1e+20", "limit_duration_ms"),
+        ];
+        for (overrides, field, value, limit) in cases {
+            let err = refuse(serde_json::json!([event(overrides.clone())]));
+            assert_eq!((err.status, err.field.as_deref(), err.index), (422, Some(field), Some(0)), "{overrides}");
+            assert_eq!(err.limit.map(|l| l.0), Some(limit), "{overrides}");
+            assert!(err.error.contains(value), "{overrides}: {}", err.error);
+        }
+        for text in ["NaN", "inf", "-Infinity"] {
+            let err = refuse(serde_json::json!([event(serde_json::json!({"data": {"cost": text}}))]));
+            assert!(err.error.contains("not a finite number"), "{}", err.error);
+        }
+        let max = i64::MAX;
+        let err = refuse(serde_json::json!([event(serde_json::json!({"data": {"tokens_in": max, "tokens_out": 1}}))]));
+        assert_eq!((err.field.as_deref(), err.limit), (Some("total_tokens"), Some(("limit_tokens", max as usize))));
+    }
+
+    #[test]
+    fn numbers_at_the_limits_are_stored_exactly() {
+        let parsed = |overrides: Value| parse_batch(serde_json::json!([event(overrides)]).to_string().as_bytes());
+        let m = parsed(serde_json::json!({"data": {"tokens_in": i64::MAX}})).unwrap()[0].metrics.clone();
+        assert_eq!((m.tokens_in, m.total_tokens), (Some(i64::MAX), Some(i64::MAX)));
+        // Past 2^53 a float is not exact: the integer is read as one.
+        let m = parsed(serde_json::json!({"data": {"tokens": 9007199254740993i64}})).unwrap()[0].metrics.clone();
+        assert_eq!(m.total_tokens, Some(9007199254740993));
+        let m = parsed(serde_json::json!({"data": {"tokens": "12", "cost": "0.25", "latency_ms": 2.5}})).unwrap()[0]
+            .metrics
+            .clone();
+        assert_eq!((m.total_tokens, m.cost, m.duration_ms), (Some(12), Some(0.25), Some(2.5)));
+        let m = parsed(serde_json::json!({"data": {"tokens": 12.6, "cost": MAX_COST}})).unwrap()[0].metrics.clone();
+        assert_eq!((m.total_tokens, m.cost), (Some(13), Some(MAX_COST)));
+        // A clock that stepped back: no duration, the event kept.
+        let m = parsed(serde_json::json!({"data": {"latency_ms": -0.3}})).unwrap()[0].metrics.clone();
+        assert_eq!(m.duration_ms, None);
+        // What is no number is no metric: a list of tokens, a word.
+        let m = parsed(serde_json::json!({"data": {"tokens": ["a", "b"], "cost": "free"}})).unwrap()[0].metrics.clone();
+        assert_eq!((m.total_tokens, m.cost), (None, None));
+    }
+
+    #[test]
+    fn stored_events_are_read_leniently() {
+        // An older gati stored these: the migration leaves out what ingest now refuses.
+        let data = serde_json::json!({"tokens_in": -5, "tokens_out": 3, "cost": "NaN"});
+        let m = metrics("llm_call", &Map::new(), data.as_object().unwrap());
+        assert_eq!((m.tokens_in, m.tokens_out, m.cost), (None, Some(3), None));
+    }
+
+    #[test]
+    fn far_timestamps_are_refused_and_long_ones_cut_short_in_the_message() {
+        for far in ["0000-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "9999-12-31T00:00:00Z", "+10000-01-01T00:00:00"] {
+            let err = refuse(serde_json::json!([event(serde_json::json!({"timestamp": far}))]));
+            assert_eq!((err.status, err.field.as_deref()), (422, Some("timestamp")), "{far}");
+        }
+        let err = refuse(serde_json::json!([event(serde_json::json!({"timestamp": 1e20}))]));
+        assert!(err.error.contains("must be a string"), "{}", err.error);
+        for near in ["1970-01-01T00:00:00Z", "9998-12-31T23:59:59.999999Z"] {
+            assert!(parse_batch(serde_json::json!([event(serde_json::json!({"timestamp": near}))]).to_string().as_bytes())
+                .is_ok());
+        }
+        let err = refuse(serde_json::json!([event(serde_json::json!({"timestamp": "x".repeat(1_000_000)}))]));
+        assert!(err.error.len() < 300, "{}", err.error.len());
+    }
+
     #[test]
     fn timestamps_are_normalized_to_utc_micros() {
         let cases = [

@@ -308,3 +308,51 @@ pub fn run_span(tx: &Transaction, run_id: &str) -> rusqlite::Result<Option<(Stri
     tx.prepare_cached("SELECT min(timestamp), max(timestamp) FROM events WHERE run_id = ?1")?
         .query_row([run_id], |r| Ok(r.get::<_, Option<String>>(0)?.zip(r.get::<_, Option<String>>(1)?)))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use crate::{
+        ingest::{parse_batch, BatchError},
+        store::{Page, Store},
+    };
+
+    fn batch(id: &str, agent: &str, data: Value) -> Vec<crate::ingest::Event> {
+        let e = json!({"event_id": id, "run_id": format!("run-{id}"), "agent_name": agent, "event_type": "llm_call",
+                       "timestamp": "2026-01-31T12:00:00Z", "data": data});
+        parse_batch(json!([e]).to_string().as_bytes()).unwrap()
+    }
+
+    fn tokens(store: &Store) -> Vec<(String, i64, i64)> {
+        let (agents, _) = store.agents(Page { limit: 100, offset: 0 }).unwrap();
+        agents.into_iter().map(|a| (a.name, a.event_count, a.tokens_in)).collect()
+    }
+
+    #[test]
+    fn a_batch_that_would_overflow_a_total_is_refused_whole_and_nothing_changes() {
+        let dir = std::env::temp_dir().join(format!("gati-totals-overflow-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("gati.db")).unwrap();
+        let near = i64::MAX - 10;
+        store.ingest(batch("a", "big", json!({"tokens_in": near}))).unwrap();
+        let before = tokens(&store);
+        assert_eq!(before, vec![("big".to_string(), 1, near)]);
+        // Past i64 in the same agent, in another agent (the metrics sum over agents), and in
+        // one batch of two events that each fit.
+        let mut two = batch("c", "big", json!({"tokens_in": 6}));
+        two.extend(batch("d", "big", json!({"tokens_in": 5})));
+        for refused in [batch("b", "big", json!({"tokens_in": 11})), batch("x", "other", json!({"tokens_in": 11})), two]
+        {
+            let err = store.ingest(refused).unwrap_err();
+            let err = BatchError::from_store(&err).unwrap_or_else(|| panic!("not a refusal: {err}"));
+            assert_eq!((err.status, err.field.as_deref()), (422, Some("tokens_in")), "{err:?}");
+            assert!(err.error.contains(&i64::MAX.to_string()) && err.error.contains("11"), "{}", err.error);
+            assert_eq!(tokens(&store), before, "nothing of a refused batch is stored");
+        }
+        store.ingest(batch("e", "big", json!({"tokens_in": 10}))).unwrap();
+        assert_eq!(tokens(&store), vec![("big".to_string(), 2, i64::MAX)]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
