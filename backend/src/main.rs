@@ -24,6 +24,8 @@ mod api;
 mod docs;
 mod ingest;
 mod model;
+#[cfg(test)]
+mod properties;
 mod store;
 mod trace;
 
