@@ -5,6 +5,7 @@
 //! (Python's naive `utcnow().isoformat()`), `parent_event_id`, `previous_event_id`, `data`, and
 //! for some types more top-level fields (`model`, `tokens_in`, `tokens_out`, `cost`, ...).
 
+use gati_service::limits::DATA_DEPTH;
 use serde_json::{Map, Value};
 
 /// Bodies above this are refused with 413 before they are parsed: 16 MiB.
@@ -85,10 +86,75 @@ impl BatchError {
     }
 }
 
+/// A batch whose token counts would take a total past what it can hold. Every total is a sum
+/// of events' counts, so each fits if the sum over every event stored does: that is checked in
+/// the batch's own transaction, before anything is added, and the batch is refused whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TotalTooLarge {
+    /// `tokens_in`, `tokens_out` or `total_tokens`.
+    pub field: &'static str,
+    /// The total of every stored event, and what the batch would add to it.
+    pub stored: i128,
+    pub added: i128,
+}
+
+impl std::fmt::Display for TotalTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}`: the batch adds {} to the {} stored, a total of {}, past {}, the largest total gati can hold; \
+             nothing of the batch was stored",
+            self.field,
+            self.added,
+            self.stored,
+            self.stored + self.added,
+            i64::MAX
+        )
+    }
+}
+
+impl std::error::Error for TotalTooLarge {}
+
+impl From<TotalTooLarge> for rusqlite::Error {
+    fn from(e: TotalTooLarge) -> Self {
+        rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+    }
+}
+
+impl BatchError {
+    /// The refusal a failed write of a batch means, if it was refused for what it holds (and
+    /// not for a failure of the database).
+    pub fn from_store(e: &rusqlite::Error) -> Option<BatchError> {
+        let rusqlite::Error::ToSqlConversionFailure(e) = e else { return None };
+        let e = e.downcast_ref::<TotalTooLarge>()?;
+        Some(BatchError {
+            field: Some(e.field.into()),
+            limit: Some(("limit_total", i64::MAX as usize)),
+            ..BatchError::new(422, e.to_string())
+        })
+    }
+}
+
 /// Accepts `{"events": [...]}` (what the gati SDKs send) or a bare array of events.
 pub fn parse_batch(body: &[u8]) -> Result<Vec<Event>, BatchError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(BatchError::too_large(body.len()));
+    }
+    // Before any Value is built: serde_json would recurse once per level (up to its own limit
+    // of 128) and every Value built would be dropped the same way.
+    if let Some(deep) = too_deep(body, BODY_DEPTH) {
+        let at = deep.event.map_or(String::new(), |i| format!(" in event {i}"));
+        return Err(BatchError {
+            index: deep.event,
+            limit: Some(("limit_depth", DATA_DEPTH)),
+            ..BatchError::new(
+                422,
+                format!(
+                    "the body nests arrays and objects more than {BODY_DEPTH} deep{at}: an event's `data`, and each \
+                     of its other fields, may nest at most {DATA_DEPTH} deep"
+                ),
+            )
+        });
     }
     let value: Value =
         serde_json::from_slice(body).map_err(|e| BatchError::new(400, format!("body is not valid JSON: {e}")))?;
@@ -117,10 +183,108 @@ pub fn parse_batch(body: &[u8]) -> Result<Vec<Event>, BatchError> {
     events.iter().enumerate().map(|(i, e)| parse_event(i, e)).collect()
 }
 
+/// How deep a body may nest: `{"events": [` and the event object around each field.
+const BODY_DEPTH: usize = DATA_DEPTH + 3;
+
+/// Where a body nests deeper than allowed: the event it is in, if the body is a batch.
+#[derive(Debug, PartialEq)]
+struct TooDeep {
+    event: Option<usize>,
+}
+
+/// Whether JSON text nests arrays and objects deeper than `limit`, read byte by byte (no
+/// recursion, nothing built). Text that is not JSON may be misread; the parser refuses it next.
+fn too_deep(body: &[u8], limit: usize) -> Option<TooDeep> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    // The events are the items of the top-level array, or of the `events` array inside the
+    // top-level object: counted by the commas at that level while it is open.
+    let mut events: Option<(usize, usize)> = None; // (its depth, the event being read)
+    let mut events_done = false;
+    let (mut key_start, mut key): (usize, &[u8]) = (0, b"");
+    for (at, &b) in body.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => {
+                    in_string = false;
+                    if depth == 1 {
+                        key = &body[key_start..at];
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = true;
+                key_start = at + 1;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(TooDeep { event: events.map(|(_, event)| event) });
+                }
+                let is_events = (depth == 1 && b == b'[') || (depth == 2 && b == b'[' && key == b"events");
+                if is_events && events.is_none() && !events_done {
+                    events = Some((depth, 0));
+                }
+            }
+            b']' | b'}' => {
+                if events.is_some_and(|(level, _)| level == depth) {
+                    (events, events_done) = (None, true);
+                }
+                depth = depth.saturating_sub(1);
+            }
+            b',' => {
+                if let Some((level, event)) = &mut events {
+                    if *level == depth {
+                        *event += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// How deep a value nests arrays and objects (a number is 0, `{}` and `[1]` are 1), without
+/// recursion.
+pub fn depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 1usize)];
+    while let Some((value, level)) = stack.pop() {
+        match value {
+            Value::Array(items) => stack.extend(items.iter().map(|v| (v, level + 1))),
+            Value::Object(object) => stack.extend(object.values().map(|v| (v, level + 1))),
+            _ => continue,
+        }
+        deepest = deepest.max(level);
+    }
+    deepest
+}
+
 fn parse_event(index: usize, value: &Value) -> Result<Event, BatchError> {
     let Value::Object(object) = value else {
         return Err(BatchError::at(index, "event", "each event must be a JSON object"));
     };
+    // Each field is answered as it was sent, `data` inside a trace too: none may nest deeper
+    // than what every reader of the answers can take (gati_service::limits).
+    for (field, value) in object {
+        let depth = depth(value);
+        if depth > DATA_DEPTH {
+            return Err(BatchError {
+                limit: Some(("limit_depth", DATA_DEPTH)),
+                ..BatchError::at(
+                    index,
+                    field,
+                    format!("`{}` nests arrays and objects {depth} deep; at most {DATA_DEPTH} are stored", shown(field)),
+                )
+            });
+        }
+    }
     let text = |field: &str| required_text(index, object, field);
     let optional = |field: &str| match object.get(field) {
         None | Some(Value::Null) => Ok(None),
@@ -138,7 +302,10 @@ fn parse_event(index: usize, value: &Value) -> Result<Event, BatchError> {
     let attributes: std::collections::BTreeMap<&str, &Value> =
         object.iter().filter(|(k, _)| !EVENT_FIELDS.contains(&k.as_str())).map(|(k, v)| (k.as_str(), v)).collect();
     let event_type = text("event_type")?;
-    let metrics = metrics(&event_type, object, data);
+    let metrics = read_metrics(&event_type, object, data, Reading::Strict).map_err(|bad| BatchError {
+        limit: bad.limit,
+        ..BatchError::at(index, &bad.field, bad.message)
+    })?;
     let model = model(object, data);
     Ok(Event {
         // The 0.0.3 SDK always sends one; without it, the same event sent twice gets the same id.
@@ -150,13 +317,7 @@ fn parse_event(index: usize, value: &Value) -> Result<Event, BatchError> {
         run_name: optional("run_name")?,
         agent_name: text("agent_name")?,
         event_type,
-        timestamp: normalize_timestamp(&timestamp).ok_or_else(|| {
-            BatchError::at(
-                index,
-                "timestamp",
-                format!("`timestamp` {timestamp:?} is not an ISO 8601 date-time like 2026-01-31T12:00:00Z"),
-            )
-        })?,
+        timestamp: stored_timestamp(&timestamp).map_err(|why| BatchError::at(index, "timestamp", why))?,
         parent_event_id: optional("parent_event_id")?,
         previous_event_id: optional("previous_event_id")?,
         data: serde_json::to_string(data).expect("a JSON object is written"),
@@ -164,6 +325,34 @@ fn parse_event(index: usize, value: &Value) -> Result<Event, BatchError> {
         metrics,
         model,
     })
+}
+
+/// The earliest and latest times stored: SQLite's date functions end at 9999-12-31 (the day
+/// after it is NULL) and nothing an agent did happened before 1970.
+const FIRST_YEAR: i32 = 1970;
+const LAST_YEAR: i32 = 9998;
+
+/// A timestamp as stored, or why it cannot be.
+fn stored_timestamp(sent: &str) -> Result<String, String> {
+    let Some(stored) = normalize_timestamp(sent) else {
+        return Err(format!("`timestamp` {} is not an ISO 8601 date-time like 2026-01-31T12:00:00Z", shown(sent)));
+    };
+    match stored.get(..4).and_then(|year| year.parse::<i32>().ok()) {
+        Some(FIRST_YEAR..=LAST_YEAR) => Ok(stored),
+        _ => Err(format!(
+            "`timestamp` {} is outside the years {FIRST_YEAR} to {LAST_YEAR} that gati stores",
+            shown(sent)
+        )),
+    }
+}
+
+/// A value sent, quoted for an error message, cut short if it is long.
+fn shown(text: &str) -> String {
+    const SHOWN: usize = 80;
+    match text.char_indices().nth(SHOWN) {
+        None => format!("{text:?}"),
+        Some((end, _)) => format!("{:?}... ({} bytes)", &text[..end], text.len()),
+    }
 }
 
 /// Where token counts may be, most specific first: `data` itself, the usage objects of the
@@ -187,8 +376,72 @@ const TOKENS_TOTAL: [&str; 3] = ["total_tokens", "tokens", "total_token_count"];
 const COST: [&str; 2] = ["cost", "cost_usd"];
 const DURATION: [&str; 4] = ["duration_ms", "latency_ms", "total_duration_ms", "elapsed_ms"];
 
-/// The tokens, cost, duration and error status an event reports, in any spelling we know.
+/// The most one event may cost, in dollars: no real price comes near it, and the sum of any
+/// number of such costs stays a finite number.
+pub const MAX_COST: f64 = 1e12;
+/// The longest one event may last, in milliseconds: about 317 years.
+pub const MAX_DURATION_MS: f64 = 1e13;
+
+/// How metrics are read: at ingest, a value under a metric's key that is no count, price or
+/// duration gati can add up is refused; in events an older gati stored, it is left out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Reading {
+    Strict,
+    Lenient,
+}
+
+/// A metric a batch cannot be stored with: where, why, and the limit it passed.
+#[derive(Debug)]
+struct BadMetric {
+    field: String,
+    message: String,
+    limit: Option<(&'static str, usize)>,
+}
+
+/// What a metric's value is read as.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Tokens,
+    Cost,
+    Duration,
+}
+
+/// A metric's value as sent: an integer kept exact, or a float.
+#[derive(Debug, Clone, Copy)]
+enum Sent {
+    Integer(i128),
+    Float(f64),
+}
+
+impl Sent {
+    /// As a token count (`metric` has checked that it is one).
+    fn count(self) -> i64 {
+        match self {
+            Sent::Integer(i) => i64::try_from(i).unwrap_or(i64::MAX),
+            Sent::Float(f) => f.round() as i64,
+        }
+    }
+
+    fn float(self) -> f64 {
+        match self {
+            Sent::Integer(i) => i as f64,
+            Sent::Float(f) => f,
+        }
+    }
+}
+
+/// The tokens, cost, duration and error status an event reports, in any spelling we know
+/// (values that are no count, price or duration left out).
 pub fn metrics(event_type: &str, top: &Map<String, Value>, data: &Map<String, Value>) -> Metrics {
+    read_metrics(event_type, top, data, Reading::Lenient).unwrap_or_default()
+}
+
+fn read_metrics(
+    event_type: &str,
+    top: &Map<String, Value>,
+    data: &Map<String, Value>,
+    reading: Reading,
+) -> Result<Metrics, BadMetric> {
     let place = |path: &[&str]| -> Option<&Map<String, Value>> {
         let (first, rest) = match path.split_first() {
             None => return Some(top),
@@ -197,33 +450,133 @@ pub fn metrics(event_type: &str, top: &Map<String, Value>, data: &Map<String, Va
         };
         rest.iter().try_fold(first, |object, key| object.get(*key)?.as_object())
     };
-    let places: Vec<&Map<String, Value>> = TOKEN_PLACES.iter().filter_map(|p| place(p)).collect();
-    let count = |object: &Map<String, Value>, keys: &[&str]| keys.iter().find_map(|k| number(object.get(*k)?));
-    let tokens = |object: &Map<String, Value>| {
-        [count(object, &TOKENS_IN), count(object, &TOKENS_OUT), count(object, &TOKENS_TOTAL)]
-    };
-    let chosen = places
+    // Every place's counts are read (and so checked), then the first with a non-zero one wins.
+    let mut counts: Vec<[Option<i64>; 3]> = Vec::new();
+    for path in TOKEN_PLACES {
+        let Some(object) = place(path) else { continue };
+        let mut found = [None; 3];
+        for (slot, keys) in found.iter_mut().zip([&TOKENS_IN[..], &TOKENS_OUT[..], &TOKENS_TOTAL[..]]) {
+            for key in keys {
+                let Some(value) = object.get(*key) else { continue };
+                let n = metric(&field_name(path, key), value, Kind::Tokens, reading)?;
+                *slot = slot.or(n.map(Sent::count));
+            }
+        }
+        counts.push(found);
+    }
+    let chosen = counts
         .iter()
-        .map(|p| tokens(p))
-        .find(|t| t.iter().any(|n| n.is_some_and(|n| n != 0.0)))
-        .or_else(|| places.iter().map(|p| tokens(p)).find(|t| t.iter().any(Option::is_some)));
-    let [tokens_in, tokens_out, total] = chosen.unwrap_or_default().map(|n| n.map(|n| n.round() as i64));
-    let total_tokens = total.or(match (tokens_in, tokens_out) {
-        (None, None) => None,
-        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-    });
-    let first_nonzero = |keys: &[&str]| {
-        let values: Vec<f64> =
-            [data, top].iter().flat_map(|o| keys.iter().filter_map(|k| number(o.get(*k)?))).collect();
-        values.iter().copied().find(|v| *v != 0.0).or(values.first().copied())
+        .find(|t| t.iter().any(|n| n.is_some_and(|n| n != 0)))
+        .or_else(|| counts.iter().find(|t| t.iter().any(Option::is_some)));
+    let [tokens_in, tokens_out, total] = chosen.copied().unwrap_or_default();
+    let total_tokens = match (total, tokens_in, tokens_out) {
+        (Some(total), _, _) => Some(total),
+        (None, None, None) => None,
+        (None, a, b) => match a.unwrap_or(0).checked_add(b.unwrap_or(0)) {
+            Some(sum) => Some(sum),
+            None if reading == Reading::Lenient => None,
+            None => {
+                return Err(BadMetric {
+                    field: "total_tokens".into(),
+                    message: format!(
+                        "tokens in ({}) and out ({}) add up to more than {}, the largest token count gati can hold",
+                        a.unwrap_or(0),
+                        b.unwrap_or(0),
+                        i64::MAX
+                    ),
+                    limit: Some(("limit_tokens", i64::MAX as usize)),
+                })
+            }
+        },
     };
-    Metrics {
+    let first_nonzero = |keys: &[&str], kind: Kind| -> Result<Option<f64>, BadMetric> {
+        let mut values = Vec::new();
+        for (path, object) in [(&["data"][..], data), (&[][..], top)] {
+            for key in keys {
+                if let Some(value) = object.get(*key) {
+                    values.extend(metric(&field_name(path, key), value, kind, reading)?.map(Sent::float));
+                }
+            }
+        }
+        Ok(values.iter().copied().find(|v| *v != 0.0).or(values.first().copied()))
+    };
+    Ok(Metrics {
         tokens_in,
         tokens_out,
         total_tokens,
-        cost: first_nonzero(&COST),
-        duration_ms: first_nonzero(&DURATION),
+        cost: first_nonzero(&COST, Kind::Cost)?,
+        duration_ms: first_nonzero(&DURATION, Kind::Duration)?,
         error: is_error(event_type, top, data),
+    })
+}
+
+/// `data.usage.prompt_tokens`: where a metric was sent.
+fn field_name(path: &[&str], key: &str) -> String {
+    path.iter().chain([&key]).copied().collect::<Vec<_>>().join(".")
+}
+
+/// A metric's value (a number, or a string holding one), as a count (exact) or a float: `None`
+/// for what is no number at all (a list of tokens, a word). A number no total can hold is
+/// refused when `Strict`, left out when `Lenient`; so is a negative duration, always (a clock
+/// that stepped back between start and end).
+fn metric(field: &str, value: &Value, kind: Kind, reading: Reading) -> Result<Option<Sent>, BadMetric> {
+    let sent = match value {
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Sent::Integer(i.into()),
+            (_, Some(u), _) => Sent::Integer(u.into()),
+            (_, _, Some(f)) => Sent::Float(f),
+            _ => return Ok(None),
+        },
+        Value::String(s) => {
+            let s = s.trim();
+            match (s.parse::<i128>(), s.parse::<f64>()) {
+                (Ok(i), _) => Sent::Integer(i),
+                (_, Ok(f)) => Sent::Float(f),
+                _ => return Ok(None),
+            }
+        }
+        _ => return Ok(None),
+    };
+    let refuse = |why: String, limit: Option<(&'static str, usize)>| match reading {
+        Reading::Lenient => Ok(None),
+        Reading::Strict => {
+            Err(BadMetric { field: field.to_string(), message: format!("`{field}` is {}: {why}", sent_text(value)), limit })
+        }
+    };
+    let float = sent.float();
+    if float.is_nan() || float.is_infinite() {
+        return refuse("not a finite number".into(), None);
+    }
+    match kind {
+        Kind::Tokens => {
+            let limit = Some(("limit_tokens", i64::MAX as usize));
+            let whole = format!("a token count is a whole number from 0 to {}", i64::MAX);
+            match sent {
+                Sent::Integer(i) if i < 0 => refuse(whole, limit),
+                Sent::Integer(i) if i > i64::MAX as i128 => refuse(whole, limit),
+                // 2^63: the first float past i64::MAX.
+                Sent::Float(f) if f < 0.0 || f.round() >= 9_223_372_036_854_775_808.0 => refuse(whole, limit),
+                Sent::Integer(_) | Sent::Float(_) => Ok(Some(sent)),
+            }
+        }
+        Kind::Cost if float < 0.0 || float > MAX_COST => refuse(
+            format!("a cost is a number of dollars from 0 to {MAX_COST:e}"),
+            Some(("limit_cost", MAX_COST as usize)),
+        ),
+        Kind::Duration if float < 0.0 => Ok(None),
+        Kind::Duration if float > MAX_DURATION_MS => refuse(
+            format!("a duration is a number of milliseconds from 0 to {MAX_DURATION_MS:e} (about 317 years)"),
+            Some(("limit_duration_ms", MAX_DURATION_MS as usize)),
+        ),
+        Kind::Cost | Kind::Duration => Ok(Some(sent)),
+    }
+}
+
+/// A value sent, as an error message shows it.
+fn sent_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => shown(s),
+        other => shown(&other.to_string()).trim_matches('"').to_string(),
     }
 }
 
@@ -252,16 +605,6 @@ pub fn model(top: &Map<String, Value>, data: &Map<String, Value>) -> Option<Stri
         let name = object.get(*last)?.as_str()?.trim();
         (!name.is_empty() && name.len() <= MAX_ID_LEN).then(|| name.to_string())
     })
-}
-
-/// A number, or a string holding one; never negative or NaN.
-fn number(value: &Value) -> Option<f64> {
-    let n = match value {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse().ok()?,
-        _ => return None,
-    };
-    (n.is_finite() && n >= 0.0).then_some(n)
 }
 
 /// An event of an `*error` type, or whose status says "error" (the SDK writes it into `data`,
@@ -484,6 +827,121 @@ mod tests {
         assert_eq!(refuse(Value::Array(many)).limit, Some(("limit_events", MAX_EVENTS)));
         let big = vec![b' '; MAX_BODY_BYTES + 1];
         assert_eq!(parse_batch(&big).unwrap_err().limit, Some(("limit_bytes", 16 * 1024 * 1024)));
+    }
+
+    /// `{"d": {"d": ... 1}}`, `levels` objects deep.
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(Value::from(1), |inner, _| serde_json::json!({ "d": inner }))
+    }
+
+    #[test]
+    fn data_deeper_than_the_limit_is_refused_naming_it() {
+        let at_limit = event(serde_json::json!({"data": nested(DATA_DEPTH)}));
+        assert!(parse_batch(serde_json::json!({"events": [at_limit]}).to_string().as_bytes()).is_ok());
+        // A bare array leaves one level more for the event: the check after parsing finds it.
+        let good = event(serde_json::json!({}));
+        let deep = event(serde_json::json!({"data": nested(DATA_DEPTH + 1)}));
+        let err = refuse(serde_json::json!([good, deep]));
+        assert_eq!((err.status, err.field.as_deref(), err.index), (422, Some("data"), Some(1)), "{err:?}");
+        assert_eq!(err.limit, Some(("limit_depth", DATA_DEPTH)));
+        assert!(err.error.contains("33 deep") && err.error.contains("at most 32"), "{}", err.error);
+        // Other fields are answered as sent too.
+        let err = refuse(serde_json::json!([event(serde_json::json!({"extra": nested(DATA_DEPTH + 1)}))]));
+        assert_eq!((err.field.as_deref(), err.limit), (Some("extra"), Some(("limit_depth", DATA_DEPTH))));
+    }
+
+    #[test]
+    fn a_body_deeper_than_any_batch_is_refused_before_it_is_parsed() {
+        let wrapped = |levels: usize| {
+            let events = serde_json::json!([event(serde_json::json!({})), event(serde_json::json!({"data": nested(levels)}))]);
+            serde_json::json!({"first": [1, 2], "events": events}).to_string()
+        };
+        let err = parse_batch(wrapped(DATA_DEPTH + 1).as_bytes()).unwrap_err();
+        assert_eq!((err.status, err.index, err.limit), (422, Some(1), Some(("limit_depth", DATA_DEPTH))), "{err:?}");
+        // Far past serde_json's recursion limit of 128, and a million levels: never parsed.
+        for levels in [200, 1_000_000] {
+            let body = format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+            let err = parse_batch(body.as_bytes()).unwrap_err();
+            assert_eq!((err.status, err.index), (422, Some(0)), "{err:?}");
+            assert!(err.error.contains("more than 35 deep"), "{}", err.error);
+        }
+        // Brackets inside strings do not count.
+        let text = event(serde_json::json!({"data": {"prompt": "[[[[{{{{\\\"".repeat(50)}}));
+        assert!(parse_batch(serde_json::json!([text]).to_string().as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn numbers_no_total_can_hold_are_refused_naming_field_value_and_limit() {
+        let cases = [
+            (serde_json::json!({"data": {"tokens_in": -5}}), "data.tokens_in", "-5", "limit_tokens"),
+            (serde_json::json!({"data": {"usage": {"prompt_tokens": 9223372036854775808u64}}}),
+             "data.usage.prompt_tokens", "9223372036854775808", "limit_tokens"),
+            (serde_json::json!({"tokens_out": 1e19}), "tokens_out", "1e+19", "limit_tokens"),
+            (serde_json::json!({"data": {"tokens": "99999999999999999999"}}), "data.tokens", "99999999999999999999",
+             "limit_tokens"),
+            (serde_json::json!({"data": {"cost": -0.5}}), "data.cost", "-0.5", "limit_cost"),
+            (serde_json::json!({"cost": 1e300}), "cost", "1e+300", "limit_cost"),
+            (serde_json::json!({"data": {"latency_ms": 1e20}}), "data.latency_ms", "1e+20", "limit_duration_ms"),
+        ];
+        for (overrides, field, value, limit) in cases {
+            let err = refuse(serde_json::json!([event(overrides.clone())]));
+            assert_eq!((err.status, err.field.as_deref(), err.index), (422, Some(field), Some(0)), "{overrides}");
+            assert_eq!(err.limit.map(|l| l.0), Some(limit), "{overrides}");
+            assert!(err.error.contains(value), "{overrides}: {}", err.error);
+        }
+        for text in ["NaN", "inf", "-Infinity"] {
+            let err = refuse(serde_json::json!([event(serde_json::json!({"data": {"cost": text}}))]));
+            assert!(err.error.contains("not a finite number"), "{}", err.error);
+        }
+        let max = i64::MAX;
+        let err = refuse(serde_json::json!([event(serde_json::json!({"data": {"tokens_in": max, "tokens_out": 1}}))]));
+        assert_eq!((err.field.as_deref(), err.limit), (Some("total_tokens"), Some(("limit_tokens", max as usize))));
+    }
+
+    #[test]
+    fn numbers_at_the_limits_are_stored_exactly() {
+        let parsed = |overrides: Value| parse_batch(serde_json::json!([event(overrides)]).to_string().as_bytes());
+        let m = parsed(serde_json::json!({"data": {"tokens_in": i64::MAX}})).unwrap()[0].metrics.clone();
+        assert_eq!((m.tokens_in, m.total_tokens), (Some(i64::MAX), Some(i64::MAX)));
+        // Past 2^53 a float is not exact: the integer is read as one.
+        let m = parsed(serde_json::json!({"data": {"tokens": 9007199254740993i64}})).unwrap()[0].metrics.clone();
+        assert_eq!(m.total_tokens, Some(9007199254740993));
+        let m = parsed(serde_json::json!({"data": {"tokens": "12", "cost": "0.25", "latency_ms": 2.5}})).unwrap()[0]
+            .metrics
+            .clone();
+        assert_eq!((m.total_tokens, m.cost, m.duration_ms), (Some(12), Some(0.25), Some(2.5)));
+        let m = parsed(serde_json::json!({"data": {"tokens": 12.6, "cost": MAX_COST}})).unwrap()[0].metrics.clone();
+        assert_eq!((m.total_tokens, m.cost), (Some(13), Some(MAX_COST)));
+        // A clock that stepped back: no duration, the event kept.
+        let m = parsed(serde_json::json!({"data": {"latency_ms": -0.3}})).unwrap()[0].metrics.clone();
+        assert_eq!(m.duration_ms, None);
+        // What is no number is no metric: a list of tokens, a word.
+        let m = parsed(serde_json::json!({"data": {"tokens": ["a", "b"], "cost": "free"}})).unwrap()[0].metrics.clone();
+        assert_eq!((m.total_tokens, m.cost), (None, None));
+    }
+
+    #[test]
+    fn stored_events_are_read_leniently() {
+        // An older gati stored these: the migration leaves out what ingest now refuses.
+        let data = serde_json::json!({"tokens_in": -5, "tokens_out": 3, "cost": "NaN"});
+        let m = metrics("llm_call", &Map::new(), data.as_object().unwrap());
+        assert_eq!((m.tokens_in, m.tokens_out, m.cost), (None, Some(3), None));
+    }
+
+    #[test]
+    fn far_timestamps_are_refused_and_long_ones_cut_short_in_the_message() {
+        for far in ["0000-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "9999-12-31T00:00:00Z", "+10000-01-01T00:00:00"] {
+            let err = refuse(serde_json::json!([event(serde_json::json!({"timestamp": far}))]));
+            assert_eq!((err.status, err.field.as_deref()), (422, Some("timestamp")), "{far}");
+        }
+        let err = refuse(serde_json::json!([event(serde_json::json!({"timestamp": 1e20}))]));
+        assert!(err.error.contains("must be a string"), "{}", err.error);
+        for near in ["1970-01-01T00:00:00Z", "9998-12-31T23:59:59.999999Z"] {
+            assert!(parse_batch(serde_json::json!([event(serde_json::json!({"timestamp": near}))]).to_string().as_bytes())
+                .is_ok());
+        }
+        let err = refuse(serde_json::json!([event(serde_json::json!({"timestamp": "x".repeat(1_000_000)}))]));
+        assert!(err.error.len() < 300, "{}", err.error.len());
     }
 
     #[test]

@@ -28,6 +28,8 @@ mod docs;
 mod ingest;
 mod model;
 mod otlp;
+#[cfg(test)]
+mod properties;
 mod store;
 mod trace;
 

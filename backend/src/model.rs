@@ -177,6 +177,10 @@ pub struct Trace {
     pub total_tokens: i64,
     pub event_count: i64,
     pub error_count: i64,
+    /// How many steps below a root the tree nests at most (`gati_service::limits::TRACE_DEPTH`).
+    pub depth_limit: u32,
+    /// Some events are deeper than that: each is answered at `depth_limit`, marked.
+    pub depth_truncated: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -196,15 +200,19 @@ pub struct TraceNode {
     pub total_tokens: Option<i64>,
     pub model: Option<String>,
     pub error: bool,
-    /// 0 for a root.
+    /// 0 for a root; at most the trace's `depth_limit`.
     pub depth: u32,
-    /// This node and everything below it.
+    /// The event is deeper than `depth_limit` steps: it is answered at that depth, among the
+    /// children of its ancestor one step above (its own children beside it, also marked).
+    pub depth_truncated: bool,
+    /// This node and everything below it in the run, however deep (a truncated node's
+    /// descendants are counted here and shown beside it).
     pub subtree: Subtree,
     #[schema(no_recursion)]
     pub children: Vec<TraceNode>,
 }
 
-#[derive(Debug, Default, Clone, Serialize, ToSchema)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, ToSchema)]
 pub struct Subtree {
     pub events: i64,
     pub cost: f64,

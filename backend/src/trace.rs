@@ -4,46 +4,56 @@
 //! As in 0.0.3, an `agent_end` is a root (its SDKs give it the agent_start as parent): the run's
 //! last step beside its first, not inside it. An event whose parent is not in the run, or whose
 //! parent chain loops, is a root too. Each level is in time order (the events come in it).
+//!
+//! Whatever the client sent, the tree is built without recursion, in time linear in the events,
+//! and holds each event exactly once. It nests at most [`TRACE_DEPTH`] steps below a root, so
+//! that its JSON fits every reader's recursion limit (`gati_service::limits`): an event deeper
+//! than that is answered at that depth, among the children of its ancestor one step above, and
+//! marked `depth_truncated` (as the trace is).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
 
 use chrono::DateTime;
+use gati_service::limits::TRACE_DEPTH;
 use serde_json::Value;
 
 use crate::model::{Event, Run, Subtree, Trace, TraceNode};
 
 pub fn trace(run: &Run, events: &[Event]) -> Trace {
-    let index: HashMap<&str, usize> = events.iter().enumerate().map(|(i, e)| (e.event_id.as_str(), i)).collect();
-    let parent_of = |i: usize| -> Option<usize> {
-        let e = &events[i];
-        if e.event_type == "agent_end" {
-            return None;
+    let parents = parents(events);
+    let (order, depths) = breadth_first(&parents);
+    let subtrees = subtrees(events, &parents, &order);
+
+    // Where each event is answered: under its parent, or, deeper than the limit, under its
+    // ancestor one step above the limit (`holder`).
+    let mut holder: Vec<Option<usize>> = vec![None; events.len()];
+    let mut shown_parent: Vec<Option<usize>> = vec![None; events.len()];
+    for &i in &order {
+        if depths[i] + 1 == TRACE_DEPTH {
+            holder[i] = Some(i);
         }
-        let parent = *index.get(e.parent_event_id.as_deref()?)?;
-        (parent != i).then_some(parent)
-    };
-    // A parent chain that comes back to where it started: the event that closes it is a root.
-    let mut parents: Vec<Option<usize>> = (0..events.len()).map(parent_of).collect();
-    for start in 0..events.len() {
-        let mut seen = HashSet::from([start]);
-        let mut at = start;
-        while let Some(parent) = parents[at] {
-            if !seen.insert(parent) {
-                parents[at] = None;
-                break;
-            }
-            at = parent;
+        let Some(parent) = parents[i] else { continue };
+        if depths[i] >= TRACE_DEPTH {
+            holder[i] = holder[parent];
         }
+        shown_parent[i] = Some(if depths[i] > TRACE_DEPTH { holder[parent].unwrap_or(parent) } else { parent });
     }
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); events.len()];
+    let mut shown_children: Vec<Vec<usize>> = vec![Vec::new(); events.len()];
     let mut roots = Vec::new();
-    for (i, parent) in parents.iter().enumerate() {
+    for (i, parent) in shown_parent.iter().enumerate() {
         match parent {
-            Some(p) => children[*p].push(i),
+            Some(p) => shown_children[*p].push(i),
             None => roots.push(i),
         }
     }
-    let execution_tree = roots.into_iter().map(|i| node(events, &children, i, 0)).collect();
+    // Built from the deepest up: every event's children are built before it is.
+    let mut nodes: Vec<Option<TraceNode>> = (0..events.len()).map(|_| None).collect();
+    for &i in order.iter().rev() {
+        let children = shown_children[i].iter().filter_map(|c| nodes[*c].take()).collect();
+        nodes[i] = Some(node(&events[i], depths[i], subtrees[i], children));
+    }
+    let execution_tree: Vec<TraceNode> = roots.iter().filter_map(|r| nodes[*r].take()).collect();
+
     let start = events.iter().find(|e| e.event_type == "agent_start");
     let end = events.iter().rev().find(|e| e.event_type == "agent_end");
     let graph_structure = start
@@ -64,7 +74,108 @@ pub fn trace(run: &Run, events: &[Event]) -> Trace {
         total_tokens: run.total_tokens,
         event_count: run.event_count,
         error_count: run.error_count,
+        depth_limit: TRACE_DEPTH as u32,
+        depth_truncated: depths.iter().any(|d| *d > TRACE_DEPTH),
     }
+}
+
+/// Each event's parent in the tree: the event its `parent_event_id` names in the run, unless
+/// it is an agent_end, names itself, or closes a loop of parents.
+fn parents(events: &[Event]) -> Vec<Option<usize>> {
+    let index: HashMap<&str, usize> = events.iter().enumerate().map(|(i, e)| (e.event_id.as_str(), i)).collect();
+    let mut parents: Vec<Option<usize>> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            if e.event_type == "agent_end" {
+                return None;
+            }
+            let parent = *index.get(e.parent_event_id.as_deref()?)?;
+            (parent != i).then_some(parent)
+        })
+        .collect();
+    // Walks up from each event in time order, each event walked through once: a walk ends at a
+    // root, at an event an earlier walk went through (no loop is left there), or back at an
+    // event of its own, whose loop the event it came from closes: that one becomes a root.
+    const UNSEEN: usize = usize::MAX;
+    let mut walk = vec![UNSEEN; events.len()];
+    for start in 0..events.len() {
+        if walk[start] != UNSEEN {
+            continue;
+        }
+        walk[start] = start;
+        let mut at = start;
+        while let Some(parent) = parents[at] {
+            if walk[parent] == start {
+                parents[at] = None;
+                break;
+            }
+            if walk[parent] != UNSEEN {
+                break;
+            }
+            walk[parent] = start;
+            at = parent;
+        }
+    }
+    parents
+}
+
+/// The events from the roots down, each after its parent, and each one's depth (0 for a root).
+/// `parents` has no loops, so every event is reached from exactly one root.
+fn breadth_first(parents: &[Option<usize>]) -> (Vec<usize>, Vec<usize>) {
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); parents.len()];
+    let mut queue = VecDeque::new();
+    for (i, parent) in parents.iter().enumerate() {
+        match parent {
+            Some(p) => children[*p].push(i),
+            None => queue.push_back(i),
+        }
+    }
+    let mut depths = vec![0; parents.len()];
+    let mut order = Vec::with_capacity(parents.len());
+    while let Some(i) = queue.pop_front() {
+        order.push(i);
+        for &c in &children[i] {
+            depths[c] = depths[i] + 1;
+            queue.push_back(c);
+        }
+    }
+    (order, depths)
+}
+
+/// What each event and everything below it (in the run, however deep) adds up to, summed from
+/// the deepest up.
+fn subtrees(events: &[Event], parents: &[Option<usize>], order: &[usize]) -> Vec<Subtree> {
+    let starts: Vec<Option<f64>> = events.iter().map(|e| millis(&e.timestamp)).collect();
+    let mut subtrees: Vec<Subtree> = events
+        .iter()
+        .map(|e| Subtree {
+            events: 1,
+            cost: e.cost.unwrap_or(0.0),
+            tokens_in: e.tokens_in.unwrap_or(0),
+            tokens_out: e.tokens_out.unwrap_or(0),
+            total_tokens: e.total_tokens.unwrap_or(0),
+            errors: i64::from(e.error),
+            duration_ms: e.duration_ms.unwrap_or(0.0),
+        })
+        .collect();
+    for &i in order.iter().rev() {
+        let Some(p) = parents[i] else { continue };
+        let child = subtrees[i];
+        let s = &mut subtrees[p];
+        s.events += child.events;
+        s.cost += child.cost;
+        // Saturating: the run's totals can hold these sums, but an older database's may not.
+        s.tokens_in = s.tokens_in.saturating_add(child.tokens_in);
+        s.tokens_out = s.tokens_out.saturating_add(child.tokens_out);
+        s.total_tokens = s.total_tokens.saturating_add(child.total_tokens);
+        s.errors += child.errors;
+        // The child ends when it started plus its own span.
+        if let (Some(start), Some(child_start)) = (starts[p], starts[i]) {
+            s.duration_ms = s.duration_ms.max(child_start - start + child.duration_ms);
+        }
+    }
+    subtrees
 }
 
 /// `data[key]`, or `data.metadata[key]` (where 0.0.3's LangGraph instrumentation put it first).
@@ -72,32 +183,7 @@ fn found(data: &Value, key: &str) -> Option<Value> {
     [&data[key], &data["metadata"][key]].into_iter().find(|v| !v.is_null()).cloned()
 }
 
-fn node(events: &[Event], children: &[Vec<usize>], i: usize, depth: u32) -> TraceNode {
-    let e = &events[i];
-    let below: Vec<TraceNode> = children[i].iter().map(|c| node(events, children, *c, depth + 1)).collect();
-    let mut subtree = Subtree {
-        events: 1,
-        cost: e.cost.unwrap_or(0.0),
-        tokens_in: e.tokens_in.unwrap_or(0),
-        tokens_out: e.tokens_out.unwrap_or(0),
-        total_tokens: e.total_tokens.unwrap_or(0),
-        errors: i64::from(e.error),
-        duration_ms: e.duration_ms.unwrap_or(0.0),
-    };
-    let start = millis(&e.timestamp);
-    for child in &below {
-        let s = &child.subtree;
-        subtree.events += s.events;
-        subtree.cost += s.cost;
-        subtree.tokens_in += s.tokens_in;
-        subtree.tokens_out += s.tokens_out;
-        subtree.total_tokens += s.total_tokens;
-        subtree.errors += s.errors;
-        // The child ends when it started plus its own span.
-        if let (Some(start), Some(child_start)) = (start, millis(&child.timestamp)) {
-            subtree.duration_ms = subtree.duration_ms.max(child_start - start + s.duration_ms);
-        }
-    }
+fn node(e: &Event, depth: usize, subtree: Subtree, children: Vec<TraceNode>) -> TraceNode {
     TraceNode {
         event_id: e.event_id.clone(),
         event_type: e.event_type.clone(),
@@ -112,9 +198,10 @@ fn node(events: &[Event], children: &[Vec<usize>], i: usize, depth: u32) -> Trac
         total_tokens: e.total_tokens,
         model: e.model.clone(),
         error: e.error,
-        depth,
+        depth: depth.min(TRACE_DEPTH) as u32,
+        depth_truncated: depth > TRACE_DEPTH,
         subtree,
-        children: below,
+        children,
     }
 }
 
@@ -204,6 +291,96 @@ mod tests {
         let t = trace(&run(), &events);
         assert_eq!(t.execution_tree.len(), 1);
         assert_eq!(t.execution_tree[0].subtree.events, 2);
+    }
+
+    /// Every event id in the tree, depth first, without recursion.
+    fn ids(t: &Trace) -> Vec<String> {
+        let mut stack: Vec<&TraceNode> = t.execution_tree.iter().rev().collect();
+        let mut ids = Vec::new();
+        while let Some(n) = stack.pop() {
+            ids.push(n.event_id.clone());
+            stack.extend(n.children.iter().rev());
+        }
+        ids
+    }
+
+    #[test]
+    fn a_self_parent_and_a_loop_entered_from_outside() {
+        // c hangs under the loop a -> b -> a; the walk from a (the earliest) breaks it at b.
+        let events = [
+            event("a", "step", Some("b"), 0, 0.0),
+            event("b", "step", Some("a"), 1, 0.0),
+            event("c", "step", Some("a"), 2, 0.0),
+            event("me", "step", Some("me"), 3, 0.0),
+        ];
+        let t = trace(&run(), &events);
+        assert_eq!(shape(&t.execution_tree), vec![("b".into(), vec!["a".into()]), ("me".into(), vec![])]);
+        assert_eq!(t.execution_tree[0].children[0].children[0].event_id, "c");
+        assert_eq!(t.execution_tree[0].subtree.events, 3);
+    }
+
+    /// `data` nested DATA_DEPTH deep.
+    fn deepest_data() -> Value {
+        let mut data = serde_json::json!("deepest");
+        for _ in 0..gati_service::limits::DATA_DEPTH {
+            data = serde_json::json!({ "d": data });
+        }
+        data
+    }
+
+    /// A chain of `n` events, each the parent of the next.
+    fn chain(n: usize, data: Value) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let parent = (i > 0).then(|| format!("e{}", i - 1));
+                let mut e = event(&format!("e{i}"), "step", parent.as_deref(), 0, 0.001);
+                e.data = data.clone();
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_chain_of_ten_thousand_is_answered_nested_to_the_limit() {
+        let t = trace(&run(), &chain(10_000, serde_json::json!({"x": 1})));
+        let mut want: Vec<String> = (0..10_000).map(|i| format!("e{i}")).collect();
+        let mut got = ids(&t);
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "each event exactly once");
+        assert!(t.depth_truncated);
+        assert_eq!(t.depth_limit as usize, TRACE_DEPTH);
+        let mut at = &t.execution_tree[0];
+        for depth in 0..TRACE_DEPTH - 1 {
+            assert_eq!((at.depth as usize, at.depth_truncated, at.children.len()), (depth, false, 1));
+            at = &at.children[0];
+        }
+        // The holder: e31, its child e32 at the limit, then every deeper event beside it, in order.
+        assert_eq!((at.event_id.as_str(), at.children.len()), ("e31", 10_000 - TRACE_DEPTH));
+        assert_eq!(at.subtree.events, (10_000 - TRACE_DEPTH + 1) as i64);
+        let (first, last) = (&at.children[0], &at.children[at.children.len() - 1]);
+        assert_eq!((first.event_id.as_str(), first.depth as usize, first.depth_truncated), ("e32", TRACE_DEPTH, false));
+        assert_eq!((last.event_id.as_str(), last.depth as usize, last.depth_truncated), ("e9999", TRACE_DEPTH, true));
+        assert!(at.children.iter().all(|c| c.children.is_empty()));
+        assert_eq!(last.subtree.events, 1);
+        assert_eq!(t.execution_tree[0].subtree.events, 10_000);
+    }
+
+    #[test]
+    fn the_deepest_answer_fits_every_reader() {
+        let t = trace(&run(), &chain(100, deepest_data()));
+        let text = serde_json::to_string(&t).unwrap();
+        let depth = crate::ingest::depth(&serde_json::from_str::<serde_json::Value>(&text).unwrap());
+        // The MCP server wraps a trace in a few levels of its own.
+        assert!(depth + 4 <= gati_service::limits::JSON_DEPTH, "the trace nests {depth} deep");
+    }
+
+    #[test]
+    fn a_chain_is_traced_in_linear_time() {
+        // Quadratic loop detection would take minutes here, recursion would overflow the stack.
+        let events = chain(100_000, serde_json::json!({}));
+        let t = trace(&run(), &events);
+        assert_eq!(t.execution_tree[0].subtree.events, 100_000);
     }
 
     #[test]

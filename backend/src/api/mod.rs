@@ -121,7 +121,11 @@ pub async fn blocking<T: Send + 'static>(
 ) -> Result<T, Response> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("database error: {e}"))),
+        // A batch refused for what it holds (a total it would overflow), not a failure.
+        Ok(Err(e)) => Err(match BatchError::from_store(&e) {
+            Some(refused) => refused.into_response(),
+            None => error(StatusCode::INTERNAL_SERVER_ERROR, format!("database error: {e}")),
+        }),
         Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e}"))),
     }
 }

@@ -9,15 +9,16 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Transaction};
 
-use crate::ingest::Event;
+use crate::ingest::{Event, TotalTooLarge};
 
-/// What one event adds to a total.
+/// What one event adds to a total. Token counts are summed wider than they are stored: a batch
+/// may hold counts no total can (see `check_room`).
 #[derive(Debug, Default, Clone, Copy)]
 struct Sums {
     events: i64,
-    tokens_in: i64,
-    tokens_out: i64,
-    total_tokens: i64,
+    tokens_in: i128,
+    tokens_out: i128,
+    total_tokens: i128,
     cost: f64,
     errors: i64,
     /// Sum and count of the durations reported (for an average latency).
@@ -29,9 +30,9 @@ impl Sums {
     fn add(&mut self, e: &Event) {
         let m = &e.metrics;
         self.events += 1;
-        self.tokens_in += m.tokens_in.unwrap_or(0);
-        self.tokens_out += m.tokens_out.unwrap_or(0);
-        self.total_tokens += m.total_tokens.unwrap_or(0);
+        self.tokens_in += i128::from(m.tokens_in.unwrap_or(0));
+        self.tokens_out += i128::from(m.tokens_out.unwrap_or(0));
+        self.total_tokens += i128::from(m.total_tokens.unwrap_or(0));
         self.cost += m.cost.unwrap_or(0.0);
         self.errors += i64::from(m.error);
         if let Some(ms) = m.duration_ms {
@@ -104,9 +105,11 @@ impl BatchTotals {
         }
     }
 
-    /// Adds the batch to the stored totals. Each run's duration and status are the database's
-    /// to compute (generated columns); the agent's change by how much its runs' did.
+    /// Adds the batch to the stored totals, or refuses it (`TotalTooLarge`, nothing written)
+    /// if a total could not hold it. Each run's duration and status are the database's to
+    /// compute (generated columns); the agent's change by how much its runs' did.
     pub fn apply(self, tx: &Transaction) -> rusqlite::Result<()> {
+        self.check_room(tx)?;
         let mut before = tx.prepare_cached("SELECT duration_ms, status FROM runs WHERE run_id = ?1")?;
         let mut update = tx.prepare_cached(
             "UPDATE runs SET event_count = event_count + ?2, tokens_in = tokens_in + ?3, tokens_out = tokens_out + ?4,
@@ -130,14 +133,15 @@ impl BatchTotals {
             let (old_duration, old_status): (f64, String) =
                 before.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let s = &share.sums;
+            let (tokens_in, tokens_out, total_tokens) = s.tokens()?;
             let (end_at, end_error) = share.end.clone().map_or((None, false), |(t, e)| (Some(t), e));
             let (duration, status): (f64, String) = update.query_row(
                 params![
                     run_id,
                     s.events,
-                    s.tokens_in,
-                    s.tokens_out,
-                    s.total_tokens,
+                    tokens_in,
+                    tokens_out,
+                    total_tokens,
                     s.cost,
                     s.errors,
                     first,
@@ -154,9 +158,9 @@ impl BatchTotals {
             agent.execute(params![
                 share.agent,
                 s.events,
-                s.tokens_in,
-                s.tokens_out,
-                s.total_tokens,
+                tokens_in,
+                tokens_out,
+                total_tokens,
                 s.cost,
                 s.errors,
                 duration - old_duration,
@@ -174,14 +178,15 @@ impl BatchTotals {
                 duration_ms = duration_ms + excluded.duration_ms, timed = timed + excluded.timed",
         )?;
         for ((d, agent, model), s) in &self.days {
+            let (tokens_in, tokens_out, total_tokens) = s.tokens()?;
             day.execute(params![
                 d,
                 agent,
                 model,
                 s.events,
-                s.tokens_in,
-                s.tokens_out,
-                s.total_tokens,
+                tokens_in,
+                tokens_out,
+                total_tokens,
                 s.cost,
                 s.errors,
                 s.duration_ms,
@@ -189,6 +194,52 @@ impl BatchTotals {
             ])?;
         }
         Ok(())
+    }
+}
+
+impl BatchTotals {
+    /// Refuses the batch if the sum of a token count over every event, those stored and the
+    /// batch's, would not fit a total: every total (a run's, an agent's, a day's, the metrics'
+    /// sums over agents) is part of that sum, so then each fits. The agents' totals are the
+    /// sum over every event.
+    fn check_room(&self, tx: &Transaction) -> rusqlite::Result<()> {
+        let mut added = Sums::default();
+        for share in self.runs.values() {
+            added.tokens_in += share.sums.tokens_in;
+            added.tokens_out += share.sums.tokens_out;
+            added.total_tokens += share.sums.total_tokens;
+        }
+        if added.tokens_in == 0 && added.tokens_out == 0 && added.total_tokens == 0 {
+            return Ok(());
+        }
+        let stored: [i64; 3] = tx
+            .prepare_cached(
+                "SELECT coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), coalesce(sum(total_tokens), 0)
+                 FROM agents",
+            )?
+            .query_row([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]))?;
+        let fields = [("tokens_in", added.tokens_in), ("tokens_out", added.tokens_out), ("total_tokens", added.total_tokens)];
+        for ((field, added), stored) in fields.into_iter().zip(stored) {
+            let stored = i128::from(stored);
+            if stored + added > i128::from(i64::MAX) {
+                return Err(TotalTooLarge { field, stored, added }.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sums {
+    /// The token counts, as stored (`check_room` has made sure they fit).
+    fn tokens(&self) -> rusqlite::Result<(i64, i64, i64)> {
+        let narrow = |field: &'static str, n: i128| {
+            i64::try_from(n).map_err(|_| rusqlite::Error::from(TotalTooLarge { field, stored: 0, added: n }))
+        };
+        Ok((
+            narrow("tokens_in", self.tokens_in)?,
+            narrow("tokens_out", self.tokens_out)?,
+            narrow("total_tokens", self.total_tokens)?,
+        ))
     }
 }
 
@@ -256,4 +307,52 @@ pub fn recompute_all(tx: &Transaction) -> rusqlite::Result<()> {
 pub fn run_span(tx: &Transaction, run_id: &str) -> rusqlite::Result<Option<(String, String)>> {
     tx.prepare_cached("SELECT min(timestamp), max(timestamp) FROM events WHERE run_id = ?1")?
         .query_row([run_id], |r| Ok(r.get::<_, Option<String>>(0)?.zip(r.get::<_, Option<String>>(1)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use crate::{
+        ingest::{parse_batch, BatchError},
+        store::{Page, Store},
+    };
+
+    fn batch(id: &str, agent: &str, data: Value) -> Vec<crate::ingest::Event> {
+        let e = json!({"event_id": id, "run_id": format!("run-{id}"), "agent_name": agent, "event_type": "llm_call",
+                       "timestamp": "2026-01-31T12:00:00Z", "data": data});
+        parse_batch(json!([e]).to_string().as_bytes()).unwrap()
+    }
+
+    fn tokens(store: &Store) -> Vec<(String, i64, i64)> {
+        let (agents, _) = store.agents(Page { limit: 100, offset: 0 }).unwrap();
+        agents.into_iter().map(|a| (a.name, a.event_count, a.tokens_in)).collect()
+    }
+
+    #[test]
+    fn a_batch_that_would_overflow_a_total_is_refused_whole_and_nothing_changes() {
+        let dir = std::env::temp_dir().join(format!("gati-totals-overflow-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("gati.db")).unwrap();
+        let near = i64::MAX - 10;
+        store.ingest(batch("a", "big", json!({"tokens_in": near}))).unwrap();
+        let before = tokens(&store);
+        assert_eq!(before, vec![("big".to_string(), 1, near)]);
+        // Past i64 in the same agent, in another agent (the metrics sum over agents), and in
+        // one batch of two events that each fit.
+        let mut two = batch("c", "big", json!({"tokens_in": 6}));
+        two.extend(batch("d", "big", json!({"tokens_in": 5})));
+        for refused in [batch("b", "big", json!({"tokens_in": 11})), batch("x", "other", json!({"tokens_in": 11})), two]
+        {
+            let err = store.ingest(refused).unwrap_err();
+            let err = BatchError::from_store(&err).unwrap_or_else(|| panic!("not a refusal: {err}"));
+            assert_eq!((err.status, err.field.as_deref()), (422, Some("tokens_in")), "{err:?}");
+            assert!(err.error.contains(&i64::MAX.to_string()) && err.error.contains("11"), "{}", err.error);
+            assert_eq!(tokens(&store), before, "nothing of a refused batch is stored");
+        }
+        store.ingest(batch("e", "big", json!({"tokens_in": 10}))).unwrap();
+        assert_eq!(tokens(&store), vec![("big".to_string(), 2, i64::MAX)]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
