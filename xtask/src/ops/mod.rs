@@ -13,3 +13,4 @@ pub mod retry;
 pub mod sandbox;
 pub mod toolchain;
 pub mod ui;
+pub mod yanks;

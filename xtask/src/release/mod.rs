@@ -151,6 +151,8 @@ impl flags::Release {
         let current = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
         let version = self.resolve(sh, &current)?;
         let mut release = Release::new(sh, config, version, self.from_tag.is_some(), self.dry_run)?;
+        // A yanked version is never published again, whoever runs it, wherever.
+        release.plan.yanks.refuse(&release.version, "release")?;
 
         // A release whose tree already says this version may be finished: prove it from the
         // world, before asking anything else of this machine.
