@@ -43,7 +43,7 @@ pub enum Command {
     Yank(Yank),
 }
 
-/// Take a bad release back: floating tags to the previous release, the yank recorded
+/// Take a bad release back, on the registry and for every machine
 ///
 /// Records the yank of VERSION on origin (`refs/yanked/vVERSION`, with the reason), so that
 /// from then on `release`, `images --push` and a resumed release of VERSION are refused on any
