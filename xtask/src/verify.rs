@@ -61,19 +61,7 @@ fn yank_state(sh: &Shell, config: &Config, version: &ReleaseVersion) -> anyhow::
         Ok(None) => println!("  yank     none recorded on origin"),
         Err(e) => println!("  yank     {e:#}"),
     }
-    let page = format!("{}/{}/", config.index_simple.trim_end_matches('/'), index::PROJECT);
-    let listing = crate::release::manifest::simple_page(&page)?;
-    let names = index::dist_names(&version.pep440());
-    let files: Vec<_> = listing.files.iter().filter(|f| names.contains(&f.name)).collect();
-    let said = match (listing.json, files.iter().find_map(|f| f.yanked.as_ref())) {
-        (false, _) => format!(
-            "cannot tell: {page} answers no PEP 691 JSON (Accept: application/vnd.pypi.simple.v1+json), which is \
-             where an index says what is yanked"
-        ),
-        (true, _) if files.is_empty() => format!("lists no file of {}", version.pep440()),
-        (true, Some(reason)) => format!("has yanked {}: {reason:?}", version.pep440()),
-        (true, None) => format!("has not yanked {}", version.pep440()),
-    };
+    let said = crate::yank::index_says(config, version)?;
     println!("  index    {said}");
     Ok(())
 }

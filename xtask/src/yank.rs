@@ -111,6 +111,10 @@ impl flags::Yank {
                 if !self.undo {
                     print!("{}", pypi_instructions(&plan.config.index_simple, &version, &reason));
                 }
+                match index_says(&plan.config, &version) {
+                    Ok(said) => println!("{said}"),
+                    Err(e) => println!("cannot tell what the index says of {version}: {e:#}"),
+                }
             },
             &format!("To do it: cargo xtask yank {version}{} --yes", if self.undo { " --undo" } else { "" }),
         );
@@ -226,6 +230,26 @@ fn act(
     })
     .with_context(fix)?;
     Ok(())
+}
+
+/// Whether the index has yanked `version`, as it says through PEP 691's JSON simple API (the
+/// `yanked` field of its files). An index that answers only HTML (pypiserver) cannot say, and
+/// then that is the answer: never a guess.
+pub fn index_says(config: &config::Config, version: &ReleaseVersion) -> anyhow::Result<String> {
+    let page = format!("{}/{PROJECT}/", config.index_simple.trim_end_matches('/'));
+    let listing = crate::release::manifest::simple_page(&page)?;
+    let names = crate::python::index::dist_names(&version.pep440());
+    let files: Vec<_> = listing.files.iter().filter(|f| names.contains(&f.name)).collect();
+    let pep440 = version.pep440();
+    Ok(match (listing.json, files.iter().find_map(|f| f.yanked.as_ref())) {
+        (false, _) => format!(
+            "cannot tell whether the index has yanked {pep440}: {page} answers no PEP 691 JSON (Accept: \
+             application/vnd.pypi.simple.v1+json), where an index says what is yanked"
+        ),
+        (true, _) if files.is_empty() => format!("the index lists no file of {pep440}"),
+        (true, Some(reason)) => format!("the index has yanked {pep440}: {reason:?}"),
+        (true, None) => format!("the index has not yanked {pep440}"),
+    })
 }
 
 /// PyPI's page for the release (built from the configured index) and what to paste there:
