@@ -64,7 +64,9 @@ pub fn write(release: &Release, timings: &[(&str, f64, &str)]) -> anyhow::Result
     }
     let listed = listed_files(&config.index_simple, version)?;
     let mut files = Vec::new();
-    for built in IndexFile::of_dir(release.sh, &release.files.dist)? {
+    let names = crate::python::index::dist_names(&version.pep440());
+    // Only the package's files: a signer may have left its attestations beside them.
+    for built in IndexFile::of_dir(release.sh, &release.files.dist)?.into_iter().filter(|f| names.contains(&f.name)) {
         let size = std::fs::metadata(release.files.dist.join(&built.name))?.len();
         let url = listed.iter().find(|f| f.name == built.name).map(|f| f.url.clone()).unwrap_or_default();
         files.push(Listed { name: built.name, sha256: built.sha256, size, url });
