@@ -57,7 +57,9 @@ def test_a_yank_takes_a_release_back_for_every_machine_and_undo_restores_it(regi
     assert digests(registry, "latest") == digests(registry, "0.1") == bad
 
     # Without a terminal and without --yes: the plan, then a stop; nothing changed.
-    planned = xtask(tree, "yank", BAD, "--reason", REASON, env=env, check=False)
+    planned = subprocess.run(["cargo", "xtask", "yank", BAD, "--reason", REASON], cwd=tree, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+                             env={**os.environ, **GIT_IDENTITY, **env, "CARGO_TARGET_DIR": str(COPY_TARGET_DIR)})
     assert planned.returncode != 0 and "no terminal to confirm on" in planned.stdout, planned.stdout
     assert f"{registry.namespace}/gati-backend:latest -> {GOOD}" in planned.stdout
     assert "deliberate exception" in planned.stdout
