@@ -25,6 +25,7 @@ import pytest
 
 from gati_testing import (COPY_TARGET_DIR, GIT_IDENTITY, Index, Registry, free_port, fresh_clone, git,
                           release_tree, repo, request, xtask)
+from test_release_manifest import assert_release_described
 
 pytestmark = pytest.mark.docker
 
@@ -93,6 +94,7 @@ def assert_released(registry, index, tree, tmp_path):
         assert registry.tags(name) == {NEW, "0.1", "latest"}
         assert registry.digest(name, NEW) == registry.digest(name, "latest") == registry.digest(name, "0.1")
     assert index.files() == DISTS
+    assert_release_described(tree, NEW)
 
 
 def assert_no_secret_on_disk(secrets, tree, env):

@@ -40,6 +40,34 @@ pub enum Command {
     Doctor(Doctor),
     Lint(Lint),
     Verify(Verify),
+    Yank(Yank),
+}
+
+/// Take a bad release back, on the registry and for every machine
+///
+/// Records the yank of VERSION on origin (`refs/yanked/vVERSION`, with the reason), so that
+/// from then on `release`, `images --push` and a resumed release of VERSION are refused on any
+/// machine; then moves every floating tag that names VERSION's indexes (`latest`, `X.Y`) back
+/// to the newest release of its scope that is not yanked: the one deliberate exception to
+/// "never backwards". VERSION's own tag and digests stay. Prints PyPI's page for VERSION and
+/// the reason to paste there. On a terminal it asks first (`--yes` skips that; without a
+/// terminal it stops after the plan). Run again after any interruption: it completes.
+#[derive(clap::Args, Debug)]
+pub struct Yank {
+    /// The release to yank (either spelling, with or without a leading v).
+    pub version: String,
+    /// Why, for the record and for PyPI's yank page (required unless --undo).
+    #[arg(long, required_unless_present = "undo")]
+    pub reason: Option<String>,
+    /// Take the yank back: remove the record, move the floating tags forward again.
+    #[arg(long)]
+    pub undo: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print every move and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Check a release from outside, as a user meets it
@@ -58,6 +86,11 @@ pub struct Verify {
     /// toolchain) and prove their index digests equal the ones the package pins.
     #[arg(long)]
     pub rebuild: bool,
+    /// Print, as JSON, what the registry and the index serve of VERSION, in the structure of
+    /// the release manifest (`gati-VERSION.manifest.json`) so the two can be diffed; checks
+    /// nothing else (no pip install, no gati start).
+    #[arg(long, conflicts_with = "rebuild")]
+    pub json: bool,
 }
 
 /// Lint the workflows and the Dockerfiles

@@ -9,7 +9,8 @@
 //!     cargo xtask release <VERSION|KIND> [--yes] [--dry-run]
 //!     cargo xtask release --from-tag vX.Y.Z [--yes] [--dry-run]
 //!     cargo xtask rehearse [VERSION]
-//!     cargo xtask verify VERSION
+//!     cargo xtask verify VERSION [--rebuild|--json]
+//!     cargo xtask yank VERSION --reason "…" [--undo] [--yes] [--dry-run]
 //!     cargo xtask doctor [--json]
 //!     cargo xtask lint
 //!     cargo xtask bench <images [--rounds N]|release>
@@ -32,6 +33,7 @@ mod rehearse;
 mod release;
 mod test;
 mod verify;
+mod yank;
 
 use std::path::PathBuf;
 
@@ -59,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         flags::Command::Doctor(cmd) => cmd.run(&sh),
         flags::Command::Lint(cmd) => cmd.run(&sh),
         flags::Command::Verify(cmd) => cmd.run(&sh),
+        flags::Command::Yank(cmd) => cmd.run(&sh),
     }
 }
 

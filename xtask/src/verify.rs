@@ -44,10 +44,32 @@ impl flags::Verify {
         interrupt::install();
         let config = config::load_default(sh)?;
         let version = ReleaseVersion::parse(self.version.strip_prefix('v').unwrap_or(&self.version))?;
+        if self.json {
+            let registry = Registry::new(&config.registry, Credentials::from_env());
+            let world = crate::release::manifest::world(&registry, &config, &version)?;
+            println!("{}", serde_json::to_string_pretty(&world)?);
+            return Ok(());
+        }
+        yank_state(sh, &config, &version)?;
         let python = provision::python_tools(sh)?;
         let _dockerd = provision::Dockerd::ensure(sh)?;
         verify(sh, &python, &config, &version, &Expected { rebuild: self.rebuild, ..Expected::default() })
     }
+}
+
+/// Whether `version` is yanked: as origin records it (`cargo xtask yank`), and as the index
+/// says through PEP 691's JSON simple API (its `yanked` field). An index that answers only
+/// HTML (pypiserver) cannot say: then that is what is printed, never a guess.
+fn yank_state(sh: &Shell, config: &Config, version: &ReleaseVersion) -> anyhow::Result<()> {
+    let yanks = crate::ops::yanks::Yanks::read(sh);
+    match yanks.of(version) {
+        Ok(Some(yank)) => println!("  yank     recorded on origin on {}: {:?}", yank.when, yank.reason),
+        Ok(None) => println!("  yank     none recorded on origin"),
+        Err(e) => println!("  yank     {e:#}"),
+    }
+    let said = crate::yank::index_says(config, version)?;
+    println!("  index    {said}");
+    Ok(())
 }
 
 /// What the release itself knows it published, checked too when given.

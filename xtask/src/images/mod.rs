@@ -56,6 +56,9 @@ pub struct Plan {
     pub build_args: Vec<(String, String)>,
     pub credentials: Option<Credentials>,
     pub options: PlanOptions,
+    /// The releases yanked (`cargo xtask yank`), as origin records them: never pushed again,
+    /// and skipped when the floating tags pick the newest release.
+    pub yanks: crate::ops::yanks::Yanks,
     /// One client for every registry call of the command: its tokens, learnt once per
     /// repository, serve every step and thread.
     client: std::sync::OnceLock<Registry>,
@@ -142,7 +145,8 @@ impl Plan {
         ];
         let credentials = Credentials::from_env();
         let options = options.clone();
-        Ok(Plan { config, version, head, images, tags, build_args, credentials, options, client: Default::default() })
+        let yanks = crate::ops::yanks::Yanks::read(sh);
+        Ok(Plan { config, version, head, images, tags, build_args, credentials, options, yanks, client: Default::default() })
     }
 
     /// Sends the plan's images to another registry, as another user (the benchmark's
@@ -210,6 +214,9 @@ impl flags::Images {
             plan.config.namespace,
             plan.images.len()
         );
+        if self.push && !self.edge {
+            plan.yanks.refuse(&plan.version, "images --push")?;
+        }
         let purpose = if self.push { checks::Purpose::BuildAndPush } else { checks::Purpose::Build };
         let problems = checks::problems(sh, &plan, purpose);
         if !problems.is_empty() {

@@ -180,7 +180,10 @@ pub struct FloatingMoves {
 }
 
 pub fn floating_moves(plan: &Plan) -> anyhow::Result<FloatingMoves> {
-    let existing: Vec<String> = plan.each_image(|_, image, registry| registry.tags(&image.repo))?.concat();
+    let mut existing: Vec<String> = plan.each_image(|_, image, registry| registry.tags(&image.repo))?.concat();
+    // A yanked release is no candidate: the next release moves the floating tags past it.
+    let yanked = plan.yanks.versions()?;
+    existing.retain(|tag| !yanked.contains(tag));
     let mut moves = FloatingMoves { moving: Vec::new(), staying: Vec::new() };
     for decision in tags::floating_moves(&plan.version, &plan.tags.floating, &existing) {
         match decision {

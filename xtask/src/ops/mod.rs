@@ -14,3 +14,4 @@ pub mod sandbox;
 pub mod secrets;
 pub mod toolchain;
 pub mod ui;
+pub mod yanks;

@@ -19,6 +19,8 @@ mod build;
 mod bump;
 pub mod checks;
 mod floating_tags;
+pub mod manifest;
+pub mod mcp_registry;
 pub mod journal;
 mod package;
 mod push_git;
@@ -151,6 +153,8 @@ impl flags::Release {
         let current = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
         let version = self.resolve(sh, &current)?;
         let mut release = Release::new(sh, config, version, self.from_tag.is_some(), self.dry_run)?;
+        // A yanked version is never published again, whoever runs it, wherever.
+        release.plan.yanks.refuse(&release.version, "release")?;
 
         // A release whose tree already says this version may be finished: prove it from the
         // world, before asking anything else of this machine.
@@ -158,6 +162,9 @@ impl flags::Release {
             let started = Instant::now();
             if release.is_complete()? {
                 println!("{} is already released ({:.1} s to verify)", release.tag, started.elapsed().as_secs_f64());
+                if !self.dry_run && !manifest::kept(&release.files.release, &release.version) {
+                    release.describe_as_data(&release.journal_timings())?;
+                }
                 return Ok(());
             }
         }
@@ -293,6 +300,7 @@ impl<'a> Release<'a> {
             self.exec.after(|| self.journal.time(step.name(), seconds))?;
             timings.push((step.name(), seconds, "done"));
         }
+        self.exec.after(|| self.describe_as_data(&timings))?;
         self.exec.finish(
             || {
                 print!("{}", timing_table(&timings));
@@ -301,6 +309,26 @@ impl<'a> Release<'a> {
             &format!("To release: {} --yes", self.resume_command.trim_end_matches(" --yes")),
         );
         Ok(())
+    }
+
+    /// The release as data among its release files, once everything is published: the
+    /// manifest and the MCP Registry's `server.json`. Only where this machine kept the release
+    /// files (a release finished elsewhere has them there).
+    fn describe_as_data(&self, timings: &[(&str, f64, &str)]) -> anyhow::Result<()> {
+        if !self.files.release.is_dir() {
+            return Ok(());
+        }
+        let path = manifest::write(self, timings).context("writing the release manifest")?;
+        println!("release manifest: {}", path.display());
+        let path = mcp_registry::write(self).context("writing the MCP Registry's server.json")?;
+        println!("MCP Registry entry: {}", path.display());
+        Ok(())
+    }
+
+    /// The journal's timings, for a release finished before this run.
+    fn journal_timings(&self) -> Vec<(&'static str, f64, &'static str)> {
+        let steps = self.steps().filter_map(|s| Some((s.name(), self.journal.seconds(s.name())?, "done before")));
+        steps.collect()
     }
 
     fn done(&self, step: &dyn Step) -> anyhow::Result<bool> {
