@@ -479,7 +479,7 @@ fn read_metrics(
                 return Err(BadMetric {
                     field: "total_tokens".into(),
                     message: format!(
-                        "tokens in ({}) and out ({}) add up to more than {}, the largest token count gati can hold",
+                        "`total_tokens`, tokens in ({}) and out ({}), would be more than {}, the largest token count gati can hold",
                         a.unwrap_or(0),
                         b.unwrap_or(0),
                         i64::MAX
