@@ -100,7 +100,7 @@ def raw(url, method, path, body=None, headers=None):
     import urllib.error
     import urllib.request
 
-    data = json.dumps(body).encode() if body is not None else None
+    data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url + path, data=data, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=10) as response:
