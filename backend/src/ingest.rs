@@ -280,7 +280,10 @@ fn parse_event(index: usize, value: &Value) -> Result<Event, BatchError> {
                 ..BatchError::at(
                     index,
                     field,
-                    format!("`{}` nests arrays and objects {depth} deep; at most {DATA_DEPTH} are stored", shown(field)),
+                    format!(
+                        "`{}` nests arrays and objects {depth} deep; at most {DATA_DEPTH} are stored",
+                        shown(field)
+                    ),
                 )
             });
         }
@@ -302,10 +305,8 @@ fn parse_event(index: usize, value: &Value) -> Result<Event, BatchError> {
     let attributes: std::collections::BTreeMap<&str, &Value> =
         object.iter().filter(|(k, _)| !EVENT_FIELDS.contains(&k.as_str())).map(|(k, v)| (k.as_str(), v)).collect();
     let event_type = text("event_type")?;
-    let metrics = read_metrics(&event_type, object, data, Reading::Strict).map_err(|bad| BatchError {
-        limit: bad.limit,
-        ..BatchError::at(index, &bad.field, bad.message)
-    })?;
+    let metrics = read_metrics(&event_type, object, data, Reading::Strict)
+        .map_err(|bad| BatchError { limit: bad.limit, ..BatchError::at(index, &bad.field, bad.message) })?;
     let model = model(object, data);
     Ok(Event {
         // The 0.0.3 SDK always sends one; without it, the same event sent twice gets the same id.
@@ -539,9 +540,11 @@ fn metric(field: &str, value: &Value, kind: Kind, reading: Reading) -> Result<Op
     };
     let refuse = |why: String, limit: Option<(&'static str, usize)>| match reading {
         Reading::Lenient => Ok(None),
-        Reading::Strict => {
-            Err(BadMetric { field: field.to_string(), message: format!("`{field}` is {}: {why}", sent_text(value)), limit })
-        }
+        Reading::Strict => Err(BadMetric {
+            field: field.to_string(),
+            message: format!("`{field}` is {}: {why}", sent_text(value)),
+            limit,
+        }),
     };
     let float = sent.float();
     if float.is_nan() || float.is_infinite() {
@@ -853,7 +856,8 @@ mod tests {
     #[test]
     fn a_body_deeper_than_any_batch_is_refused_before_it_is_parsed() {
         let wrapped = |levels: usize| {
-            let events = serde_json::json!([event(serde_json::json!({})), event(serde_json::json!({"data": nested(levels)}))]);
+            let events =
+                serde_json::json!([event(serde_json::json!({})), event(serde_json::json!({"data": nested(levels)}))]);
             serde_json::json!({"first": [1, 2], "events": events}).to_string()
         };
         let err = parse_batch(wrapped(DATA_DEPTH + 1).as_bytes()).unwrap_err();
@@ -874,11 +878,19 @@ mod tests {
     fn numbers_no_total_can_hold_are_refused_naming_field_value_and_limit() {
         let cases = [
             (serde_json::json!({"data": {"tokens_in": -5}}), "data.tokens_in", "-5", "limit_tokens"),
-            (serde_json::json!({"data": {"usage": {"prompt_tokens": 9223372036854775808u64}}}),
-             "data.usage.prompt_tokens", "9223372036854775808", "limit_tokens"),
+            (
+                serde_json::json!({"data": {"usage": {"prompt_tokens": 9223372036854775808u64}}}),
+                "data.usage.prompt_tokens",
+                "9223372036854775808",
+                "limit_tokens",
+            ),
             (serde_json::json!({"tokens_out": 1e19}), "tokens_out", "1e+19", "limit_tokens"),
-            (serde_json::json!({"data": {"tokens": "99999999999999999999"}}), "data.tokens", "99999999999999999999",
-             "limit_tokens"),
+            (
+                serde_json::json!({"data": {"tokens": "99999999999999999999"}}),
+                "data.tokens",
+                "99999999999999999999",
+                "limit_tokens",
+            ),
             (serde_json::json!({"data": {"cost": -0.5}}), "data.cost", "-0.5", "limit_cost"),
             (serde_json::json!({"cost": 1e300}), "cost", "1e+300", "limit_cost"),
             (serde_json::json!({"data": {"latency_ms": 1e20}}), "data.latency_ms", "1e+20", "limit_duration_ms"),
@@ -937,8 +949,10 @@ mod tests {
         let err = refuse(serde_json::json!([event(serde_json::json!({"timestamp": 1e20}))]));
         assert!(err.error.contains("must be a string"), "{}", err.error);
         for near in ["1970-01-01T00:00:00Z", "9998-12-31T23:59:59.999999Z"] {
-            assert!(parse_batch(serde_json::json!([event(serde_json::json!({"timestamp": near}))]).to_string().as_bytes())
-                .is_ok());
+            assert!(parse_batch(
+                serde_json::json!([event(serde_json::json!({"timestamp": near}))]).to_string().as_bytes()
+            )
+            .is_ok());
         }
         let err = refuse(serde_json::json!([event(serde_json::json!({"timestamp": "x".repeat(1_000_000)}))]));
         assert!(err.error.len() < 300, "{}", err.error.len());

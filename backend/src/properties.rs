@@ -140,8 +140,11 @@ impl TempStore {
     fn new() -> TempStore {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir()
-            .join(format!("gati-properties-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        let dir = std::env::temp_dir().join(format!(
+            "gati-properties-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let store = Store::open(&dir.join("gati.db")).unwrap();
@@ -357,7 +360,10 @@ fn totals_agree(store: &Store) -> Result<(), TestCaseError> {
     let ranges = [
         (Range::default(), None),
         (
-            Range { since: Some("2026-01-11T06:00:00.000000Z".into()), until: Some("2026-01-13T12:00:30.000000Z".into()) },
+            Range {
+                since: Some("2026-01-11T06:00:00.000000Z".into()),
+                until: Some("2026-01-13T12:00:30.000000Z".into()),
+            },
             Some(("2026-01-11T06:00:00.000000Z", "2026-01-13T12:00:30.000000Z")),
         ),
     ];

@@ -149,7 +149,9 @@ fn show_plan(
 ) {
     match (flags.undo, recorded) {
         (false, true) => println!("the yank of {version} is recorded on origin already: {reason:?}"),
-        (false, false) => println!("the yank of {version} is recorded on origin as {}v{version}: {reason:?}", yanks::REFS),
+        (false, false) => {
+            println!("the yank of {version} is recorded on origin as {}v{version}: {reason:?}", yanks::REFS)
+        }
         (true, true) => println!("the yank of {version} ({}v{version} on origin) is removed", yanks::REFS),
         (true, false) => println!("no yank of {version} is recorded on origin"),
     }
@@ -217,9 +219,12 @@ fn act(
         _ => {}
     }
     let pending: Vec<&TagMove> = moves.iter().filter(|m| !m.done).collect();
-    let lines: Vec<String> =
-        pending.iter().map(|m| format!("registry: {}:{} -> the digest of {}:{}", m.repo, m.tag, m.repo, m.to)).collect();
-    let fix = || format!("not every floating tag moved: run the same command again once {} answers", plan.config.registry);
+    let lines: Vec<String> = pending
+        .iter()
+        .map(|m| format!("registry: {}:{} -> the digest of {}:{}", m.repo, m.tag, m.repo, m.to))
+        .collect();
+    let fix =
+        || format!("not every floating tag moved: run the same command again once {} answers", plan.config.registry);
     exec.run_all(&lines, || {
         for m in &pending {
             interrupt::check()?;

@@ -218,7 +218,8 @@ impl BatchTotals {
                  FROM agents",
             )?
             .query_row([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]))?;
-        let fields = [("tokens_in", added.tokens_in), ("tokens_out", added.tokens_out), ("total_tokens", added.total_tokens)];
+        let fields =
+            [("tokens_in", added.tokens_in), ("tokens_out", added.tokens_out), ("total_tokens", added.total_tokens)];
         for ((field, added), stored) in fields.into_iter().zip(stored) {
             let stored = i128::from(stored);
             if stored + added > i128::from(i64::MAX) {

@@ -378,7 +378,16 @@ mod tests {
             ]
         );
         assert_eq!(spec.user, "65532:65532");
-        assert_eq!(spec.env, [DEFAULT_PATH, "GATI_HOST=0.0.0.0", "GATI_PORT=8000", "GATI_DATA_DIR=/data", "GATI_CONTAINER_HOSTS=backend"]);
+        assert_eq!(
+            spec.env,
+            [
+                DEFAULT_PATH,
+                "GATI_HOST=0.0.0.0",
+                "GATI_PORT=8000",
+                "GATI_DATA_DIR=/data",
+                "GATI_CONTAINER_HOSTS=backend"
+            ]
+        );
         assert_eq!((spec.entrypoint, spec.cmd), (vec!["/gati-backend".to_string()], vec![]));
         assert_eq!((spec.working_dir.as_deref(), &spec.volumes[..]), (Some("/data"), &["/data".to_string()][..]));
         assert_eq!(spec.exposed_ports, ["8000/tcp"]);

@@ -146,7 +146,18 @@ impl Plan {
         let credentials = Credentials::from_env();
         let options = options.clone();
         let yanks = crate::ops::yanks::Yanks::read(sh);
-        Ok(Plan { config, version, head, images, tags, build_args, credentials, options, yanks, client: Default::default() })
+        Ok(Plan {
+            config,
+            version,
+            head,
+            images,
+            tags,
+            build_args,
+            credentials,
+            options,
+            yanks,
+            client: Default::default(),
+        })
     }
 
     /// Sends the plan's images to another registry, as another user (the benchmark's

@@ -160,8 +160,12 @@ impl Build<'_> {
     /// git does not name cannot be recognised again).
     fn key(&self, sh: &Shell) -> anyhow::Result<Option<String>> {
         // The price table is the backend's too (`include_str!` of the SDK's file).
-        let mut inputs =
-            vec!["Cargo.toml".to_string(), "Cargo.lock".to_string(), ".cargo".to_string(), "sdk/gati/prices.json".into()];
+        let mut inputs = vec![
+            "Cargo.toml".to_string(),
+            "Cargo.lock".to_string(),
+            ".cargo".to_string(),
+            "sdk/gati/prices.json".into(),
+        ];
         inputs.extend(service_crates(sh)?);
         // Ignored files too: a build script may read them (a `dashboard/node_modules` left from
         // before the bundled packages were kept in dashboard/vendor/ is not read, and not asked).

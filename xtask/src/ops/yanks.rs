@@ -139,7 +139,10 @@ pub fn record(sh: &Shell, tag: &str, reason: &str) -> anyhow::Result<()> {
     cmd!(sh, "git update-ref {name} {oid}").quiet().run()?;
     if has_origin(sh) {
         let refspec = format!("{name}:{name}");
-        cmd!(sh, "git push --quiet origin {refspec}").quiet().run().with_context(|| format!("pushing {name} to origin"))?;
+        cmd!(sh, "git push --quiet origin {refspec}")
+            .quiet()
+            .run()
+            .with_context(|| format!("pushing {name} to origin"))?;
     }
     Ok(())
 }
@@ -149,7 +152,10 @@ pub fn remove(sh: &Shell, tag: &str) -> anyhow::Result<()> {
     let name = format!("{REFS}{tag}");
     if has_origin(sh) && on_origin(sh, tag)? {
         let refspec = format!(":{name}");
-        cmd!(sh, "git push --quiet origin {refspec}").quiet().run().with_context(|| format!("deleting {name} on origin"))?;
+        cmd!(sh, "git push --quiet origin {refspec}")
+            .quiet()
+            .run()
+            .with_context(|| format!("deleting {name} on origin"))?;
     }
     let _ = cmd!(sh, "git update-ref -d {name}").quiet().ignore_stderr().run();
     Ok(())
@@ -174,7 +180,8 @@ mod tests {
 
     #[test]
     fn the_reason_is_the_tag_objects_message() {
-        let object = "object 0123\ntype commit\ntag yanked/v0.1.2\ntagger A <a@b> 1 +0000\n\nthe backend crashes\non start\n";
+        let object =
+            "object 0123\ntype commit\ntag yanked/v0.1.2\ntagger A <a@b> 1 +0000\n\nthe backend crashes\non start\n";
         assert_eq!(reason_of(object), "the backend crashes\non start");
     }
 

@@ -111,10 +111,8 @@ fn document(version: &ReleaseVersion, commit: Option<String>, services: Vec<Valu
 }
 
 fn package(config: &Config, files: Vec<Listed>) -> Value {
-    let files: Vec<Value> = files
-        .into_iter()
-        .map(|f| json!({"name": f.name, "sha256": f.sha256, "size": f.size, "url": f.url}))
-        .collect();
+    let files: Vec<Value> =
+        files.into_iter().map(|f| json!({"name": f.name, "sha256": f.sha256, "size": f.size, "url": f.url})).collect();
     json!({"name": PROJECT, "index": project_page(&config.index_simple), "files": files})
 }
 
