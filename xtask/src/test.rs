@@ -72,7 +72,7 @@ impl flags::Test {
             sh.push_env("GATI_TEST_IMAGE_PREFIX", TEST_IMAGE_PREFIX),
             sh.push_env("GATI_TOOLCHAIN", &toolchain.name),
         ];
-        cmd!(sh, "{python} -m pytest tests sdk/tests -ra {skip_images...} {filter...}")
+        cmd!(sh, "{python} -m pytest tests sdk/tests -ra --durations=40 {skip_images...} {filter...}")
             .run()
             .context("pytest tests failed")?;
         Ok(())
