@@ -102,7 +102,8 @@ def interrupt_verify_during_gati_start(tree, env, registry, signum):
         xtask_pid, deadline = None, time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None:
             table = process_table()
-            ours = {pid for pid in table if ancestor(table, pid, proc.pid)}
+            # rustup's proxy and cargo exec(2) what they run: xtask may be `proc` itself.
+            ours = {pid for pid in table if pid == proc.pid or ancestor(table, pid, proc.pid)}
             xtask_pid = next((pid for pid in ours if is_xtask(table[pid][1])), xtask_pid)
             starting = [pid for pid, (ppid, cmdline) in table.items() if ppid == xtask_pid and " start " in cmdline
                         and "/bin/gati" in cmdline]
