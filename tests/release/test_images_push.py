@@ -76,6 +76,12 @@ def test_a_prerelease_moves_neither_latest_nor_its_line(registry, tree, env):
     xtask(tree, "bump", "0.1.1-rc.1")
     git(tree, "commit", "--quiet", "--all", "--message", "0.1.1-rc.1")
     out = xtask(tree, "images", "--push", env=env).stdout
+    # The bumped tree compiled, and each service, in Docker and under qemu, says its new version.
+    smoked = [line for line in out.splitlines() if line.startswith("smoke test: ")]
+    for service in SERVICES:
+        assert any(f"gati-{service}:0.1.1-rc.1 answers" in line for line in smoked), out
+        assert any(f"gati-{service} for linux/arm64 under " in line for line in smoked), out
+    assert len(smoked) == 6 and all('"version":"0.1.1-rc.1"' in line for line in smoked), smoked
     for service in SERVICES:
         name = repo(registry, service)
         assert "0.1.1-rc.1" in registry.tags(name)
