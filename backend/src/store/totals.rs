@@ -83,15 +83,12 @@ impl BatchTotals {
             run.last = Some(e.timestamp.clone());
         }
         run.max_duration_ms = run.max_duration_ms.max(e.metrics.duration_ms.unwrap_or(0.0));
-        match e.event_type.as_str() {
-            "agent_start" => run.starts += 1,
-            "agent_end" => {
-                run.ends += 1;
-                if run.end.as_ref().is_none_or(|(t, _)| e.timestamp >= *t) {
-                    run.end = Some((e.timestamp.clone(), e.metrics.error));
-                }
+        run.starts += i64::from(e.starts_run);
+        if let Some(at) = &e.ends_run_at {
+            run.ends += 1;
+            if run.end.as_ref().is_none_or(|(t, _)| at >= t) {
+                run.end = Some((at.clone(), e.metrics.error));
             }
-            _ => {}
         }
         let model = e.model.as_deref().unwrap_or_default();
         let key = self.days.iter().rposition(|((d, a, m), _)| d == day(&e.timestamp) && a == agent && m == model);
