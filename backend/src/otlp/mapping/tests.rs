@@ -332,7 +332,8 @@ fn bounded_work_on_big_spans() {
     s.events = vec![SpanEvent::default(); MAX_SPAN_EVENTS + 5];
     let mapped = map_request(&request(vec![], vec![s.clone(), s]));
     let [event] = &mapped.events[..] else { panic!("a span sent twice is taken once") };
-    let prompt = event.data()["prompt"].as_str().unwrap();
+    let data = event.data();
+    let prompt = data["prompt"].as_str().unwrap();
     assert!(prompt.len() < MAX_STRING_BYTES + 64 && prompt.ends_with("bytes]"));
     assert_eq!(event.agent_name.len(), 256);
     assert_eq!(event.data()["name"].as_str().unwrap().len(), 256);
@@ -363,6 +364,8 @@ fn the_real_libraries_captures() {
         let [root] = roots[..] else { panic!("{name}: one root") };
         assert_eq!(root.event_type, "agent_start", "{name}");
         assert!(root.run_name.is_some(), "{name}");
+        assert!(root.ends_run_at.is_some() && !root.starts_run, "{name}: the root span ends the run");
+        assert!(mapped.events.iter().filter(|e| e.ends_run_at.is_some()).count() == 1, "{name}");
         for event in &mapped.events {
             assert_eq!(event.agent_name, "weather-agent", "{name}");
             assert_eq!(event.session_id.as_deref(), Some("conversation-42"), "{name}");
