@@ -162,11 +162,11 @@ pub struct Mapped {
 }
 
 impl Mapped {
-    /// `partial_success.error_message`: the distinct reasons, a few of them.
+    /// `partial_success.error_message`: the distinct reasons, the first 8 of them.
     pub fn rejection_message(&self) -> String {
         let mut reasons: Vec<&str> = Vec::new();
         for r in &self.rejected {
-            if !reasons.contains(&r.reason.as_str()) && reasons.len() < 5 {
+            if !reasons.contains(&r.reason.as_str()) && reasons.len() < 8 {
                 reasons.push(&r.reason);
             }
         }
