@@ -571,7 +571,7 @@ fn metric(field: &str, value: &Value, kind: Kind, reading: Reading) -> Result<Op
                 Sent::Integer(_) | Sent::Float(_) => Ok(Some(sent)),
             }
         }
-        Kind::Cost if float < 0.0 || float > MAX_COST => refuse(
+        Kind::Cost if !(0.0..=MAX_COST).contains(&float) => refuse(
             format!("a cost is a number of dollars from 0 to {MAX_COST:e}"),
             Some(("limit_cost", MAX_COST as usize)),
         ),

@@ -129,7 +129,8 @@ impl LocalGuard {
         if writes.contains(method) && (method == Method::POST || has_body(headers)) {
             let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let protobuf = self.protobuf_paths.contains(&path);
-            if !is_json(content_type) && !(protobuf && is_protobuf(content_type)) {
+            let accepted = is_json(content_type) || (protobuf && is_protobuf(content_type));
+            if !accepted {
                 let shown = if content_type.is_empty() { "none".to_string() } else { format!("{content_type:?}") };
                 let wanted = if protobuf { "application/json or application/x-protobuf" } else { "application/json" };
                 let message = format!("{method} {path} needs Content-Type: {wanted} (got {shown})");
@@ -366,7 +367,8 @@ mod tests {
         assert_eq!(refused, Some(StatusCode::FORBIDDEN));
         // And a guard that names no path takes no protobuf.
         let plain = LocalGuard::new(&[]);
-        let refused = plain.refusal(&Method::POST, "/v1/traces", &headers(&[host, ("content-type", "application/x-protobuf")]));
+        let refused =
+            plain.refusal(&Method::POST, "/v1/traces", &headers(&[host, ("content-type", "application/x-protobuf")]));
         assert_eq!(refused.map(|r| r.status()), Some(StatusCode::UNSUPPORTED_MEDIA_TYPE));
     }
 

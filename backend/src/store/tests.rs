@@ -521,8 +521,12 @@ fn spans_out_of_order_and_twice_link_and_count_once() {
     assert_eq!(disagreements(&store), Vec::<String>::new());
     let r = run(&store);
     assert_eq!((r.agent_name.as_str(), r.run_name.as_deref()), ("planner", Some("invoke_agent planner")));
-    assert_eq!((r.status, r.event_count, r.tokens_in, r.tokens_out, r.error_count), (RunStatus::Completed, 4, 110, 25, 1));
-    let cost = crate::otlp::prices::cost("gpt-4o-mini", 100, 20).unwrap() + crate::otlp::prices::cost("gpt-4o-mini", 10, 5).unwrap();
+    assert_eq!(
+        (r.status, r.event_count, r.tokens_in, r.tokens_out, r.error_count),
+        (RunStatus::Completed, 4, 110, 25, 1)
+    );
+    let cost = crate::otlp::prices::cost("gpt-4o-mini", 100, 20).unwrap()
+        + crate::otlp::prices::cost("gpt-4o-mini", 10, 5).unwrap();
     assert!((r.total_cost - cost).abs() < 1e-12, "{} {cost}", r.total_cost);
     assert_eq!(r.ended_at.as_deref(), Some("2026-01-31T12:00:00.100000Z"), "the root span's end");
     let agents: Vec<(String, i64, i64)> = store

@@ -89,7 +89,8 @@ fn every_name(table: &[&str], read: impl Fn(&MappedEvent) -> Option<String>, kin
 
 #[test]
 fn every_field_row_is_read_most_specific_first() {
-    let data = |key: &'static str| move |e: &MappedEvent| e.data().get(key).and_then(|v| v.as_str()).map(str::to_string);
+    let data =
+        |key: &'static str| move |e: &MappedEvent| e.data().get(key).and_then(|v| v.as_str()).map(str::to_string);
     every_name(MODEL, |e| e.model.clone(), "chat");
     every_name(TOKENS_IN, |e| e.metrics.tokens_in.map(|n| n.to_string()), "chat");
     every_name(TOKENS_OUT, |e| e.metrics.tokens_out.map(|n| n.to_string()), "chat");
@@ -172,7 +173,10 @@ fn errors_from_status_and_exception_events() {
     failed.status = Some(Status { code: StatusCode::Error as i32, message: "rate limited".into() });
     let event = map_span(&failed, &CONTEXT).unwrap();
     assert!(event.metrics.error);
-    assert_eq!((event.data()["status"].as_str(), event.data()["error"].as_str()), (Some("error"), Some("rate limited")));
+    assert_eq!(
+        (event.data()["status"].as_str(), event.data()["error"].as_str()),
+        (Some("error"), Some("rate limited"))
+    );
 
     let mut thrown = span(2, Some(1), vec![]);
     thrown.events = vec![SpanEvent {
