@@ -3,9 +3,9 @@
 //! the routes served. Every handler runs its SQLite work on a blocking thread; every error is
 //! `{"error": ...}`.
 //!
-//! One file per resource (`events`, `agents`, `runs`, `metrics`, `service`), OpenTelemetry's
-//! `/v1/traces` (`otlp`), the query
-//! parameters every list shares in `params`, and here the router and the answers they share.
+//! One file per resource (`events`, `agents`, `runs`, `metrics`, `service`, and OpenTelemetry's
+//! `/v1/traces` in `otlp`), the query parameters every list shares in `params`, and here the
+//! router and the answers they share.
 
 mod agents;
 mod events;

@@ -246,6 +246,9 @@ pub fn day(timestamp: &str) -> &str {
     timestamp.get(..10).unwrap_or(timestamp)
 }
 
+/// (Run by the migrations to versions 3 and 4 only, of databases from before OTLP ingest: every
+/// event in them is the SDK's, whose agent_start / agent_end open and end runs. A span's event
+/// opens nothing and a root span's ends its run: `Event::starts_run`, `Event::ends_run_at`.)
 const RUN_FROM_EVENTS: &str = "UPDATE runs SET (event_count, tokens_in, tokens_out, total_tokens, total_cost,
         error_count, started_at, last_event_at, max_duration_ms, agent_starts, agent_ends, ended_at, end_error) =
     (SELECT count(*), coalesce(sum(e.tokens_in), 0), coalesce(sum(e.tokens_out), 0), coalesce(sum(e.total_tokens), 0),
