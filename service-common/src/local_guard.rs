@@ -11,8 +11,8 @@
 //! - A write's body must say `Content-Type: application/json`: a cross-site form or `text/plain`
 //!   fetch cannot send that without a CORS preflight, which we refuse. The paths a service names
 //!   with [`LocalGuard::accept_protobuf_at`] (the backend's OTLP/HTTP `/v1/traces`) take
-//!   `application/x-protobuf` too: no more a type a page can send cross-site unasked (it is
-//!   preflighted just the same), and what every OpenTelemetry exporter sends. A POST needs it even
+//!   `application/x-protobuf` too, what every OpenTelemetry exporter sends: a page cannot send
+//!   that type cross-site without a preflight either. A POST needs it even
 //!   without a body (POST is the one write another site can send unasked); a DELETE, PUT or
 //!   PATCH without a body does not (a browser preflights those anyway): that is how MCP clients
 //!   close a session, `DELETE /mcp`.
@@ -132,8 +132,13 @@ impl LocalGuard {
             let accepted = is_json(content_type) || (protobuf && is_protobuf(content_type));
             if !accepted {
                 let shown = if content_type.is_empty() { "none".to_string() } else { format!("{content_type:?}") };
-                let wanted = if protobuf { "application/json or application/x-protobuf" } else { "application/json" };
-                let message = format!("{method} {path} needs Content-Type: {wanted} (got {shown})");
+                // (`path` is one of ours there: the message stays short whatever was requested.)
+                let message = match protobuf {
+                    true => format!(
+                        "{method} {path} needs Content-Type: application/json or application/x-protobuf (got {shown})"
+                    ),
+                    false => format!("{method} needs Content-Type: application/json (got {shown})"),
+                };
                 return Some(refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, message, json!({})));
             }
         }
