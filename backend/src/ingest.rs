@@ -47,6 +47,12 @@ pub struct Event {
     pub metrics: Metrics,
     /// The LLM model the event names, if any.
     pub model: Option<String>,
+    /// Whether it opens its run, as the SDK's `agent_start` does: a run is active until it has
+    /// as many ends as starts.
+    pub starts_run: bool,
+    /// When it ends its run, if it does: the SDK's `agent_end`, at its timestamp; a trace's root
+    /// span, at the span's end (a trace's spans all end before its root does).
+    pub ends_run_at: Option<String>,
 }
 
 /// What an event counts towards its run's and agent's totals.
@@ -308,6 +314,7 @@ fn parse_event(index: usize, value: &Value) -> Result<Event, BatchError> {
     let metrics = read_metrics(&event_type, object, data, Reading::Strict)
         .map_err(|bad| BatchError { limit: bad.limit, ..BatchError::at(index, &bad.field, bad.message) })?;
     let model = model(object, data);
+    let timestamp = stored_timestamp(&timestamp).map_err(|why| BatchError::at(index, "timestamp", why))?;
     Ok(Event {
         // The 0.0.3 SDK always sends one; without it, the same event sent twice gets the same id.
         event_id: match optional("event_id")? {
@@ -317,8 +324,10 @@ fn parse_event(index: usize, value: &Value) -> Result<Event, BatchError> {
         run_id: text("run_id")?,
         run_name: optional("run_name")?,
         agent_name: text("agent_name")?,
+        starts_run: event_type == "agent_start",
+        ends_run_at: (event_type == "agent_end").then(|| timestamp.clone()),
         event_type,
-        timestamp: stored_timestamp(&timestamp).map_err(|why| BatchError::at(index, "timestamp", why))?,
+        timestamp,
         parent_event_id: optional("parent_event_id")?,
         previous_event_id: optional("previous_event_id")?,
         data: serde_json::to_string(data).expect("a JSON object is written"),
@@ -562,7 +571,7 @@ fn metric(field: &str, value: &Value, kind: Kind, reading: Reading) -> Result<Op
                 Sent::Integer(_) | Sent::Float(_) => Ok(Some(sent)),
             }
         }
-        Kind::Cost if float < 0.0 || float > MAX_COST => refuse(
+        Kind::Cost if !(0.0..=MAX_COST).contains(&float) => refuse(
             format!("a cost is a number of dollars from 0 to {MAX_COST:e}"),
             Some(("limit_cost", MAX_COST as usize)),
         ),

@@ -19,8 +19,8 @@
 //!                     delete the runs whose last event is older than this many days, at start
 //!                     and then hourly (default: keep everything)
 //!
-//! It is a local service (gati_service::local_guard): writes need `Content-Type: application/json`,
-//! a foreign `Origin` is refused, no answer may be framed, and every error is JSON. A DELETE or
+//! It is a local service (gati_service::local_guard): writes need `Content-Type: application/json`
+//! (OpenTelemetry's `POST /v1/traces` also takes `application/x-protobuf`), a foreign `Origin` is refused, no answer may be framed, and every error is JSON. A DELETE or
 //! PATCH without a body needs no content type.
 
 mod api;

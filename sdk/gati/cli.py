@@ -22,9 +22,11 @@ from pathlib import Path
 from .version import __version__
 
 COMPOSE_FILE = Path(__file__).with_name("docker-compose.yml")
-# (service, environment variable for its host port, default port)
-PORTS = [("backend", "GATI_BACKEND_PORT", 8000), ("dashboard", "GATI_DASHBOARD_PORT", 3000),
-         ("mcp-server", "GATI_MCP_PORT", 8080)]
+# (service, environment variable for its host port, default port); the backend is also published
+# on OTLP/HTTP's standard port, for OpenTelemetry exporters.
+PORTS = [("backend", "GATI_BACKEND_PORT", 8000), ("backend", "GATI_OTLP_PORT", 4318),
+         ("dashboard", "GATI_DASHBOARD_PORT", 3000), ("mcp-server", "GATI_MCP_PORT", 8080)]
+SERVICES = list(dict.fromkeys(service for service, _, _ in PORTS))
 HEALTH_TIMEOUT = 90
 
 
@@ -172,6 +174,7 @@ def start(args):
     print(f"  dashboard  http://127.0.0.1:{port('GATI_DASHBOARD_PORT', 3000)}")
     print(f"  backend    http://127.0.0.1:{backend_port}")
     print(f"  MCP        http://127.0.0.1:{port('GATI_MCP_PORT', 8080)}/mcp")
+    print(f"  OTLP/HTTP  http://127.0.0.1:{port('GATI_OTLP_PORT', 4318)} (OTEL_EXPORTER_OTLP_ENDPOINT)")
     if not args.detach:
         print("following the logs; Ctrl-C stops the stack")
         try:
@@ -218,7 +221,7 @@ def main(argv=None):
     commands.add_parser("status", help="show the services and their health").set_defaults(func=status)
     p = commands.add_parser("logs", help="show the services' logs")
     p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("service", nargs="?", choices=[name for name, _, _ in PORTS])
+    p.add_argument("service", nargs="?", choices=SERVICES)
     p.set_defaults(func=logs)
     commands.add_parser("version", help="print the version and the images it runs").set_defaults(func=version)
     args = parser.parse_args(argv)

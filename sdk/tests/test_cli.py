@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from gati_testing import ROOT
+from gati_testing import ROOT, free_port
 
 sys.path.insert(0, str(ROOT / "sdk"))
 from gati import cli  # noqa: E402
@@ -74,6 +74,23 @@ def test_port_taken_is_named():
         port = taken.getsockname()[1]
         one_line_error(gati("start", "-d", GATI_BACKEND_PORT=str(port)),
                        f"port {port} (backend) is already in use on 127.0.0.1")
+
+
+def test_every_published_port_is_checked_and_in_the_compose_file(monkeypatch):
+    compose = cli.COMPOSE_FILE.read_text()
+    for _, env_var, default in cli.PORTS:
+        assert f"127.0.0.1:${{{env_var}:-{default}}}:" in compose, env_var
+    assert ("backend", "GATI_OTLP_PORT", 4318) in cli.PORTS
+    assert cli.SERVICES == ["backend", "dashboard", "mcp-server"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for _, env_var, _ in cli.PORTS:
+            monkeypatch.setenv(env_var, str(free_port()))
+        monkeypatch.setenv("GATI_OTLP_PORT", str(port))
+        with pytest.raises(cli.GatiError, match=f"port {port} \\(backend\\) is already in use.*GATI_OTLP_PORT"):
+            cli.check_ports_free()
 
 
 @pytest.mark.docker

@@ -48,7 +48,8 @@ def installed(dist, tmp_path):
 
 @pytest.mark.docker
 def test_gati_start_from_the_wheel_end_to_end(installed, version):
-    ports = {"GATI_BACKEND_PORT": free_port(), "GATI_DASHBOARD_PORT": free_port(), "GATI_MCP_PORT": free_port()}
+    ports = {"GATI_BACKEND_PORT": free_port(), "GATI_DASHBOARD_PORT": free_port(), "GATI_MCP_PORT": free_port(),
+             "GATI_OTLP_PORT": free_port()}
     project = f"gati-e2e-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "GATI_IMAGE_PREFIX": required_env("GATI_TEST_IMAGE_PREFIX"), "GATI_PROJECT": project,
            **{k: str(v) for k, v in ports.items()}}
@@ -73,6 +74,15 @@ def test_gati_start_from_the_wheel_end_to_end(installed, version):
         run_id = request("GET", backend + "/api/agents/e2e-agent/runs")[1][0]["run_id"]
         events = request("GET", backend + f"/api/runs/{run_id}")[1]["events"]
         assert [e["event_type"] for e in events] == ["run_start", "llm_call", "run_end"]
+
+        # OpenTelemetry's port answers /v1/traces: an OTLP/JSON span is a run of its service.
+        span = {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "otel-root",
+                "startTimeUnixNano": "1769860800000000000", "endTimeUnixNano": "1769860801000000000"}
+        otlp = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name",
+                                                               "value": {"stringValue": "otel-e2e"}}]},
+                                   "scopeSpans": [{"spans": [span]}]}]}
+        assert request("POST", f"http://127.0.0.1:{ports['GATI_OTLP_PORT']}/v1/traces", otlp) == (200, {})
+        assert request("GET", backend + "/api/agents/otel-e2e")[1]["total_runs"] == 1
 
         mcp_url = f"http://127.0.0.1:{ports['GATI_MCP_PORT']}"
         wait_for(mcp_url + "/health")

@@ -9,7 +9,10 @@
 //!   could point `backend` anywhere.
 //! - A browser's `Origin`, when present, must name one of those hosts too.
 //! - A write's body must say `Content-Type: application/json`: a cross-site form or `text/plain`
-//!   fetch cannot send that without a CORS preflight, which we refuse. A POST needs it even
+//!   fetch cannot send that without a CORS preflight, which we refuse. The paths a service names
+//!   with [`LocalGuard::accept_protobuf_at`] (the backend's OTLP/HTTP `/v1/traces`) take
+//!   `application/x-protobuf` too, what every OpenTelemetry exporter sends: a page cannot send
+//!   that type cross-site without a preflight either. A POST needs it even
 //!   without a body (POST is the one write another site can send unasked); a DELETE, PUT or
 //!   PATCH without a body does not (a browser preflights those anyway): that is how MCP clients
 //!   close a session, `DELETE /mcp`.
@@ -58,6 +61,8 @@ pub const CONTAINER_HOSTS_ENV: &str = "GATI_CONTAINER_HOSTS";
 #[derive(Debug, Clone)]
 pub struct LocalGuard {
     hosts: Vec<String>,
+    /// Paths whose writes may carry a protobuf body as well as JSON.
+    protobuf_paths: Vec<&'static str>,
 }
 
 impl LocalGuard {
@@ -68,7 +73,14 @@ impl LocalGuard {
                 hosts.push(host);
             }
         }
-        LocalGuard { hosts }
+        LocalGuard { hosts, protobuf_paths: Vec::new() }
+    }
+
+    /// Writes to `path` (exactly) may also say `Content-Type: application/x-protobuf` (or
+    /// `application/protobuf`): OTLP/HTTP's binary encoding. The other rules stay.
+    pub fn accept_protobuf_at(mut self, path: &'static str) -> LocalGuard {
+        self.protobuf_paths.push(path);
+        self
     }
 
     /// The loopback hosts plus those of `GATI_ALLOWED_HOSTS`, `GATI_CONTAINER_HOSTS` and each
@@ -91,8 +103,8 @@ impl LocalGuard {
         host_name(host).is_some_and(|name| self.hosts.contains(&name))
     }
 
-    /// Why a request must be refused, or `None` if it may go on.
-    pub fn refusal(&self, method: &Method, headers: &HeaderMap) -> Option<Response> {
+    /// Why a request to `path` must be refused, or `None` if it may go on.
+    pub fn refusal(&self, method: &Method, path: &str, headers: &HeaderMap) -> Option<Response> {
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !self.allows(host) {
             let message = if host.is_empty() {
@@ -116,9 +128,17 @@ impl LocalGuard {
         let writes = [Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
         if writes.contains(method) && (method == Method::POST || has_body(headers)) {
             let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if !is_json(content_type) {
+            let protobuf = self.protobuf_paths.contains(&path);
+            let accepted = is_json(content_type) || (protobuf && is_protobuf(content_type));
+            if !accepted {
                 let shown = if content_type.is_empty() { "none".to_string() } else { format!("{content_type:?}") };
-                let message = format!("{method} needs Content-Type: application/json (got {shown})");
+                // (`path` is one of ours there: the message stays short whatever was requested.)
+                let message = match protobuf {
+                    true => format!(
+                        "{method} {path} needs Content-Type: application/json or application/x-protobuf (got {shown})"
+                    ),
+                    false => format!("{method} needs Content-Type: application/json (got {shown})"),
+                };
                 return Some(refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, message, json!({})));
             }
         }
@@ -157,6 +177,11 @@ fn has_body(headers: &HeaderMap) -> bool {
         || headers.get_all(header::CONTENT_LENGTH).iter().any(|v| v.as_bytes().trim_ascii() != b"0")
 }
 
+fn is_protobuf(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/x-protobuf" || essence == "application/protobuf"
+}
+
 fn is_json(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
@@ -179,7 +204,7 @@ pub async fn guard(State(guard): State<Arc<LocalGuard>>, request: Request, next:
         let message = format!("the request's target names {:?}, not this machine", authority.as_str());
         return refuse(StatusCode::FORBIDDEN, message, json!({ "allowed_hosts": guard.hosts }));
     }
-    match guard.refusal(request.method(), request.headers()) {
+    match guard.refusal(request.method(), request.uri().path(), request.headers()) {
         Some(refusal) => refusal,
         None => next.run(request).await,
     }
@@ -256,7 +281,7 @@ mod tests {
     }
 
     fn status(guard: &LocalGuard, method: Method, pairs: &[(&'static str, &str)]) -> Option<StatusCode> {
-        guard.refusal(&method, &headers(pairs)).map(|r| r.status())
+        guard.refusal(&method, "/api/events", &headers(pairs)).map(|r| r.status())
     }
 
     #[test]
@@ -320,6 +345,36 @@ mod tests {
             assert_eq!(refused, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE), "{content_type:?}");
         }
         assert_eq!(status(&guard, Method::PUT, &[host, ("content-type", "application/merge-patch+json")]), None);
+    }
+
+    #[test]
+    fn protobuf_is_taken_only_where_the_service_says_and_origins_still_count() {
+        let guard = LocalGuard::new(&[]).accept_protobuf_at("/v1/traces");
+        let host = ("host", "127.0.0.1:4318");
+        let at = |path: &str, pairs: &[(&'static str, &str)]| {
+            guard.refusal(&Method::POST, path, &headers(pairs)).map(|r| r.status())
+        };
+        // An OpenTelemetry exporter: no Origin, a protobuf body.
+        for protobuf in ["application/x-protobuf", "application/protobuf", "Application/X-Protobuf; proto=x"] {
+            assert_eq!(at("/v1/traces", &[host, ("content-type", protobuf)]), None, "{protobuf}");
+            let elsewhere = at("/api/events", &[host, ("content-type", protobuf)]);
+            assert_eq!(elsewhere, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE), "{protobuf}");
+            let under = at("/v1/traces/x", &[host, ("content-type", protobuf)]);
+            assert_eq!(under, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE), "{protobuf}");
+        }
+        assert_eq!(at("/v1/traces", &[host, ("content-type", "application/json")]), None);
+        for other in ["text/plain", "application/x-www-form-urlencoded", ""] {
+            assert_eq!(at("/v1/traces", &[host, ("content-type", other)]), Some(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        // A page on another site stays refused, whatever it sends.
+        let foreign = ("origin", "http://evil.example");
+        let refused = at("/v1/traces", &[host, ("content-type", "application/x-protobuf"), foreign]);
+        assert_eq!(refused, Some(StatusCode::FORBIDDEN));
+        // And a guard that names no path takes no protobuf.
+        let plain = LocalGuard::new(&[]);
+        let refused =
+            plain.refusal(&Method::POST, "/v1/traces", &headers(&[host, ("content-type", "application/x-protobuf")]));
+        assert_eq!(refused.map(|r| r.status()), Some(StatusCode::UNSUPPORTED_MEDIA_TYPE));
     }
 
     #[test]

@@ -59,7 +59,7 @@ const DRAIN_BYTES: usize = 4 * ingest::MAX_BODY_BYTES;
 /// here, not by an extractor, so that one too large is refused with JSON naming the limit, and
 /// read to its end (up to `DRAIN_BYTES`): a client answered while still sending sees a broken
 /// connection instead of the 413.
-async fn read_body(mut body: Body, declared: Option<u64>) -> Result<Vec<u8>, String> {
+pub(super) async fn read_body(mut body: Body, declared: Option<u64>) -> Result<Vec<u8>, String> {
     let limit = ingest::MAX_BODY_BYTES;
     let mut kept = Vec::new();
     let mut received = 0usize;

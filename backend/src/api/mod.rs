@@ -3,12 +3,14 @@
 //! the routes served. Every handler runs its SQLite work on a blocking thread; every error is
 //! `{"error": ...}`.
 //!
-//! One file per resource (`events`, `agents`, `runs`, `metrics`, `service`), the query
-//! parameters every list shares in `params`, and here the router and the answers they share.
+//! One file per resource (`events`, `agents`, `runs`, `metrics`, `service`, and OpenTelemetry's
+//! `/v1/traces` in `otlp`), the query parameters every list shares in `params`, and here the
+//! router and the answers they share.
 
 mod agents;
 mod events;
 mod metrics;
+mod otlp;
 mod params;
 mod runs;
 mod service;
@@ -49,7 +51,8 @@ pub struct App {
                        traces and metrics over time. gati 0.0.3's routes answer at their paths with their fields."
     ),
     tags(
-        (name = "service"), (name = "events"), (name = "agents"), (name = "runs"), (name = "metrics")
+        (name = "service"), (name = "events"), (name = "agents"), (name = "runs"), (name = "metrics"),
+        (name = "otlp", description = "OpenTelemetry's OTLP/HTTP trace export: spans become runs and events")
     )
 )]
 struct Doc;
@@ -61,6 +64,7 @@ pub fn router(app: App, guard: LocalGuard) -> Router {
         .routes(routes!(events::post_events, events::search_events))
         .routes(routes!(events::get_event))
         .routes(routes!(events::event_children))
+        .routes(routes!(otlp::post_traces))
         .routes(routes!(agents::list_agents))
         .routes(routes!(agents::get_agent, agents::delete_agent))
         .routes(routes!(runs::list_agent_runs))
@@ -90,7 +94,9 @@ pub fn router(app: App, guard: LocalGuard) -> Router {
         )
         .route("/docs", axum::routing::get(move || async move { Html(page.as_str().to_string()) }))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint; the API is at /docs".into()) });
-    local_guard::protect(router, guard, Some(ingest::MAX_BODY_BYTES))
+    // OpenTelemetry exporters send protobuf; a page on another site still cannot (an Origin of
+    // elsewhere is refused, and the type is preflighted).
+    local_guard::protect(router, guard.accept_protobuf_at(otlp::PATH), Some(ingest::MAX_BODY_BYTES))
 }
 
 pub fn error(status: StatusCode, message: String) -> Response {

@@ -4,7 +4,7 @@
 //! (event id: trace id and span id, so unique across traces; parent from `parentSpanId`). What
 //! kind of event a span is, and where its model, tokens, prompt... are, comes from the tables
 //! below, each a list of attribute names, most specific first: the GenAI semantic conventions'
-//! current names, their older ones, OpenInference's, OpenLLMetry's. backend/OTLP.md documents
+//! current names, their older ones, OpenInference's, OpenLLMetry's. backend/API.md documents
 //! them. Every span gets a bounded amount of work: attributes and span events are capped, strings
 //! truncated, `AnyValue` nesting bounded by [`MAX_VALUE_DEPTH`]; a span that cannot be taken is
 //! rejected with a reason (counted in the answer's `partial_success`), never the whole request.
@@ -19,6 +19,7 @@ use opentelemetry_proto::tonic::{
 use serde_json::{json, Map, Value};
 
 use super::prices;
+use crate::ingest::{Event, Metrics};
 
 /// The deepest `AnyValue` nesting kept: an attribute sits two levels into the event's JSON
 /// (`span_attributes.KEY`), and the whole must fit gati's bound on event data.
@@ -126,37 +127,25 @@ pub const CONTENT_EVENTS: &[(&str, Option<&str>)] = &[
     ("gen_ai.choice", Some("assistant")),
 ];
 
-/// A span as one of gati's events: the fields of `ingest::Event`, and the run it belongs to.
+/// A span as one of gati's events: the event the store takes (the native ingest's), and what
+/// the mapping knew besides. It reads as its event (`Deref`).
+///
+/// The event's `run_id` is the trace id, `run_name` the root span's name (on the root span's
+/// event only), `timestamp` the span's start (RFC 3339 in UTC with microseconds), `data` like the
+/// SDK's `data` of the same event type (`model`, `prompt`, `tokens_in`...), `attributes` the
+/// span's attributes, its resource's, scope, ids, kind and session. A root span ends its run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MappedEvent {
-    pub event_id: String,
-    pub run_id: String,
-    /// The root span's name, on the root span's event only.
-    pub run_name: Option<String>,
-    pub agent_name: String,
-    pub event_type: String,
+    pub event: Event,
     pub kind: Kind,
-    /// The span's start, RFC 3339 in UTC with microseconds (as the native ingest writes it).
-    pub timestamp: String,
-    pub parent_event_id: Option<String>,
     pub session_id: Option<String>,
-    /// Like the SDK's `data` of the same event type (`model`, `prompt`, `tokens_in`...).
-    pub data: Map<String, Value>,
-    /// The span's attributes, its resource's, scope, ids and kind.
-    pub attributes: Map<String, Value>,
-    pub metrics: Metrics,
-    pub model: Option<String>,
 }
 
-/// What an event counts towards its run's and agent's totals (as `ingest::Metrics`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Metrics {
-    pub tokens_in: Option<i64>,
-    pub tokens_out: Option<i64>,
-    pub total_tokens: Option<i64>,
-    pub cost: Option<f64>,
-    pub duration_ms: Option<f64>,
-    pub error: bool,
+impl std::ops::Deref for MappedEvent {
+    type Target = Event;
+    fn deref(&self) -> &Event {
+        &self.event
+    }
 }
 
 /// A span that could not be taken, and why.
@@ -173,11 +162,11 @@ pub struct Mapped {
 }
 
 impl Mapped {
-    /// `partial_success.error_message`: the distinct reasons, a few of them.
+    /// `partial_success.error_message`: the distinct reasons, the first 8 of them.
     pub fn rejection_message(&self) -> String {
         let mut reasons: Vec<&str> = Vec::new();
         for r in &self.rejected {
-            if !reasons.contains(&r.reason.as_str()) && reasons.len() < 5 {
+            if !reasons.contains(&r.reason.as_str()) && reasons.len() < 8 {
                 reasons.push(&r.reason);
             }
         }
@@ -247,10 +236,8 @@ pub fn map_span(span: &Span, context: &Context) -> Result<MappedEvent, String> {
         return Err("startTimeUnixNano is missing".into());
     }
     let duration = end.checked_sub(start).filter(|d| *d >= 0).ok_or("endTimeUnixNano is before startTimeUnixNano")?;
-    let timestamp =
-        chrono::DateTime::from_timestamp(start.div_euclid(1_000_000_000), start.rem_euclid(1_000_000_000) as u32)
-            .ok_or("startTimeUnixNano is not a time")?
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let timestamp = time(start).ok_or("startTimeUnixNano is not a time")?;
+    let end_time = time(end).ok_or("endTimeUnixNano is not a time")?;
 
     let attrs = Attributes::of(&span.attributes);
     let events = &span.events[..span.events.len().min(MAX_SPAN_EVENTS)];
@@ -277,6 +264,13 @@ pub fn map_span(span: &Span, context: &Context) -> Result<MappedEvent, String> {
         }
         _ => None,
     };
+    // The native ingest's bound on one event's cost: tokens no call can use would pass it.
+    if let Some(cost) = cost.filter(|c| *c > crate::ingest::MAX_COST) {
+        return Err(format!(
+            "the tokens' cost of {cost:e} dollars is past {:e}, the most one event may cost",
+            crate::ingest::MAX_COST
+        ));
+    }
     let latency_ms = duration as f64 / 1e6;
     let (error, error_message) = error(span, events);
 
@@ -335,22 +329,35 @@ pub fn map_span(span: &Span, context: &Context) -> Result<MappedEvent, String> {
     if dropped > 0 {
         attributes.insert("dropped".into(), dropped.into());
     }
+    if let Some(session) = context.session {
+        attributes.insert("session_id".into(), session.into());
+    }
 
-    Ok(MappedEvent {
+    let root = parent.is_none();
+    let event = Event {
         event_id: format!("{trace}-{span_id}"),
         run_id: trace.clone(),
-        run_name: parent.is_none().then(|| name(&span.name)),
+        run_name: root.then(|| name(&span.name)),
         agent_name: context.agent.unwrap_or("unknown_service").to_string(),
         event_type: kind.event_type().into(),
-        kind,
         timestamp,
         parent_event_id: parent.map(|p| format!("{trace}-{p}")),
-        session_id: context.session.map(str::to_string),
-        data,
-        attributes,
+        previous_event_id: None,
+        data: Value::Object(data).to_string(),
+        attributes: Value::Object(attributes).to_string(),
         metrics: Metrics { tokens_in, tokens_out, total_tokens, cost, duration_ms: Some(latency_ms), error },
         model,
-    })
+        // A span is both started and ended when it is exported: only the root's end ends a run.
+        starts_run: false,
+        ends_run_at: root.then_some(end_time),
+    };
+    Ok(MappedEvent { event, kind, session_id: context.session.map(str::to_string) })
+}
+
+/// Nanoseconds since the epoch as stored: RFC 3339 in UTC with microseconds.
+fn time(nanos: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp(nanos.div_euclid(1_000_000_000), nanos.rem_euclid(1_000_000_000) as u32)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
 /// The first row of [`KINDS`] whose attribute has its value.

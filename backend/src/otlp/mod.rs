@@ -1,9 +1,7 @@
 //! OpenTelemetry's front door: OTLP/HTTP trace export requests, decoded with the official
 //! types ([`decode`]) and mapped to gati's runs and events ([`mapping`]); costs from the price
-//! table the SDK reads too ([`prices`]). The mapping is documented in backend/OTLP.md.
-//!
-//! Not yet wired into the router and the store: `#[allow(dead_code)]` until it is.
-#![allow(dead_code)]
+//! table the SDK reads too ([`prices`]). The route is `api/otlp.rs`; backend/API.md documents
+//! the mapping.
 
 pub mod decode;
 pub mod mapping;
@@ -21,35 +19,6 @@ pub fn receive(
     let body = decode::inflate(content_encoding, body)?;
     let request = decode::decode(encoding, &body)?;
     Ok((encoding, mapping::map_request(&request)))
-}
-
-impl mapping::MappedEvent {
-    /// The native ingest's event, for the store: the same fields, `data` and `attributes` as
-    /// JSON text.
-    pub fn into_event(self) -> crate::ingest::Event {
-        let m = self.metrics;
-        crate::ingest::Event {
-            event_id: self.event_id,
-            run_id: self.run_id,
-            run_name: self.run_name,
-            agent_name: self.agent_name,
-            event_type: self.event_type,
-            timestamp: self.timestamp,
-            parent_event_id: self.parent_event_id,
-            previous_event_id: None,
-            data: serde_json::Value::Object(self.data).to_string(),
-            attributes: serde_json::Value::Object(self.attributes).to_string(),
-            metrics: crate::ingest::Metrics {
-                tokens_in: m.tokens_in,
-                tokens_out: m.tokens_out,
-                total_tokens: m.total_tokens,
-                cost: m.cost,
-                duration_ms: m.duration_ms,
-                error: m.error,
-            },
-            model: self.model,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -94,8 +63,8 @@ mod tests {
         let mapped = super::mapping::map_request(&request);
         assert_eq!(mapped.events.len(), 4);
         for event in mapped.events {
-            let data = event.data.clone();
-            let native = event.into_event();
+            let native = event.event;
+            let data: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&native.data).unwrap();
             let read = crate::ingest::metrics(&native.event_type, &serde_json::Map::new(), &data);
             assert_eq!(read, native.metrics, "{}", native.event_type);
             assert_eq!(crate::ingest::model(&serde_json::Map::new(), &data), native.model);

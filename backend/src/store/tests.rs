@@ -31,11 +31,10 @@ fn disagreements(store: &Store) -> Vec<String> {
             "SELECT r.run_id, count(e.id), coalesce(sum(e.tokens_in), 0), coalesce(sum(e.total_tokens), 0),
                     round(coalesce(sum(e.cost), 0.0), 9), coalesce(sum(e.error), 0),
                     coalesce(min(e.timestamp), r.first_seen), max(e.timestamp),
-                    CASE WHEN count(e.id) FILTER (WHERE e.event_type = 'agent_end') > 0
-                          AND count(e.id) FILTER (WHERE e.event_type = 'agent_end')
-                              >= count(e.id) FILTER (WHERE e.event_type = 'agent_start')
-                         THEN CASE WHEN (SELECT x.error FROM events x WHERE x.run_id = r.run_id
-                                         AND x.event_type = 'agent_end' ORDER BY x.timestamp DESC, x.id DESC LIMIT 1)
+                    CASE WHEN count(e.id) FILTER (WHERE ENDS) > 0
+                          AND count(e.id) FILTER (WHERE ENDS) >= count(e.id) FILTER (WHERE STARTS)
+                         THEN CASE WHEN (SELECT e.error FROM events e WHERE e.run_id = r.run_id
+                                         AND ENDS ORDER BY e.timestamp DESC, e.id DESC LIMIT 1)
                                    THEN 'failed' ELSE 'completed' END
                          ELSE 'active' END
              FROM runs r LEFT JOIN events e ON e.run_id = r.run_id GROUP BY r.run_id",
@@ -59,10 +58,17 @@ fn disagreements(store: &Store) -> Vec<String> {
              FROM events GROUP BY 1, 2, 3",
         ),
     ];
+    // An SDK's agent_start opens its run, its agent_end ends it; a span (OTLP: its event has a
+    // `span_id`) opens nothing, a root span ends its trace's run.
+    let span = "json_extract(e.attributes, '$.span_id') IS NOT NULL";
+    let ends = format!("(e.event_type = 'agent_end' AND NOT {span} OR {span} AND e.parent_event_id IS NULL)");
+    let starts = format!("(e.event_type = 'agent_start' AND NOT {span})");
     store
         .with(|conn| {
             let mut out = Vec::new();
             for (what, kept, computed) in queries {
+                let computed = computed.replace("ENDS", &ends).replace("STARTS", &starts);
+                let computed = computed.as_str();
                 for (a, b, side) in [(kept, computed, "kept"), (computed, kept, "computed")] {
                     let mut stmt = conn.prepare(&format!("{a} EXCEPT {b}"))?;
                     let n = stmt.column_count();
@@ -438,4 +444,125 @@ fn a_rename_or_delete_after_a_delete_says_the_run_is_gone() {
     assert_eq!(disagreements(&store), Vec::<String>::new());
     drop(store);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// OTLP/JSON spans of one trace, as an exporter sends them: `(span, parent, name, attributes)`
+/// with ids as two hex digits repeated, each span 100 ms from `second` seconds past 12:00.
+fn spans(service: &str, spans: &[(&str, Option<&str>, &str, u32, Value)]) -> Vec<crate::ingest::Event> {
+    const START: u64 = 1_769_860_800_000_000_000; // 2026-01-31T12:00:00Z
+    let spans: Vec<Value> = spans
+        .iter()
+        .map(|(id, parent, name, second, attributes)| {
+            let start = START + u64::from(*second) * 1_000_000_000;
+            let attributes: Vec<Value> = attributes
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => serde_json::json!({"key": k, "value": {"stringValue": s}}),
+                    other => serde_json::json!({"key": k, "value": {"intValue": other}}),
+                })
+                .collect();
+            let error = name.contains("fails");
+            serde_json::json!({
+                "traceId": "5b8efff798038103d269b633813fc60c", "spanId": id.repeat(8),
+                "parentSpanId": parent.map(|p| p.repeat(8)).unwrap_or_default(), "name": name,
+                "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 100_000_000).to_string(),
+                "attributes": attributes, "status": {"code": if error { 2 } else { 0 }}})
+        })
+        .collect();
+    let body = serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeSpans": [{"spans": spans}]}]});
+    let (_, mapped) = crate::otlp::receive(Some("application/json"), None, body.to_string().as_bytes()).unwrap();
+    assert!(mapped.rejected.is_empty(), "{:?}", mapped.rejected);
+    mapped.events.into_iter().map(|m| m.event).collect()
+}
+
+/// Spans in any order, over several requests, some twice: the parents link whenever they come,
+/// each span is stored once, the totals follow every request, the run ends with its root span
+/// (and is named by it), and the agent its agent span names takes the run over.
+#[test]
+fn spans_out_of_order_and_twice_link_and_count_once() {
+    let (dir, store) = temp_store("otlp");
+    let chat = |tokens_in: i64, tokens_out: i64| {
+        serde_json::json!({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+                           "gen_ai.usage.input_tokens": tokens_in, "gen_ai.usage.output_tokens": tokens_out})
+    };
+    let tool = serde_json::json!({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather"});
+    let agent = serde_json::json!({"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"});
+    let run_id = "5b8efff798038103d269b633813fc60c";
+    let id = |span: &str| format!("{run_id}-{}", span.repeat(8));
+    let run = |store: &Store| {
+        let Found::One(run) = store.find_run(None, run_id).unwrap() else { panic!("one run") };
+        run
+    };
+
+    // A grandchild whose parent is not stored yet, and a child of the root.
+    let first = spans("svc", &[("03", Some("02"), "execute_tool get_weather", 2, tool.clone())]);
+    let child = spans("svc", &[("01", Some("aa"), "chat gpt-4o-mini", 1, chat(100, 20))]);
+    assert_eq!(store.ingest([first, child.clone()].concat()).unwrap(), (2, 0));
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    let r = run(&store);
+    assert_eq!((r.agent_name.as_str(), r.status, r.run_name.clone()), ("svc", RunStatus::Active, None));
+    assert_eq!((r.event_count, r.tokens_in, r.tokens_out), (2, 100, 20));
+
+    // The tool's parent (a failed chat) and the first child again: stored once.
+    let second = spans("svc", &[("02", Some("aa"), "chat fails", 3, chat(10, 5))]);
+    assert_eq!(store.ingest([second, child.clone()].concat()).unwrap(), (1, 1));
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    let r = run(&store);
+    assert_eq!((r.event_count, r.tokens_in, r.tokens_out, r.error_count), (3, 110, 25, 1));
+    assert_eq!(r.status, RunStatus::Active, "no root yet");
+
+    // The root, last, as exporters send it: it names the run and its agent, and ends the run.
+    let root = spans("svc", &[("aa", None, "invoke_agent planner", 0, agent)]);
+    assert_eq!(store.ingest(root.clone()).unwrap(), (1, 0));
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    let r = run(&store);
+    assert_eq!((r.agent_name.as_str(), r.run_name.as_deref()), ("planner", Some("invoke_agent planner")));
+    assert_eq!(
+        (r.status, r.event_count, r.tokens_in, r.tokens_out, r.error_count),
+        (RunStatus::Completed, 4, 110, 25, 1)
+    );
+    let cost = crate::otlp::prices::cost("gpt-4o-mini", 100, 20).unwrap()
+        + crate::otlp::prices::cost("gpt-4o-mini", 10, 5).unwrap();
+    assert!((r.total_cost - cost).abs() < 1e-12, "{} {cost}", r.total_cost);
+    assert_eq!(r.ended_at.as_deref(), Some("2026-01-31T12:00:00.100000Z"), "the root span's end");
+    let agents: Vec<(String, i64, i64)> = store
+        .agents(Page { limit: 10, offset: 0 })
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|a| (a.name, a.event_count, a.active_runs))
+        .collect();
+    assert_eq!(agents, [("planner".to_string(), 4, 0)], "svc had only this run");
+
+    // The whole trace again: nothing new, nothing counted twice.
+    let all = [root, child, spans("svc", &[("03", Some("02"), "execute_tool get_weather", 2, tool)])].concat();
+    assert_eq!(store.ingest(all).unwrap(), (0, 3));
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    assert_eq!(run(&store).event_count, 4);
+
+    // The tree: each span under its parent, whatever order they came in.
+    let events = store.run_events(run_id).unwrap();
+    let tree = crate::trace::trace(&run(&store), &events);
+    let [root] = &tree.execution_tree[..] else { panic!("one root: {:?}", tree.execution_tree.len()) };
+    assert_eq!(root.event_id, id("aa"));
+    let children: Vec<&str> = root.children.iter().map(|c| c.event_id.as_str()).collect();
+    assert_eq!(children, [id("01"), id("02")]);
+    assert_eq!(root.children[1].children[0].event_id, id("03"));
+    assert_eq!(store.children(&id("02")).unwrap().unwrap()[0].event_type, "tool_call");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A root span that failed fails its run.
+#[test]
+fn a_failed_root_span_fails_its_run() {
+    let (dir, store) = temp_store("otlp-failed");
+    store.ingest(spans("svc", &[("aa", None, "root fails", 0, serde_json::json!({}))])).unwrap();
+    let Found::One(run) = store.find_run(None, "5b8efff798038103d269b633813fc60c").unwrap() else { panic!() };
+    assert_eq!((run.status, run.error_count, run.agent_name.as_str()), (RunStatus::Failed, 1, "svc"));
+    assert_eq!(disagreements(&store), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -83,15 +83,12 @@ impl BatchTotals {
             run.last = Some(e.timestamp.clone());
         }
         run.max_duration_ms = run.max_duration_ms.max(e.metrics.duration_ms.unwrap_or(0.0));
-        match e.event_type.as_str() {
-            "agent_start" => run.starts += 1,
-            "agent_end" => {
-                run.ends += 1;
-                if run.end.as_ref().is_none_or(|(t, _)| e.timestamp >= *t) {
-                    run.end = Some((e.timestamp.clone(), e.metrics.error));
-                }
+        run.starts += i64::from(e.starts_run);
+        if let Some(at) = &e.ends_run_at {
+            run.ends += 1;
+            if run.end.as_ref().is_none_or(|(t, _)| at >= t) {
+                run.end = Some((at.clone(), e.metrics.error));
             }
-            _ => {}
         }
         let model = e.model.as_deref().unwrap_or_default();
         let key = self.days.iter().rposition(|((d, a, m), _)| d == day(&e.timestamp) && a == agent && m == model);
@@ -249,6 +246,9 @@ pub fn day(timestamp: &str) -> &str {
     timestamp.get(..10).unwrap_or(timestamp)
 }
 
+/// (Run by the migrations to versions 3 and 4 only, of databases from before OTLP ingest: every
+/// event in them is the SDK's, whose agent_start / agent_end open and end runs. A span's event
+/// opens nothing and a root span's ends its run: `Event::starts_run`, `Event::ends_run_at`.)
 const RUN_FROM_EVENTS: &str = "UPDATE runs SET (event_count, tokens_in, tokens_out, total_tokens, total_cost,
         error_count, started_at, last_event_at, max_duration_ms, agent_starts, agent_ends, ended_at, end_error) =
     (SELECT count(*), coalesce(sum(e.tokens_in), 0), coalesce(sum(e.tokens_out), 0), coalesce(sum(e.total_tokens), 0),

@@ -1,12 +1,16 @@
 """A tiny agent, instrumented as a user of one OpenTelemetry library would instrument it.
 
     python agent.py LIBRARY OPENAI_BASE_URL OTLP_ENDPOINT [--gzip]
+    python agent.py LIBRARY OPENAI_BASE_URL env
+
 
 LIBRARY is `openai-v2` (opentelemetry-instrumentation-openai-v2), `openllmetry`
 (opentelemetry-instrumentation-openai) or `openinference` (openinference-instrumentation-openai).
 One run: a root span for the agent, a chat call that asks for the `get_weather` tool, the tool's
 span, a chat call that answers; exported by opentelemetry-exporter-otlp-proto-http to
-OTLP_ENDPOINT/v1/traces (gzip with --gzip). The root and tool spans follow the library's own
+OTLP_ENDPOINT/v1/traces (gzip with --gzip); with `env`, the exporter is configured as a user
+configures it, by OTEL_EXPORTER_OTLP_ENDPOINT (and OTEL_EXPORTER_OTLP_COMPRESSION) alone. The
+root and tool spans follow the library's own
 conventions, as that library's users write them; the chat spans are the instrumentation's.
 `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental` switches openai-v2 to the current
 GenAI names. Prints the trace id.
@@ -72,8 +76,11 @@ def main(library: str, base_url: str, endpoint: str, gzip: bool) -> str:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     provider = TracerProvider(resource=Resource.create({"service.name": AGENT}))
-    exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces",
-                                compression=Compression.Gzip if gzip else Compression.NoCompression)
+    if endpoint == "env":
+        exporter = OTLPSpanExporter()
+    else:
+        exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces",
+                                    compression=Compression.Gzip if gzip else Compression.NoCompression)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     spans = instrument(library, provider)
     tracer = provider.get_tracer("weather-agent", "1.0")

@@ -21,12 +21,19 @@ def venv_python() -> Path:
     return VENV_PYTHON
 
 
-def run_agent(library: str, openai_base_url: str, otlp_endpoint: str, env: dict, gzip: bool = False) -> str:
-    """The trace id of the one run the agent made."""
+def run_agent(library: str, openai_base_url: str, otlp_endpoint: str, env: dict, gzip: bool = False,
+              by_environment: bool = False) -> str:
+    """The trace id of the one run the agent made. With `by_environment`, the exporter is given
+    the endpoint (and gzip) by OTEL_EXPORTER_OTLP_ENDPOINT (and OTEL_EXPORTER_OTLP_COMPRESSION)
+    only, as a user sets it."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACELOOP_"))}
+    if by_environment:
+        env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+               **({"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"} if gzip else {})}
+    endpoint = "env" if by_environment else otlp_endpoint
     result = subprocess.run(
-        [venv_python(), Path(__file__).with_name("agent.py"), library, openai_base_url, otlp_endpoint,
-         *(["--gzip"] if gzip else [])],
+        [venv_python(), Path(__file__).with_name("agent.py"), library, openai_base_url, endpoint,
+         *(["--gzip"] if gzip and not by_environment else [])],
         env={**clean, "OTEL_SDK_DISABLED": "false", "TRACELOOP_TELEMETRY": "false", **env},
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"agent.py {library} failed:\n{result.stdout}{result.stderr}"

@@ -40,6 +40,14 @@ const CONTEXT: Context = Context { agent: Some("svc"), session: None, resource: 
 fn one(attributes: Vec<KeyValue>) -> MappedEvent {
     map_span(&span(2, Some(1), attributes), &CONTEXT).unwrap()
 }
+impl MappedEvent {
+    fn data(&self) -> Map<String, Value> {
+        serde_json::from_str(&self.event.data).unwrap()
+    }
+    fn attributes(&self) -> Map<String, Value> {
+        serde_json::from_str(&self.event.attributes).unwrap()
+    }
+}
 fn request(resource: Vec<KeyValue>, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
@@ -81,7 +89,8 @@ fn every_name(table: &[&str], read: impl Fn(&MappedEvent) -> Option<String>, kin
 
 #[test]
 fn every_field_row_is_read_most_specific_first() {
-    let data = |key: &'static str| move |e: &MappedEvent| e.data.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    let data =
+        |key: &'static str| move |e: &MappedEvent| e.data().get(key).and_then(|v| v.as_str()).map(str::to_string);
     every_name(MODEL, |e| e.model.clone(), "chat");
     every_name(TOKENS_IN, |e| e.metrics.tokens_in.map(|n| n.to_string()), "chat");
     every_name(TOKENS_OUT, |e| e.metrics.tokens_out.map(|n| n.to_string()), "chat");
@@ -120,9 +129,9 @@ fn tokens_integers_or_strings_cost_from_the_price_table() {
     let m = &event.metrics;
     assert_eq!((m.tokens_in, m.tokens_out, m.total_tokens), (Some(1200), Some(700), Some(1900)));
     assert_eq!(m.cost, prices::cost("gpt-4o-mini", 1200, 700));
-    assert_eq!(event.data["cost"], json!(0.0006));
+    assert_eq!(event.data()["cost"], json!(0.0006));
     assert_eq!(m.duration_ms, Some(250.0));
-    assert_eq!(event.data["latency_ms"], json!(250.0));
+    assert_eq!(event.data()["latency_ms"], json!(250.0));
     // Unknown model: no cost; negative or fractional counts are no counts.
     let odd = one(vec![
         text("gen_ai.request.model", "local"),
@@ -148,7 +157,7 @@ fn ids_parents_runs_and_times() {
     assert_eq!((root.run_name.as_deref(), child.run_name.as_deref()), (Some("span 1"), None));
     assert_eq!(root.agent_name, "my-service");
     assert_eq!(root.timestamp, "2025-12-07T12:00:00.000000Z");
-    assert_eq!(root.attributes["resource_attributes"]["service.name"], "my-service");
+    assert_eq!(root.attributes()["resource_attributes"]["service.name"], "my-service");
     // Another trace with the same span ids is other events.
     let mut other = span(1, None, vec![]);
     other.trace_id = vec![0xcd; 16];
@@ -164,7 +173,10 @@ fn errors_from_status_and_exception_events() {
     failed.status = Some(Status { code: StatusCode::Error as i32, message: "rate limited".into() });
     let event = map_span(&failed, &CONTEXT).unwrap();
     assert!(event.metrics.error);
-    assert_eq!((event.data["status"].as_str(), event.data["error"].as_str()), (Some("error"), Some("rate limited")));
+    assert_eq!(
+        (event.data()["status"].as_str(), event.data()["error"].as_str()),
+        (Some("error"), Some("rate limited"))
+    );
 
     let mut thrown = span(2, Some(1), vec![]);
     thrown.events = vec![SpanEvent {
@@ -174,7 +186,7 @@ fn errors_from_status_and_exception_events() {
     }];
     let event = map_span(&thrown, &CONTEXT).unwrap();
     assert!(event.metrics.error);
-    assert_eq!(event.data["error"], "ValueError: bad city");
+    assert_eq!(event.data()["error"], "ValueError: bad city");
 
     let mut ok = span(2, Some(1), vec![]);
     ok.status = Some(Status { code: StatusCode::Ok as i32, message: String::new() });
@@ -192,8 +204,8 @@ fn older_content_indexed_and_in_span_events() {
         text("gen_ai.completion.0.role", "assistant"),
         text("gen_ai.completion.0.content", "Sunny."),
     ]);
-    assert_eq!(indexed.data["prompt"], "system: Be brief.\nuser: Weather?");
-    assert_eq!(indexed.data["completion"], "assistant: Sunny.");
+    assert_eq!(indexed.data()["prompt"], "system: Be brief.\nuser: Weather?");
+    assert_eq!(indexed.data()["completion"], "assistant: Sunny.");
 
     let mut with_events = span(2, Some(1), vec![text("gen_ai.operation.name", "chat")]);
     let event = |name: &str, attributes| SpanEvent { name: name.into(), attributes, ..Default::default() };
@@ -203,8 +215,8 @@ fn older_content_indexed_and_in_span_events() {
         event("gen_ai.choice", vec![text("message", "Sunny.")]),
     ];
     let mapped = map_span(&with_events, &CONTEXT).unwrap();
-    assert_eq!(mapped.data["prompt"], "system: Be brief.\nuser: Weather?");
-    assert_eq!(mapped.data["completion"], "assistant: Sunny.");
+    assert_eq!(mapped.data()["prompt"], "system: Be brief.\nuser: Weather?");
+    assert_eq!(mapped.data()["completion"], "assistant: Sunny.");
 
     let mut content = span(2, Some(1), vec![text("gen_ai.operation.name", "chat")]);
     content.events = vec![
@@ -212,8 +224,8 @@ fn older_content_indexed_and_in_span_events() {
         event("gen_ai.content.completion", vec![text("gen_ai.completion", "[{\"role\":\"assistant\"}]")]),
     ];
     let mapped = map_span(&content, &CONTEXT).unwrap();
-    assert_eq!(mapped.data["prompt"], "[{\"role\":\"user\"}]");
-    assert_eq!(mapped.data["completion"], "[{\"role\":\"assistant\"}]");
+    assert_eq!(mapped.data()["prompt"], "[{\"role\":\"user\"}]");
+    assert_eq!(mapped.data()["completion"], "[{\"role\":\"assistant\"}]");
 }
 
 /// OTLP/JSON with the older names, as an older instrumentation sends it.
@@ -235,11 +247,11 @@ fn otlp_json_with_the_older_names() {
     let mapped = map_request(&request);
     let [event] = &mapped.events[..] else { panic!("{mapped:?}") };
     assert_eq!((event.agent_name.as_str(), event.event_type.as_str()), ("old-agent", "llm_call"));
-    assert_eq!(event.data["provider"], "openai");
+    assert_eq!(event.data()["provider"], "openai");
     assert_eq!((event.metrics.tokens_in, event.metrics.tokens_out), (Some(100), Some(20)));
     assert_eq!(event.metrics.cost, Some(0.0042));
     assert_eq!(event.metrics.duration_ms, Some(1500.0));
-    assert_eq!((event.data["prompt"].as_str(), event.data["completion"].as_str()), (Some("Hello"), Some("Hi")));
+    assert_eq!((event.data()["prompt"].as_str(), event.data()["completion"].as_str()), (Some("Hello"), Some("Hi")));
     assert!(event.metrics.error);
     assert_eq!(event.run_name.as_deref(), Some("chat gpt-4"));
 }
@@ -262,6 +274,16 @@ fn hostile_spans_are_rejected_each_with_its_reason() {
         (with(&|s| s.parent_span_id = vec![1; 3]), "parentSpanId must be 8 bytes"),
         (
             with(&|s| {
+                s.attributes = vec![
+                    text("gen_ai.operation.name", "chat"),
+                    text("gen_ai.request.model", "gpt-4"),
+                    int("gen_ai.usage.input_tokens", i64::MAX),
+                ]
+            }),
+            "the most one event may cost",
+        ),
+        (
+            with(&|s| {
                 s.attributes =
                     vec![KeyValue { key: "deep".into(), value: nested(MAX_VALUE_DEPTH + 1), ..Default::default() }]
             }),
@@ -274,9 +296,9 @@ fn hostile_spans_are_rejected_each_with_its_reason() {
     }
     let spans: Vec<Span> = cases.into_iter().map(|(s, _)| s).chain([span(3, None, vec![])]).collect();
     let mapped = map_request(&request(vec![], spans));
-    assert_eq!((mapped.events.len(), mapped.rejected.len()), (1, 9));
+    assert_eq!((mapped.events.len(), mapped.rejected.len()), (1, 10));
     let message = mapped.rejection_message();
-    assert!(message.starts_with("9 spans rejected"), "{message}");
+    assert!(message.starts_with("10 spans rejected"), "{message}");
     assert!(message.len() < 2_000);
     // The deepest value that is taken.
     let ok = with(&|s| {
@@ -314,12 +336,13 @@ fn bounded_work_on_big_spans() {
     s.events = vec![SpanEvent::default(); MAX_SPAN_EVENTS + 5];
     let mapped = map_request(&request(vec![], vec![s.clone(), s]));
     let [event] = &mapped.events[..] else { panic!("a span sent twice is taken once") };
-    let prompt = event.data["prompt"].as_str().unwrap();
+    let data = event.data();
+    let prompt = data["prompt"].as_str().unwrap();
     assert!(prompt.len() < MAX_STRING_BYTES + 64 && prompt.ends_with("bytes]"));
     assert_eq!(event.agent_name.len(), 256);
-    assert_eq!(event.data["name"].as_str().unwrap().len(), 256);
-    assert_eq!(event.attributes["span_attributes"].as_object().unwrap().len(), MAX_ATTRIBUTES);
-    assert_eq!(event.attributes["dropped"], json!(13 + 5));
+    assert_eq!(event.data()["name"].as_str().unwrap().len(), 256);
+    assert_eq!(event.attributes()["span_attributes"].as_object().unwrap().len(), MAX_ATTRIBUTES);
+    assert_eq!(event.attributes()["dropped"], json!(13 + 5));
     // NaN has no JSON: it is null, not an error.
     assert_eq!(to_json(&[kv("nan", Any::DoubleValue(f64::NAN))]).unwrap()["nan"], Value::Null);
 }
@@ -345,6 +368,8 @@ fn the_real_libraries_captures() {
         let [root] = roots[..] else { panic!("{name}: one root") };
         assert_eq!(root.event_type, "agent_start", "{name}");
         assert!(root.run_name.is_some(), "{name}");
+        assert!(root.ends_run_at.is_some() && !root.starts_run, "{name}: the root span ends the run");
+        assert!(mapped.events.iter().filter(|e| e.ends_run_at.is_some()).count() == 1, "{name}");
         for event in &mapped.events {
             assert_eq!(event.agent_name, "weather-agent", "{name}");
             assert_eq!(event.session_id.as_deref(), Some("conversation-42"), "{name}");
@@ -364,19 +389,19 @@ fn the_real_libraries_captures() {
                 prices::cost("gpt-4o-mini", e.metrics.tokens_in.unwrap() as u64, e.metrics.tokens_out.unwrap() as u64);
             assert!(expected.is_some());
             assert_eq!(e.metrics.cost, expected, "{name}");
-            assert_eq!(e.data["provider"], "openai", "{name}");
+            assert_eq!(e.data()["provider"], "openai", "{name}");
         }
         let tools: Vec<&MappedEvent> = mapped.events.iter().filter(|e| e.event_type == "tool_call").collect();
         let [tool] = tools[..] else { panic!("{name}: one tool call") };
-        assert_eq!(tool.data["tool_name"], "get_weather", "{name}");
-        assert_eq!(tool.data["input"], "{\"city\": \"Paris\"}", "{name}");
-        assert!(tool.data["output"].as_str().unwrap().contains("sunny"), "{name}");
+        assert_eq!(tool.data()["tool_name"], "get_weather", "{name}");
+        assert_eq!(tool.data()["input"], "{\"city\": \"Paris\"}", "{name}");
+        assert!(tool.data()["output"].as_str().unwrap().contains("sunny"), "{name}");
         // Content is on the spans with the current names, OpenLLMetry's and OpenInference's;
         // openai-v2 with the older names sends it as log events only.
         if name != "openai-v2" {
             for e in &llm {
-                assert!(e.data["prompt"].as_str().unwrap().contains("weather"), "{name}: {:?}", e.data);
-                assert!(e.data.contains_key("completion"), "{name}");
+                assert!(e.data()["prompt"].as_str().unwrap().contains("weather"), "{name}: {:?}", e.data);
+                assert!(e.data().contains_key("completion"), "{name}");
             }
         }
     }
