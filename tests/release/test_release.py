@@ -187,7 +187,7 @@ def test_a_release_reaches_registry_index_and_git_and_installs(guided_release, t
     venv.create(env_dir, with_pip=True)
     subprocess.run([env_dir / "bin" / "pip", "install", "--quiet", "--disable-pip-version-check", "--index-url",
                     index.url + "/simple/", f"gati=={NEW}"], check=True)
-    ports = {k: str(free_port()) for k in ("GATI_BACKEND_PORT", "GATI_DASHBOARD_PORT", "GATI_MCP_PORT")}
+    ports = {k: str(free_port()) for k in ("GATI_BACKEND_PORT", "GATI_DASHBOARD_PORT", "GATI_MCP_PORT", "GATI_OTLP_PORT")}
     project = f"gati-release-{os.getpid()}"
     # No GATI_IMAGE_PREFIX and no login: the package names the registry, the anonymous may pull.
     stack_env = {k: v for k, v in os.environ.items() if k != "GATI_IMAGE_PREFIX"}

@@ -280,7 +280,7 @@ fn one_pin_per_service(config: &Config, version: &ReleaseVersion, pinned: &[Stri
 fn start(sh: &Shell, config: &Config, version: &ReleaseVersion, venv: &Path, access: &Access) -> anyhow::Result<()> {
     let (pep440, simple) = (version.pep440(), &config.index_simple);
     let gati = venv.join("bin").join("gati");
-    let ports: Vec<u16> = (0..3).map(|_| sandbox::free_port()).collect::<Result<_, _>>()?;
+    let ports: Vec<u16> = (0..4).map(|_| sandbox::free_port()).collect::<Result<_, _>>()?;
     let project = format!("gati-verify-{}", std::process::id());
     let login = match access {
         Access::Login(credentials) => Some(docker::Login::new(sh, &config.registry, credentials)?),
@@ -296,6 +296,7 @@ fn start(sh: &Shell, config: &Config, version: &ReleaseVersion, venv: &Path, acc
         ("GATI_BACKEND_PORT", ports[0].to_string()),
         ("GATI_DASHBOARD_PORT", ports[1].to_string()),
         ("GATI_MCP_PORT", ports[2].to_string()),
+        ("GATI_OTLP_PORT", ports[3].to_string()),
     ];
     let started = start_stack(sh, &gati, &stack_env);
     let health = started.and_then(|()| {
