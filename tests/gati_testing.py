@@ -1,5 +1,6 @@
 """Helpers shared by the system tests (tests/) and the SDK tests (sdk/tests/)."""
 
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,33 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def days_ago(n):
+    """The UTC date `n` days before today, asked at each call: the suite may run across midnight."""
+    return (datetime.now(timezone.utc).date() - timedelta(days=n)).isoformat()
+
+
+class Daily:
+    """What `seed()` (a context manager) makes relative to today, made again once the UTC date has
+    changed: a module's seed of yesterday's "today" would answer yesterday's questions after midnight.
+    A module-scoped fixture yields one; the function-scoped fixture the tests take returns `get()`."""
+
+    def __init__(self, seed):
+        self._seed, self._day, self._value, self._held = seed, None, None, contextlib.ExitStack()
+
+    def get(self):
+        while self._day != days_ago(0):
+            self._held.close()
+            self._day = days_ago(0)
+            self._value = self._held.enter_context(self._seed())
+        return self._value
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self._held.close()
 
 
 def request(method, url, body=None, timeout=10):

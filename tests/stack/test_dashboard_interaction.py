@@ -8,22 +8,15 @@ ResearchAgent ran 1, 3, 20 and 45 days ago; support-bot 2 days ago with a prompt
 graph_app ran a LangGraph graph yesterday; 55 more agents ran long ago, for the pager.
 """
 
-import datetime
+import contextlib
 import json
 import uuid
 
 import pytest
 
-from gati_testing import Service, request
+from gati_testing import Daily, Service, days_ago as day, request
 from test_backend_api import upstream_agent_run, upstream_event
 from test_dashboard_pages import dashboard_for, new_page, settle
-
-TODAY = datetime.datetime.now(datetime.timezone.utc).date()
-
-
-def day(days_ago):
-    return (TODAY - datetime.timedelta(days=days_ago)).isoformat()
-
 
 def dated_run(agent, days_ago, run_name, prompt=None, minute=0):
     """upstream_agent_run (agent_start, llm_call, tool_call, a failing tool_call, agent_end) of
@@ -74,9 +67,8 @@ def graph_run(days_ago=1):
 BULK_AGENTS = 55
 
 
-@pytest.fixture(scope="module")
-def stack(bin_dir, tmp_path_factory):
-    data = tmp_path_factory.mktemp("dashboard-browser")
+@contextlib.contextmanager
+def seeded(bin_dir, data):
     backend = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(data / "data")})
     runs = {}
     try:
@@ -96,10 +88,24 @@ def stack(bin_dir, tmp_path_factory):
         assert status == 200, body
         dashboard = dashboard_for(bin_dir, backend.url)
         dashboard.backend, dashboard.runs = backend, runs
-        yield dashboard
-        dashboard.stop()
+        try:
+            yield dashboard
+        finally:
+            dashboard.stop()
     finally:
         backend.stop()
+
+
+@pytest.fixture(scope="module")
+def daily_stack(bin_dir, tmp_path_factory):
+    with Daily(lambda: seeded(bin_dir, tmp_path_factory.mktemp("dashboard-browser"))) as daily:
+        yield daily
+
+
+@pytest.fixture
+def stack(daily_stack):
+    """The seeded backend and its dashboard, seeded today (UTC): the seed is dated relative to the day."""
+    return daily_stack.get()
 
 
 def api(stack, path):

@@ -492,8 +492,9 @@ def test_timelines_over_the_last_days(bin_dir, backend_with_today):
 @pytest.fixture
 def backend_with_today(backend):
     now = datetime.now(timezone.utc).replace(tzinfo=None)
+    earlier = max(now - timedelta(minutes=5), now.replace(hour=0, minute=0, second=0, microsecond=0))  # still today
     run = ("r-today", "today", "today-bot")
-    events = [event("today-1", "llm_call", run, (now - timedelta(minutes=5)).isoformat(), model="gpt-4o-mini",
+    events = [event("today-1", "llm_call", run, earlier.isoformat(), model="gpt-4o-mini",
                     tokens_in=3, tokens_out=2, cost=0.002)]
     status, body = request("POST", backend.url + "/api/events", {"events": events})
     assert status == 200, body

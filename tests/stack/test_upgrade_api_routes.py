@@ -13,6 +13,7 @@ database, and the OpenAPI document.
 The 0.0.3 environment is test_upgrade_sdk's (target/compat, installed once from the package index).
 """
 
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from gati_testing import Service, event, request
+from gati_testing import Daily, Service, days_ago as day, event, request
 from test_upgrade_sdk import FRAMEWORKS, UPSTREAM, environment, run_script
 
 SCRIPT = '''
@@ -65,13 +66,6 @@ observe.flush()
 print("recorded")
 '''
 
-TODAY = datetime.now(timezone.utc).date()
-
-
-def day(days_ago):
-    return (TODAY - timedelta(days=days_ago)).isoformat()
-
-
 def call(url, method="GET", body=None, headers=None):
     """(status, headers, parsed JSON) of a request; JSON content type unless `headers` says otherwise."""
     data = None if body is None else json.dumps(body).encode()
@@ -103,11 +97,25 @@ def record(bin_dir, upstream_python, work):
     return service
 
 
+@contextlib.contextmanager
+def recorded(bin_dir, upstream_python, work):
+    service = record(bin_dir, upstream_python, work)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
 @pytest.fixture(scope="module")
-def stack(bin_dir, upstream_python, tmp_path_factory):
-    service = record(bin_dir, upstream_python, tmp_path_factory.mktemp("stack"))
-    yield service
-    service.stop()
+def daily_stack(bin_dir, upstream_python, tmp_path_factory):
+    with Daily(lambda: recorded(bin_dir, upstream_python, tmp_path_factory.mktemp("stack"))) as daily:
+        yield daily
+
+
+@pytest.fixture
+def stack(daily_stack):
+    """The recorded backend, recorded today (UTC): its runs are dated relative to the day."""
+    return daily_stack.get()
 
 
 def approx(x):
