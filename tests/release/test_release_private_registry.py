@@ -1,8 +1,8 @@
 """Releases into registries that refuse anonymous reads: a self-hosted registry with htpasswd
 (Basic auth), and a token registry whose anonymous get no access at all (private packages, as
 on GHCR). The release completes, its verify step included; `cargo xtask verify X` on its own
-passes with the release's credentials and, without them, says what is needed; interrupted
-during `gati start` (SIGINT, SIGTERM), it leaves no login behind; the tag's CI run
+without the release's credentials says what is needed and, interrupted during `gati start`
+(SIGINT, SIGTERM) with them, leaves no login behind; the tag's CI run
 (`release --from-tag`) releases there too, or finds the release done."""
 
 import os
@@ -67,10 +67,8 @@ def test_a_release_into_a_registry_that_refuses_anonymous_reads_completes(privat
         assert {NEW, "0.1", "latest"} <= registry.tags(repo(registry, service))
     assert index.files() == [f"gati-{NEW}-py3-none-any.whl", f"gati-{NEW}.tar.gz"]
 
-    # verify on its own, as on any machine with the credentials: it passes ...
-    verified = xtask(ci, "verify", NEW, env=env).stdout
-    assert f"verified gati {NEW}" in verified and "refuses anonymous reads" in verified, verified
-    # ... and without them it cannot read the registry, and says what it needs.
+    # verify on its own without the credentials cannot read the registry, and says what it needs
+    # (with them it runs below, interrupted, and ran above as the release's last step).
     anonymous = {**env, "DOCKER_USERNAME": "", "DOCKER_PASSWORD": ""}
     refused = xtask(ci, "verify", NEW, env=anonymous, check=False)
     assert refused.returncode != 0, refused.stdout

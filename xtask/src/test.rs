@@ -4,8 +4,8 @@
 //!    (cross linkers, qemu-user), the pinned Python tools, the dashboard's npm packages, a
 //!    Docker daemon.
 //! 2. Lint: the workflows (actionlint, zizmor) and the Dockerfiles (hadolint).
-//! 3. Rust tests, with the release's toolchain, profile, flags and host target, so the
-//!    dependencies are compiled once for the tests and the images.
+//! 3. Rust tests: the services' with the release's toolchain, profile, flags and host target, so
+//!    the dependencies are compiled once for the tests and the images; xtask's in its dev profile.
 //! 4. The binaries of every service for every platform, and from them the images, assembled as
 //!    a release assembles them and loaded into Docker as `gati-test/gati-<service>:X`; beside
 //!    them the same images built by `docker build` from each Dockerfile
@@ -55,10 +55,13 @@ impl flags::Test {
         let (plus, host) =
             (format!("+{}", toolchain.name), Platform::host().context("the tests run on linux/amd64 or linux/arm64")?);
         let target = host.rust_target;
-        cmd!(sh, "cargo {plus} test --workspace --release --target {target}")
+        cmd!(sh, "cargo {plus} test --workspace --exclude xtask --release --target {target}")
             .envs(build.env())
             .run()
             .context("Rust tests failed")?;
+        // xtask's own tests in the profile `cargo xtask` was just built in: its dependencies are
+        // compiled already, none of them in release.
+        cmd!(sh, "cargo test --package xtask").run().context("xtask's tests failed")?;
 
         let version = Surfaces::read(&sh.current_dir())?.current(&config.services)?.to_string();
         let binaries = if self.no_images { build.run(sh, |_| {})? } else { test_images(sh, &config, &version)? };
