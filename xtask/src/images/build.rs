@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, sync::Mutex, time::Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use xshell::Shell;
 
 use super::{
@@ -136,7 +136,7 @@ pub fn build_all(sh: &Shell, plan: &Plan, finish: Finish) -> anyhow::Result<Buil
                 let mut image = one_platform(&sh, plan, &plan.images[i], spec, &binary, finish, &set)?;
                 // Uncommitted sources have no commit to name.
                 if !plan.head.dirty {
-                    let attestations = attesting::of(&sh, plan, &plan.images[i], toolchain, &image, &binary.path)?;
+                    let attestations = attesting::of(&sh, plan, &plan.images[i], toolchain, &image, &binary)?;
                     image.attestations = Some(attestations);
                 }
                 Ok((i, image))
@@ -152,6 +152,11 @@ pub fn build_all(sh: &Shell, plan: &Plan, finish: Finish) -> anyhow::Result<Buil
     // Ctrl-C stops the assembly and the smoke tests too: interrupted, not failed.
     interrupt::check()?;
     let assembled = indexes(sh, plan, &specs, images)?;
+    // The images were made from the bytes cargo wrote; whoever takes the binaries from their
+    // files next must find those same bytes there.
+    for binary in &binaries {
+        binary.unchanged()?;
+    }
     Ok(Built { assembled, provision, compile, toolchain, binaries })
 }
 
@@ -175,8 +180,7 @@ fn one_platform(
 ) -> anyhow::Result<PlatformImage> {
     let platform = binary.platform;
     set(format!("assembling {}", platform.name));
-    let bytes = std::fs::read(&binary.path).with_context(|| format!("reading {}", binary.path.display()))?;
-    let assembled = assembled::platform_image(spec, platform, &bytes, &plan.head.created)?;
+    let assembled = assembled::platform_image(spec, platform, &binary.bytes, &plan.head.created)?;
     let reference = format!("{}:{}", image.reference, plan.tags.immutable[0]);
     if Platform::host() == Some(platform) && finish.load {
         let tags: Vec<String> = plan.tags.immutable.iter().map(|t| format!("{}:{t}", image.reference)).collect();
