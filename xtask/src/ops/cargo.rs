@@ -22,8 +22,7 @@ use anyhow::Context;
 use xshell::{cmd, Shell};
 
 use crate::{
-    images::oci::sha256,
-    model::platform::Platform,
+    model::{blob::sha256, platform::Platform},
     ops::{interrupt, toolchain::Toolchain},
 };
 

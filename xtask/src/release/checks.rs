@@ -15,8 +15,7 @@ use crate::{
     python::{self, twine},
 };
 
-/// What a check found (`Ok`), or each problem, saying how to fix it.
-pub type Outcome = Result<String, Vec<String>>;
+pub use crate::model::check::Outcome;
 
 /// One check of the preflight.
 pub struct Check {
