@@ -11,7 +11,7 @@ use xshell::Shell;
 
 use super::{
     assembled::{self, Assembled, PlatformImage},
-    attesting,
+    attest,
     board::Board,
     dockerfile::ImageSpec,
     smoke, Image, Outcome, Plan,
@@ -136,7 +136,7 @@ pub fn build_all(sh: &Shell, plan: &Plan, finish: Finish) -> anyhow::Result<Buil
                 let mut image = one_platform(&sh, plan, &plan.images[i], spec, &binary, finish, &set)?;
                 // Uncommitted sources have no commit to name.
                 if !plan.head.dirty {
-                    let attestations = attesting::of(&sh, plan, &plan.images[i], toolchain, &image, &binary)?;
+                    let attestations = attest::image::of(&sh, plan, &plan.images[i], toolchain, &image, &binary)?;
                     image.attestations = Some(attestations);
                 }
                 Ok((i, image))

@@ -12,8 +12,6 @@
 
 pub mod assembled;
 pub mod attest;
-pub mod attest_check;
-pub mod attesting;
 pub mod board;
 pub mod build;
 pub mod checks;

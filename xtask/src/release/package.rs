@@ -10,7 +10,10 @@ use anyhow::Context;
 
 use super::{Release, Step};
 use crate::{
-    images::{assembled::Assembled, attest, attest_check},
+    images::{
+        assembled::Assembled,
+        attest::{self, check as attest_check},
+    },
     model::changelog,
     ops::git,
     python::{

@@ -10,7 +10,7 @@ use anyhow::Context;
 use xshell::Shell;
 
 use crate::{
-    images::attest_check::{self, Attested, Expected},
+    images::attest::check::{self as attest_check, Attested, Expected},
     ops::{audit, git},
     registry::Registry,
 };

@@ -1,5 +1,5 @@
 //! What each platform's image says about itself, attached to its index where Docker Hub,
-//! BuildKit and the scanners look (images/attest.rs): the SBOM of its binary (CycloneDX, from
+//! BuildKit and the scanners look (images/attest/mod.rs): the SBOM of its binary (CycloneDX, from
 //! the dependency list cargo-auditable embedded, by auditable2cdx) and its provenance (SLSA v1:
 //! the source and commit, the toolchain, the command and the flags that built it). Nothing in
 //! them names a time of day, a run or this machine: the same commit gives the same attestations,
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use anyhow::ensure;
 use xshell::{cmd, Shell};
 
-use super::{
+use crate::images::{
     assembled::{self, PlatformImage},
     attest::{self, sha256, Attestations, Subject, CYCLONEDX, SLSA_PROVENANCE_V1},
     Image, Plan,
@@ -159,7 +159,7 @@ fn system_packages(sh: &Shell, platform: &Platform) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::images::{
-        attest_check::{check_binary, read, Attested},
+        attest::check::{check_binary, read, Attested},
         dockerfile::ImageSpec,
         oci::PLATFORMS,
     };
@@ -198,7 +198,7 @@ mod tests {
 
     fn attested(built: &PlatformImage, attestations: &Attestations) -> Attested {
         let index = attest::attach(
-            &super::super::oci::index(&[(built.platform, &built.manifest)], &BTreeMap::new()),
+            &crate::images::oci::index(&[(built.platform, &built.manifest)], &BTreeMap::new()),
             &[attestations],
         )
         .unwrap();
