@@ -74,7 +74,7 @@ pub fn run_all(release: &Release, current: &ReleaseVersion) -> Vec<(&'static str
         version: &release.version,
         current,
         tag: &release.tag,
-        from_tag: release.from_tag,
+        from_tag: release.start == super::Start::Tag,
         python: &release.python,
         plan: &release.plan,
         head: git::head(release.sh).map_err(|e| format!("{e:#}")),

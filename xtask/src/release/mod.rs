@@ -67,6 +67,23 @@ pub trait Step: Sync {
     fn is_done(&self, release: &Release, commit: &str) -> anyhow::Result<bool>;
     /// Does it, every effect through `release.exec`.
     fn run(&self, release: &mut Release) -> anyhow::Result<()>;
+    /// It makes the release commit: the images are planned again after it, and no later step
+    /// can be done already (nothing came from a commit that did not exist).
+    fn makes_the_release_commit(&self) -> bool {
+        false
+    }
+    /// A release of an existing tag leaves it out: whoever tagged did it.
+    fn done_by_whoever_tagged(&self) -> bool {
+        false
+    }
+    /// Users see what it does: once each such step is done, the release is complete.
+    fn publishes(&self) -> bool {
+        false
+    }
+    /// The command that continues after it failed, where that is not the release's own.
+    fn continued_by(&self, _release: &Release) -> Option<String> {
+        None
+    }
 }
 
 /// The release, in order.
@@ -82,12 +99,15 @@ pub const STEPS: [&dyn Step; 9] = [
     &verify::Verify,
 ];
 
-/// What a release of an existing tag (`--from-tag`, CI on a tag push) leaves out: the commit
-/// and the tag exist, made and pushed by whoever tagged.
-const MADE_BY_WHOEVER_TAGGED: [&str; 3] = ["bump", "tag", "push-git"];
-
-/// What users see. Once each of these is done, the release is complete.
-const PUBLISHED: [&str; 4] = ["push-git", "push-images", "upload", "floating-tags"];
+/// Where a release's commit comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The tree: this run bumps it, commits, tags and pushes.
+    Tree,
+    /// An existing tag (`--from-tag`, CI on a tag push): the commit and the tag exist, made and
+    /// pushed by whoever tagged.
+    Tag,
+}
 
 /// The steps, a line each, for `cargo xtask release --help`.
 pub fn steps_help() -> String {
@@ -112,8 +132,8 @@ pub struct Release<'a> {
     pub journal: Journal,
     /// Where its files are kept between runs.
     pub files: Files,
-    /// Releasing an existing tag (`--from-tag`).
-    pub from_tag: bool,
+    /// From the tree, or from an existing tag (`--from-tag`).
+    pub start: Start,
     /// Every effect goes through it; a dry run's prints the same commands and runs none.
     pub exec: Executor,
     /// The images of HEAD: read again once the bump has made the release commit.
@@ -152,7 +172,8 @@ impl flags::Release {
         }
         let current = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
         let version = self.resolve(sh, &current)?;
-        let mut release = Release::new(sh, config, version, self.from_tag.is_some(), self.dry_run)?;
+        let start = if self.from_tag.is_some() { Start::Tag } else { Start::Tree };
+        let mut release = Release::new(sh, config, version, start, Mode::dry_run_if(self.dry_run))?;
         // A yanked version is never published again, whoever runs it, wherever.
         release.plan.yanks.refuse(&release.version, "release")?;
 
@@ -214,8 +235,8 @@ impl<'a> Release<'a> {
         sh: &'a Shell,
         config: Config,
         version: ReleaseVersion,
-        from_tag: bool,
-        dry_run: bool,
+        start: Start,
+        mode: Mode,
     ) -> anyhow::Result<Release<'a>> {
         let state = state_dir(sh);
         let plan = release_plan(sh, &config, &version)?;
@@ -225,12 +246,12 @@ impl<'a> Release<'a> {
             tag: format!("v{version}"),
             journal: Journal::open(&state, &version.to_string())?,
             files: Files::of(&state, &version),
-            resume_command: match from_tag {
-                true => format!("cargo xtask release --from-tag v{version} --yes"),
-                false => format!("cargo xtask release {version}"),
+            resume_command: match start {
+                Start::Tag => format!("cargo xtask release --from-tag v{version} --yes"),
+                Start::Tree => format!("cargo xtask release {version}"),
             },
-            from_tag,
-            exec: Executor::new(Mode::dry_run_if(dry_run)),
+            start,
+            exec: Executor::new(mode),
             plan,
             config,
             version,
@@ -240,12 +261,12 @@ impl<'a> Release<'a> {
     /// A release of `version` that only its checks look at (`cargo xtask doctor`): changes
     /// nothing, and the tools may not be installed yet.
     pub fn for_checks(sh: &'a Shell, config: Config, version: ReleaseVersion) -> anyhow::Result<Release<'a>> {
-        Release::new(sh, config, version, false, true)
+        Release::new(sh, config, version, Start::Tree, Mode::DryRun)
     }
 
     /// This run's steps: all of them, or those of a release of an existing tag.
     fn steps(&self) -> impl Iterator<Item = &'static dyn Step> + '_ {
-        STEPS.into_iter().filter(|s| !(self.from_tag && MADE_BY_WHOEVER_TAGGED.contains(&s.name())))
+        STEPS.into_iter().filter(|s| !(self.start == Start::Tag && s.done_by_whoever_tagged()))
     }
 
     /// HEAD, when the release's version is committed there (every surface says it, unchanged):
@@ -262,7 +283,7 @@ impl<'a> Release<'a> {
     /// on origin.
     fn is_complete(&self) -> anyhow::Result<bool> {
         let Some(commit) = self.commit_of_tree()? else { return Ok(false) };
-        for step in self.steps().filter(|s| PUBLISHED.contains(&s.name())) {
+        for step in self.steps().filter(|s| s.publishes()) {
             if !step.is_done(self, &commit)? {
                 return Ok(false);
             }
@@ -291,8 +312,8 @@ impl<'a> Release<'a> {
             if let Err(e) = result {
                 return Err(self.stopped(step, e, &timings));
             }
-            made_commit |= step.name() == "bump";
-            if step.name() == "bump" {
+            made_commit |= step.makes_the_release_commit();
+            if step.makes_the_release_commit() {
                 let plan = release_plan(self.sh, &self.config, &self.version)?;
                 self.plan = plan.with_client_of(&mut self.plan);
             }
@@ -346,11 +367,7 @@ impl<'a> Release<'a> {
         }
         let what = if error.is::<Interrupted>() { "interrupted" } else { "failed" };
         print!("{}", timing_table(timings));
-        // Everything is published when verify fails: what remains is to find out why.
-        let again = match step.name() {
-            "verify" => format!("cargo xtask verify {}", self.version),
-            _ => self.resume_command.clone(),
-        };
+        let again = step.continued_by(self).unwrap_or_else(|| self.resume_command.clone());
         eprintln!("\n{} {what}. Nothing is lost; to continue, run:\n\n    {again}\n", step.name());
         error.context(format!("release of {}: step {} {what}", self.tag, step.name()))
     }
@@ -413,15 +430,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_step_has_a_distinct_name_and_the_special_lists_name_steps() {
+    fn every_step_has_a_distinct_name_and_each_role_its_steps() {
         let names: Vec<&str> = STEPS.iter().map(|s| s.name()).collect();
         let mut unique = names.clone();
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "{names:?}");
-        for name in MADE_BY_WHOEVER_TAGGED.iter().chain(&PUBLISHED) {
-            assert!(names.contains(name), "{name} is not a step");
-        }
+        let named =
+            |role: fn(&dyn Step) -> bool| STEPS.iter().filter(|s| role(**s)).map(|s| s.name()).collect::<Vec<_>>();
+        assert_eq!(named(|s| s.makes_the_release_commit()), ["bump"]);
+        assert_eq!(named(|s| s.done_by_whoever_tagged()), ["bump", "tag", "push-git"]);
+        assert_eq!(named(|s| s.publishes()), ["push-images", "upload", "floating-tags", "push-git"]);
         assert!(steps_help().contains("floating-tags"));
     }
 }

@@ -23,6 +23,10 @@ impl Step for PushImages {
         "push every immutable tag, each digest verified on the registry"
     }
 
+    fn publishes(&self) -> bool {
+        true
+    }
+
     fn is_done(&self, release: &Release, commit: &str) -> anyhow::Result<bool> {
         let tag = release.version.to_string();
         let remotes = release.plan.each_image(|_, image, registry| registry.remote(&image.repo, &tag))?;
