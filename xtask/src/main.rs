@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    let flags = flags::parse();
+    let flags = flags::parse(&release::steps_help());
     let sh = shell_in(&project_root())?;
     match flags.command {
         flags::Command::Test(cmd) => cmd.run(&sh),
