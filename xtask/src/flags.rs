@@ -1,4 +1,5 @@
-//! The command line. Each subcommand's struct has its `run` in the module of the same name.
+//! The command line. Each subcommand's struct has its `run` in the module of the same name,
+//! or in `commands.rs` for those whose work is a lower layer's (`images`, `release`).
 
 use clap::{Parser, Subcommand};
 

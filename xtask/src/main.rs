@@ -21,6 +21,7 @@
 
 mod bench;
 mod bump;
+mod commands;
 mod doctor;
 mod flags;
 mod images;

@@ -39,7 +39,6 @@ use anyhow::{bail, Context};
 use xshell::Shell;
 
 use crate::{
-    flags,
     images::{Plan, PlanOptions},
     model::{
         changelog,
@@ -163,66 +162,83 @@ impl Files {
     }
 }
 
-impl flags::Release {
-    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        interrupt::install();
-        let config = config::load_default(sh)?;
-        if !self.dry_run && surfaces::recover(&sh.current_dir())? {
-            println!("finished writing the version surfaces, which an interrupted run had begun");
-        }
-        let current = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
-        let version = self.resolve(sh, &current)?;
-        let start = if self.from_tag.is_some() { Start::Tag } else { Start::Tree };
-        let mut release = Release::new(sh, config, version, start, Mode::dry_run_if(self.dry_run))?;
-        // A yanked version is never published again, whoever runs it, wherever.
-        release.plan.yanks.refuse(&release.version, "release")?;
+/// What `cargo xtask release` is asked: which version, and how.
+pub struct Request {
+    pub asked: Asked,
+    /// No question after the preflight.
+    pub yes: bool,
+    pub mode: Mode,
+}
 
-        // A release whose tree already says this version may be finished: prove it from the
-        // world, before asking anything else of this machine.
-        if release.version == current && release.commit_of_tree()?.is_some() {
-            let started = Instant::now();
-            if release.is_complete()? {
-                println!("{} is already released ({:.1} s to verify)", release.tag, started.elapsed().as_secs_f64());
-                if !self.dry_run && !manifest::kept(&release.files.release, &release.version) {
-                    release.describe_as_data(&release.journal_timings())?;
-                }
-                return Ok(());
+/// The version a release is asked for.
+pub enum Asked {
+    /// An explicit version (either spelling), or a kind of bump of the current one (`patch`, `rc`).
+    Version(String),
+    /// An existing tag, `vX.Y.Z` (`--from-tag`).
+    Tag(String),
+}
+
+/// `cargo xtask release`: the preflight, a question, then each step not yet done.
+pub fn run(sh: &Shell, request: &Request) -> anyhow::Result<()> {
+    interrupt::install();
+    let dry_run = request.mode == Mode::DryRun;
+    let config = config::load_default(sh)?;
+    if !dry_run && surfaces::recover(&sh.current_dir())? {
+        println!("finished writing the version surfaces, which an interrupted run had begun");
+    }
+    let current = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
+    let version = resolve(sh, &request.asked, &current)?;
+    let start = match request.asked {
+        Asked::Tag(_) => Start::Tag,
+        Asked::Version(_) => Start::Tree,
+    };
+    let mut release = Release::new(sh, config, version, start, request.mode)?;
+    // A yanked version is never published again, whoever runs it, wherever.
+    release.plan.yanks.refuse(&release.version, "release")?;
+
+    // A release whose tree already says this version may be finished: prove it from the
+    // world, before asking anything else of this machine.
+    if release.version == current && release.commit_of_tree()?.is_some() {
+        let started = Instant::now();
+        if release.is_complete()? {
+            println!("{} is already released ({:.1} s to verify)", release.tag, started.elapsed().as_secs_f64());
+            if !dry_run && !manifest::kept(&release.files.release, &release.version) {
+                release.describe_as_data(&release.journal_timings())?;
             }
+            return Ok(());
         }
-        release.python = provision::python_tools(sh)?;
-        provision::toolchain_on_ci(sh, &release.config)?;
-        let problems = checks::preflight(&release, &current);
-        if !problems.is_empty() {
-            bail!(
-                "preflight found {} problem(s); nothing was changed:\n  - {}",
-                problems.len(),
-                problems.join("\n  - ")
-            );
-        }
-        release.exec.after(|| release.confirm(self.yes))?;
-        println!("release {} (Python {}), tag {}", release.version, release.version.pep440(), release.tag);
-        release.run_steps()
     }
+    release.python = provision::python_tools(sh)?;
+    provision::toolchain_on_ci(sh, &release.config)?;
+    let problems = checks::preflight(&release, &current);
+    if !problems.is_empty() {
+        bail!("preflight found {} problem(s); nothing was changed:\n  - {}", problems.len(), problems.join("\n  - "));
+    }
+    release.exec.after(|| release.confirm(request.yes))?;
+    println!("release {} (Python {}), tag {}", release.version, release.version.pep440(), release.tag);
+    release.run_steps()
+}
 
-    /// The version to release: `--from-tag`'s, an explicit one, or the current one bumped by
-    /// a kind (`patch`, `rc`, ...) — unless this machine has an unfinished release of the
-    /// current version, which a kind would skip past.
-    fn resolve(&self, sh: &Shell, current: &ReleaseVersion) -> anyhow::Result<ReleaseVersion> {
-        if let Some(tag) = &self.from_tag {
+/// The version to release: the tag's, an explicit one, or the current one bumped by a kind
+/// (`patch`, `rc`, ...) — unless this machine has an unfinished release of the current
+/// version, which a kind would skip past.
+fn resolve(sh: &Shell, asked: &Asked, current: &ReleaseVersion) -> anyhow::Result<ReleaseVersion> {
+    let asked = match asked {
+        Asked::Tag(tag) => {
             return ReleaseVersion::parse(tag.strip_prefix('v').unwrap_or(tag))
-                .with_context(|| format!("--from-tag {tag}: not a release tag like v1.2.3"));
+                .with_context(|| format!("--from-tag {tag}: not a release tag like v1.2.3"))
         }
-        let asked = self.version.as_deref().context("clap requires VERSION or --from-tag")?;
-        if let Ok(explicit) = ReleaseVersion::parse(asked) {
-            return Ok(explicit);
-        }
-        let unfinished = Journal::open(&state_dir(sh), &current.to_string())?.unfinished()
-            && git::remote_tag(sh, &format!("v{current}")).ok().flatten().is_none();
-        if unfinished {
-            bail!("the release of {current} is not finished: run `cargo xtask release {current}` to continue it");
-        }
-        current.bump(asked)
+        Asked::Version(asked) => asked,
+    };
+    if let Ok(explicit) = ReleaseVersion::parse(asked) {
+        return Ok(explicit);
     }
+    let unfinished = Journal::open(&state_dir(sh), &current.to_string())?.unfinished()
+        && git::remote_tag(sh, &format!("v{current}")).ok().flatten().is_none();
+    if unfinished {
+        bail!("the release of {current} is not finished: run `cargo xtask release {current}` to continue it");
+    }
+    current.bump(asked)
 }
 
 /// The repository's release state: journals and kept files.
