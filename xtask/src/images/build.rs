@@ -131,7 +131,7 @@ pub fn build_all(sh: &Shell, plan: &Plan, finish: Finish) -> anyhow::Result<Buil
             let Some(i) = plan.images.iter().position(|image| image.service == binary.service) else { return };
             let (binary, spec, root, board, toolchain) = (binary.clone(), &specs[i], &root, &board, &toolchain);
             handles.push(scope.spawn(move || -> anyhow::Result<(usize, PlatformImage)> {
-                let sh = crate::shell_in(root)?;
+                let sh = crate::ops::shell::shell_in(root)?;
                 let set = |state: String| board.lock().unwrap_or_else(|e| e.into_inner()).set(i, state);
                 let mut image = one_platform(&sh, plan, &plan.images[i], spec, &binary, finish, &set)?;
                 // Uncommitted sources have no commit to name.

@@ -158,7 +158,7 @@ impl Build<'_> {
                 None
             }),
         };
-        let cached = key.as_ref().map(|key| crate::target_dir(sh).join("xtask").join("binaries").join(key));
+        let cached = key.as_ref().map(|key| crate::ops::shell::target_dir(sh).join("xtask").join("binaries").join(key));
         if let Some(dir) = cached.as_ref().filter(|dir| dir.join(DIGESTS).exists()) {
             match self.binaries_in(dir) {
                 Ok(binaries) => {

@@ -84,7 +84,7 @@ pub fn run_all(release: &Release, current: &ReleaseVersion) -> Vec<(&'static str
         let handles: Vec<_> = (CHECKS.iter())
             .map(|check| {
                 let (facts, root) = (&facts, &root);
-                scope.spawn(move || match crate::shell_in(root) {
+                scope.spawn(move || match crate::ops::shell::shell_in(root) {
                     Ok(sh) => (check.run)(facts, &sh),
                     Err(e) => Err(vec![format!("{}: {e:#}", check.name)]),
                 })

@@ -145,7 +145,7 @@ fn attestation_files(release: &Release, dir: &Path, pins: &[Pin]) -> anyhow::Res
     plan.each_image(|_, image, registry| {
         let Some(pin) = pins.iter().find(|p| p.service == image.service) else { return Ok(()) };
         let Some((_, digest)) = pin.reference.split_once('@') else { return Ok(()) };
-        let sh = crate::shell_in(&root)?;
+        let sh = crate::ops::shell::shell_in(&root)?;
         // An unreadable layout is no reason to stop: the registry has the same bytes.
         let built = (Assembled::read(&sh, &image.service, &plan.head.revision(), &version.to_string()).ok())
             .flatten()

@@ -49,7 +49,7 @@ impl Step for PushImages {
             let package = release.exec.run(&package::prebuild_line(release), || {
                 Ok(pins.as_ref().map(|pins| {
                     scope.spawn(move || {
-                        let sh = crate::shell_in(root)?;
+                        let sh = crate::ops::shell::shell_in(root)?;
                         python::package::build_checked(&sh, python, dist, version, pins)
                     })
                 }))
