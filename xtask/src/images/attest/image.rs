@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use anyhow::ensure;
 use xshell::{cmd, Shell};
 
-use crate::images::{
-    assembled::{self, PlatformImage},
-    attest::{self, sha256, Attestations, Subject, CYCLONEDX, SLSA_PROVENANCE_V1},
-    Image, Plan,
-};
 use crate::{
+    images::{
+        assembled::{self, PlatformImage},
+        attest::{self, sha256, Attestations, Subject, CYCLONEDX, SLSA_PROVENANCE_V1},
+        Image, Plan,
+    },
     model::platform::Platform,
     ops::{audit, cargo::Binary, toolchain::Toolchain},
 };
