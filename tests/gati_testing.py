@@ -181,11 +181,41 @@ def xtask(tree, *args, env=None, check=True, timeout=900):
     """`cargo xtask ARGS` in `tree`; output is stdout and stderr together."""
     full_env = {**os.environ, **GIT_IDENTITY, "CARGO_TARGET_DIR": str(COPY_TARGET_DIR), "CI": "true",
                 "RUST_BACKTRACE": "0", **(env or {})}
-    result = subprocess.run(["cargo", "xtask", *args], cwd=tree, env=full_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    # A session of its own, so that a timeout stops everything it started: a cargo build left
+    # running would link its version's binaries into the target directory the other tests share.
+    command = ["cargo", "xtask", *args]
+    with subprocess.Popen(command, cwd=tree, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, start_new_session=True) as proc:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_session(proc.pid)
+            out, _ = proc.communicate()
+            raise subprocess.TimeoutExpired(command, timeout, output=out) from None
+    result = subprocess.CompletedProcess(command, proc.returncode, stdout=out)
     if check:
         assert result.returncode == 0, f"cargo xtask {' '.join(args)} failed:\n{result.stdout[-5000:]}"
     return result
+
+
+def kill_session(session):
+    """SIGKILL to every process group of `session`, until none is left: xtask runs its cargo build
+    in a group of its own (so that its Ctrl-C handling reaches rustc), which the session's first
+    group does not hold."""
+    for _ in range(50):
+        groups = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                # After the command's ")": state, parent, process group, session.
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == session and fields[0] != "Z":
+                    groups.add(int(fields[2]))
+        if not groups:
+            return
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+        time.sleep(0.1)
 
 
 def repo(registry, service):

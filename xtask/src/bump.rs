@@ -142,9 +142,12 @@ mod tests {
         assert_eq!(snapshot(&root), before);
     }
 
+    /// A file of the tree and how a case edits it before the bump.
+    type Edit<'a> = (&'a str, &'a dyn Fn(String) -> String);
+
     #[test]
     fn refusals_leave_every_file_unchanged() {
-        let cases: Vec<(&str, &str, Option<(&str, &dyn Fn(String) -> String)>, &str)> = vec![
+        let cases: Vec<(&str, &str, Option<Edit>, &str)> = vec![
             ("lower", "0.0.9", None, "not greater than the current version 0.1.0"),
             ("same", "0.1.0", None, "not greater than the current version 0.1.0"),
             ("invalid", "1.2.0-foo", None, "only alpha.N, beta.N and rc.N"),

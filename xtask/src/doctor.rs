@@ -147,7 +147,7 @@ mod tests {
     /// added to the preflight is in doctor too. Its machine-only lines are named apart.
     #[test]
     fn doctor_covers_every_preflight_check() {
-        let sh = crate::shell_in(&crate::project_root()).unwrap();
+        let sh = crate::ops::shell::shell_in(&crate::project_root()).unwrap();
         let lines = super::release_checks(&sh);
         let names: Vec<&str> = lines.iter().map(|l| l.name).collect();
         for check in crate::release::checks::CHECKS.iter() {

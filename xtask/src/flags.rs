@@ -1,4 +1,5 @@
-//! The command line. Each subcommand's struct has its `run` in the module of the same name.
+//! The command line. Each subcommand's struct has its `run` in the module of the same name,
+//! or in `commands.rs` for those whose work is a lower layer's (`images`, `release`).
 
 use clap::{Parser, Subcommand};
 
@@ -15,16 +16,18 @@ pub struct Xtask {
     pub command: Command,
 }
 
-/// The command line, with what only the code knows added: the release's steps, from its list.
-pub fn command() -> clap::Command {
+/// The command line, with what only the code knows added: the release's steps, from its list
+/// (`release::steps_help`, which `main` passes: release/ holds `flags::Release`'s `run`, and
+/// the flags calling back into it would tie the two in a circle).
+pub fn command(release_steps: &str) -> clap::Command {
     use clap::CommandFactory;
-    Xtask::command().mut_subcommand("release", |release| release.after_help(crate::release::steps_help()))
+    Xtask::command().mut_subcommand("release", |release| release.after_help(release_steps.to_string()))
 }
 
 /// Parses the command line (exits with the help or an error when it does not parse).
-pub fn parse() -> Xtask {
+pub fn parse(release_steps: &str) -> Xtask {
     use clap::FromArgMatches;
-    let matches = command().get_matches();
+    let matches = command(release_steps).get_matches();
     Xtask::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
@@ -266,13 +269,18 @@ pub struct Test {
 
 #[cfg(test)]
 mod tests {
+    /// The command line as `main` makes it.
+    fn cli() -> clap::Command {
+        super::command(&crate::release::steps_help())
+    }
+
     /// The help of `cargo xtask` and of each command, as kept in `test-data/help/`. After a
     /// change to the CLI, `UPDATE_SNAPSHOTS=1 cargo test -p xtask` rewrites them: read the diff.
     #[test]
     fn help_is_as_kept() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test-data").join("help");
         let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-        let mut command = super::command();
+        let mut command = cli();
         let mut helps = vec![("cargo-xtask".to_string(), command.render_long_help().to_string())];
         for sub in command.get_subcommands_mut() {
             helps.push((format!("cargo-xtask-{}", sub.get_name()), sub.render_long_help().to_string()));
@@ -293,7 +301,7 @@ mod tests {
                 `UPDATE_SNAPSHOTS=1 cargo test -p xtask` and read the diff:\n{}",
             stale.join("\n")
         );
-        let top = super::command().render_help().to_string();
+        let top = cli().render_help().to_string();
         let lines = top.lines().skip_while(|l| !l.starts_with("Commands:")).skip(1).take_while(|l| !l.is_empty());
         assert!(
             lines.clone().count() >= 10 && lines.clone().all(|l| l.len() < 80),
@@ -303,7 +311,7 @@ mod tests {
 
     #[test]
     fn cli_definition_is_valid() {
-        super::command().debug_assert();
+        cli().debug_assert();
     }
 
     /// Every `cargo xtask …` written in the workflows (`run:` lines), the README and the release
@@ -339,7 +347,7 @@ mod tests {
             }
             let argv = std::iter::once("cargo xtask".to_string())
                 .chain(args.split_whitespace().map(|w| w.trim_matches('"').replace("$TAG", "v1.2.3")));
-            match super::command().try_get_matches_from(argv) {
+            match cli().try_get_matches_from(argv) {
                 Ok(_) => {}
                 Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {}
                 Err(e) => panic!("{file}: `{command}` does not parse:\n{e}"),

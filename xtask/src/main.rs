@@ -21,6 +21,7 @@
 
 mod bench;
 mod bump;
+mod commands;
 mod doctor;
 mod flags;
 mod images;
@@ -37,7 +38,8 @@ mod yank;
 
 use std::path::PathBuf;
 
-use xshell::Shell;
+// Below the commands, where every layer may reach them; here too for the commands' callers.
+pub use ops::shell::{shell_in, target_dir};
 
 fn main() -> anyhow::Result<()> {
     // Before anything starts a thread or a process: no child inherits a credential.
@@ -48,7 +50,7 @@ fn main() -> anyhow::Result<()> {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    let flags = flags::parse();
+    let flags = flags::parse(&release::steps_help());
     let sh = shell_in(&project_root())?;
     match flags.command {
         flags::Command::Test(cmd) => cmd.run(&sh),
@@ -71,22 +73,6 @@ fn main() -> anyhow::Result<()> {
 fn project_root() -> PathBuf {
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
     PathBuf::from(manifest_dir).parent().unwrap().to_owned()
-}
-
-/// A shell of its own in `dir`: xshell's `Shell` is not shared between threads, so each thread
-/// that runs commands makes one.
-pub fn shell_in(dir: &std::path::Path) -> anyhow::Result<Shell> {
-    let sh = Shell::new()?;
-    sh.change_dir(dir);
-    Ok(sh)
-}
-
-/// Cargo's target directory: `CARGO_TARGET_DIR`, or `target/` in the workspace.
-pub fn target_dir(sh: &Shell) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => sh.current_dir().join(dir),
-        None => sh.current_dir().join("target"),
-    }
 }
 
 #[cfg(test)]

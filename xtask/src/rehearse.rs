@@ -142,7 +142,7 @@ impl Places {
         );
         let target_dir = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| crate::target_dir(sh).join("rehearsal-build"));
+            .unwrap_or_else(|| crate::ops::shell::target_dir(sh).join("rehearsal-build"));
         let places = Places {
             version,
             clone: dir.join("clone"),

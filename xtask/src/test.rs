@@ -122,11 +122,14 @@ fn test_images(sh: &Shell, config: &crate::model::config::Config, version: &str)
 /// the repository build (other versions) in that same directory, sharing its compiled
 /// dependencies, and must not replace what the other tests run.
 fn test_binaries(sh: &Shell, binaries: &[Binary], host: &Platform) -> anyhow::Result<PathBuf> {
-    let dir = crate::target_dir(sh).join("test-bin");
+    let dir = crate::ops::shell::target_dir(sh).join("test-bin");
     sh.create_dir(&dir)?;
     for binary in binaries.iter().filter(|b| b.platform == host) {
         let name: &Path = binary.path.file_name().context("a binary without a name")?.as_ref();
-        sh.copy_file(&binary.path, dir.join(name))?;
+        // The bytes cargo wrote, whatever another build has linked at that path since.
+        let to = dir.join(name);
+        std::fs::write(&to, &binary.bytes).with_context(|| format!("writing {}", to.display()))?;
+        std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     }
     Ok(dir)
 }

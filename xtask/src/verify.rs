@@ -98,7 +98,7 @@ pub fn verify(
     expected: &Expected,
 ) -> anyhow::Result<()> {
     let pep440 = version.pep440();
-    let dir = crate::target_dir(sh).join("xtask").join(format!("verify-{version}-{}", std::process::id()));
+    let dir = crate::ops::shell::target_dir(sh).join("xtask").join(format!("verify-{version}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let result = verify_in(sh, python, config, version, expected, &dir);
@@ -545,8 +545,9 @@ mod tests {
     fn every_platform_is_checked_on_the_registry() {
         use crate::images::{assembled, dockerfile::ImageSpec, oci};
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let sh = crate::shell_in(root).unwrap();
-        let dir = crate::target_dir(&sh).join("xtask").join(format!("test-platforms-{}", std::process::id()));
+        let sh = crate::ops::shell::shell_in(root).unwrap();
+        let dir =
+            crate::ops::shell::target_dir(&sh).join("xtask").join(format!("test-platforms-{}", std::process::id()));
         let _one = crate::ops::sandbox::one_at_a_time();
         let local = crate::ops::sandbox::LocalRegistry::start(&sh, &dir).unwrap();
         let registry = Registry::new(&local.address, Some(local.credentials.clone()));

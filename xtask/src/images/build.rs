@@ -6,12 +6,12 @@
 
 use std::{collections::BTreeMap, sync::Mutex, time::Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use xshell::Shell;
 
 use super::{
     assembled::{self, Assembled, PlatformImage},
-    attesting,
+    attest,
     board::Board,
     dockerfile::ImageSpec,
     smoke, Image, Outcome, Plan,
@@ -131,12 +131,12 @@ pub fn build_all(sh: &Shell, plan: &Plan, finish: Finish) -> anyhow::Result<Buil
             let Some(i) = plan.images.iter().position(|image| image.service == binary.service) else { return };
             let (binary, spec, root, board, toolchain) = (binary.clone(), &specs[i], &root, &board, &toolchain);
             handles.push(scope.spawn(move || -> anyhow::Result<(usize, PlatformImage)> {
-                let sh = crate::shell_in(root)?;
+                let sh = crate::ops::shell::shell_in(root)?;
                 let set = |state: String| board.lock().unwrap_or_else(|e| e.into_inner()).set(i, state);
                 let mut image = one_platform(&sh, plan, &plan.images[i], spec, &binary, finish, &set)?;
                 // Uncommitted sources have no commit to name.
                 if !plan.head.dirty {
-                    let attestations = attesting::of(&sh, plan, &plan.images[i], toolchain, &image, &binary.path)?;
+                    let attestations = attest::image::of(&sh, plan, &plan.images[i], toolchain, &image, &binary)?;
                     image.attestations = Some(attestations);
                 }
                 Ok((i, image))
@@ -152,6 +152,11 @@ pub fn build_all(sh: &Shell, plan: &Plan, finish: Finish) -> anyhow::Result<Buil
     // Ctrl-C stops the assembly and the smoke tests too: interrupted, not failed.
     interrupt::check()?;
     let assembled = indexes(sh, plan, &specs, images)?;
+    // The images were made from the bytes cargo wrote; whoever takes the binaries from their
+    // files next must find those same bytes there.
+    for binary in &binaries {
+        binary.unchanged()?;
+    }
     Ok(Built { assembled, provision, compile, toolchain, binaries })
 }
 
@@ -175,8 +180,7 @@ fn one_platform(
 ) -> anyhow::Result<PlatformImage> {
     let platform = binary.platform;
     set(format!("assembling {}", platform.name));
-    let bytes = std::fs::read(&binary.path).with_context(|| format!("reading {}", binary.path.display()))?;
-    let assembled = assembled::platform_image(spec, platform, &bytes, &plan.head.created)?;
+    let assembled = assembled::platform_image(spec, platform, &binary.bytes, &plan.head.created)?;
     let reference = format!("{}:{}", image.reference, plan.tags.immutable[0]);
     if Platform::host() == Some(platform) && finish.load {
         let tags: Vec<String> = plan.tags.immutable.iter().map(|t| format!("{}:{t}", image.reference)).collect();

@@ -6,7 +6,11 @@ use std::path::Path;
 use xshell::Shell;
 
 use super::{push::RegistryState, Plan};
-use crate::{images::context, model::config::Config, ops::docker, release::checks::Outcome};
+use crate::{
+    images::context,
+    model::{check::Outcome, config::Config},
+    ops::docker,
+};
 
 pub fn docker_daemon(sh: &Shell) -> Outcome {
     match docker::server_version(sh) {

@@ -12,8 +12,6 @@
 
 pub mod assembled;
 pub mod attest;
-pub mod attest_check;
-pub mod attesting;
 pub mod board;
 pub mod build;
 pub mod checks;
@@ -31,7 +29,6 @@ pub use build::{build_all, build_lines, Built, Finish};
 pub use push::{floating_moves, move_floating, push_immutable};
 
 use crate::{
-    flags,
     model::{
         config::{Config, Overrides},
         surfaces::Surfaces,
@@ -106,12 +103,10 @@ impl Outcome {
 
 impl Plan {
     /// The plan of `cargo xtask images`: the version the surfaces agree on, where the flags say.
-    pub fn new(sh: &Shell, flags: &flags::Images) -> anyhow::Result<Plan> {
-        let overrides = Overrides { registry: flags.registry.clone(), namespace: flags.namespace.clone() };
-        let config = crate::model::config::load(sh, &overrides)?;
+    pub fn new(sh: &Shell, overrides: &Overrides, options: &PlanOptions) -> anyhow::Result<Plan> {
+        let config = crate::model::config::load(sh, overrides)?;
         let version = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
-        let options = PlanOptions { only: flags.only.clone(), edge: flags.edge, ..PlanOptions::default() };
-        Plan::for_version(sh, config, version, &options)
+        Plan::for_version(sh, config, version, options)
     }
 
     /// The plan for `version`, built from the commit at HEAD.
@@ -213,32 +208,40 @@ fn repository_url(cargo_toml: &str) -> String {
         .unwrap_or_default()
 }
 
-impl flags::Images {
-    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let plan = Plan::new(sh, &self)?;
-        crate::ops::provision::toolchain_on_ci(sh, &plan.config)?;
-        let exec = Executor::new(Mode::dry_run_if(self.dry_run));
-        println!(
-            "gati {} -> {}/{} ({} images)",
-            plan.version,
-            plan.config.registry,
-            plan.config.namespace,
-            plan.images.len()
-        );
-        if self.push && !self.edge {
-            plan.yanks.refuse(&plan.version, "images --push")?;
-        }
-        let purpose = if self.push { checks::Purpose::BuildAndPush } else { checks::Purpose::Build };
-        let problems = checks::problems(sh, &plan, purpose);
-        if !problems.is_empty() {
-            bail!("nothing was built or pushed:\n  - {}", problems.join("\n  - "));
-        }
-        interrupt::install();
-        let mut outcomes = build::build(sh, &plan, &exec)?;
-        if self.push {
-            push::push(sh, &plan, &exec, &mut outcomes)?;
-        }
-        exec.finish(|| print!("{}", table(&plan, &outcomes)), "Run it again without --dry-run to build and push.");
-        Ok(())
+/// What `cargo xtask images` is asked.
+pub struct Request {
+    /// Push, not only build.
+    pub push: bool,
+    pub overrides: Overrides,
+    pub options: PlanOptions,
+    pub mode: Mode,
+}
+
+/// `cargo xtask images`: the refusals, the build, then with `push` the push.
+pub fn run(sh: &Shell, request: &Request) -> anyhow::Result<()> {
+    let plan = Plan::new(sh, &request.overrides, &request.options)?;
+    crate::ops::provision::toolchain_on_ci(sh, &plan.config)?;
+    let exec = Executor::new(request.mode);
+    println!(
+        "gati {} -> {}/{} ({} images)",
+        plan.version,
+        plan.config.registry,
+        plan.config.namespace,
+        plan.images.len()
+    );
+    if request.push && !request.options.edge {
+        plan.yanks.refuse(&plan.version, "images --push")?;
     }
+    let purpose = if request.push { checks::Purpose::BuildAndPush } else { checks::Purpose::Build };
+    let problems = checks::problems(sh, &plan, purpose);
+    if !problems.is_empty() {
+        bail!("nothing was built or pushed:\n  - {}", problems.join("\n  - "));
+    }
+    interrupt::install();
+    let mut outcomes = build::build(sh, &plan, &exec)?;
+    if request.push {
+        push::push(sh, &plan, &exec, &mut outcomes)?;
+    }
+    exec.finish(|| print!("{}", table(&plan, &outcomes)), "Run it again without --dry-run to build and push.");
+    Ok(())
 }

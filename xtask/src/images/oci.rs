@@ -16,53 +16,15 @@ use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 
 use super::dockerfile::{ImageSpec, Kind};
-pub use crate::model::platform::{Platform, PLATFORMS};
+pub use crate::model::{
+    blob::{sha256, Blob},
+    platform::{Platform, PLATFORMS},
+};
 
 pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-
-/// Bytes named by their digest, as a registry stores them.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Blob {
-    pub media_type: &'static str,
-    pub bytes: Vec<u8>,
-    /// `sha256:<hex>` of `bytes`.
-    pub digest: String,
-}
-
-impl std::fmt::Debug for Blob {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Blob({}, {}, {} bytes)", self.media_type, self.digest, self.bytes.len())
-    }
-}
-
-impl Blob {
-    pub fn new(media_type: &'static str, bytes: Vec<u8>) -> Blob {
-        Blob { media_type, digest: sha256(&bytes), bytes }
-    }
-
-    pub fn size(&self) -> u64 {
-        self.bytes.len() as u64
-    }
-
-    /// The descriptor that points at this blob from a manifest or an index.
-    pub fn descriptor(&self) -> Value {
-        json!({ "mediaType": self.media_type, "digest": self.digest, "size": self.size() })
-    }
-
-    /// The digest's hex part: the blob's file name in an OCI layout or a Docker archive.
-    pub fn hex(&self) -> &str {
-        self.digest.trim_start_matches("sha256:")
-    }
-}
-
-/// `sha256:<hex>`.
-pub fn sha256(bytes: &[u8]) -> String {
-    let hex: String = hmac_sha256::Hash::hash(bytes).iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
 
 /// The one layer of an image: the gzip'd tar (the blob a registry stores) and the digest of the
 /// tar itself (its `diff_id`, which the config names).

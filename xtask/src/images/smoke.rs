@@ -74,7 +74,7 @@ pub fn under_qemu(
     version: &ReleaseVersion,
 ) -> anyhow::Result<()> {
     let binary_name = format!("gati-{service}");
-    let dir = crate::target_dir(sh).join("xtask").join(format!(
+    let dir = crate::ops::shell::target_dir(sh).join("xtask").join(format!(
         "smoke-{service}-{}-{}",
         image.platform.architecture,
         std::process::id()

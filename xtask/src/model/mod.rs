@@ -2,7 +2,9 @@
 //! configuration, the changelog. Nothing here spawns a process or asks the network; the files
 //! it reads and writes are the surfaces themselves.
 
+pub mod blob;
 pub mod changelog;
+pub mod check;
 pub mod config;
 pub mod platform;
 pub mod surfaces;

@@ -30,7 +30,7 @@ pub const TOOLS: [Tool; 3] = [CARGO_AUDITABLE, RUST_AUDIT_INFO, AUDITABLE2CDX];
 /// Where the tools are installed: `xtask/rust-tools` of cargo's target directory (its `bin/`
 /// holds them), shared by the clones that share that directory.
 pub fn root(sh: &Shell) -> PathBuf {
-    crate::target_dir(sh).join("xtask").join("rust-tools")
+    crate::ops::shell::target_dir(sh).join("xtask").join("rust-tools")
 }
 
 /// Installs the tools `root` lacks at their pinned versions (about a minute, cold, once).
@@ -124,8 +124,23 @@ pub fn embedded_list(sh: &Shell, binary: &Path) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("rust-audit-info's output for {}", binary.display()))
 }
 
-/// The CycloneDX SBOM of `binary`, from the dependency list it embeds.
-pub fn cyclonedx(sh: &Shell, binary: &Path) -> anyhow::Result<Vec<u8>> {
+/// The CycloneDX SBOM of the binary `bytes`, from the dependency list it embeds. auditable2cdx
+/// reads a file: it is given a copy of these very bytes, of this call's own, as `name`.
+pub fn cyclonedx(sh: &Shell, name: &str, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = crate::ops::shell::target_dir(sh).join("xtask").join(format!("sbom-{}-{call}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let binary = dir.join(name);
+    let made = std::fs::write(&binary, bytes)
+        .with_context(|| format!("writing {}", binary.display()))
+        .and_then(|()| cyclonedx_of_file(sh, &binary));
+    let _ = std::fs::remove_dir_all(&dir);
+    made
+}
+
+fn cyclonedx_of_file(sh: &Shell, binary: &Path) -> anyhow::Result<Vec<u8>> {
     let generator = path(sh, AUDITABLE2CDX);
     let out = cmd!(sh, "{generator} {binary}")
         .quiet()

@@ -14,7 +14,7 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::mpsc,
+    sync::{mpsc, Arc},
     time::Duration,
 };
 
@@ -22,8 +22,7 @@ use anyhow::Context;
 use xshell::{cmd, Shell};
 
 use crate::{
-    images::oci::sha256,
-    model::platform::Platform,
+    model::{blob::sha256, platform::Platform},
     ops::{interrupt, toolchain::Toolchain},
 };
 
@@ -39,12 +38,55 @@ pub struct Build<'a> {
     pub auditable: Option<PathBuf>,
 }
 
-/// One binary a build made.
+/// A binary as cargo reports it written, not read yet.
+#[derive(Debug, Clone)]
+struct Artifact {
+    service: String,
+    platform: &'static Platform,
+    path: PathBuf,
+}
+
+/// One binary a build made, read once, as it was written: its image's layer, its SBOM and its
+/// provenance are all made from these bytes, never from the file again. The file is in a target
+/// directory that other builds share (every copy of the repository a test makes builds there),
+/// and any cargo build in it, even one with nothing to compile, links its own version's binary
+/// at that same path.
 #[derive(Debug, Clone)]
 pub struct Binary {
     pub service: String,
     pub platform: &'static Platform,
+    /// Where it was read from.
     pub path: PathBuf,
+    pub bytes: Arc<[u8]>,
+    /// `sha256:<hex>` of `bytes`.
+    pub digest: String,
+}
+
+impl Binary {
+    fn read(artifact: Artifact) -> anyhow::Result<Binary> {
+        let Artifact { service, platform, path } = artifact;
+        let bytes: Arc<[u8]> = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?.into();
+        Ok(Binary { service, platform, digest: sha256(&bytes), path, bytes })
+    }
+
+    /// Fails when the file no longer holds the bytes read, naming it and both digests.
+    pub fn unchanged(&self) -> anyhow::Result<()> {
+        let now = std::fs::read(&self.path).with_context(|| format!("reading {} again", self.path.display()))?;
+        same_binary(&self.path, &self.digest, &now)
+    }
+}
+
+/// Fails unless `now` is the binary of digest `was`, read from `path`.
+fn same_binary(path: &Path, was: &str, now: &[u8]) -> anyhow::Result<()> {
+    let now = sha256(now);
+    anyhow::ensure!(
+        now == was,
+        "{} changed after it was read: it was {was} when cargo wrote it, it is {now} now. Another build is writing \
+         into the same target directory (a `cargo build` left running by a stopped test or run?): stop it, then \
+         build again",
+        path.display()
+    );
+    Ok(())
 }
 
 /// `-C target-feature=+crt-static` and the remapped dependency sources: set per target
@@ -116,14 +158,21 @@ impl Build<'_> {
                 None
             }),
         };
-        let cached = key.as_ref().map(|key| crate::target_dir(sh).join("xtask").join("binaries").join(key));
-        if let Some(dir) = cached.as_ref().filter(|dir| dir.join("complete").exists()) {
-            println!("binaries: these sources, lock file and toolchain were built before: reusing {}", dir.display());
-            // Most recently used, for the eviction in `keep`.
-            let _ = std::fs::File::open(dir).and_then(|d| d.set_modified(std::time::SystemTime::now()));
-            let binaries = self.binaries_in(dir);
-            binaries.iter().for_each(&mut landed);
-            return Ok(binaries);
+        let cached = key.as_ref().map(|key| crate::ops::shell::target_dir(sh).join("xtask").join("binaries").join(key));
+        if let Some(dir) = cached.as_ref().filter(|dir| dir.join(DIGESTS).exists()) {
+            match self.binaries_in(dir) {
+                Ok(binaries) => {
+                    println!(
+                        "binaries: these sources, lock file and toolchain were built before: reusing {}",
+                        dir.display()
+                    );
+                    // Most recently used, for the eviction in `keep`.
+                    let _ = std::fs::File::open(dir).and_then(|d| d.set_modified(std::time::SystemTime::now()));
+                    binaries.iter().for_each(&mut landed);
+                    return Ok(binaries);
+                }
+                Err(e) => eprintln!("binaries: the ones kept in {} are unusable ({e:#}); compiling", dir.display()),
+            }
         }
         let mut binaries = Vec::new();
         self.compile(sh, |binary| {
@@ -144,16 +193,22 @@ impl Build<'_> {
         Ok(binaries)
     }
 
-    /// The binaries of a kept build in `dir`: `<target>/gati-<service>`.
-    fn binaries_in(&self, dir: &Path) -> Vec<Binary> {
+    /// The binaries of a kept build in `dir` (`<target>/gati-<service>`), each the one whose
+    /// digest `keep` recorded.
+    fn binaries_in(&self, dir: &Path) -> anyhow::Result<Vec<Binary>> {
+        let recorded: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(DIGESTS))?)
+            .with_context(|| format!("{} is damaged", dir.join(DIGESTS).display()))?;
         let mut binaries = Vec::new();
         for platform in self.platforms {
             for service in self.services {
-                let path = dir.join(platform.rust_target).join(format!("gati-{service}"));
-                binaries.push(Binary { service: service.clone(), platform, path });
+                let name = kept_name(platform, service);
+                let binary = Binary::read(Artifact { service: service.clone(), platform, path: dir.join(&name) })?;
+                let was = recorded[&name].as_str().with_context(|| format!("no digest recorded for {name}"))?;
+                same_binary(&binary.path, was, &binary.bytes)?;
+                binaries.push(binary);
             }
         }
-        binaries
+        Ok(binaries)
     }
 
     /// The key of this build's inputs, or `None` when some input has uncommitted changes (what
@@ -166,7 +221,8 @@ impl Build<'_> {
             ".cargo".to_string(),
             "sdk/gati/prices.json".into(),
         ];
-        inputs.extend(service_crates(sh)?);
+        let (crates, packages) = service_crates(sh)?;
+        inputs.extend(crates);
         // Ignored files too: a build script may read them (a `dashboard/node_modules` left from
         // before the bundled packages were kept in dashboard/vendor/ is not read, and not asked).
         let mut asked = inputs.clone();
@@ -180,8 +236,10 @@ impl Build<'_> {
         let platforms: Vec<&str> = self.platforms.iter().map(|p| p.name).collect();
         let c = crate::ops::toolchain::c_compilers(sh, self.platforms);
         let home = std::fs::read_to_string(cargo_home().join("config.toml")).unwrap_or_default();
+        // The packages' versions, stated: two versions never share kept binaries, whatever the
+        // trees say (the version is in the root Cargo.toml's tree today).
         let what = format!(
-            "{trees}\n{}\n{c}\n{}\n{}\n{}\n{home}\n{}",
+            "{trees}\n{packages}\n{}\n{c}\n{}\n{}\n{}\n{home}\n{}",
             self.toolchain.rustc,
             rustflags(),
             platforms.join(" "),
@@ -208,7 +266,17 @@ impl Build<'_> {
         });
         loop {
             match received.recv_timeout(Duration::from_millis(50)) {
-                Ok(line) => binary_written(&line, self.services, self.platforms).into_iter().for_each(&mut landed),
+                // Read at once, while cargo still holds the target directory's lock: no other
+                // cargo build can be linking there meanwhile.
+                Ok(line) => match binary_written(&line, self.services, self.platforms).map(Binary::read) {
+                    Some(Ok(binary)) => landed(binary),
+                    Some(Err(e)) => {
+                        interrupt::terminate_group(child.id());
+                        let _ = child.wait();
+                        return Err(e);
+                    }
+                    None => {}
+                },
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
@@ -247,41 +315,58 @@ fn cache_off() -> bool {
 }
 
 /// The folders of the crates the services are built from: every workspace member but xtask
-/// (`cargo metadata`), relative to the root.
-fn service_crates(sh: &Shell) -> anyhow::Result<Vec<String>> {
+/// (`cargo metadata`), relative to the root; and their names and versions, a line each.
+fn service_crates(sh: &Shell) -> anyhow::Result<(Vec<String>, String)> {
     let metadata = cmd!(sh, "cargo metadata --no-deps --format-version 1 --offline").quiet().read()?;
     let metadata: serde_json::Value = serde_json::from_str(&metadata).context("reading cargo metadata")?;
     let root = sh.current_dir();
-    let mut crates = Vec::new();
+    let (mut crates, mut packages) = (Vec::new(), Vec::new());
     for package in metadata["packages"].as_array().into_iter().flatten() {
         let Some(manifest) = package["manifest_path"].as_str() else { continue };
         let dir = Path::new(manifest).parent().unwrap_or(Path::new(""));
         let relative = dir.strip_prefix(&root).unwrap_or(dir).display().to_string();
         if package["name"] != "xtask" && !relative.is_empty() {
             crates.push(relative);
+            packages.push(format!("{} {}", package["name"], package["version"]));
         }
     }
     crates.sort();
-    Ok(crates)
+    packages.sort();
+    Ok((crates, packages.join("\n")))
 }
 
-/// Keeps `binaries` under `dir`, complete or not at all (`complete` is written last); keeps the
-/// four newest such builds.
+/// The file of a kept build that records each binary's digest, written last: a kept build
+/// without it is incomplete.
+const DIGESTS: &str = "digests.json";
+
+/// Where a kept build holds the binary of `service` for `platform`.
+fn kept_name(platform: &Platform, service: &str) -> String {
+    format!("{}/gati-{service}", platform.rust_target)
+}
+
+/// Keeps `binaries` (their bytes as read, not the files, which another build may have replaced
+/// since) under `dir`: written to a folder of this process beside it, then renamed into place,
+/// so that `dir` is complete or absent; keeps the four newest such builds.
 fn keep(dir: &Path, binaries: &[Binary]) -> anyhow::Result<()> {
     let parent = dir.parent().context("the binaries' folder has no parent")?;
-    if dir.join("complete").exists() {
+    if dir.join(DIGESTS).exists() {
         return Ok(());
     }
     let partial = parent.join(format!(".partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&partial);
+    let mut digests = serde_json::Map::new();
     for binary in binaries {
-        let to = partial.join(binary.platform.rust_target).join(format!("gati-{}", binary.service));
+        let name = kept_name(binary.platform, &binary.service);
+        let to = partial.join(&name);
         std::fs::create_dir_all(to.parent().unwrap())?;
-        std::fs::copy(&binary.path, &to).with_context(|| format!("keeping {}", binary.path.display()))?;
+        std::fs::write(&to, &binary.bytes).with_context(|| format!("keeping {}", binary.path.display()))?;
+        std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
         std::fs::File::open(&to)?.sync_all()?;
+        digests.insert(name, binary.digest.clone().into());
     }
-    std::fs::write(partial.join("complete"), "")?;
-    std::fs::File::open(partial.join("complete"))?.sync_all()?;
+    std::fs::write(partial.join(DIGESTS), serde_json::Value::Object(digests).to_string())?;
+    std::fs::File::open(partial.join(DIGESTS))?.sync_all()?;
+    // A build kept before `digests.json` was written is replaced.
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&partial, dir)?;
     let mut kept: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(parent)?
@@ -297,7 +382,7 @@ fn keep(dir: &Path, binaries: &[Binary]) -> anyhow::Result<()> {
 }
 
 /// The binary a line of cargo's JSON output reports written, if it is a service's.
-fn binary_written(line: &str, services: &[String], platforms: &[&'static Platform]) -> Option<Binary> {
+fn binary_written(line: &str, services: &[String], platforms: &[&'static Platform]) -> Option<Artifact> {
     let message: serde_json::Value = serde_json::from_str(line).ok()?;
     let is_binary = message["reason"] == "compiler-artifact"
         && message["target"]["kind"].as_array().is_some_and(|kinds| kinds.iter().any(|k| k == "bin"));
@@ -306,7 +391,7 @@ fn binary_written(line: &str, services: &[String], platforms: &[&'static Platfor
     let service = services.iter().find(|s| is_binary && name == format!("gati-{s}"))?;
     // target/<triple>/release/gati-<service>
     let platform = platforms.iter().find(|p| path.components().any(|c| c.as_os_str() == p.rust_target))?;
-    Some(Binary { service: service.clone(), platform, path })
+    Some(Artifact { service: service.clone(), platform, path })
 }
 
 #[cfg(test)]
@@ -339,6 +424,62 @@ mod tests {
         assert!(binary_written(&artifact("gati-backend", "custom-build", "null"), &services, &platforms).is_none());
         assert!(binary_written(r#"{"reason":"build-finished","success":true}"#, &services, &platforms).is_none());
         assert!(binary_written("not json", &services, &platforms).is_none());
+    }
+
+    fn scratch(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-cargo-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn binary_at(dir: &Path, platform: &'static Platform, bytes: &[u8]) -> Binary {
+        let path = dir.join(format!("gati-backend-{}", platform.architecture));
+        std::fs::write(&path, bytes).unwrap();
+        Binary::read(Artifact { service: "backend".into(), platform, path }).unwrap()
+    }
+
+    #[test]
+    fn a_binary_rewritten_after_it_was_read_is_named_with_both_digests() {
+        let dir = scratch("rewritten");
+        let binary = binary_at(&dir, &PLATFORMS[1], b"the 0.1.2 binary");
+        assert_eq!(binary.digest, sha256(b"the 0.1.2 binary"));
+        binary.unchanged().unwrap();
+        std::fs::write(&binary.path, b"the 0.1.1 binary").unwrap();
+        let e = binary.unchanged().unwrap_err().to_string();
+        assert!(e.contains(&binary.path.display().to_string()), "{e}");
+        assert!(e.contains(&format!("it was {}", sha256(b"the 0.1.2 binary"))), "{e}");
+        assert!(e.contains(&format!("it is {} now", sha256(b"the 0.1.1 binary"))), "{e}");
+        // What was read stays what was read.
+        assert_eq!(&binary.bytes[..], b"the 0.1.2 binary");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_kept_build_holds_the_bytes_read_and_is_refused_once_changed() {
+        let dir = scratch("kept");
+        let toolchain = Toolchain { name: "debian-1.96.0".into(), rustc: String::new() };
+        let platforms: Vec<&Platform> = PLATFORMS.iter().collect();
+        let services = ["backend".to_string()];
+        let build =
+            Build { services: &services, platforms: &platforms, toolchain: &toolchain, fresh: false, auditable: None };
+        let binaries: Vec<Binary> =
+            platforms.iter().map(|p| binary_at(&dir, p, format!("built for {}", p.name).as_bytes())).collect();
+        // Another build replaces the files once they are read: the bytes read are kept.
+        for binary in &binaries {
+            std::fs::write(&binary.path, b"another version's binary").unwrap();
+        }
+        let kept = dir.join("binaries").join("key");
+        keep(&kept, &binaries).unwrap();
+        let again = build.binaries_in(&kept).unwrap();
+        let digests = |b: &[Binary]| b.iter().map(|b| b.digest.clone()).collect::<Vec<_>>();
+        assert_eq!(digests(&again), digests(&binaries));
+        assert!(!kept.with_file_name(format!(".partial-{}", std::process::id())).exists());
+        let arm64 = kept.join(kept_name(&PLATFORMS[1], "backend"));
+        std::fs::write(&arm64, b"changed in the cache").unwrap();
+        let e = build.binaries_in(&kept).unwrap_err().to_string();
+        assert!(e.contains(&binaries[1].digest) && e.contains(&sha256(b"changed in the cache")), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
-use crate::registry::Credentials;
+use crate::ops::secrets::Credentials;
 
 pub fn daemon_answers(sh: &Shell) -> bool {
     server_version(sh).is_some()
@@ -81,7 +81,7 @@ pub struct Login {
 impl Login {
     pub fn new(sh: &Shell, registry: &str, credentials: &Credentials) -> anyhow::Result<Login> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        let parent = crate::target_dir(sh).join("xtask");
+        let parent = crate::ops::shell::target_dir(sh).join("xtask");
         std::fs::create_dir_all(&parent)?;
         for entry in std::fs::read_dir(&parent)?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();

@@ -12,6 +12,7 @@ pub mod provision;
 pub mod retry;
 pub mod sandbox;
 pub mod secrets;
+pub mod shell;
 pub mod toolchain;
 pub mod ui;
 pub mod yanks;

@@ -18,7 +18,7 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 use xshell::Shell;
 
-use crate::{ops::provision, registry::Credentials};
+use crate::ops::{provision, secrets::Credentials};
 
 /// The namespace the sandbox registry's login may push to: an organisation's, not the login's.
 pub const NAMESPACE: &str = "gatidev";

@@ -7,6 +7,28 @@
 
 use std::sync::OnceLock;
 
+/// A user and a password or token. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, ****)", self.user)
+    }
+}
+
+impl Credentials {
+    /// `DOCKER_USERNAME`/`DOCKER_PASSWORD`, when both are set and not empty.
+    pub fn from_env() -> Option<Credentials> {
+        let user = std::env::var("DOCKER_USERNAME").ok().filter(|u| !u.is_empty())?;
+        let password = Secret::DockerPassword.get()?;
+        Some(Credentials { user, password })
+    }
+}
+
 /// A credential that arrives in the environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Secret {

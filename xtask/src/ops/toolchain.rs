@@ -152,7 +152,7 @@ pub fn c_compilers(sh: &Shell, platforms: &[&Platform]) -> String {
             |out: Result<String, xshell::Error>| out.unwrap_or_default().lines().next().unwrap_or("none").to_string();
         let version = first(cmd!(sh, "{cc} --version").quiet().ignore_stderr().read());
         let libc = cmd!(sh, "{cc} -print-file-name=libc.a").quiet().ignore_stderr().read().unwrap_or_default();
-        let libc = std::fs::read(&libc).map_or_else(|_| "none".into(), |bytes| crate::images::oci::sha256(&bytes));
+        let libc = std::fs::read(&libc).map_or_else(|_| "none".into(), |bytes| crate::model::blob::sha256(&bytes));
         let ld = cmd!(sh, "{cc} -print-prog-name=ld").quiet().ignore_stderr().read().unwrap_or_else(|_| "ld".into());
         let ld = first(cmd!(sh, "{ld} --version").quiet().ignore_stderr().read());
         versions.push(format!("{}: {version}; libc.a {libc}; {ld}", platform.name));

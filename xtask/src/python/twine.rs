@@ -106,7 +106,9 @@ pub fn upload(
         }
         Ok(())
     })();
-    let _ = std::fs::remove_dir_all(crate::target_dir(sh).join("xtask").join(format!("pep740-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(
+        crate::ops::shell::target_dir(sh).join("xtask").join(format!("pep740-{}", std::process::id())),
+    );
     uploaded
 }
 
@@ -125,7 +127,7 @@ fn upload_one(
         Some(IndexCredentials::Pypirc(section)) => ["--repository".to_string(), section],
         _ => ["--repository-url".to_string(), index.to_string()],
     };
-    let log = crate::target_dir(sh).join("xtask").join(format!("twine-{}.log", std::process::id()));
+    let log = crate::ops::shell::target_dir(sh).join("xtask").join(format!("twine-{}.log", std::process::id()));
     let mut backoff = Backoff::default();
     let (attest, target) = (&attest, &target);
     loop {
@@ -195,7 +197,7 @@ pub fn pep740_signer(python: &Path, index: &str) -> Option<Vec<String>> {
 /// Copies of `paths` beside their PEP 740 attestations (`<file>.publish.attestation`), made by
 /// `signer`; the package files themselves are left alone (an attestation is no dist file).
 fn sign(sh: &Shell, signer: &[String], paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
-    let dir = crate::target_dir(sh).join("xtask").join(format!("pep740-{}", std::process::id()));
+    let dir = crate::ops::shell::target_dir(sh).join("xtask").join(format!("pep740-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let mut signed = Vec::new();

@@ -18,7 +18,7 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 
 use super::{curl::Response, Registry};
-use crate::images::oci::Blob;
+use crate::model::blob::Blob;
 use crate::ops::retry::Backoff;
 
 /// `call` for every item, each on a thread of its own (a registry call mostly waits); the
@@ -199,7 +199,7 @@ impl Registry {
             }
             status => return Err(self.failed_read(repo, digest, status)),
         };
-        let served = crate::images::oci::sha256(&bytes);
+        let served = crate::model::blob::sha256(&bytes);
         anyhow::ensure!(served == digest, "{}/{repo}: {digest} arrived with digest {served}", self.name);
         Ok(bytes)
     }
@@ -211,7 +211,7 @@ impl Registry {
         if response.status != 200 {
             bail!("reading the blob {digest} of {}/{repo}: HTTP {}", self.name, response.status);
         }
-        let served = crate::images::oci::sha256(&response.body);
+        let served = crate::model::blob::sha256(&response.body);
         if served != digest {
             bail!("{}/{repo}: the blob {digest} arrived with digest {served}", self.name);
         }
@@ -265,8 +265,10 @@ mod tests {
     #[test]
     fn pushes_an_index_to_a_registry_like_docker_hub() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let sh = crate::shell_in(root).unwrap();
-        let dir = crate::target_dir(&sh).join("xtask").join(format!("test-registry-blobs-{}", std::process::id()));
+        let sh = crate::ops::shell::shell_in(root).unwrap();
+        let dir = crate::ops::shell::target_dir(&sh)
+            .join("xtask")
+            .join(format!("test-registry-blobs-{}", std::process::id()));
         let _one = crate::ops::sandbox::one_at_a_time();
         let local = crate::ops::sandbox::LocalRegistry::start(&sh, &dir).unwrap();
         let registry = Registry::new(&local.address, Some(local.credentials.clone()));
@@ -345,7 +347,7 @@ mod tests {
         });
         let registry = Registry::new(&address, None);
         let bytes = b"a blob".to_vec();
-        let blob = Blob { digest: crate::images::oci::sha256(&bytes), media_type: "application/octet-stream", bytes };
+        let blob = Blob { digest: crate::model::blob::sha256(&bytes), media_type: "application/octet-stream", bytes };
         let result = registry.upload_blob("r", &blob);
         let seen = seen.lock().unwrap().iter().map(|h| h.lines().next().unwrap_or_default().to_string()).collect();
         (result, seen)
@@ -358,7 +360,7 @@ mod tests {
         };
         let (done, seen) = upload_whose_answer_was_lost(true);
         done.unwrap();
-        let head = format!("HEAD /v2/r/blobs/{}", crate::images::oci::sha256(b"a blob"));
+        let head = format!("HEAD /v2/r/blobs/{}", crate::model::blob::sha256(b"a blob"));
         assert_eq!(
             calls(&seen),
             format!("POST /v2/r/blobs/uploads/ HTTP/1.1, PUT /v2/r/blobs/uploads/u, PUT /v2/r/blobs/uploads/u, {head} HTTP/1.1")

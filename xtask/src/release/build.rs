@@ -84,7 +84,7 @@ fn build_all(release: &Release, pins: &[Pin]) -> anyhow::Result<images::Built> {
     let (root, trial, python) = (sh.current_dir(), &release.files.trial, &release.python);
     std::thread::scope(|scope| {
         let package = scope.spawn(|| {
-            let sh = crate::shell_in(&root)?;
+            let sh = crate::ops::shell::shell_in(&root)?;
             trial_package(&sh, python, trial, version, pins)
         });
         let images = images::build_all(sh, plan, Finish::ALL);

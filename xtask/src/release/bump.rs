@@ -21,6 +21,14 @@ impl Step for Bump {
         "the version into every surface, the changes into CHANGELOG.md; commit \"Release X\""
     }
 
+    fn makes_the_release_commit(&self) -> bool {
+        true
+    }
+
+    fn done_by_whoever_tagged(&self) -> bool {
+        true
+    }
+
     fn is_done(&self, _: &Release, _commit: &str) -> anyhow::Result<bool> {
         // Asked only of a tree whose release commit is HEAD.
         Ok(true)

@@ -15,8 +15,7 @@ use crate::{
     python::{self, twine},
 };
 
-/// What a check found (`Ok`), or each problem, saying how to fix it.
-pub type Outcome = Result<String, Vec<String>>;
+pub use crate::model::check::Outcome;
 
 /// One check of the preflight.
 pub struct Check {
@@ -75,7 +74,7 @@ pub fn run_all(release: &Release, current: &ReleaseVersion) -> Vec<(&'static str
         version: &release.version,
         current,
         tag: &release.tag,
-        from_tag: release.from_tag,
+        from_tag: release.start == super::Start::Tag,
         python: &release.python,
         plan: &release.plan,
         head: git::head(release.sh).map_err(|e| format!("{e:#}")),
@@ -85,7 +84,7 @@ pub fn run_all(release: &Release, current: &ReleaseVersion) -> Vec<(&'static str
         let handles: Vec<_> = (CHECKS.iter())
             .map(|check| {
                 let (facts, root) = (&facts, &root);
-                scope.spawn(move || match crate::shell_in(root) {
+                scope.spawn(move || match crate::ops::shell::shell_in(root) {
                     Ok(sh) => (check.run)(facts, &sh),
                     Err(e) => Err(vec![format!("{}: {e:#}", check.name)]),
                 })

@@ -17,6 +17,10 @@ impl Step for FloatingTags {
         "move X.Y and latest to the verified digests, never backwards"
     }
 
+    fn publishes(&self) -> bool {
+        true
+    }
+
     fn is_done(&self, release: &Release, _commit: &str) -> anyhow::Result<bool> {
         let plan = &release.plan;
         let moves = images::floating_moves(plan)?;

@@ -39,7 +39,6 @@ use anyhow::{bail, Context};
 use xshell::Shell;
 
 use crate::{
-    flags,
     images::{Plan, PlanOptions},
     model::{
         changelog,
@@ -67,6 +66,23 @@ pub trait Step: Sync {
     fn is_done(&self, release: &Release, commit: &str) -> anyhow::Result<bool>;
     /// Does it, every effect through `release.exec`.
     fn run(&self, release: &mut Release) -> anyhow::Result<()>;
+    /// It makes the release commit: the images are planned again after it, and no later step
+    /// can be done already (nothing came from a commit that did not exist).
+    fn makes_the_release_commit(&self) -> bool {
+        false
+    }
+    /// A release of an existing tag leaves it out: whoever tagged did it.
+    fn done_by_whoever_tagged(&self) -> bool {
+        false
+    }
+    /// Users see what it does: once each such step is done, the release is complete.
+    fn publishes(&self) -> bool {
+        false
+    }
+    /// The command that continues after it failed, where that is not the release's own.
+    fn continued_by(&self, _release: &Release) -> Option<String> {
+        None
+    }
 }
 
 /// The release, in order.
@@ -82,12 +98,15 @@ pub const STEPS: [&dyn Step; 9] = [
     &verify::Verify,
 ];
 
-/// What a release of an existing tag (`--from-tag`, CI on a tag push) leaves out: the commit
-/// and the tag exist, made and pushed by whoever tagged.
-const MADE_BY_WHOEVER_TAGGED: [&str; 3] = ["bump", "tag", "push-git"];
-
-/// What users see. Once each of these is done, the release is complete.
-const PUBLISHED: [&str; 4] = ["push-git", "push-images", "upload", "floating-tags"];
+/// Where a release's commit comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The tree: this run bumps it, commits, tags and pushes.
+    Tree,
+    /// An existing tag (`--from-tag`, CI on a tag push): the commit and the tag exist, made and
+    /// pushed by whoever tagged.
+    Tag,
+}
 
 /// The steps, a line each, for `cargo xtask release --help`.
 pub fn steps_help() -> String {
@@ -112,8 +131,8 @@ pub struct Release<'a> {
     pub journal: Journal,
     /// Where its files are kept between runs.
     pub files: Files,
-    /// Releasing an existing tag (`--from-tag`).
-    pub from_tag: bool,
+    /// From the tree, or from an existing tag (`--from-tag`).
+    pub start: Start,
     /// Every effect goes through it; a dry run's prints the same commands and runs none.
     pub exec: Executor,
     /// The images of HEAD: read again once the bump has made the release commit.
@@ -143,65 +162,83 @@ impl Files {
     }
 }
 
-impl flags::Release {
-    pub fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        interrupt::install();
-        let config = config::load_default(sh)?;
-        if !self.dry_run && surfaces::recover(&sh.current_dir())? {
-            println!("finished writing the version surfaces, which an interrupted run had begun");
-        }
-        let current = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
-        let version = self.resolve(sh, &current)?;
-        let mut release = Release::new(sh, config, version, self.from_tag.is_some(), self.dry_run)?;
-        // A yanked version is never published again, whoever runs it, wherever.
-        release.plan.yanks.refuse(&release.version, "release")?;
+/// What `cargo xtask release` is asked: which version, and how.
+pub struct Request {
+    pub asked: Asked,
+    /// No question after the preflight.
+    pub yes: bool,
+    pub mode: Mode,
+}
 
-        // A release whose tree already says this version may be finished: prove it from the
-        // world, before asking anything else of this machine.
-        if release.version == current && release.commit_of_tree()?.is_some() {
-            let started = Instant::now();
-            if release.is_complete()? {
-                println!("{} is already released ({:.1} s to verify)", release.tag, started.elapsed().as_secs_f64());
-                if !self.dry_run && !manifest::kept(&release.files.release, &release.version) {
-                    release.describe_as_data(&release.journal_timings())?;
-                }
-                return Ok(());
+/// The version a release is asked for.
+pub enum Asked {
+    /// An explicit version (either spelling), or a kind of bump of the current one (`patch`, `rc`).
+    Version(String),
+    /// An existing tag, `vX.Y.Z` (`--from-tag`).
+    Tag(String),
+}
+
+/// `cargo xtask release`: the preflight, a question, then each step not yet done.
+pub fn run(sh: &Shell, request: &Request) -> anyhow::Result<()> {
+    interrupt::install();
+    let dry_run = request.mode == Mode::DryRun;
+    let config = config::load_default(sh)?;
+    if !dry_run && surfaces::recover(&sh.current_dir())? {
+        println!("finished writing the version surfaces, which an interrupted run had begun");
+    }
+    let current = Surfaces::read(&sh.current_dir())?.current(&config.services)?;
+    let version = resolve(sh, &request.asked, &current)?;
+    let start = match request.asked {
+        Asked::Tag(_) => Start::Tag,
+        Asked::Version(_) => Start::Tree,
+    };
+    let mut release = Release::new(sh, config, version, start, request.mode)?;
+    // A yanked version is never published again, whoever runs it, wherever.
+    release.plan.yanks.refuse(&release.version, "release")?;
+
+    // A release whose tree already says this version may be finished: prove it from the
+    // world, before asking anything else of this machine.
+    if release.version == current && release.commit_of_tree()?.is_some() {
+        let started = Instant::now();
+        if release.is_complete()? {
+            println!("{} is already released ({:.1} s to verify)", release.tag, started.elapsed().as_secs_f64());
+            if !dry_run && !manifest::kept(&release.files.release, &release.version) {
+                release.describe_as_data(&release.journal_timings())?;
             }
+            return Ok(());
         }
-        release.python = provision::python_tools(sh)?;
-        provision::toolchain_on_ci(sh, &release.config)?;
-        let problems = checks::preflight(&release, &current);
-        if !problems.is_empty() {
-            bail!(
-                "preflight found {} problem(s); nothing was changed:\n  - {}",
-                problems.len(),
-                problems.join("\n  - ")
-            );
-        }
-        release.exec.after(|| release.confirm(self.yes))?;
-        println!("release {} (Python {}), tag {}", release.version, release.version.pep440(), release.tag);
-        release.run_steps()
     }
+    release.python = provision::python_tools(sh)?;
+    provision::toolchain_on_ci(sh, &release.config)?;
+    let problems = checks::preflight(&release, &current);
+    if !problems.is_empty() {
+        bail!("preflight found {} problem(s); nothing was changed:\n  - {}", problems.len(), problems.join("\n  - "));
+    }
+    release.exec.after(|| release.confirm(request.yes))?;
+    println!("release {} (Python {}), tag {}", release.version, release.version.pep440(), release.tag);
+    release.run_steps()
+}
 
-    /// The version to release: `--from-tag`'s, an explicit one, or the current one bumped by
-    /// a kind (`patch`, `rc`, ...) — unless this machine has an unfinished release of the
-    /// current version, which a kind would skip past.
-    fn resolve(&self, sh: &Shell, current: &ReleaseVersion) -> anyhow::Result<ReleaseVersion> {
-        if let Some(tag) = &self.from_tag {
+/// The version to release: the tag's, an explicit one, or the current one bumped by a kind
+/// (`patch`, `rc`, ...) — unless this machine has an unfinished release of the current
+/// version, which a kind would skip past.
+fn resolve(sh: &Shell, asked: &Asked, current: &ReleaseVersion) -> anyhow::Result<ReleaseVersion> {
+    let asked = match asked {
+        Asked::Tag(tag) => {
             return ReleaseVersion::parse(tag.strip_prefix('v').unwrap_or(tag))
-                .with_context(|| format!("--from-tag {tag}: not a release tag like v1.2.3"));
+                .with_context(|| format!("--from-tag {tag}: not a release tag like v1.2.3"))
         }
-        let asked = self.version.as_deref().context("clap requires VERSION or --from-tag")?;
-        if let Ok(explicit) = ReleaseVersion::parse(asked) {
-            return Ok(explicit);
-        }
-        let unfinished = Journal::open(&state_dir(sh), &current.to_string())?.unfinished()
-            && git::remote_tag(sh, &format!("v{current}")).ok().flatten().is_none();
-        if unfinished {
-            bail!("the release of {current} is not finished: run `cargo xtask release {current}` to continue it");
-        }
-        current.bump(asked)
+        Asked::Version(asked) => asked,
+    };
+    if let Ok(explicit) = ReleaseVersion::parse(asked) {
+        return Ok(explicit);
     }
+    let unfinished = Journal::open(&state_dir(sh), &current.to_string())?.unfinished()
+        && git::remote_tag(sh, &format!("v{current}")).ok().flatten().is_none();
+    if unfinished {
+        bail!("the release of {current} is not finished: run `cargo xtask release {current}` to continue it");
+    }
+    current.bump(asked)
 }
 
 /// The repository's release state: journals and kept files.
@@ -214,8 +251,8 @@ impl<'a> Release<'a> {
         sh: &'a Shell,
         config: Config,
         version: ReleaseVersion,
-        from_tag: bool,
-        dry_run: bool,
+        start: Start,
+        mode: Mode,
     ) -> anyhow::Result<Release<'a>> {
         let state = state_dir(sh);
         let plan = release_plan(sh, &config, &version)?;
@@ -225,12 +262,12 @@ impl<'a> Release<'a> {
             tag: format!("v{version}"),
             journal: Journal::open(&state, &version.to_string())?,
             files: Files::of(&state, &version),
-            resume_command: match from_tag {
-                true => format!("cargo xtask release --from-tag v{version} --yes"),
-                false => format!("cargo xtask release {version}"),
+            resume_command: match start {
+                Start::Tag => format!("cargo xtask release --from-tag v{version} --yes"),
+                Start::Tree => format!("cargo xtask release {version}"),
             },
-            from_tag,
-            exec: Executor::new(Mode::dry_run_if(dry_run)),
+            start,
+            exec: Executor::new(mode),
             plan,
             config,
             version,
@@ -240,12 +277,12 @@ impl<'a> Release<'a> {
     /// A release of `version` that only its checks look at (`cargo xtask doctor`): changes
     /// nothing, and the tools may not be installed yet.
     pub fn for_checks(sh: &'a Shell, config: Config, version: ReleaseVersion) -> anyhow::Result<Release<'a>> {
-        Release::new(sh, config, version, false, true)
+        Release::new(sh, config, version, Start::Tree, Mode::DryRun)
     }
 
     /// This run's steps: all of them, or those of a release of an existing tag.
     fn steps(&self) -> impl Iterator<Item = &'static dyn Step> + '_ {
-        STEPS.into_iter().filter(|s| !(self.from_tag && MADE_BY_WHOEVER_TAGGED.contains(&s.name())))
+        STEPS.into_iter().filter(|s| !(self.start == Start::Tag && s.done_by_whoever_tagged()))
     }
 
     /// HEAD, when the release's version is committed there (every surface says it, unchanged):
@@ -262,7 +299,7 @@ impl<'a> Release<'a> {
     /// on origin.
     fn is_complete(&self) -> anyhow::Result<bool> {
         let Some(commit) = self.commit_of_tree()? else { return Ok(false) };
-        for step in self.steps().filter(|s| PUBLISHED.contains(&s.name())) {
+        for step in self.steps().filter(|s| s.publishes()) {
             if !step.is_done(self, &commit)? {
                 return Ok(false);
             }
@@ -291,8 +328,8 @@ impl<'a> Release<'a> {
             if let Err(e) = result {
                 return Err(self.stopped(step, e, &timings));
             }
-            made_commit |= step.name() == "bump";
-            if step.name() == "bump" {
+            made_commit |= step.makes_the_release_commit();
+            if step.makes_the_release_commit() {
                 let plan = release_plan(self.sh, &self.config, &self.version)?;
                 self.plan = plan.with_client_of(&mut self.plan);
             }
@@ -346,11 +383,7 @@ impl<'a> Release<'a> {
         }
         let what = if error.is::<Interrupted>() { "interrupted" } else { "failed" };
         print!("{}", timing_table(timings));
-        // Everything is published when verify fails: what remains is to find out why.
-        let again = match step.name() {
-            "verify" => format!("cargo xtask verify {}", self.version),
-            _ => self.resume_command.clone(),
-        };
+        let again = step.continued_by(self).unwrap_or_else(|| self.resume_command.clone());
         eprintln!("\n{} {what}. Nothing is lost; to continue, run:\n\n    {again}\n", step.name());
         error.context(format!("release of {}: step {} {what}", self.tag, step.name()))
     }
@@ -413,15 +446,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_step_has_a_distinct_name_and_the_special_lists_name_steps() {
+    fn every_step_has_a_distinct_name_and_each_role_its_steps() {
         let names: Vec<&str> = STEPS.iter().map(|s| s.name()).collect();
         let mut unique = names.clone();
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "{names:?}");
-        for name in MADE_BY_WHOEVER_TAGGED.iter().chain(&PUBLISHED) {
-            assert!(names.contains(name), "{name} is not a step");
-        }
+        let named =
+            |role: fn(&dyn Step) -> bool| STEPS.iter().filter(|s| role(**s)).map(|s| s.name()).collect::<Vec<_>>();
+        assert_eq!(named(|s| s.makes_the_release_commit()), ["bump"]);
+        assert_eq!(named(|s| s.done_by_whoever_tagged()), ["bump", "tag", "push-git"]);
+        assert_eq!(named(|s| s.publishes()), ["push-images", "upload", "floating-tags", "push-git"]);
         assert!(steps_help().contains("floating-tags"));
     }
 }

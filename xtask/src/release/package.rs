@@ -10,7 +10,10 @@ use anyhow::Context;
 
 use super::{Release, Step};
 use crate::{
-    images::{assembled::Assembled, attest, attest_check},
+    images::{
+        assembled::Assembled,
+        attest::{self, check as attest_check},
+    },
     model::changelog,
     ops::git,
     python::{
@@ -142,7 +145,7 @@ fn attestation_files(release: &Release, dir: &Path, pins: &[Pin]) -> anyhow::Res
     plan.each_image(|_, image, registry| {
         let Some(pin) = pins.iter().find(|p| p.service == image.service) else { return Ok(()) };
         let Some((_, digest)) = pin.reference.split_once('@') else { return Ok(()) };
-        let sh = crate::shell_in(&root)?;
+        let sh = crate::ops::shell::shell_in(&root)?;
         // An unreadable layout is no reason to stop: the registry has the same bytes.
         let built = (Assembled::read(&sh, &image.service, &plan.head.revision(), &version.to_string()).ok())
             .flatten()

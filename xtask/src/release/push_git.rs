@@ -21,6 +21,14 @@ impl Step for PushGit {
         "push the release commit and the tag to origin, atomically"
     }
 
+    fn done_by_whoever_tagged(&self) -> bool {
+        true
+    }
+
+    fn publishes(&self) -> bool {
+        true
+    }
+
     fn is_done(&self, release: &Release, commit: &str) -> anyhow::Result<bool> {
         Ok(git::remote_tag(release.sh, &release.tag)?.as_deref() == Some(commit))
     }

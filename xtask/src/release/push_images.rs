@@ -23,6 +23,10 @@ impl Step for PushImages {
         "push every immutable tag, each digest verified on the registry"
     }
 
+    fn publishes(&self) -> bool {
+        true
+    }
+
     fn is_done(&self, release: &Release, commit: &str) -> anyhow::Result<bool> {
         let tag = release.version.to_string();
         let remotes = release.plan.each_image(|_, image, registry| registry.remote(&image.repo, &tag))?;
@@ -45,7 +49,7 @@ impl Step for PushImages {
             let package = release.exec.run(&package::prebuild_line(release), || {
                 Ok(pins.as_ref().map(|pins| {
                     scope.spawn(move || {
-                        let sh = crate::shell_in(root)?;
+                        let sh = crate::ops::shell::shell_in(root)?;
                         python::package::build_checked(&sh, python, dist, version, pins)
                     })
                 }))

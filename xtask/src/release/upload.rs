@@ -20,6 +20,10 @@ impl Step for Upload {
         "upload what the index lacks; files it has must have our sha256"
     }
 
+    fn publishes(&self) -> bool {
+        true
+    }
+
     fn is_done(&self, release: &Release, _commit: &str) -> anyhow::Result<bool> {
         let listed = listed(release)?;
         let ours = IndexFile::of_dir(release.sh, &release.files.dist).unwrap_or_default();

@@ -16,6 +16,11 @@ impl Step for Verify {
         "from outside, as a user: index, pinned digests, pip install, gati start"
     }
 
+    /// Everything is published when verify fails: what remains is to find out why.
+    fn continued_by(&self, release: &Release) -> Option<String> {
+        Some(format!("cargo xtask verify {}", release.version))
+    }
+
     fn is_done(&self, _: &Release, _commit: &str) -> anyhow::Result<bool> {
         Ok(false)
     }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use xshell::Shell;
 
 use crate::{
-    images::attest_check::{self, Attested, Expected},
+    images::attest::check::{self as attest_check, Attested, Expected},
     ops::{audit, git},
     registry::Registry,
 };
@@ -93,8 +93,9 @@ mod tests {
     #[test]
     fn a_missing_attestation_or_one_about_another_image_is_named() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let sh = crate::shell_in(root).unwrap();
-        let dir = crate::target_dir(&sh).join("xtask").join(format!("test-attestations-{}", std::process::id()));
+        let sh = crate::ops::shell::shell_in(root).unwrap();
+        let dir =
+            crate::ops::shell::target_dir(&sh).join("xtask").join(format!("test-attestations-{}", std::process::id()));
         let _one = crate::ops::sandbox::one_at_a_time();
         let local = crate::ops::sandbox::LocalRegistry::start(&sh, &dir).unwrap();
         let registry = Registry::new(&local.address, Some(local.credentials.clone()));

@@ -31,10 +31,10 @@ pub fn compare(
             .with_context(|| format!("fetching {tag} from origin"))?;
     }
     let commit = crate::ops::git::local_tag(sh, &tag).with_context(|| format!("{tag} is no tag of this repository"))?;
-    let dir = crate::target_dir(sh).join("xtask").join("rebuild");
+    let dir = crate::ops::shell::target_dir(sh).join("xtask").join("rebuild");
     checkout(sh, &root, &dir, &commit).with_context(|| format!("checking out {tag} in {}", dir.display()))?;
     println!("  rebuild  the images of {tag}, compiled by cargo in {} (no binary kept from before)", dir.display());
-    rebuilt(&crate::shell_in(&dir)?, config, registry, version, pinned)
+    rebuilt(&crate::ops::shell::shell_in(&dir)?, config, registry, version, pinned)
 }
 
 /// A clone of this repository at `commit`, kept between rebuilds: cargo then compiles what

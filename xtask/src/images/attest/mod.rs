@@ -11,8 +11,10 @@
 //! compares, so nothing here depends on the clock, the machine, the checkout's directory or the
 //! CI run. Who ran the build, where and when belongs to the keyless GitHub attestation made in
 //! the workflow, outside the index.
-
-// Wired into the release by the multi-platform images work (issue 18) and issue 19.
+//!
+//! This file holds the formats; [`image`] makes one platform image's attestations as the build
+//! does (its SBOM from auditable2cdx, the machine's packages); [`check`] is what `verify` proves
+//! of them.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +22,9 @@ use anyhow::{bail, ensure, Context};
 use serde_json::{json, Value};
 
 pub use super::oci::{canonical_json, sha256, Blob, CONFIG, INDEX, MANIFEST};
+
+pub mod check;
+pub mod image;
 
 pub const IN_TOTO: &str = "application/vnd.in-toto+json";
 pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";

@@ -1,4 +1,4 @@
-//! What `cargo xtask verify X` proves of an image index's attestations ([`super::attest`]):
+//! What `cargo xtask verify X` proves of an image index's attestations ([`super`]):
 //! every platform image has a provenance statement and an SBOM, each about that image's
 //! manifest digest; the provenance names the release's commit and the platform; the SBOM lists
 //! the service's own crates; and, given the binary the image's layer holds, the binary is the
@@ -8,14 +8,10 @@
 //! [`read`] walks the index through a `fetch` of blobs by digest (the registry, or a map in the
 //! tests); the checks are pure.
 
-// Wired into `verify` by issue 19, once the multi-platform images (issue 18) land.
-
 use anyhow::Context;
 use serde_json::Value;
 
-use super::attest::{
-    sha256, ATTESTATION_MANIFEST, CYCLONEDX, IN_TOTO, REFERENCE_DIGEST, REFERENCE_TYPE, SLSA_PROVENANCE_V1,
-};
+use super::{sha256, ATTESTATION_MANIFEST, CYCLONEDX, IN_TOTO, REFERENCE_DIGEST, REFERENCE_TYPE, SLSA_PROVENANCE_V1};
 use crate::ops::audit;
 
 /// One platform image of an index and the statements its attestation manifests hold.
