@@ -1,0 +1,197 @@
+"""Sessions (issue 28): runs that name the same conversation, from the native SDK's `session_id` and
+from OTLP spans' `gen_ai.conversation.id` or OpenInference's `session.id`, through
+`/api/sessions`, the MCP tools and the dashboard.
+
+The seeded sessions:
+- "chat-1" (native events, support-bot): turn n1 on 2026-02-01 10:00 ("hi" -> "hello", $0.01,
+  10 in / 5 out, completed), turn n2 at 10:05 ("and my order?", an LLM call, no end yet: active).
+- "conv-otel" (OTLP/JSON, service otel-svc, `gen_ai.conversation.id`): trace A at 11:00 whose
+  child span comes first and twice, its root (with the session) after; trace B at 11:30 whose only
+  span names the session.
+- "oi-sess" (OTLP/JSON, `session.id`, agent triage-bot): one trace at 2026-02-03 09:00.
+"""
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from gati_testing import Service, request
+
+DAY = "2026-02-01"
+START = 1769943600 * 1_000_000_000  # 2026-02-01T11:00:00Z
+
+
+def native(event_id, run, event_type, ts, session="chat-1", **data):
+    run_id, run_name = run
+    return {"event_id": event_id, "run_id": run_id, "run_name": run_name, "agent_name": "support-bot",
+            "event_type": event_type, "timestamp": ts, "session_id": session, "data": data}
+
+
+N1, N2 = ("n1", "first turn"), ("n2", "second turn")
+NATIVE = [
+    native("n1-s", N1, "agent_start", f"{DAY}T10:00:00Z", input="hi"),
+    native("n1-l", N1, "llm_call", f"{DAY}T10:00:01Z", model="gpt-x", prompt="hi", completion="hello",
+           tokens_in=10, tokens_out=5, cost=0.01),
+    native("n1-e", N1, "agent_end", f"{DAY}T10:00:02Z", output="hello"),
+    native("n2-s", N2, "agent_start", f"{DAY}T10:05:00Z", input="and my order?"),
+    native("n2-l", N2, "llm_call", f"{DAY}T10:05:01Z", model="gpt-x", prompt="and my order?",
+           completion="it shipped", tokens_in=20, tokens_out=7, cost=0.02),
+    # An event without the field: 0.0.3's SDK sends none, and the run keeps its session.
+    {**native("n2-t", N2, "tool_call", f"{DAY}T10:05:02Z", tool_name="lookup"), "session_id": None},
+]
+TRACE_A, TRACE_B, TRACE_C = "a" * 32, "b" * 32, "c" * 32
+
+
+def attribute(key, value):
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def span(trace, span_id, name, parent="", second=0, **attributes):
+    start = START + second * 1_000_000_000
+    return {"traceId": trace, "spanId": span_id, "parentSpanId": parent, "name": name,
+            "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + 500_000_000),
+            "attributes": [attribute(k, v) for k, v in attributes.items()]}
+
+
+def export(*spans, service="otel-svc"):
+    return {"resourceSpans": [{"resource": {"attributes": [attribute("service.name", service)]},
+                               "scopeSpans": [{"scope": {"name": "manual"}, "spans": list(spans)}]}]}
+
+
+CHILD_A = span(TRACE_A, "1" * 16, "chat", parent="0" * 15 + "1", second=1, **{
+    "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 100,
+    "gen_ai.usage.output_tokens": 50, "gen_ai.conversation.id": "conv-otel"})
+ROOT_A = span(TRACE_A, "0" * 15 + "1", "answer", **{
+    "gen_ai.operation.name": "invoke_agent", "input.value": "what is 2+2?", "output.value": "4"})
+ROOT_B = span(TRACE_B, "2" * 16, "answer", second=1800, **{
+    "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 30,
+    "gen_ai.usage.output_tokens": 3, "gen_ai.input.messages": "and 3+3?", "gen_ai.output.messages": "6",
+    "gen_ai.conversation.id": "conv-otel"})
+ROOT_C = span(TRACE_C, "3" * 16, "triage", second=2 * 86400 - 7200, **{
+    "openinference.span.kind": "AGENT", "agent.name": "triage-bot", "session.id": "oi-sess",
+    "input.value": "ticket 9", "output.value": "low"})
+
+
+def send_spans(service, body):
+    req = urllib.request.Request(service.url + "/v1/traces", data=json.dumps(body).encode(), method="POST",
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as response:
+        assert response.status == 200
+
+
+def seed(service):
+    status, body = request("POST", service.url + "/api/events", {"events": NATIVE})
+    assert status == 200 and body["stored"] == len(NATIVE), body
+    # Out of order and twice: the child before its root, and again after it.
+    for body in (export(CHILD_A), export(ROOT_A), export(CHILD_A), export(ROOT_B),
+                 export(ROOT_C, service="oi-svc")):
+        send_spans(service, body)
+
+
+@pytest.fixture(scope="module")
+def seeded(bin_dir, tmp_path_factory):
+    service = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(tmp_path_factory.mktemp("sessions"))})
+    seed(service)
+    yield service
+    service.stop()
+
+
+def get(service, path, **params):
+    """(status, X-Total-Count, parsed body) of a GET."""
+    query = urllib.parse.urlencode(params)
+    url = service.url + path + (f"?{query}" if query else "")
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.headers.get("x-total-count"), json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, None, json.loads(raw)
+        except ValueError:
+            return e.code, None, raw.decode(errors="replace")
+
+
+def ok(service, path, **params):
+    status, _, body = get(service, path, **params)
+    assert status == 200, (path, params, body)
+    return body
+
+
+def run(service, run_id):
+    return ok(service, f"/api/runs/{run_id}")
+
+
+# ---- the API --------------------------------------------------------------------------------------
+
+def test_sessions_are_listed_latest_first_with_the_totals_of_their_runs(seeded):
+    status, count, page = get(seeded, "/api/sessions")
+    assert status == 200 and count == "3" and page["total"] == 3, page
+    assert [s["session_id"] for s in page["sessions"]] == ["oi-sess", "conv-otel", "chat-1"]
+    by_id = {s["session_id"]: s for s in page["sessions"]}
+
+    chat = by_id["chat-1"]
+    assert chat["agent_names"] == ["support-bot"]
+    assert (chat["run_count"], chat["event_count"], chat["tokens_in"], chat["tokens_out"]) == (2, 6, 30, 12)
+    assert chat["total_cost"] == pytest.approx(0.03)
+    assert (chat["started_at"], chat["last_event_at"]) == (f"{DAY}T10:00:00.000000Z", f"{DAY}T10:05:02.000000Z")
+    assert chat["status"] == "active", "the status of its latest run, n2, which has no end"
+
+    # The child span sent twice counts once; the totals are the runs' own.
+    otel = by_id["conv-otel"]
+    runs = [run(seeded, TRACE_A), run(seeded, TRACE_B)]
+    assert (otel["run_count"], otel["event_count"]) == (2, 3)
+    assert (otel["tokens_in"], otel["tokens_out"]) == (130, 53)
+    assert otel["total_cost"] == pytest.approx(sum(r["total_cost"] for r in runs)) and otel["total_cost"] > 0
+    assert otel["agent_names"] == ["otel-svc"] and otel["status"] == "completed"
+    assert by_id["oi-sess"]["agent_names"] == ["triage-bot"]
+    assert all(r["session_id"] == "conv-otel" for r in runs)
+
+
+def test_sessions_filter_by_agent_and_time_and_page(seeded):
+    assert [s["session_id"] for s in ok(seeded, "/api/sessions", agent="triage-bot")["sessions"]] == ["oi-sess"]
+    status, _, body = get(seeded, "/api/sessions", agent="nobody")
+    assert status == 404 and "nobody" in body["error"], body
+    until = ok(seeded, "/api/sessions", until=f"{DAY}T10:30:00Z")
+    assert [s["session_id"] for s in until["sessions"]] == ["chat-1"]
+    since = ok(seeded, "/api/sessions", since=f"{DAY}T10:30:00Z", until="2026-02-02")
+    assert [s["session_id"] for s in since["sessions"]] == ["conv-otel"]
+    status, count, second = get(seeded, "/api/sessions", limit=1, offset=1)
+    assert (status, count, second["total"], second["limit"], second["offset"]) == (200, "3", 3, 1, 1)
+    assert [s["session_id"] for s in second["sessions"]] == ["conv-otel"]
+    for bad in ({"limit": "0"}, {"offset": "-1"}, {"since": "yesterday"}, {"since": DAY, "until": DAY}):
+        status, _, body = get(seeded, "/api/sessions", **bad)
+        assert status == 400 and body["error"], (bad, body)
+
+
+def test_a_session_reads_turn_by_turn(seeded):
+    session = ok(seeded, "/api/sessions/chat-1")
+    listed = next(s for s in ok(seeded, "/api/sessions")["sessions"] if s["session_id"] == "chat-1")
+    assert {k: session[k] for k in listed} == listed
+    turns = [(t["run_id"], t["run_name"], t["status"], t["input"], t["output"]) for t in session["runs"]]
+    assert turns == [("n1", "first turn", "completed", "hi", "hello"),
+                     ("n2", "second turn", "active", "and my order?", "it shipped")]
+    assert [t["total_cost"] for t in session["runs"]] == [pytest.approx(0.01), pytest.approx(0.02)]
+    assert [(t["tokens_in"], t["tokens_out"]) for t in session["runs"]] == [(10, 5), (20, 7)]
+
+    otel = ok(seeded, "/api/sessions/conv-otel")
+    assert [(t["run_id"], t["input"], t["output"]) for t in otel["runs"]] == [
+        (TRACE_A, "what is 2+2?", "4"), (TRACE_B, "and 3+3?", "6")]
+    page = ok(seeded, "/api/sessions/conv-otel", limit=1, offset=1)
+    assert [t["run_id"] for t in page["runs"]] == [TRACE_B] and page["run_count"] == 2
+
+
+@pytest.mark.parametrize("path", [
+    "/api/sessions/" + "x" * 300, "/api/sessions/%FF%FE", "/api/sessions/%00", "/api/sessions/..%2F..%2Fetc",
+    "/api/sessions/chat-1%2F..", "/api/sessions/%E2%80%AE", "/api/sessions/chat-1'%20OR%201=1--",
+])
+def test_unknown_and_hostile_ids_get_a_4xx_with_a_message(seeded, path):
+    status, _, body = get(seeded, path)
+    assert 400 <= status < 500, (path, status, body)
+    assert body, path
+    if path.endswith("--") or path.endswith("%00"):
+        assert status == 404 and "no session" in body["error"], body
