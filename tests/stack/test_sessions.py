@@ -195,3 +195,34 @@ def test_unknown_and_hostile_ids_get_a_4xx_with_a_message(seeded, path):
     assert body, path
     if path.endswith("--") or path.endswith("%00"):
         assert status == 404 and "no session" in body["error"], body
+
+
+# ---- the MCP tools --------------------------------------------------------------------------------
+
+def test_the_mcp_tools_list_sessions_and_read_one_turn_by_turn(bin_dir, seeded):
+    from test_mcp_tools import answer, calls, failure, usd
+
+    every, triage, page, chat, unknown, missing = calls(
+        bin_dir, seeded, ("list_sessions", {}), ("list_sessions", {"agent_name": "triage-bot"}),
+        ("list_sessions", {"limit": 1, "offset": 1}), ("get_session", {"session_id": "chat-1"}),
+        ("get_session", {"session_id": "nope"}), ("get_session", {}))
+
+    summary, data = answer(every)
+    assert data == ok(seeded, "/api/sessions")
+    assert summary.startswith("3 sessions, latest activity first:"), summary
+    lines = summary.splitlines()[1:]
+    assert [line.split('"')[1] for line in lines] == ["oi-sess", "conv-otel", "chat-1"]
+    assert "2 runs, 6 events, 42 tokens (30 in, 12 out), $0.03" in lines[2] and "last run active" in lines[2]
+    assert answer(triage)[1]["sessions"][0]["session_id"] == "oi-sess"
+    summary, data = answer(page)
+    assert data == ok(seeded, "/api/sessions", limit=1, offset=1) and "showing 2-2" in summary, summary
+
+    summary, data = answer(chat)
+    assert data == ok(seeded, "/api/sessions/chat-1")
+    turns = summary.split("Runs in time order:\n")[1].splitlines()
+    assert turns[0].startswith('1. "first turn" (run_id n1) of support-bot, completed') and usd(0.01) in turns[0]
+    assert turns[1:3] == ["   input: hi", "   output: hello"]
+    assert turns[3].startswith('2. "second turn"') and turns[4:6] == ["   input: and my order?", "   output: it shipped"]
+    assert "no session" in failure(unknown) and "nope" in failure(unknown)
+    text = str(missing) if isinstance(missing, Exception) else failure(missing)
+    assert "session_id" in text, text
