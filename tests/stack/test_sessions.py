@@ -226,3 +226,75 @@ def test_the_mcp_tools_list_sessions_and_read_one_turn_by_turn(bin_dir, seeded):
     assert "no session" in failure(unknown) and "nope" in failure(unknown)
     text = str(missing) if isinstance(missing, Exception) else failure(missing)
     assert "session_id" in text, text
+
+
+# ---- the dashboard --------------------------------------------------------------------------------
+
+HOSTILE = '<img src=x onerror="window.pwned=1">'
+
+
+@pytest.fixture
+def page():
+    from test_dashboard_interaction import paused_page
+
+    page = paused_page()
+    yield page
+    assert not page.errors, page.errors
+    page.context.close()
+
+
+def test_the_dashboard_lists_sessions_and_reads_one_turn_by_turn(bin_dir, tmp_path, page, artifacts):
+    from test_dashboard_interaction import go
+    from test_dashboard_pages import dashboard_for, settle
+
+    backend = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(tmp_path / "data")})
+    dashboard = dashboard_for(bin_dir, backend.url)
+    try:
+        seed(backend)
+        hostile = native("h1", ("h", HOSTILE), "agent_start", "2026-01-15T10:00:00Z", session=HOSTILE,
+                         input="<script>window.pwned=2</script>")
+        assert request("POST", backend.url + "/api/events", {"events": [hostile]})[0] == 200
+
+        page.goto(f"{dashboard.url}/#/")
+        n = settle(page)
+        n = go(page, lambda: page.click("#nav a[data-section=sessions]"), n)
+        assert page.url.endswith("#/sessions")
+        assert page.get_attribute("#nav a[data-section=sessions]", "aria-current") == "page"
+        links = page.locator("tbody a.run-name").all_inner_texts()
+        assert links == ["oi-sess", "conv-otel", "chat-1", HOSTILE], links
+        row = page.locator("tr", has=page.locator("a.run-name:text-is('chat-1')")).locator("td").all_inner_texts()
+        assert row[1:4] == ["support-bot", "2", "active"] and "$0.0300" in row, row
+
+        n = go(page, lambda: page.click("a.run-name:text-is('chat-1')"), n)
+        assert page.url.endswith("#/session/chat-1")
+        turns = page.locator("li.turn")
+        assert turns.count() == 2
+        first, second = (turns.nth(i) for i in range(2))
+        assert first.locator("a.run-name").inner_text() == "first turn"
+        assert first.locator(".turn-input pre").inner_text() == "hi"
+        assert first.locator(".turn-output pre").inner_text() == "hello"
+        assert "completed" in first.inner_text() and "$0.0100" in first.inner_text()
+        assert second.locator(".turn-input pre").inner_text() == "and my order?"
+        assert second.locator(".turn-output pre").inner_text() == "it shipped"
+        assert "active" in second.inner_text()
+        page.screenshot(path=str(artifacts / "dashboard-session.png"), full_page=True)
+
+        # A turn links to its run, and the run back to its session.
+        n = go(page, lambda: page.click("li.turn >> nth=0 >> a.run-name"), n)
+        assert page.url.endswith("#/run/n1")
+        n = go(page, lambda: page.click("a.button:text-is('Its session')"), n)
+        assert page.url.endswith("#/session/chat-1")
+
+        # Client text is text: the hostile id and input are shown, never run.
+        page.goto(f"{dashboard.url}/#/session/{urllib.parse.quote(HOSTILE, safe='')}")
+        settle(page, n)
+        assert page.locator("#view h1").inner_text() == f"Session {HOSTILE}"
+        assert page.locator(".turn-input pre").inner_text() == "<script>window.pwned=2</script>"
+        assert page.evaluate("window.pwned") is None and page.locator("#view img").count() == 0
+
+        page.goto(f"{dashboard.url}/#/session/nope")
+        settle(page, n)
+        assert "Not found" in page.inner_text("#view")
+    finally:
+        dashboard.stop()
+        backend.stop()
