@@ -12,13 +12,17 @@ The seeded sessions:
 """
 
 import json
+import os
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from gati_testing import Service, request
+from gati_testing import ROOT, Service, request
 
 DAY = "2026-02-01"
 START = 1769943600 * 1_000_000_000  # 2026-02-01T11:00:00Z
@@ -195,6 +199,45 @@ def test_unknown_and_hostile_ids_get_a_4xx_with_a_message(seeded, path):
     assert body, path
     if path.endswith("--") or path.endswith("%00"):
         assert status == 404 and "no session" in body["error"], body
+
+
+SDK_TURNS = """
+from gati import observe
+from gati.decorators import track_agent
+observe.init(name="sdk-bot", backend_url=BACKEND, timeout=1.0, flush_interval=0.2)
+
+@track_agent(name="sdk-bot", session_id="sdk-chat")
+def answer(question):
+    observe.event("llm_call", {"model": "gpt-x", "prompt": question, "completion": question.upper(),
+                               "tokens_in": 3, "tokens_out": 2, "cost": 0.001})
+    return question.upper()
+
+answer("first")
+answer("second")
+assert observe.flush(5)
+"""
+
+
+def test_the_native_sdk_joins_its_runs_to_a_session_and_otlp_spans_join_it_too(bin_dir, tmp_path):
+    backend = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(tmp_path / "data")})
+    try:
+        script = f"BACKEND = {backend.url!r}\n" + SDK_TURNS
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "PYTHONPATH": str(ROOT / "sdk")})
+        assert result.returncode == 0, result.stderr
+        # A third turn from OpenTelemetry, an hour later, names the same conversation.
+        late = span("d" * 32, "4" * 16, "third", second=int(time.time()) - START // 10 ** 9 + 3600, **{
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "sdk-bot",
+            "gen_ai.conversation.id": "sdk-chat", "input.value": "third", "output.value": "THIRD"})
+        send_spans(backend, export(late))
+        session = ok(backend, "/api/sessions/sdk-chat")
+        assert [(t["input"], t["output"], t["status"]) for t in session["runs"]] == [
+            ('{"question":"first"}', "FIRST", "completed"), ('{"question":"second"}', "SECOND", "completed"),
+            ("third", "THIRD", "completed")]
+        assert (session["run_count"], session["agent_names"], session["tokens_in"]) == (3, ["sdk-bot"], 6)
+        assert session["total_cost"] == pytest.approx(0.002)
+    finally:
+        backend.stop()
 
 
 # ---- the MCP tools --------------------------------------------------------------------------------
