@@ -329,7 +329,11 @@ fn parse_event(index: usize, value: &Value) -> Result<Event, BatchError> {
         agent_name: text("agent_name")?,
         starts_run: event_type == "agent_start",
         ends_run_at: (event_type == "agent_end").then(|| timestamp.clone()),
-        session_id: optional("session_id")?,
+        // A whole number too: a field of that name that 0.0.3's SDK passed through untouched.
+        session_id: match object.get("session_id") {
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+            _ => optional("session_id")?,
+        },
         event_type,
         timestamp,
         parent_event_id: optional("parent_event_id")?,

@@ -189,6 +189,24 @@ def test_a_session_reads_turn_by_turn(seeded):
     assert [t["run_id"] for t in page["runs"]] == [TRACE_B] and page["run_count"] == 2
 
 
+def test_a_bad_session_id_is_refused_by_name_and_a_number_is_read_as_its_digits(bin_dir, tmp_path):
+    backend = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(tmp_path / "data")})
+    try:
+        for bad, words in [({"id": 1}, "must be a string"), ("x" * 257, "longer than 256 bytes"),
+                           (True, "must be a string"), (1.5, "must be a string")]:
+            status, body = request("POST", backend.url + "/api/events",
+                                   {"events": [native("b1", N1, "llm_call", f"{DAY}T10:00:00Z", session=bad)]})
+            assert (status, body["field"], body["index"]) == (422, "session_id", 0), body
+            assert words in body["error"], body
+        assert ok(backend, "/api/sessions")["total"] == 0, "nothing of a refused batch is stored"
+        status, _ = request("POST", backend.url + "/api/events",
+                            {"events": [native("b2", N1, "llm_call", f"{DAY}T10:00:00Z", session=7)]})
+        assert status == 200
+        assert [s["session_id"] for s in ok(backend, "/api/sessions")["sessions"]] == ["7"]
+    finally:
+        backend.stop()
+
+
 @pytest.mark.parametrize("path", [
     "/api/sessions/" + "x" * 300, "/api/sessions/%FF%FE", "/api/sessions/%00", "/api/sessions/..%2F..%2Fetc",
     "/api/sessions/chat-1%2F..", "/api/sessions/%E2%80%AE", "/api/sessions/chat-1'%20OR%201=1--",

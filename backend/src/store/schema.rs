@@ -330,9 +330,9 @@ fn to_version_4(tx: &Transaction) -> rusqlite::Result<()> {
 fn to_version_5(tx: &Transaction) -> rusqlite::Result<()> {
     tx.execute_batch(
         "UPDATE runs SET session_id = (
-            SELECT json_extract(e.attributes, '$.session_id') FROM events e
+            SELECT CAST(json_extract(e.attributes, '$.session_id') AS TEXT) FROM events e
             WHERE e.run_id = runs.run_id AND json_valid(e.attributes)
-              AND json_type(e.attributes, '$.session_id') = 'text'
+              AND json_type(e.attributes, '$.session_id') IN ('text', 'integer')
               AND length(CAST(json_extract(e.attributes, '$.session_id') AS BLOB)) BETWEEN 1 AND 256
               AND trim(json_extract(e.attributes, '$.session_id')) != ''
             ORDER BY e.timestamp, e.id LIMIT 1)
