@@ -258,6 +258,32 @@ def test_the_native_sdk_joins_its_runs_to_a_session_and_otlp_spans_join_it_too(b
         backend.stop()
 
 
+FIXTURES = ROOT / "backend" / "src" / "otlp" / "fixtures"
+
+
+def test_protobuf_captures_of_the_real_libraries_are_turns_of_their_session(bin_dir, tmp_path):
+    """Each capture (tests/stack/otel/capture_fixtures.py) is a trace whose agent span names the
+    session conversation-42; one is sent twice."""
+    backend = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(tmp_path / "data")})
+    try:
+        captures = sorted(FIXTURES.glob("*.pb"))
+        assert len(captures) == 4
+        for capture in [*captures, captures[0]]:
+            req = urllib.request.Request(backend.url + "/v1/traces", data=capture.read_bytes(), method="POST",
+                                         headers={"content-type": "application/x-protobuf"})
+            with urllib.request.urlopen(req, timeout=10) as response:
+                assert response.status == 200
+        session = ok(backend, "/api/sessions/conversation-42")
+        assert (session["run_count"], session["event_count"]) == (4, 16)
+        assert (session["tokens_in"], session["tokens_out"]) == (4 * (42 + 64), 4 * (17 + 9))
+        starts = [t["started_at"] for t in session["runs"]]
+        assert starts == sorted(starts) and len({t["run_id"] for t in session["runs"]}) == 4
+        assert session["total_cost"] == pytest.approx(sum(t["total_cost"] for t in session["runs"]))
+        assert all(t["status"] == "completed" and t["agent_name"] == "weather-agent" for t in session["runs"])
+    finally:
+        backend.stop()
+
+
 # ---- the MCP tools --------------------------------------------------------------------------------
 
 def test_the_mcp_tools_list_sessions_and_read_one_turn_by_turn(bin_dir, seeded):
