@@ -366,6 +366,15 @@ def test_the_dashboard_lists_sessions_and_reads_one_turn_by_turn(bin_dir, tmp_pa
         assert "active" in second.inner_text()
         page.screenshot(path=str(artifacts / "dashboard-session.png"), full_page=True)
 
+        # The session's agent: its sessions only, and the agent's page links to them too.
+        n = go(page, lambda: page.click("a.button:text-is('Sessions of support-bot')"), n)
+        assert page.url.endswith("#/sessions?agent=support-bot")
+        assert page.locator("tbody a.run-name").all_inner_texts() == ["chat-1", HOSTILE]
+        n = go(page, lambda: page.click("tbody a:text-is('support-bot') >> nth=0"), n)
+        n = go(page, lambda: page.click("a.button:text-is('Its sessions')"), n)
+        assert page.url.endswith("#/sessions?agent=support-bot")
+        n = go(page, lambda: page.click("a.run-name:text-is('chat-1')"), n)
+
         # A turn links to its run, and the run back to its session.
         n = go(page, lambda: page.click("li.turn >> nth=0 >> a.run-name"), n)
         assert page.url.endswith("#/run/n1")
