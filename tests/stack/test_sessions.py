@@ -187,6 +187,9 @@ def test_a_session_reads_turn_by_turn(seeded):
         (TRACE_A, "what is 2+2?", "4"), (TRACE_B, "and 3+3?", "6")]
     page = ok(seeded, "/api/sessions/conv-otel", limit=1, offset=1)
     assert [t["run_id"] for t in page["runs"]] == [TRACE_B] and page["run_count"] == 2
+    for bad in ({"limit": "0"}, {"limit": "x"}, {"offset": "2000000"}):
+        status, _, body = get(seeded, "/api/sessions/chat-1", **bad)
+        assert status == 400 and body["error"], (bad, body)
 
 
 def test_a_bad_session_id_is_refused_by_name_and_a_number_is_read_as_its_digits(bin_dir, tmp_path):
