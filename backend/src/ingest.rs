@@ -53,6 +53,9 @@ pub struct Event {
     /// When it ends its run, if it does: the SDK's `agent_end`, at its timestamp; a trace's root
     /// span, at the span's end (a trace's spans all end before its root does).
     pub ends_run_at: Option<String>,
+    /// The session (conversation) its run is part of, if it names one: a run's first event
+    /// that names one decides. The native field `session_id`, kept in `attributes` as well.
+    pub session_id: Option<String>,
 }
 
 /// What an event counts towards its run's and agent's totals.
@@ -326,6 +329,11 @@ fn parse_event(index: usize, value: &Value) -> Result<Event, BatchError> {
         agent_name: text("agent_name")?,
         starts_run: event_type == "agent_start",
         ends_run_at: (event_type == "agent_end").then(|| timestamp.clone()),
+        // A whole number too: a field of that name that 0.0.3's SDK passed through untouched.
+        session_id: match object.get("session_id") {
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+            _ => optional("session_id")?,
+        },
         event_type,
         timestamp,
         parent_event_id: optional("parent_event_id")?,

@@ -115,6 +115,8 @@ pub struct Run {
     /// From its first to its last event, or its longest event's own duration if longer.
     pub total_duration_ms: f64,
     pub error_count: i64,
+    /// The session (conversation) it is part of: `/api/sessions/{id}`.
+    pub session_id: Option<String>,
 }
 
 /// A run with its events in time order.
@@ -123,6 +125,57 @@ pub struct RunDetail {
     #[serde(flatten)]
     pub run: Run,
     pub events: Vec<Event>,
+}
+
+/// A session (a conversation: several runs) with the totals of its runs.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Session {
+    pub session_id: String,
+    /// The agents of its runs, by name.
+    pub agent_names: Vec<String>,
+    pub run_count: i64,
+    pub event_count: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub total_tokens: i64,
+    pub total_cost: f64,
+    pub error_count: i64,
+    /// Its first run's start.
+    pub started_at: String,
+    /// Its latest event's time.
+    pub last_event_at: String,
+    /// The status of its latest run.
+    pub status: RunStatus,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionPage {
+    pub sessions: Vec<Session>,
+    pub total: i64,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// A run of a session, read as a turn of the conversation: what went in, what came out.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Turn {
+    #[serde(flatten)]
+    pub run: Run,
+    /// The `input` (else `prompt`) of its earliest event that has one, as text (JSON text if it
+    /// is not a string), its first 10,000 characters.
+    pub input: Option<String>,
+    /// The `output` (else `completion`) of its latest event that has one, the same way.
+    pub output: Option<String>,
+}
+
+/// A session with its totals and a page of its runs, in time order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionDetail {
+    #[serde(flatten)]
+    pub session: Session,
+    pub runs: Vec<Turn>,
+    pub runs_limit: u32,
+    pub runs_offset: u32,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -508,6 +508,7 @@ fn some_run() -> Run {
         total_cost: 0.0,
         total_duration_ms: 0.0,
         error_count: 0,
+        session_id: None,
     }
 }
 

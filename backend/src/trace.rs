@@ -256,6 +256,7 @@ mod tests {
             total_cost: 0.5,
             total_duration_ms: 4000.0,
             error_count: 0,
+            session_id: None,
         }
     }
 

@@ -1,5 +1,6 @@
 // gati dashboard: a hash-routed single page over the backend's API (proxied by this server).
-// Every view has a URL: #/ (agents), #/metrics, #/agent/NAME, #/run/ID, #/search?q=...
+// Every view has a URL: #/ (agents), #/metrics, #/agent/NAME, #/run/ID, #/search?q=...,
+// #/sessions, #/session/ID
 // Live updates fetch the page's data again every few seconds and change only what changed.
 import { el, morph } from "./js/dom.js";
 import { get, write, enc, query } from "./js/api.js";
@@ -10,6 +11,7 @@ import { agentPage } from "./js/pages/agent.js";
 import { runPage, foldedOf, parentsOf } from "./js/pages/run.js";
 import { metricsPage } from "./js/pages/metrics.js";
 import { searchPage } from "./js/pages/search.js";
+import { sessionPage, sessionsPage } from "./js/pages/sessions.js";
 
 const REFRESH_MS = 5000;
 const view = document.getElementById("view");
@@ -23,6 +25,8 @@ const ROUTES = [
   [/^\/agent\/([^/]+)$/, agentPage, "agents"],
   [/^\/run\/([^/]+)$/, runPage, "agents"],
   [/^\/search$/, searchPage, "search"],
+  [/^\/sessions$/, sessionsPage, "sessions"],
+  [/^\/session\/([^/]+)$/, sessionPage, "sessions"],
 ];
 
 function currentRoute() {

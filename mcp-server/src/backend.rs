@@ -81,6 +81,16 @@ impl Backend {
     }
 
     /// `agent`, `type`, `run_id`, `run_name`, `q`, `since`, `until`, `limit`, `offset`.
+    /// Sessions with their runs' totals, latest activity first.
+    pub async fn sessions(&self, query: Query) -> Result<Value, Failure> {
+        self.get("/api/sessions", query).await
+    }
+
+    /// A session with its runs in time order, each with its input and output.
+    pub async fn session(&self, id: &str, query: Query) -> Result<Value, Failure> {
+        self.get(&format!("/api/sessions/{}", segment(id)), query).await
+    }
+
     pub async fn events(&self, query: Query) -> Result<Value, Failure> {
         self.get("/api/events", query).await
     }

@@ -27,7 +27,9 @@ use crate::{
         events::{EventList, EventWithChildren},
         metrics::{CostTimeline, GlobalMetrics, ModelCosts, Summary, TokensTimeline},
         runs::{ExecutionTrace, Run, RunComparison, RunList, RunTimeline},
-        schema, view, wrap, Answer,
+        schema,
+        sessions::{SessionDetail, SessionList},
+        view, wrap, Answer,
     },
     backend::{Backend, Failure, Query},
 };
@@ -183,6 +185,24 @@ pub struct TimelineArgs {
     pub agent_name: Option<String>,
     #[serde(flatten)]
     pub range: Range,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct ListSessionsArgs {
+    /// Only sessions with a run of this agent (all agents if left out).
+    pub agent_name: Option<String>,
+    #[serde(flatten)]
+    pub range: Range,
+    #[serde(flatten)]
+    pub page: PageArgs,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct SessionArgs {
+    /// The session's id, as `list_sessions` lists it (`session_id`).
+    pub session_id: String,
+    #[serde(flatten)]
+    pub page: PageArgs,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -532,6 +552,39 @@ impl Gati {
         let timeline: TokensTimeline = view(&data, "tokens per day")?;
         Ok(Answer { summary: timeline.summary(), data }.into())
     }
+
+    #[tool(
+        description = "List sessions (conversations: the runs that name the same session id), latest activity \
+                       first: each with its agents, runs, events, tokens in and out, cost in USD, errors, first and \
+                       last time, and its latest run's status. Filter by agent and time range.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<SessionList>()
+    )]
+    async fn list_sessions(&self, Parameters(args): Parameters<ListSessionsArgs>) -> Reply {
+        let of = of(args.agent_name.as_deref());
+        let query = args
+            .range
+            .query()
+            .with("agent", args.agent_name)
+            .with("limit", args.page.limit)
+            .with("offset", args.page.offset);
+        let data = self.backend.sessions(query).await?;
+        let list: SessionList = view(&data, "sessions")?;
+        Ok(Answer { summary: list.summary(&of), data }.into())
+    }
+
+    #[tool(
+        description = "One session (a conversation) turn by turn: its totals, then its runs in time order, each \
+                       with its id, name, status, start, tokens, cost, what went in (its first input) and what came \
+                       out (its last output).",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<SessionDetail>()
+    )]
+    async fn get_session(&self, Parameters(args): Parameters<SessionArgs>) -> Reply {
+        let data = self.backend.session(&args.session_id, page(args.page)).await?;
+        let session: SessionDetail = view(&data, "the session")?;
+        Ok(Answer { summary: session.summary(), data }.into())
+    }
 }
 
 /// The backend's answer to a write: its message, or what was asked.
@@ -619,8 +672,8 @@ impl ServerHandler for Gati {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("gati", crate::VERSION))
             .with_instructions(
-                "Query what AI agents recorded with gati: agents, their runs (by id or name), timelines, execution \
-                 traces and events in full, and totals of tokens, cost, duration and errors, per agent, per model \
+                "Query what AI agents recorded with gati: agents, their runs (by id or name), sessions (conversations \
+                 of several runs) turn by turn, timelines, execution traces and events in full, and totals of tokens, cost, duration and errors, per agent, per model \
                  and per day. Each tool answers a summary first, then the data.",
             )
     }

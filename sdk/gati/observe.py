@@ -9,6 +9,10 @@
             ...
         observe.event("llm_call", {"model": "gpt-x", "tokens": 120})
 
+A conversation of several runs is a session: `observe.init(..., session_id="chat-42")` puts every
+run in it, `observe.run("turn", session_id="chat-42")` (or `@track_agent(session_id=...)`,
+`run_context(session_id=...)`) one run; a run nested in another is in its session.
+
 The API of gati 0.0.3 works too: `observe.init(name=..., backend_url=..., batch_size=...,
 flush_interval=..., auto_inject=..., telemetry=...)`, `observe.track_event(Event(...))`,
 `observe.get_callbacks()`, and the decorators in `gati.decorators`.
@@ -47,17 +51,20 @@ _ENVELOPE = (b'{"events":[', b"]}")
 # The backend refuses ids longer than this, and a batch with one bad event is refused whole.
 _MAX_ID_LEN = 256
 
-# Where an event is recorded: the run, the event it nests under, and the run's names.
-_Frame = collections.namedtuple("_Frame", "run_id parent_id run_name agent_name")
+# Where an event is recorded: the run, the event it nests under, the run's names, and the session
+# (conversation) the run is part of, if any.
+_Frame = collections.namedtuple("_Frame", "run_id parent_id run_name agent_name session_id", defaults=(None,))
 
 # The innermost open run and span, per thread and per asyncio task.
 _current = contextvars.ContextVar("gati_current", default=None)
 
 
 class _Client:
-    def __init__(self, backend_url, agent_name, timeout, flush_interval, batch_size, max_buffer):
+    def __init__(self, backend_url, agent_name, timeout, flush_interval, batch_size, max_buffer, session_id=None):
         self.url = backend_url.rstrip("/") + "/api/events"
         self.agent_name = agent_name
+        # The session of every run that names none.
+        self.session_id = session_id
         self.timeout = timeout
         self.flush_interval = flush_interval
         self.batch_size = batch_size
@@ -214,13 +221,15 @@ _warned = set()
 
 
 def init(name=None, auto_inject=True, *, backend_url=None, agent_name=None, batch_size=None, flush_interval=None,
-         telemetry=None, timeout=2.0, max_buffer=10000, api_key=None, environment=None, **unknown):
+         telemetry=None, timeout=2.0, max_buffer=10000, api_key=None, environment=None, session_id=None,
+         **unknown):
     """Start recording for the agent `name`, sending to the gati backend at `backend_url`.
 
     Each option not given falls back to its environment variable (GATI_AGENT_NAME,
     GATI_BACKEND_URL, GATI_BATCH_SIZE, GATI_FLUSH_INTERVAL, GATI_TELEMETRY), then to its default.
     `auto_inject` records LangChain and LangGraph calls without passing callbacks. `timeout`
     bounds every wait this client makes: each request, `flush()`, and the flush at exit.
+    `session_id` puts every run that names no session of its own in that one (a conversation).
     `telemetry`, `api_key` and `environment` are accepted for gati 0.0.3's sake: nothing is
     ever sent off this machine. Never raises: a bad option is reported and its default used.
     """
@@ -248,7 +257,7 @@ def init(name=None, auto_inject=True, *, backend_url=None, agent_name=None, batc
 
         if _client is not None:
             _client.shutdown(_client.timeout)
-        _client = _Client(url, agent, wait, interval, size, buffer)
+        _client = _Client(url, agent, wait, interval, size, buffer, _session(session_id))
         if not _atexit_registered:
             atexit.register(_at_exit)
             _atexit_registered = True
@@ -258,6 +267,12 @@ def init(name=None, auto_inject=True, *, backend_url=None, agent_name=None, batc
             sys.modules["gati.instrumentation.langchain.auto_inject"].disable_auto_injection()
     except Exception:  # noqa: BLE001
         _warn("could not start: " + traceback.format_exc(limit=1))
+
+
+def _session(value):
+    """A session id as the backend takes it (a string of 1-256 bytes), or None."""
+    text = _text(str(value)) if value is not None else None
+    return _id(text) if text else None
 
 
 def _text(value):
@@ -304,7 +319,7 @@ def current_frame():
 
 
 def _emit(event_type, data, run_id=None, parent_event_id=None, *, event_id=None, agent_name=None, run_name=None,
-          timestamp=None, previous_event_id=None):
+          timestamp=None, previous_event_id=None, session_id=None):
     """Queues one event; returns its id. Never raises."""
     event_id = event_id or str(uuid.uuid4())
     try:
@@ -319,8 +334,10 @@ def _emit(event_type, data, run_id=None, parent_event_id=None, *, event_id=None,
         if frame and frame.run_id == run_id:
             agent_name = agent_name or frame.agent_name
             run_name = run_name or frame.run_name
+            session_id = session_id or frame.session_id
         elif run_id == client.session_run_id:
             run_name = run_name or client.session_run_name
+        session_id = _session(session_id) or client.session_id
         event = {
             "event_id": _id(event_id),
             "run_id": _id(run_id),
@@ -334,6 +351,8 @@ def _emit(event_type, data, run_id=None, parent_event_id=None, *, event_id=None,
             event["run_name"] = str(run_name)
         if previous_event_id:
             event["previous_event_id"] = str(previous_event_id)
+        if session_id:
+            event["session_id"] = session_id
         client.add(event)
     except Exception:  # noqa: BLE001
         pass
@@ -383,27 +402,31 @@ class _Span:
     """A run or a step: a context manager and a decorator (of plain and async functions).
     Records start, end or error, and the duration; events inside it are nested under it."""
 
-    def __init__(self, kind, name, data):
+    def __init__(self, kind, name, data, session_id=None):
         self.kind = kind
         self.name = name
         self.data = data
+        self.session_id = session_id
         self.stack = []
 
     def __enter__(self):
         try:
             frame = _current.get()
             client = _client
+            session = frame.session_id if frame else None
             if self.kind == "step" and frame:
                 run_id, run_name, agent = frame.run_id, frame.run_name, frame.agent_name
             elif self.kind == "step":
                 run_id = client.session_run_id if client else None
                 run_name, agent = (client.session_run_name if client else None), None
             else:
+                # A run is in the session it names, else in its caller's.
                 run_id, run_name, agent = str(uuid.uuid4()), self.name, None
+                session = _session(self.session_id) or session
             parent = frame.parent_id if frame else None  # a nested run points at its caller
             start_id = _emit(f"{self.kind}_start", {"name": self.name, **self.data}, run_id, parent,
-                             run_name=run_name)
-            token = _current.set(_Frame(run_id, start_id, run_name, agent))
+                             run_name=run_name, session_id=session)
+            token = _current.set(_Frame(run_id, start_id, run_name, agent, session))
             self.stack.append((token, run_id, start_id, time.monotonic()))
         except Exception:  # noqa: BLE001
             self.stack.append(None)
@@ -419,36 +442,38 @@ class _Span:
             _current.reset(token)
             data = {"name": self.name, "duration_ms": round((time.monotonic() - started) * 1000, 3)}
             run_name = frame.run_name if frame else None
+            session = frame.session_id if frame else None
             if exc_type is None:
-                _emit(f"{self.kind}_end", data, run_id, start_id, run_name=run_name)
+                _emit(f"{self.kind}_end", data, run_id, start_id, run_name=run_name, session_id=session)
             else:
                 data.update(error=str(exc), error_type=exc_type.__name__)
-                _emit(f"{self.kind}_error", data, run_id, start_id, run_name=run_name)
+                _emit(f"{self.kind}_error", data, run_id, start_id, run_name=run_name, session_id=session)
         except Exception:  # noqa: BLE001
             pass
         return False  # never swallows the caller's exception
 
     def __call__(self, fn):
-        kind, name, data = self.kind, self.name or fn.__qualname__, self.data
+        kind, name, data, session = self.kind, self.name or fn.__qualname__, self.data, self.session_id
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def async_wrapper(*args, **kwargs):
-                with _Span(kind, name, data):
+                with _Span(kind, name, data, session):
                     return await fn(*args, **kwargs)
             return async_wrapper
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with _Span(kind, name, data):
+            with _Span(kind, name, data, session):
                 return fn(*args, **kwargs)
         return wrapper
 
 
-def run(name=None, **data):
-    """A run of the agent: `@observe.run`, `@observe.run("name")` or `with observe.run("name"):`."""
+def run(name=None, session_id=None, **data):
+    """A run of the agent: `@observe.run`, `@observe.run("name")` or `with observe.run("name"):`.
+    `session_id` puts it in that session (conversation); else it is in its caller's, or init's."""
     if callable(name):
-        return _Span("run", name.__qualname__, data)(name)
-    return _Span("run", name, data)
+        return _Span("run", name.__qualname__, data, session_id)(name)
+    return _Span("run", name, data, session_id)
 
 
 def step(name=None, **data):

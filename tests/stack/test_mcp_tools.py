@@ -34,6 +34,7 @@ READ_TOOLS = {
     "compare_runs", "search_events", "get_cost_breakdown", "get_global_metrics", "get_event_details",
     # ours
     "get_run", "get_summary", "get_event", "compare_agents", "get_cost_timeline", "get_tokens_timeline",
+    "list_sessions", "get_session",
 }
 WRITE_TOOLS = {"rename_run", "delete_run", "delete_agent"}
 REQUIRED = {
@@ -41,7 +42,7 @@ REQUIRED = {
     "get_run_timeline": ["agent_name", "run_name"], "get_execution_trace": ["agent_name", "run_name"],
     "compare_runs": ["agent_name", "run_names"], "get_event_details": ["agent_name", "run_name"],
     "get_event": ["event_id"], "rename_run": ["agent_name", "new_run_name", "run_name"],
-    "delete_run": ["agent_name", "run_name"], "delete_agent": ["agent_name"],
+    "delete_run": ["agent_name", "run_name"], "delete_agent": ["agent_name"], "get_session": ["session_id"],
 }
 
 

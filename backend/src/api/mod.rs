@@ -3,7 +3,7 @@
 //! the routes served. Every handler runs its SQLite work on a blocking thread; every error is
 //! `{"error": ...}`.
 //!
-//! One file per resource (`events`, `agents`, `runs`, `metrics`, `service`, and OpenTelemetry's
+//! One file per resource (`events`, `agents`, `runs`, `sessions`, `metrics`, `service`, and OpenTelemetry's
 //! `/v1/traces` in `otlp`), the query parameters every list shares in `params`, and here the
 //! router and the answers they share.
 
@@ -14,6 +14,7 @@ mod otlp;
 mod params;
 mod runs;
 mod service;
+mod sessions;
 
 use std::sync::{Arc, Mutex};
 
@@ -51,7 +52,7 @@ pub struct App {
                        traces and metrics over time. gati 0.0.3's routes answer at their paths with their fields."
     ),
     tags(
-        (name = "service"), (name = "events"), (name = "agents"), (name = "runs"), (name = "metrics"),
+        (name = "service"), (name = "events"), (name = "agents"), (name = "runs"), (name = "metrics"), (name = "sessions"),
         (name = "otlp", description = "OpenTelemetry's OTLP/HTTP trace export: spans become runs and events")
     )
 )]
@@ -81,6 +82,8 @@ pub fn router(app: App, guard: LocalGuard) -> Router {
         .routes(routes!(metrics::timeline))
         .routes(routes!(metrics::agents_comparison))
         .routes(routes!(metrics::models))
+        .routes(routes!(sessions::list_sessions))
+        .routes(routes!(sessions::get_session))
         .with_state(app)
         .split_for_parts();
     let document = Arc::new(doc.to_json().expect("the OpenAPI document is JSON"));

@@ -133,12 +133,12 @@ pub const CONTENT_EVENTS: &[(&str, Option<&str>)] = &[
 /// The event's `run_id` is the trace id, `run_name` the root span's name (on the root span's
 /// event only), `timestamp` the span's start (RFC 3339 in UTC with microseconds), `data` like the
 /// SDK's `data` of the same event type (`model`, `prompt`, `tokens_in`...), `attributes` the
-/// span's attributes, its resource's, scope, ids, kind and session. A root span ends its run.
+/// span's attributes, its resource's, scope, ids, kind and session. A root span ends its run;
+/// the event's `session_id` is the trace's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MappedEvent {
     pub event: Event,
     pub kind: Kind,
-    pub session_id: Option<String>,
 }
 
 impl std::ops::Deref for MappedEvent {
@@ -350,8 +350,9 @@ pub fn map_span(span: &Span, context: &Context) -> Result<MappedEvent, String> {
         // A span is both started and ended when it is exported: only the root's end ends a run.
         starts_run: false,
         ends_run_at: root.then_some(end_time),
+        session_id: context.session.map(str::to_string),
     };
-    Ok(MappedEvent { event, kind, session_id: context.session.map(str::to_string) })
+    Ok(MappedEvent { event, kind })
 }
 
 /// Nanoseconds since the epoch as stored: RFC 3339 in UTC with microseconds.

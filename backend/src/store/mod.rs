@@ -6,7 +6,8 @@
 //! `Store` is here, with its connections; what it does is one file per resource: `agents`,
 //! `runs`, `events` (a run's events, one event, its children), `search`, `write` (ingest and
 //! what it decides: a run's agent and name), `indexer` (the search index, kept in the
-//! background), `rows` (SQL rows into the API's types), `metrics` (totals over time).
+//! background), `rows` (SQL rows into the API's types), `metrics` (totals over time), `sessions`
+//! (runs grouped by the conversation they are part of).
 
 mod agents;
 mod events;
@@ -16,6 +17,7 @@ mod rows;
 mod runs;
 mod schema;
 mod search;
+mod sessions;
 mod totals;
 mod write;
 
@@ -37,6 +39,7 @@ pub use runs::{Found, RenameError, RunFilter};
 #[cfg(test)]
 use search::Count;
 pub use search::EventFilter;
+pub use sessions::SessionFilter;
 
 #[cfg(test)]
 use crate::model::RunStatus;

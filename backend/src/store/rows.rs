@@ -34,7 +34,7 @@ pub(super) fn agent_row(r: &Row) -> rusqlite::Result<Agent> {
 
 pub(super) const RUN_SELECT: &str = "SELECT run_id, run_name, agent_name, status, coalesce(started_at, first_seen),
         last_event_at, ended_at, event_count, tokens_in, tokens_out, total_tokens, total_cost, duration_ms,
-        error_count
+        error_count, session_id
     FROM runs";
 
 pub(super) fn run_row(r: &Row) -> rusqlite::Result<Run> {
@@ -61,6 +61,7 @@ pub(super) fn run_row(r: &Row) -> rusqlite::Result<Run> {
         total_cost: r.get(11)?,
         total_duration_ms: r.get(12)?,
         error_count: r.get(13)?,
+        session_id: r.get(14)?,
     })
 }
 

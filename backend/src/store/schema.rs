@@ -16,8 +16,9 @@ use crate::ingest;
 /// `PRAGMA user_version` of this schema: 1 once every event's metrics columns are filled, 2
 /// once every event is stored under its run's agent, 3 once totals, models and the search index
 /// are kept as events arrive, 4 once event ids are never reused (the indexer's high-water mark
-/// relies on it) and the index folds case and diacritics beyond ASCII.
-pub const SCHEMA_VERSION: i64 = 4;
+/// relies on it) and the index folds case and diacritics beyond ASCII, 5 once each run knows
+/// its session.
+pub const SCHEMA_VERSION: i64 = 5;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS agents (
@@ -53,7 +54,8 @@ CREATE TABLE IF NOT EXISTS runs (
     ended_at        TEXT,
     end_error       INTEGER NOT NULL DEFAULT 0,
     duration_ms     REAL GENERATED ALWAYS AS (DURATION_MS) VIRTUAL,
-    status          TEXT GENERATED ALWAYS AS (STATUS) VIRTUAL
+    status          TEXT GENERATED ALWAYS AS (STATUS) VIRTUAL,
+    session_id      TEXT
 );
 -- AUTOINCREMENT: an id freed by a delete is never given again, so every new event is above
 -- the search index's high-water mark (`search_index`).
@@ -116,6 +118,7 @@ CREATE INDEX IF NOT EXISTS runs_by_agent ON runs(agent_name, started_at);
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs(started_at);
 CREATE INDEX IF NOT EXISTS runs_by_name ON runs(run_name);
 CREATE INDEX IF NOT EXISTS runs_by_last_event ON runs(last_event_at);
+CREATE INDEX IF NOT EXISTS runs_by_session ON runs(session_id, started_at) WHERE session_id IS NOT NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
     text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2'
 );
@@ -132,7 +135,7 @@ END;
 
 /// Columns added since the first schema, for databases created before them. (The events'
 /// `id` came with version 3, which rebuilds that table.)
-const ADDED_COLUMNS: [(&str, &str, &str); 9] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 10] = [
     ("runs", "run_name", "TEXT"),
     ("events", "previous_event_id", "TEXT"),
     ("events", "attributes", "TEXT NOT NULL DEFAULT '{}'"),
@@ -142,6 +145,7 @@ const ADDED_COLUMNS: [(&str, &str, &str); 9] = [
     ("events", "cost", "REAL"),
     ("events", "duration_ms", "REAL"),
     ("events", "error", "INTEGER NOT NULL DEFAULT 0"),
+    ("runs", "session_id", "TEXT"),
 ];
 
 /// The columns version 3 added to agents and runs, for databases of versions 1 and 2.
@@ -210,6 +214,9 @@ pub fn open(conn: &mut Connection) -> rusqlite::Result<()> {
         to_version_4(&tx)?;
     }
     tx.execute_batch(INDEXES)?;
+    if version < 5 {
+        to_version_5(&tx)?;
+    }
     if version < 4 {
         // The index anew, all of it, and the indexer told so: it goes on after the last event.
         tx.execute_batch(
@@ -316,6 +323,21 @@ fn to_version_4(tx: &Transaction) -> rusqlite::Result<()> {
     // they go, and the totals follow.
     super::agents::forget_agents_without_runs(tx)?;
     totals::recompute_all(tx)
+}
+
+/// Version 5: each run's session, the first its events name (`attributes.session_id`, where
+/// OTLP spans had it kept), else none.
+fn to_version_5(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "UPDATE runs SET session_id = (
+            SELECT CAST(json_extract(e.attributes, '$.session_id') AS TEXT) FROM events e
+            WHERE e.run_id = runs.run_id AND json_valid(e.attributes)
+              AND json_type(e.attributes, '$.session_id') IN ('text', 'integer')
+              AND length(CAST(json_extract(e.attributes, '$.session_id') AS BLOB)) BETWEEN 1 AND 256
+              AND trim(json_extract(e.attributes, '$.session_id')) != ''
+            ORDER BY e.timestamp, e.id LIMIT 1)
+         WHERE session_id IS NULL",
+    )
 }
 
 /// The refusal to open a database a newer gati wrote: its schema may mean what this binary

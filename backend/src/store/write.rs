@@ -121,6 +121,7 @@ fn write_batch(tx: &Transaction, batch: &[Incoming]) -> rusqlite::Result<(usize,
         let resolved = ensure_run(tx, e, named.get(e.run_id.as_str()).copied())?;
         agents.insert(&e.run_id, resolved);
     }
+    join_sessions(tx, &events)?;
     let mut sums = totals::BatchTotals::default();
     let mut stored = 0;
     let mut insert = tx.prepare_cached(
@@ -159,6 +160,21 @@ fn write_batch(tx: &Transaction, batch: &[Incoming]) -> rusqlite::Result<(usize,
     }
     sums.apply(tx)?;
     Ok((stored, batch.len() - stored))
+}
+
+/// Puts each run of the batch in the session its first new event names, unless it is in one
+/// already: a run belongs to at most one session, whatever order its events come in.
+fn join_sessions(tx: &Transaction, events: &[&Incoming]) -> rusqlite::Result<()> {
+    let mut joined = HashSet::new();
+    let mut join = tx.prepare_cached("UPDATE runs SET session_id = ?2 WHERE run_id = ?1 AND session_id IS NULL")?;
+    for e in events {
+        if let Some(session) = &e.session_id {
+            if joined.insert(e.run_id.as_str()) {
+                join.execute(params![e.run_id, session])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The model a stored event names (its `data` and `attributes` as text), as ingest reads it.

@@ -10,6 +10,7 @@ pub mod agents;
 pub mod events;
 pub mod metrics;
 pub mod runs;
+pub mod sessions;
 
 use std::fmt::Write;
 

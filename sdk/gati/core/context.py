@@ -71,25 +71,30 @@ def create_child_run(run_name: Optional[str] = None, agent_name: str = "") -> st
 
 
 @contextlib.contextmanager
-def _enter(run_name=None, run_id=None, agent_name=""):
+def _enter(run_name=None, run_id=None, agent_name="", session_id=None):
     frame = _observe._current.get()
     run_id = run_id or str(uuid.uuid4())
+    # The run is in the session it names, else in its caller's.
+    session = _observe._session(session_id) or (frame.session_id if frame else None)
     token = _observe._current.set(_observe._Frame(run_id, frame.parent_id if frame else None,
-                                                  run_name or _observe.unnamed_run(), agent_name or None))
+                                                  run_name or _observe.unnamed_run(), agent_name or None, session))
     try:
         yield run_id
     finally:
         _observe._current.reset(token)
 
 
-def run_context(run_name: Optional[str] = None, parent_name: Optional[str] = None, agent_name: str = ""):
-    """`with run_context() as run_id:` — a new run for the events inside."""
-    return _enter(run_name, None, agent_name)
+def run_context(run_name: Optional[str] = None, parent_name: Optional[str] = None, agent_name: str = "",
+                session_id: Optional[str] = None):
+    """`with run_context() as run_id:` — a new run for the events inside, in the session
+    `session_id` if given."""
+    return _enter(run_name, None, agent_name, session_id)
 
 
 @contextlib.asynccontextmanager
-async def arun_context(run_name: Optional[str] = None, parent_name: Optional[str] = None, agent_name: str = ""):
-    with _enter(run_name, None, agent_name) as run_id:
+async def arun_context(run_name: Optional[str] = None, parent_name: Optional[str] = None, agent_name: str = "",
+                       session_id: Optional[str] = None):
+    with _enter(run_name, None, agent_name, session_id) as run_id:
         yield run_id
 
 
@@ -104,13 +109,13 @@ class RunContextManager:
     set_parent_event_id = staticmethod(set_parent_event_id)
 
     @staticmethod
-    def run_context(run_name=None, run_id=None, parent_name=None, agent_name=""):
-        return _enter(run_name, run_id, agent_name)
+    def run_context(run_name=None, run_id=None, parent_name=None, agent_name="", session_id=None):
+        return _enter(run_name, run_id, agent_name, session_id)
 
     @staticmethod
     @contextlib.asynccontextmanager
-    async def arun_context(run_name=None, run_id=None, parent_name=None, agent_name=""):
-        with _enter(run_name, run_id, agent_name) as new_id:
+    async def arun_context(run_name=None, run_id=None, parent_name=None, agent_name="", session_id=None):
+        with _enter(run_name, run_id, agent_name, session_id) as new_id:
             yield new_id
 
     @staticmethod

@@ -12,18 +12,18 @@ _MAX_DEPTH = 8
 _MAX_REPR = 10_000
 
 
-def decorator(kind, name, metadata=None):
+def decorator(kind, name, metadata=None, session_id=None):
     """`@track_x`, `@track_x()` and `@track_x(name=...)` all work."""
     if callable(name):
-        return _wrap(kind, name, None, metadata)
-    return lambda fn: _wrap(kind, fn, name, metadata)
+        return _wrap(kind, name, None, metadata, session_id)
+    return lambda fn: _wrap(kind, fn, name, metadata, session_id)
 
 
-def _wrap(kind, fn, name, metadata):
+def _wrap(kind, fn, name, metadata, session_id):
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
         async def async_wrapper(*args, **kwargs):
-            call = _Call.start(kind, fn, name, metadata, args, kwargs)
+            call = _Call.start(kind, fn, name, metadata, args, kwargs, session_id)
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as e:
@@ -35,7 +35,7 @@ def _wrap(kind, fn, name, metadata):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        call = _Call.start(kind, fn, name, metadata, args, kwargs)
+        call = _Call.start(kind, fn, name, metadata, args, kwargs, session_id)
         try:
             result = fn(*args, **kwargs)
         except BaseException as e:
@@ -50,7 +50,7 @@ class _Call:
     """One call of a tracked function; every method swallows its own errors."""
 
     @classmethod
-    def start(cls, kind, fn, name, metadata, args, kwargs):
+    def start(cls, kind, fn, name, metadata, args, kwargs, session_id=None):
         call = cls()
         call.kind = kind
         call.token = None
@@ -64,12 +64,15 @@ class _Call:
             client = _observe._client
             outer = _observe._current.get()
             if kind == "agent":
-                # Each agent call is a run of its own, as in gati 0.0.3.
+                # Each agent call is a run of its own, as in gati 0.0.3, in the session it names,
+                # else its caller's.
+                session = _observe._session(session_id) or (outer.session_id if outer else None)
                 call.frame = _observe._Frame(str(uuid.uuid4()), outer.parent_id if outer else None,
-                                             _observe.unnamed_run(), call.name)
+                                             _observe.unnamed_run(), call.name, session)
                 _observe._emit("agent_start", {"name": call.name, "input": call.input, "metadata": call.metadata},
                                call.frame.run_id, call.frame.parent_id, event_id=call.event_id,
-                               agent_name=call.name, run_name=call.frame.run_name, timestamp=call.timestamp)
+                               agent_name=call.name, run_name=call.frame.run_name, timestamp=call.timestamp,
+                               session_id=session)
             else:
                 call.frame = outer or _observe._Frame(client.session_run_id if client else None, None,
                                                       client.session_run_name if client else None, None)
@@ -95,7 +98,7 @@ class _Call:
                 data = {"name": self.name, "output": output, "total_duration_ms": duration, "duration_ms": duration,
                         **status}
                 _observe._emit("agent_end", data, self.frame.run_id, self.event_id, agent_name=self.name,
-                               run_name=run_name)
+                               run_name=run_name, session_id=self.frame.session_id)
                 return
             if self.kind == "tool":
                 event_type = "tool_call"

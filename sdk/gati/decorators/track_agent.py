@@ -6,7 +6,8 @@ from typing import Optional
 from gati.decorators._tracking import decorator
 
 
-def track_agent(name: Optional[str] = None):
+def track_agent(name: Optional[str] = None, session_id: Optional[str] = None):
     """`@track_agent`, `@track_agent()` or `@track_agent(name="ResearchAgent")`, on plain or async
-    functions. `name` (default: the function's) is the agent's name in gati."""
-    return decorator("agent", name)
+    functions. `name` (default: the function's) is the agent's name in gati; `session_id` puts each
+    call's run in that session (conversation), else in its caller's, or observe.init's."""
+    return decorator("agent", name, None, session_id)

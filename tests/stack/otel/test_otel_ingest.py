@@ -15,6 +15,7 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents
 import openai_stub  # noqa: E402
 from gati.utils.cost_calculator import price  # noqa: E402
 from gati_testing import Service, request  # noqa: E402
+from agent import SESSION  # noqa: E402
 from otel_helpers import RUNS, run_agent  # noqa: E402
 
 AGENT = "weather-agent"
@@ -84,4 +85,9 @@ def test_each_library_shows_its_run_in_gati(stack, case):
     assert trace_id in {r["run_id"] for r in runs} and len(runs) == len(CASES)
     assert get(backend, f"/api/agents/{AGENT}")["total_runs"] == len(CASES)
     assert get(backend, "/health")["status"] == "ok"
+
+    # The session the agent's span names: every library's run is a turn of it.
+    assert run["session_id"] == SESSION
+    session = get(backend, f"/api/sessions/{SESSION}")
+    assert session["run_count"] == len(CASES) and trace_id in {t["run_id"] for t in session["runs"]}
 

@@ -61,6 +61,7 @@ export const agentPage = {
         el("div", { class: "page-head" }, el("h1", {}, name),
           el("div", { class: "actions" },
             el("a", { class: "button", href: query("#/search", { agent: name }) }, "Search its events"),
+            el("a", { class: "button", href: query("#/sessions", { agent: name }) }, "Its sessions"),
             el("button", { type: "button", class: "danger", "data-action": "delete-agent", "data-agent": name }, "Delete agent…"))),
         overview,
         activity,

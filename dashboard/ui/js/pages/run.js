@@ -85,6 +85,7 @@ export const runPage = {
       content: el("div", { class: "page run-page" },
         el("div", { class: "page-head" }, el("h1", {}, runLabel(run)),
           el("div", { class: "actions" },
+            run.session_id ? el("a", { class: "button", href: `#/session/${enc(run.session_id)}` }, "Its session") : null,
             el("button", { type: "button", "data-action": "rename-run", "data-run": run.run_id, "data-name": runLabel(run) }, "Rename…"),
             el("button", { type: "button", class: "danger", "data-action": "delete-run", "data-run": run.run_id,
               "data-name": runLabel(run), "data-agent": run.agent_name, "data-events": run.event_count }, "Delete run…"))),
