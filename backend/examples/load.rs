@@ -335,7 +335,8 @@ fn trace_span(trace: usize, i: usize, count: usize, start: i64) -> Span {
     let mut random = Random(trace as u64 * 7919 + i as u64 * 104_729 + 1);
     let mut trace_id = *b"gatiload\0\0\0\0\0\0\0\0";
     trace_id[8..].copy_from_slice(&(trace as u64 + 1).to_be_bytes());
-    let span_id = |i: usize| (i as u64 + 1).to_be_bytes().to_vec();
+    // Unique across traces too, as random ids are: Phoenix keys spans by span id alone.
+    let span_id = |i: usize| ((trace as u64 + 1) << 16 | (i as u64 + 1)).to_be_bytes().to_vec();
     let begin = (start + i as i64) * 1_000_000_000;
     let ms = |ms: usize| begin + ms as i64 * 1_000_000;
     let mut span = Span {

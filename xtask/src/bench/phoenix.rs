@@ -51,7 +51,8 @@ pub fn run(sh: &Shell, load: &Path, spans: usize) -> anyhow::Result<Figures> {
         std::fs::remove_dir_all(&work).with_context(|| format!("removing the last bench's {}", work.display()))?;
     }
     std::fs::create_dir_all(&work)?;
-    let server = Server::start(&phoenix, &work)?;
+    // Its log beside, not in, the working directory: the database's size is the directory's.
+    let server = Server::start(&phoenix, &work, &dir.join("phoenix.log"))?;
     let pid = server.0.id();
     let url = &server.1;
 
@@ -103,10 +104,9 @@ fn stored_spans(answer: &Value) -> Option<u64> {
 struct Server(Child, String);
 
 impl Server {
-    fn start(phoenix: &Path, work: &Path) -> anyhow::Result<Server> {
+    fn start(phoenix: &Path, work: &Path, log: &Path) -> anyhow::Result<Server> {
         let (port, grpc) = (crate::ops::sandbox::free_port()?, crate::ops::sandbox::free_port()?);
-        let log = work.join("phoenix.log");
-        let file = std::fs::File::create(&log)?;
+        let file = std::fs::File::create(log)?;
         let mut child = Command::new(phoenix)
             .arg("serve")
             .env("PHOENIX_WORKING_DIR", work)
@@ -120,7 +120,7 @@ impl Server {
             .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {} serve", phoenix.display()))?;
-        let started = wait_for(port, &mut child, &log).context("phoenix serve");
+        let started = wait_for(port, &mut child, log).context("phoenix serve");
         let server = Server(child, format!("http://127.0.0.1:{port}"));
         started.map(|()| server)
     }
