@@ -188,7 +188,7 @@ pub enum BenchWhat {
         #[arg(long)]
         otlp: bool,
         /// Send the same spans to a rival too, and print both side by side (implies --otlp).
-        /// Phoenix stores some 160 spans/s: give it about 10,000 (`--events 10240`).
+        /// Phoenix stores 100 to 200 spans/s here: give it about 10,000 (`--events 10240`).
         #[arg(long, value_enum, value_name = "RIVAL")]
         against: Option<Rival>,
     },
