@@ -293,14 +293,31 @@ fn side_by_side(spans: usize, gati: &Loaded, rival: &phoenix::Figures) -> String
     let stored = if rival.stored >= spans as u64 {
         format!("{:.0}", rival.stored as f64 / rival.stored_seconds)
     } else {
-        format!("{:.0} ({} of {spans} in {:.0} s)", rival.stored as f64 / rival.stored_seconds, rival.stored, rival.stored_seconds)
+        format!(
+            "{:.0} ({} of {spans} in {:.0} s)",
+            rival.stored as f64 / rival.stored_seconds,
+            rival.stored,
+            rival.stored_seconds
+        )
     };
     let rows = [
-        ["acknowledged, spans/s".to_string(), format!("{:.0}", gati.figure("per_second")), format!("{:.0}", rival.sent["per_second"].as_f64().unwrap_or(0.0))],
+        [
+            "acknowledged, spans/s".to_string(),
+            format!("{:.0}", gati.figure("per_second")),
+            format!("{:.0}", rival.sent["per_second"].as_f64().unwrap_or(0.0)),
+        ],
         // gati answers once the batch is committed: acknowledged is stored.
         ["stored, spans/s".into(), format!("{:.0}", gati.figure("per_second")), stored],
-        ["CPU per span, ms".into(), format!("{gati_cpu:.3}"), format!("{:.3}", 1e3 * rival.cpu / rival.stored.max(1) as f64)],
-        ["memory at most (RSS), MiB".into(), format!("{:.0}", gati.peak_rss / 1024.0), format!("{:.0}", rival.peak_rss / 1024.0)],
+        [
+            "CPU per span, ms".into(),
+            format!("{gati_cpu:.3}"),
+            format!("{:.3}", 1e3 * rival.cpu / rival.stored.max(1) as f64),
+        ],
+        [
+            "memory at most (RSS), MiB".into(),
+            format!("{:.0}", gati.peak_rss / 1024.0),
+            format!("{:.0}", rival.peak_rss / 1024.0),
+        ],
         ["database, MB".into(), format!("{:.1}", gati.bytes as f64 / 1e6), format!("{:.1}", rival.bytes as f64 / 1e6)],
     ];
     let title = format!("{spans} spans through OTLP/HTTP, {THREADS} clients, batches of {OTLP_BATCH}");
@@ -460,7 +477,10 @@ mod tests {
 
     #[test]
     fn a_table_aligns_its_columns() {
-        let rows = [["spans/s".to_string(), "25000".into(), "160".into()], ["CPU per span".into(), "0.050".into(), "7.400".into()]];
+        let rows = [
+            ["spans/s".to_string(), "25000".into(), "160".into()],
+            ["CPU per span".into(), "0.050".into(), "7.400".into()],
+        ];
         let table = table(["", "gati", "Phoenix"], &rows);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 3);
