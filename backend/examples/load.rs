@@ -257,7 +257,7 @@ fn run_events(run: usize, count: usize, start: i64) -> Vec<Value> {
                 "agent_end",
                 json!({ "name": agent, "output": sentence(&mut random, 20), "total_duration_ms": (count * 1000) as f64 }),
             )
-        } else if i % 4 == 0 {
+        } else if i.is_multiple_of(4) {
             let mut data = json!({
                 "tool_name": "lookup", "input": { "id": format!("order-{run}-{i}") },
                 "output": { "status": WORDS[random.below(WORDS.len())] }, "latency_ms": 20.0 + random.below(200) as f64,
@@ -357,7 +357,7 @@ fn trace_span(trace: usize, i: usize, count: usize, start: i64) -> Span {
             text("gen_ai.input.messages", &messages("user", &sentence(&mut random, 12), None)),
             text("gen_ai.output.messages", &messages("assistant", &sentence(&mut random, 20), Some("stop"))),
         ];
-    } else if i % 4 == 0 {
+    } else if i.is_multiple_of(4) {
         span.name = "execute_tool lookup".into();
         span.end_time_unix_nano = ms(20 + random.below(200)) as u64;
         span.attributes = vec![
