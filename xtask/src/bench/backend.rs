@@ -35,10 +35,10 @@ use xshell::{cmd, Shell};
 use super::phoenix;
 use crate::{flags, model::platform::Platform, ops::cargo};
 
-const THREADS: usize = 4;
+pub const THREADS: usize = 4;
 const BATCH: usize = 500;
 /// What OpenTelemetry's batch span processor sends at most in one export.
-const OTLP_BATCH: usize = 512;
+pub const OTLP_BATCH: usize = 512;
 const ROUNDS: usize = 50;
 /// The goals of issue 28 for OTLP ingest on this machine.
 const GOAL_SPANS_PER_SECOND: f64 = 20_000.0;

@@ -19,7 +19,7 @@ use anyhow::Context;
 use serde_json::Value;
 use xshell::{cmd, Shell};
 
-use super::backend::{cpu_seconds, database_bytes, json, rss_kib, wait_for};
+use super::backend::{cpu_seconds, database_bytes, json, rss_kib, wait_for, OTLP_BATCH, THREADS};
 
 /// The version measured, as PyPI spells it.
 const PIN: &str = "arize-phoenix==20.26.1";
@@ -57,7 +57,7 @@ pub fn run(sh: &Shell, load: &Path, spans: usize) -> anyhow::Result<Figures> {
     let url = &server.1;
 
     eprintln!("{NAME}: {spans} spans into {url}/v1/traces");
-    let (count, threads, batch) = (spans.to_string(), "4", "512");
+    let (count, threads, batch) = (spans.to_string(), THREADS.to_string(), OTLP_BATCH.to_string());
     let cpu_start = cpu_seconds(pid)?;
     let started = Instant::now();
     let sent = json(cmd!(sh, "{load} otlp {url} {count} {threads} {batch}"))?;
