@@ -17,7 +17,9 @@
 //! batch span processor's) to `/v1/traces` from 4 threads. It prints spans/s beside events/s,
 //! the backend's CPU per span beside its CPU per native event (`/proc/PID/stat`), their ratio,
 //! each database's size and memory, and each figure beside its goal: at least 20,000 spans/s,
-//! CPU per span at most 2× the native event's. `--against phoenix` (implies `--otlp`) sends the
+//! CPU per span at most 2× the native event's; and the latency route's p95
+//! (`/api/metrics/latency?by=model`) on each database, at most 50 ms (a backend without the
+//! route is said to be so). `--against phoenix` (implies `--otlp`) sends the
 //! same spans to Arize Phoenix too ([`super::phoenix`]) and prints the two side by side.
 //! Figures only: nothing passes or fails.
 
@@ -43,6 +45,9 @@ const ROUNDS: usize = 50;
 /// The goals of issue 28 for OTLP ingest on this machine.
 const GOAL_SPANS_PER_SECOND: f64 = 20_000.0;
 const GOAL_CPU_RATIO: f64 = 2.0;
+const GOAL_LATENCY_P95_MS: f64 = 50.0;
+/// The latency percentiles a dashboard's chart asks for, per model over all time.
+const LATENCY: &str = "/api/metrics/latency?by=model";
 
 pub fn run(sh: &Shell, events: usize, otlp: bool, against: Option<flags::Rival>) -> anyhow::Result<()> {
     if events < 2_000 {
@@ -70,8 +75,11 @@ pub fn run(sh: &Shell, events: usize, otlp: bool, against: Option<flags::Rival>)
 
     let server = Backend::start(&backend, &dir.join("otlp"))?;
     let spans = server.load(sh, &load, Mode::Otlp, events)?;
+    let url = &server.url;
+    let latency = json(cmd!(sh, "{load} probe {url} {rounds} {LATENCY}"))?;
     drop(server);
     report_otlp(events, &spans, &native);
+    report_latency(&latency[LATENCY], &probe[LATENCY]);
     match against {
         Some(flags::Rival::Phoenix) => {
             let rival = phoenix::run(sh, &load, events)?;
@@ -283,6 +291,25 @@ fn report_otlp(spans: usize, otlp: &Loaded, native: &Loaded) {
     );
 }
 
+/// The latency route's p95 on each database, beside its goal; a backend without the route says so.
+fn report_latency(otlp: &Value, native: &Value) {
+    if otlp["status"] != 200 || native["status"] != 200 {
+        println!(
+            "  latency route   {LATENCY} answered {} (OTLP) and {} (native): this backend does not serve it",
+            otlp["status"], native["status"]
+        );
+        return;
+    }
+    let p95 = |figures: &Value| figures["p95_ms"].as_f64().unwrap_or(f64::NAN);
+    let worst = p95(otlp).max(p95(native));
+    println!(
+        "  latency route   p95 {:.1} ms on the spans, {:.1} ms on the native events ({LATENCY})    {}",
+        p95(otlp),
+        p95(native),
+        goal(worst <= GOAL_LATENCY_P95_MS, &format!("≤ {GOAL_LATENCY_P95_MS:.0} ms"))
+    );
+}
+
 fn goal(met: bool, goal: &str) -> String {
     format!("goal {goal}: {}", if met { "met" } else { "not met" })
 }
@@ -350,6 +377,10 @@ fn report_routes(routes: &[(&'static str, String)], probe: &Value) -> anyhow::Re
     println!("  {:<38} {:>8} {:>8}  path", "route (ms)", "p50", "p95");
     for (name, path) in routes {
         let figures = &probe[path];
+        if figures["status"] == 404 {
+            println!("  {name:<38} {:>17}  {path}", "not served (404)");
+            continue;
+        }
         if figures["status"] != 200 {
             bail!("{path} answered {}: the bench's data is not what it expects", figures["status"]);
         }
@@ -389,6 +420,7 @@ fn routes(events: usize) -> Vec<(&'static str, String)> {
         ("search: a word in most events", "/api/events?q=weather".into()),
         ("search: a two-word phrase", "/api/events?q=weather%20forecast".into()),
         ("search: a model, one agent", "/api/events?agent=agent-07&q=gpt-4o-mini".into()),
+        ("latency percentiles per model", LATENCY.into()),
     ]
     .into_iter()
     .map(|(name, path)| (name, path.replace("SINCE", &week_ago())))
