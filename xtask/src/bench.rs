@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: figures, measured against a baseline in the same run.
 
 mod backend;
+mod phoenix;
 
 use std::{path::Path, time::Instant};
 
@@ -25,7 +26,7 @@ impl flags::Bench {
                 bench_images(sh, rounds.max(1))
             }
             flags::BenchWhat::Release => bench_release(sh),
-            flags::BenchWhat::Backend { events } => backend::run(sh, events),
+            flags::BenchWhat::Backend { events, otlp, against } => backend::run(sh, events, otlp, against),
         }
     }
 }

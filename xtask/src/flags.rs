@@ -179,11 +179,29 @@ pub enum BenchWhat {
     Release,
     /// The backend on a database of EVENTS events: ingest events/s, the p50/p95 of every
     /// dashboard, metrics and search route, the database's size and the backend's memory.
+    ///
+    /// With --otlp, the same number of GenAI spans through `/v1/traces` on a second database:
+    /// spans/s and the backend's CPU per span beside its CPU per native event, with the goals.
     Backend {
-        /// How many events to load (runs of 100, 20 agents).
+        /// How many events to load (runs of 100, 20 agents); with --otlp, as many spans too.
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
+        /// Also send as many spans as an OpenTelemetry exporter does (protobuf batches of 512,
+        /// 4 clients) to a fresh backend, and compare them with the native events.
+        #[arg(long)]
+        otlp: bool,
+        /// Send the same spans to a rival too, and print both side by side (implies --otlp).
+        /// Phoenix stores 100 to 200 spans/s here: give it about 10,000 (`--events 10240`).
+        #[arg(long, value_enum, value_name = "RIVAL")]
+        against: Option<Rival>,
     },
+}
+
+/// Who `bench backend --against` measures gati with.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Rival {
+    /// Arize Phoenix (`phoenix serve`, SQLite), pinned and installed into target/bench-phoenix.
+    Phoenix,
 }
 
 /// Build the service images, and push them
