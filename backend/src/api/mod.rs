@@ -9,6 +9,7 @@
 
 mod agents;
 mod events;
+mod latency;
 mod metrics;
 mod otlp;
 mod params;
@@ -81,6 +82,7 @@ pub fn router(app: App, guard: LocalGuard) -> Router {
         .routes(routes!(metrics::timeline))
         .routes(routes!(metrics::agents_comparison))
         .routes(routes!(metrics::models))
+        .routes(routes!(latency::latency))
         .with_state(app)
         .split_for_parts();
     let document = Arc::new(doc.to_json().expect("the OpenAPI document is JSON"));

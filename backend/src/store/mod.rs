@@ -11,6 +11,7 @@
 mod agents;
 mod events;
 mod indexer;
+mod latency;
 mod metrics;
 mod rows;
 mod runs;
@@ -32,7 +33,8 @@ use rusqlite::{functions::FunctionFlags, Connection, OpenFlags};
 #[cfg(test)]
 use serde_json::Value;
 
-pub use metrics::{Day, Range, Totals};
+pub use latency::{By, Histogram, Latencies, RELATIVE_ERROR};
+pub use metrics::{next_day, Day, Range, Totals};
 pub use runs::{Found, RenameError, RunFilter};
 #[cfg(test)]
 use search::Count;
