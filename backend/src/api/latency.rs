@@ -6,6 +6,7 @@ use axum::{
     http::StatusCode,
     response::Response,
 };
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -85,23 +86,26 @@ fn by(text: Option<String>) -> Result<By, Response> {
     }
 }
 
-/// `days` (a histogram per date) as one entry per day from `first` to `last`, zero-call days
-/// included, and their histogram over the whole range.
-fn series(name: &str, days: &Latencies, first: &str, last: &str) -> LatencySeries {
+/// The UTC dates from `first` to `last`, inclusive (as `DayRange` gives them: at most ten years).
+fn dates(first: &str, last: &str) -> Vec<String> {
+    let parse = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
+    let (Some(first), Some(last)) = (parse(first), parse(last)) else { return Vec::new() };
+    first.iter_days().take_while(|d| *d <= last).map(|d| d.format("%Y-%m-%d").to_string()).collect()
+}
+
+/// `days` (a histogram per date) as one entry per date, zero-call days included, and their
+/// histogram over the whole range.
+fn series(name: &str, days: &Latencies, dates: &[String]) -> LatencySeries {
     let mut whole = Histogram::default();
-    let mut out = Vec::new();
-    let mut date = first.to_string();
-    while date.as_str() <= last {
-        let day = days.days.get(&date).cloned().unwrap_or_default();
-        whole.merge(&day);
-        let next = crate::store::next_day(&date);
-        out.push(LatencyDay { date, percentiles: (&day).into() });
-        if next == out[out.len() - 1].date {
-            break; // the last day there is
-        }
-        date = next;
-    }
-    LatencySeries { name: name.into(), percentiles: (&whole).into(), days: out }
+    let days = dates
+        .iter()
+        .map(|date| {
+            let day = days.days.get(date).cloned().unwrap_or_default();
+            whole.merge(&day);
+            LatencyDay { date: date.clone(), percentiles: (&day).into() }
+        })
+        .collect();
+    LatencySeries { name: name.into(), percentiles: (&whole).into(), days }
 }
 
 /// p50, p95 and p99 latency of LLM and tool calls, per agent, model or tool, over the range
@@ -128,15 +132,15 @@ pub async fn latency(State(app): State<App>, Query(q): Query<LatencyQuery>, days
                 all.days.entry(date.clone()).or_default().merge(h);
             }
         }
-        let mut items: Vec<LatencySeries> =
-            names.iter().map(|l| series(&l.name, l, &days.first, &days.last)).collect();
+        let dates = dates(&days.first, &days.last);
+        let mut items: Vec<LatencySeries> = names.iter().map(|l| series(&l.name, l, &dates)).collect();
         items.sort_by(|a, b| b.percentiles.calls.cmp(&a.percentiles.calls).then_with(|| a.name.cmp(&b.name)));
         LatencyReport {
             by: by.as_str().into(),
             since: days.range.since.clone(),
             until: days.range.until.clone(),
             relative_error: RELATIVE_ERROR,
-            total: series("all", &all, &days.first, &days.last),
+            total: series("all", &all, &dates),
             items,
         }
     }))

@@ -34,7 +34,7 @@ use rusqlite::{functions::FunctionFlags, Connection, OpenFlags};
 use serde_json::Value;
 
 pub use latency::{By, Histogram, Latencies, RELATIVE_ERROR};
-pub use metrics::{next_day, Day, Range, Totals};
+pub use metrics::{Day, Range, Totals};
 pub use runs::{Found, RenameError, RunFilter};
 #[cfg(test)]
 use search::Count;
