@@ -25,6 +25,7 @@ use crate::{
     answers::{
         agents::{AgentList, AgentMetrics, AgentsComparison},
         events::{EventList, EventWithChildren},
+        latency::Latency,
         metrics::{CostTimeline, GlobalMetrics, ModelCosts, Summary, TokensTimeline},
         runs::{ExecutionTrace, Run, RunComparison, RunList, RunTimeline},
         schema, view, wrap, Answer,
@@ -183,6 +184,32 @@ pub struct TimelineArgs {
     pub agent_name: Option<String>,
     #[serde(flatten)]
     pub range: Range,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct LatencyArgs {
+    /// What the percentiles are per: `agent` (its LLM and tool calls; the default), `model` or `tool`.
+    pub by: Option<LatencyBy>,
+    #[serde(flatten)]
+    pub timeline: TimelineArgs,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LatencyBy {
+    Agent,
+    Model,
+    Tool,
+}
+
+impl LatencyBy {
+    fn as_str(&self) -> &'static str {
+        match self {
+            LatencyBy::Agent => "agent",
+            LatencyBy::Model => "model",
+            LatencyBy::Tool => "tool",
+        }
+    }
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -531,6 +558,22 @@ impl Gati {
         let data = wrap("days", self.backend.tokens_timeline(query).await?);
         let timeline: TokensTimeline = view(&data, "tokens per day")?;
         Ok(Answer { summary: timeline.summary(), data }.into())
+    }
+
+    #[tool(
+        description = "Latency percentiles (p50, p95, p99 in ms) of LLM and tool calls per agent, per model or per \
+                       tool, over the last `days` days or a time range and per UTC day, for one agent or all.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<Latency>()
+    )]
+    async fn get_latency(&self, Parameters(args): Parameters<LatencyArgs>) -> Reply {
+        let t = args.timeline;
+        let of = of(t.agent_name.as_deref());
+        let by = args.by.as_ref().map(LatencyBy::as_str);
+        let query = t.range.query().with("days", t.days).with("agent", t.agent_name).with("by", by);
+        let data = self.backend.latency(query).await?;
+        let latency: Latency = view(&data, "latency")?;
+        Ok(Answer { summary: latency.summary(&of), data }.into())
     }
 }
 

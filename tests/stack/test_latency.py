@@ -226,3 +226,24 @@ def test_a_version_4_database_gets_its_histograms_from_its_events(bin_dir, tmp_p
     finally:
         service.stop()
     assert sqlite3.connect(data / "gati.db").execute("PRAGMA user_version").fetchone() == (5,)
+
+
+def test_the_mcp_tool_answers_the_routes_data(bin_dir, backend):
+    from test_mcp_tools import answer, calls, failure
+
+    seeded = seed(random.Random(3))
+    post(backend, seeded.events)
+    by_model, by_agent, of_beta, bad = calls(
+        bin_dir, backend, ("get_latency", {"by": "model", "days": 3}), ("get_latency", {}),
+        ("get_latency", {"by": "tool", "agent_name": "beta", "since": days_ago(2), "until": days_ago(-1)}),
+        ("get_latency", {"since": "not a date"}))
+    summary, data = answer(by_model)
+    assert data == latency(backend, by="model", days=3)
+    assert "gpt-a" in summary and "p95" in summary
+    summary, data = answer(by_agent)
+    assert data == latency(backend)
+    assert data["by"] == "agent" and sorted(by_name(data)) == ["alpha", "beta"]
+    _, data = answer(of_beta)
+    assert data == latency(backend, by="tool", agent="beta", since=days_ago(2), until=days_ago(-1))
+    assert_close(data["total"], seeded.values("tool", agent="beta"), "beta's tools over the MCP")
+    assert "`since`" in failure(bad)
