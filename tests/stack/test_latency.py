@@ -3,6 +3,7 @@ OTLP spans with known latencies across days, agents, models and tools; the route
 checked against the exact nearest-rank percentiles within the error it states."""
 
 import json
+import math
 import random
 import sqlite3
 import urllib.parse
@@ -247,3 +248,44 @@ def test_the_mcp_tool_answers_the_routes_data(bin_dir, backend):
     assert data == latency(backend, by="tool", agent="beta", since=days_ago(2), until=days_ago(-1))
     assert_close(data["total"], seeded.values("tool", agent="beta"), "beta's tools over the MCP")
     assert "`since`" in failure(bad)
+
+
+def shown_duration(ms):
+    """format.js's `duration` of a latency, as the dashboard writes it."""
+    if ms is None:
+        return "—"
+    if ms < 1000:
+        return f"{math.floor(ms + 0.5)} ms"
+    if ms < 60000:
+        return f"{ms / 1000:.1f} s"
+    return None  # not compared: the seed's percentiles stay under a minute
+
+
+def test_the_dashboard_charts_the_routes_percentiles(bin_dir, backend, artifacts):
+    from test_dashboard_interaction import chart_data, paused_page, visit
+    from test_dashboard_pages import dashboard_for
+
+    post(backend, seed(random.Random(9)).events)
+    dashboard = dashboard_for(bin_dir, backend.url)
+    page = paused_page()
+    try:
+        visit(page, dashboard, "/metrics?days=7")
+        page.locator("#chart-latency").scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts / "dashboard-latency.png"), full_page=True)
+        every = latency(backend, by="agent", since=days_ago(6))
+        drawn = chart_data(page, "chart-latency")
+        days = every["total"]["days"]
+        assert drawn["labels"] == [d["date"] for d in days] and len(days) == 7
+        assert drawn["names"] == ["p50", "p95", "p99"]
+        assert drawn["data"] == [[d[key] for d in days] for key in ("p50_ms", "p95_ms", "p99_ms")]
+        assert drawn["empty"] is None
+        for host, by in (("#latency-models", "model"), ("#latency-tools", "tool")):
+            rows = page.eval_on_selector_all(f"{host} tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+            items = latency(backend, by=by, since=days_ago(6))["items"]
+            want = [[s["name"], f"{s['calls']:,}", *(shown_duration(s[k]) for k in ("p50_ms", "p95_ms", "p99_ms"))]
+                    for s in items]
+            assert rows == want, (by, rows, want)
+        assert not page.errors, page.errors
+    finally:
+        page.context.close()
+        dashboard.stop()
