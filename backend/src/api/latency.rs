@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    blocking, error, given,
+    blocking, given,
     params::{DayRange, DaysQuery, RangeQuery},
-    respond, App,
+    refused, respond, App, Refused,
 };
 use crate::{
     model::ErrorBody,
@@ -41,7 +41,12 @@ pub struct Percentiles {
 
 impl From<&Histogram> for Percentiles {
     fn from(h: &Histogram) -> Percentiles {
-        Percentiles { calls: h.calls(), p50_ms: h.percentile(500), p95_ms: h.percentile(950), p99_ms: h.percentile(990) }
+        Percentiles {
+            calls: h.calls(),
+            p50_ms: h.percentile(500),
+            p95_ms: h.percentile(950),
+            p99_ms: h.percentile(990),
+        }
     }
 }
 
@@ -75,13 +80,13 @@ pub struct LatencyReport {
     pub items: Vec<LatencySeries>,
 }
 
-fn by(text: Option<String>) -> Result<By, Response> {
+fn by(text: Option<String>) -> Result<By, Refused> {
     match text.as_deref() {
         None | Some("agent") => Ok(By::Agent),
         Some("model") => Ok(By::Model),
         Some("tool") => Ok(By::Tool),
         Some(other) => {
-            Err(error(StatusCode::BAD_REQUEST, format!("`by` must be agent, model or tool, got {other:?}")))
+            Err(refused(StatusCode::BAD_REQUEST, format!("`by` must be agent, model or tool, got {other:?}")))
         }
     }
 }
@@ -119,7 +124,7 @@ fn series(name: &str, days: &Latencies, dates: &[String]) -> LatencySeries {
 pub async fn latency(State(app): State<App>, Query(q): Query<LatencyQuery>, days: DayRange) -> Response {
     let by = match by(given(&q.by)) {
         Ok(by) => by,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let agent = given(&q.agent);
     let store = app.store;

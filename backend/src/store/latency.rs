@@ -124,15 +124,21 @@ impl Histogram {
         blob
     }
 
+    #[cfg(test)]
     fn from_blob(blob: &[u8]) -> Histogram {
         let mut h = Histogram::default();
+        h.add_blob(blob);
+        h
+    }
+
+    /// Adds a stored histogram to this one (a torn last pair is left out).
+    fn add_blob(&mut self, blob: &[u8]) {
         for pair in blob.chunks_exact(10) {
             let b = u16::from_le_bytes([pair[0], pair[1]]);
             let n = u64::from_le_bytes(pair[2..].try_into().expect("eight bytes"));
-            let count = h.counts.entry(b).or_default();
+            let count = self.counts.entry(b).or_default();
             *count = count.saturating_add(n);
         }
-        h
     }
 }
 
@@ -161,7 +167,14 @@ impl BatchLatency {
 
     /// A call at `timestamp` of `agent`: of `model` if it names one, a tool call if `tool_data`
     /// (its `data`) is given; nothing unless it took `ms`.
-    fn add_call(&mut self, timestamp: &str, agent: &str, model: Option<&str>, tool_data: Option<&str>, ms: Option<f64>) {
+    fn add_call(
+        &mut self,
+        timestamp: &str,
+        agent: &str,
+        model: Option<&str>,
+        tool_data: Option<&str>,
+        ms: Option<f64>,
+    ) {
         let Some(ms) = ms.filter(|ms| bucket(*ms).is_some()) else { return };
         if model.is_none() && tool_data.is_none() {
             return;
@@ -191,7 +204,7 @@ impl BatchLatency {
         for ((d, agent, by, name), mut h) in self.days {
             let stored = read.query_map(params![d, agent, by.as_str(), name], |r| r.get::<_, Vec<u8>>(0))?;
             for blob in stored {
-                h.merge(&Histogram::from_blob(&blob?));
+                h.add_blob(&blob?);
             }
             let calls = i64::try_from(h.calls()).unwrap_or(i64::MAX);
             write.execute(params![d, agent, by.as_str(), name, calls, h.to_blob()])?;
@@ -228,9 +241,12 @@ pub fn recompute_days(tx: &Transaction, agent: &str, first: &str, last: &str) ->
         .execute(params![agent, first, last])?;
     let mut batch = BatchLatency::default();
     let args = [Sql::Text(agent.into()), Sql::Text(first.into()), Sql::Text(last.into())];
-    add_events(tx, "agent_name = ?1 AND timestamp >= ?2 AND timestamp < date(?3, '+1 day')", &args, |t, a, m, d, ms| {
-        batch.add_call(t, a, m, d, ms)
-    })?;
+    add_events(
+        tx,
+        "agent_name = ?1 AND timestamp >= ?2 AND timestamp < date(?3, '+1 day')",
+        &args,
+        |t, a, m, d, ms| batch.add_call(t, a, m, d, ms),
+    )?;
     batch.apply(tx)
 }
 
@@ -279,13 +295,11 @@ impl Store {
         self.read(|conn| {
             let ((from, to), edges) = split(range);
             let mut out: BTreeMap<String, Latencies> = BTreeMap::new();
-            let mut put = |name: &str, date: &str, h: &Histogram| {
-                let entry = out.entry(name.to_string()).or_insert_with(|| Latencies { name: name.into(), ..Default::default() });
-                entry.days.entry(date.to_string()).or_default().merge(h);
-            };
             let mut conditions = vec!["kind = ?".to_string()];
             let mut args = vec![Sql::Text(by.as_str().into())];
-            for (condition, value) in [("day >= ?", &from), ("day < ?", &to), ("agent_name = ?", &agent.map(String::from))] {
+            for (condition, value) in
+                [("day >= ?", &from), ("day < ?", &to), ("agent_name = ?", &agent.map(String::from))]
+            {
                 if let Some(value) = value {
                     conditions.push(condition.into());
                     args.push(Sql::Text(value.clone()));
@@ -298,7 +312,7 @@ impl Store {
             let mut rows = stmt.query(params_from_iter(&args))?;
             while let Some(r) = rows.next()? {
                 let (name, date, blob): (String, String, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
-                put(&name, &date, &Histogram::from_blob(&blob));
+                day_of(&mut out, &name, &date).add_blob(&blob);
             }
             for (since, until) in edges {
                 let mut batch = BatchLatency::default();
@@ -311,13 +325,19 @@ impl Store {
                 add_events(conn, &condition, &args, |t, a, m, d, ms| batch.add_call(t, a, m, d, ms))?;
                 for ((date, _, kind, name), h) in &batch.days {
                     if *kind == by {
-                        put(name, date, h);
+                        day_of(&mut out, name, date).merge(h);
                     }
                 }
             }
             Ok(out.into_values().collect())
         })
     }
+}
+
+/// `name`'s histogram of `date` in `out`, made if missing.
+fn day_of<'a>(out: &'a mut BTreeMap<String, Latencies>, name: &str, date: &str) -> &'a mut Histogram {
+    let entry = out.entry(name.to_string()).or_insert_with(|| Latencies { name: name.into(), ..Default::default() });
+    entry.days.entry(date.to_string()).or_default()
 }
 
 /// Every stored histogram that differs from the one computed from the events, as text.
