@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use crate::{
     ingest::{parse_batch, BatchError},
     model::{Event, Run, RunStatus, TraceNode},
-    store::{EventFilter, Page, Range, RenameError, RunFilter, Store},
+    store::{By, EventFilter, Histogram, Page, Range, RenameError, RunFilter, Store},
 };
 
 const ALL: Page = Page { limit: 1000, offset: 0 };
@@ -67,6 +67,12 @@ impl Spec {
         }
         if self.error {
             data["status"] = json!("error");
+        }
+        // Two models and two tools, for the latency histograms.
+        match KINDS[self.kind] {
+            "llm_call" => data["model"] = json!(format!("m{}", self.id % 2)),
+            "tool_call" => data["tool_name"] = json!(format!("t{}", self.id % 2)),
+            _ => {}
         }
         json!({
             "event_id": format!("e{}", self.id), "run_id": format!("r{}", self.run),
@@ -388,6 +394,44 @@ fn totals_agree(store: &Store) -> Result<(), TestCaseError> {
             prop_assert!(kept.equals(&sums), "metrics of {} over {:?}: {:?}, events: {:?}", t.agent, range, kept, sums);
         }
         prop_assert!(want.is_empty(), "metrics over {:?} leave out {:?}", range, want.keys());
+        latency_agrees(store, &events, &range, bounds)?;
+    }
+    Ok(())
+}
+
+/// The latency histograms over `range` (within `bounds`) against the events' latencies: per
+/// agent (its LLM and tool calls), per model and per tool.
+fn latency_agrees(
+    store: &Store,
+    events: &[Event],
+    range: &Range,
+    bounds: Option<(&str, &str)>,
+) -> Result<(), TestCaseError> {
+    for by in [By::Agent, By::Model, By::Tool] {
+        let mut want: BTreeMap<(String, String), Histogram> = BTreeMap::new();
+        for e in events {
+            let (Some(ms), true) = (e.duration_ms, bounds.is_none_or(|(s, u)| *e.timestamp >= *s && *e.timestamp < *u))
+            else {
+                continue;
+            };
+            let tool = (e.event_type == "tool_call").then(|| e.data["tool_name"].as_str()).flatten();
+            let name = match by {
+                By::Agent if e.model.is_some() || e.event_type == "tool_call" => Some(e.agent_name.as_str()),
+                By::Model => e.model.as_deref(),
+                By::Tool => tool,
+                By::Agent => None,
+            };
+            if let Some(name) = name {
+                want.entry((name.to_string(), e.timestamp[..10].to_string())).or_default().add(ms);
+            }
+        }
+        let mut kept: BTreeMap<(String, String), Histogram> = BTreeMap::new();
+        for l in store.latency(range, None, by).map_err(server)? {
+            for (date, h) in l.days {
+                kept.insert((l.name.clone(), date), h);
+            }
+        }
+        prop_assert_eq!(kept, want, "latency by {:?} over {:?}", by, range);
     }
     Ok(())
 }

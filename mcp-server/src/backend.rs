@@ -129,6 +129,10 @@ impl Backend {
         self.get("/api/metrics/models", query).await
     }
 
+    pub async fn latency(&self, query: Query) -> Result<Value, Failure> {
+        self.get("/api/metrics/latency", query).await
+    }
+
     async fn get(&self, path: &str, query: Query) -> Result<Value, Failure> {
         self.send(Method::GET, path, query, None).await.map(|(answer, _)| answer)
     }

@@ -25,6 +25,7 @@ use crate::{
     answers::{
         agents::{AgentList, AgentMetrics, AgentsComparison},
         events::{EventList, EventWithChildren},
+        latency::Latency,
         metrics::{CostTimeline, GlobalMetrics, ModelCosts, Summary, TokensTimeline},
         runs::{ExecutionTrace, Run, RunComparison, RunList, RunTimeline},
         schema,
@@ -203,6 +204,32 @@ pub struct SessionArgs {
     pub session_id: String,
     #[serde(flatten)]
     pub page: PageArgs,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct LatencyArgs {
+    /// What the percentiles are per: `agent` (its LLM and tool calls; the default), `model` or `tool`.
+    pub by: Option<LatencyBy>,
+    #[serde(flatten)]
+    pub timeline: TimelineArgs,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LatencyBy {
+    Agent,
+    Model,
+    Tool,
+}
+
+impl LatencyBy {
+    fn as_str(&self) -> &'static str {
+        match self {
+            LatencyBy::Agent => "agent",
+            LatencyBy::Model => "model",
+            LatencyBy::Tool => "tool",
+        }
+    }
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -584,6 +611,22 @@ impl Gati {
         let data = self.backend.session(&args.session_id, page(args.page)).await?;
         let session: SessionDetail = view(&data, "the session")?;
         Ok(Answer { summary: session.summary(), data }.into())
+    }
+
+    #[tool(
+        description = "Latency percentiles (p50, p95, p99 in ms) of LLM and tool calls per agent, per model or per \
+                       tool, over the last `days` days or a time range and per UTC day, for one agent or all.",
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<Latency>()
+    )]
+    async fn get_latency(&self, Parameters(args): Parameters<LatencyArgs>) -> Reply {
+        let t = args.timeline;
+        let of = of(t.agent_name.as_deref());
+        let by = args.by.as_ref().map(LatencyBy::as_str);
+        let query = t.range.query().with("days", t.days).with("agent", t.agent_name).with("by", by);
+        let data = self.backend.latency(query).await?;
+        let latency: Latency = view(&data, "latency")?;
+        Ok(Answer { summary: latency.summary(&of), data }.into())
     }
 }
 

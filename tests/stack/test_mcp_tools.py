@@ -34,7 +34,7 @@ READ_TOOLS = {
     "compare_runs", "search_events", "get_cost_breakdown", "get_global_metrics", "get_event_details",
     # ours
     "get_run", "get_summary", "get_event", "compare_agents", "get_cost_timeline", "get_tokens_timeline",
-    "list_sessions", "get_session",
+    "list_sessions", "get_session", "get_latency",
 }
 WRITE_TOOLS = {"rename_run", "delete_run", "delete_agent"}
 REQUIRED = {

@@ -468,4 +468,4 @@ def test_a_database_of_the_previous_schema_is_migrated_and_searchable(bin_dir, t
         assert get(service, "/api/agents/old-bot")["total_events"] == 4
     finally:
         service.stop()
-    assert sqlite3.connect(data / "gati.db").execute("PRAGMA user_version").fetchone() == (5,)
+    assert sqlite3.connect(data / "gati.db").execute("PRAGMA user_version").fetchone() == (6,)

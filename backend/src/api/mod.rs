@@ -9,6 +9,7 @@
 
 mod agents;
 mod events;
+mod latency;
 mod metrics;
 mod otlp;
 mod params;
@@ -84,6 +85,7 @@ pub fn router(app: App, guard: LocalGuard) -> Router {
         .routes(routes!(metrics::models))
         .routes(routes!(sessions::list_sessions))
         .routes(routes!(sessions::get_session))
+        .routes(routes!(latency::latency))
         .with_state(app)
         .split_for_parts();
     let document = Arc::new(doc.to_json().expect("the OpenAPI document is JSON"));

@@ -41,6 +41,7 @@ impl Store {
                 tx.execute("DELETE FROM events WHERE agent_name = ?1", [name])?;
                 tx.execute("DELETE FROM runs WHERE agent_name = ?1", [name])?;
                 tx.execute("DELETE FROM daily_totals WHERE agent_name = ?1", [name])?;
+                tx.execute("DELETE FROM daily_latency WHERE agent_name = ?1", [name])?;
                 tx.execute("DELETE FROM agents WHERE name = ?1", [name])?;
             }
             tx.commit()?;
@@ -61,5 +62,5 @@ pub(super) fn forget_agents_without_runs(tx: &Transaction) -> rusqlite::Result<(
         "DELETE FROM daily_totals WHERE NOT EXISTS (SELECT 1 FROM agents WHERE agents.name = daily_totals.agent_name)",
     )?
     .execute([])?;
-    Ok(())
+    super::latency::forget_missing_agents(tx)
 }

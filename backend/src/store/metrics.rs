@@ -129,7 +129,7 @@ pub fn next_day(day: &str) -> String {
 /// its edges, as [since, until) pairs of timestamps.
 type Split = ((Option<String>, Option<String>), Vec<(String, String)>);
 
-fn split(range: &Range) -> Split {
+pub(super) fn split(range: &Range) -> Split {
     let mut edges = Vec::new();
     let from = range.since.as_ref().map(|since| match midnight(since) {
         (day, true) => day,

@@ -12,6 +12,7 @@
 mod agents;
 mod events;
 mod indexer;
+mod latency;
 mod metrics;
 mod rows;
 mod runs;
@@ -34,6 +35,7 @@ use rusqlite::{functions::FunctionFlags, Connection, OpenFlags};
 #[cfg(test)]
 use serde_json::Value;
 
+pub use latency::{By, Histogram, Latencies, RELATIVE_ERROR};
 pub use metrics::{Day, Range, Totals};
 pub use runs::{Found, RenameError, RunFilter};
 #[cfg(test)]

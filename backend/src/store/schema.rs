@@ -10,15 +10,15 @@
 use rusqlite::{params, Connection, Transaction};
 use serde_json::Value;
 
-use super::totals;
+use super::{latency, totals};
 use crate::ingest;
 
 /// `PRAGMA user_version` of this schema: 1 once every event's metrics columns are filled, 2
 /// once every event is stored under its run's agent, 3 once totals, models and the search index
 /// are kept as events arrive, 4 once event ids are never reused (the indexer's high-water mark
 /// relies on it) and the index folds case and diacritics beyond ASCII, 5 once each run knows
-/// its session.
-pub const SCHEMA_VERSION: i64 = 5;
+/// its session, 6 once latency histograms are kept.
+pub const SCHEMA_VERSION: i64 = 6;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS agents (
@@ -190,6 +190,7 @@ pub fn open(conn: &mut Connection) -> rusqlite::Result<()> {
     // An events table of an older version keeps its shape until version 3 rebuilds it; the
     // columns the migrations before fill are added first.
     tx.execute_batch(&tables())?;
+    tx.execute_batch(latency::TABLE)?;
     add_columns(&tx, &ADDED_COLUMNS)?;
     add_columns(&tx, &TOTALS_COLUMNS)?;
     for (column, kind, expression) in [("duration_ms", "REAL", DURATION_MS), ("status", "TEXT", STATUS)] {
@@ -212,6 +213,9 @@ pub fn open(conn: &mut Connection) -> rusqlite::Result<()> {
         to_version_3(&tx)?;
     } else if version == 3 {
         to_version_4(&tx)?;
+    }
+    if version < 6 {
+        to_version_6(&tx)?;
     }
     tx.execute_batch(INDEXES)?;
     if version < 5 {
@@ -338,6 +342,12 @@ fn to_version_5(tx: &Transaction) -> rusqlite::Result<()> {
             ORDER BY e.timestamp, e.id LIMIT 1)
          WHERE session_id IS NULL",
     )
+}
+
+/// Version 6: latency histograms per day, agent, model and tool (`daily_latency`, see
+/// `latency`), from the events stored.
+fn to_version_6(tx: &Transaction) -> rusqlite::Result<()> {
+    latency::recompute_all(tx)
 }
 
 /// The refusal to open a database a newer gati wrote: its schema may mean what this binary

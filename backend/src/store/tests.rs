@@ -87,6 +87,7 @@ fn disagreements(store: &Store) -> Vec<String> {
             if indexed != events {
                 out.push(format!("the search index holds {indexed} rows for {events} events"));
             }
+            out.extend(super::latency::disagreements(conn)?);
             Ok(out)
         })
         .unwrap()

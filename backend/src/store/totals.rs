@@ -282,7 +282,7 @@ pub fn recompute_agent(tx: &Transaction, agent: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// An agent's daily totals from `first` to `last` (days, inclusive), from its events.
+/// An agent's daily totals and latencies from `first` to `last` (days, inclusive), from its events.
 pub fn recompute_days(tx: &Transaction, agent: &str, first: &str, last: &str) -> rusqlite::Result<()> {
     let (first, last) = (day(first), day(last));
     tx.prepare_cached("DELETE FROM daily_totals WHERE agent_name = ?1 AND day >= ?2 AND day <= ?3")?
@@ -291,7 +291,7 @@ pub fn recompute_days(tx: &Transaction, agent: &str, first: &str, last: &str) ->
         "{DAYS_FROM_EVENTS} WHERE agent_name = ?1 AND timestamp >= ?2 AND timestamp < date(?3, '+1 day') GROUP BY 1, 3"
     ))?
     .execute(params![agent, first, last])?;
-    Ok(())
+    super::latency::recompute_days(tx, agent, first, last)
 }
 
 /// Every total, from the events (a migration's last step).

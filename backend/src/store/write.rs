@@ -8,7 +8,7 @@ use std::{
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::Value;
 
-use super::{agents::forget_agents_without_runs, lock, totals, Store};
+use super::{agents::forget_agents_without_runs, latency, lock, totals, Store};
 use crate::ingest::Event as Incoming;
 
 /// At most this many events go to disk in one transaction.
@@ -123,6 +123,7 @@ fn write_batch(tx: &Transaction, batch: &[Incoming]) -> rusqlite::Result<(usize,
     }
     join_sessions(tx, &events)?;
     let mut sums = totals::BatchTotals::default();
+    let mut latencies = latency::BatchLatency::default();
     let mut stored = 0;
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO events (event_id, run_id, agent_name, event_type, timestamp,
@@ -155,10 +156,12 @@ fn write_batch(tx: &Transaction, batch: &[Incoming]) -> rusqlite::Result<(usize,
         ])?;
         if inserted == 1 {
             sums.add(e, agent);
+            latencies.add(e, agent);
             stored += 1;
         }
     }
     sums.apply(tx)?;
+    latencies.apply(tx)?;
     Ok((stored, batch.len() - stored))
 }
 

@@ -8,6 +8,7 @@
 
 pub mod agents;
 pub mod events;
+pub mod latency;
 pub mod metrics;
 pub mod runs;
 pub mod sessions;

@@ -1,11 +1,12 @@
 // Metrics over a time range: summary cards, cost and tokens per day, activity, runs, cost and
-// errors per agent, top agents, cost per model. Every number and day bucket is the backend's;
-// the range is `days` (7, 14, 30, 60, 90) or a custom `since`..`until` (dates, both included).
+// errors per agent, top agents, cost per model, latency percentiles (latency.js). Every number
+// and day bucket is the backend's; the range is `days` (7, 14, 30, 60, 90) or a custom `since`..`until` (dates, both included).
 import { el } from "../dom.js";
 import { get, query } from "../api.js";
 import { count, duration, errors, money, utcDay } from "../format.js";
 import { cards, section, table } from "../ui.js";
 import { chart, dayAxis, loadChartJs, palette } from "../charts.js";
+import { drawLatency, latencyView, loadLatency } from "./latency.js";
 
 export const PRESETS = [7, 14, 30, 60, 90];
 const DEFAULT_DAYS = 30;
@@ -29,18 +30,19 @@ export const metricsPage = {
   async load(route) {
     const range = rangeOf(route.query);
     const p = range.params;
-    const [summary, cost, tokensByDay, activity, agents, models] = await Promise.all([
+    const [summary, cost, tokensByDay, activity, agents, models, latency] = await Promise.all([
       get(query("/api/metrics/summary", p)),
       get(query("/api/metrics/cost-timeline", p)),
       get(query("/api/metrics/tokens-timeline", p)),
       get(query("/api/metrics/timeline", p)),
       get(query("/api/metrics/agents-comparison", p)),
       get(query("/api/metrics/models", p)),
+      loadLatency(p),
       loadChartJs(),
     ]);
-    return { range, summary, cost, tokensByDay, activity, agents, models };
+    return { range, summary, cost, tokensByDay, activity, agents, models, latency };
   },
-  view({ range, summary: s, cost, tokensByDay, activity, agents, models }) {
+  view({ range, summary: s, cost, tokensByDay, activity, agents, models, latency }) {
     const avgTokens = (s.avg_tokens_in_per_run ?? 0) + (s.avg_tokens_out_per_run ?? 0);
     const span = range.custom ? `${range.since} to ${range.until || "today"}` : `the last ${range.days} days`;
     const chartBox = (id, label) => el("div", { class: "chart-box", id, "data-keep": "", "aria-label": label });
@@ -86,10 +88,11 @@ export const metricsPage = {
           section("Agent comparison", table(["Agent", "Runs", "Cost", "Avg cost / run", "Tokens", "Errors"],
             agents.map((a) => [agentLink(a.agent_name), count(a.runs), money(a.cost), money(a.avg_cost_per_run),
               count(a.total_tokens), errors(a.errors)]), { empty: "No agent was active in this range.", keys: agents.map((a) => a.agent_name) }))),
+        latencyView(latency, chartBox),
       ),
     };
   },
-  after({ cost, tokensByDay, activity, agents, models }) {
+  after({ cost, tokensByDay, activity, agents, models, latency }) {
     const [c1, c2, c3, c4, c5, c6] = palette();
     const bad = getComputedStyle(document.documentElement).getPropertyValue("--bad").trim();
     const days = (rows) => rows.map((d) => d.date ?? String(d.timestamp).slice(0, 10));
@@ -148,6 +151,7 @@ export const metricsPage = {
       data: { labels: topModels.map((m) => m.model ?? "unknown"), datasets: [{ label: "Cost", data: topModels.map((m) => m.cost), backgroundColor: c6, maxBarThickness: 26 }] },
       options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: money$, y: {} } },
     });
+    drawLatency(latency);
   },
 };
 
