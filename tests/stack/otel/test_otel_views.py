@@ -18,7 +18,7 @@ from agent import AGENT, SESSION  # noqa: E402
 from gati_testing import Service  # noqa: E402
 from otel_helpers import RUNS, run_agent  # noqa: E402
 from test_dashboard_interaction import go, money, paused_page  # noqa: E402
-from test_dashboard_pages import dashboard_for, settle  # noqa: E402
+from test_dashboard_pages import chromium, dashboard_for, settle  # noqa: E402,F401 (chromium: a fixture)
 from test_mcp_tools import answer, calls, route, usd  # noqa: E402
 
 NAMES = [name for name, _, _ in RUNS]
@@ -107,7 +107,8 @@ def page():
 
 
 def texts(locator):
-    return [t.strip() for t in locator.all_inner_texts()]
+    """The text of each element, as written (inner text would follow the style's capitals)."""
+    return [t.strip() for t in locator.all_text_contents()]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -130,7 +131,7 @@ def test_the_dashboard_shows_each_librarys_run_as_a_tree(chromium, exported, pag
         facts = page.locator(f"li[data-event-id='{e['event_id']}'] > .event-row .event-facts").inner_text()
         assert facts.startswith(f"{e['total_tokens']} tokens · {money(e['cost'])} · "), facts
     totals = dict(zip(texts(page.locator(".run-totals dt")), texts(page.locator(".run-totals dd"))))
-    assert totals["Tokens"].replace("\n", " ") == f"{run['total_tokens']} ({run['tokens_in']} in / {run['tokens_out']} out)"
+    assert totals["Tokens"] == f"{run['total_tokens']} ({run['tokens_in']} in / {run['tokens_out']} out)"
     assert totals["Cost"] == money(run["total_cost"]) and totals["Events"] == str(run["event_count"]), totals
 
     # Each LLM call's detail: its model and tokens.
