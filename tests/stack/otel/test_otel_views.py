@@ -33,7 +33,8 @@ def exported(bin_dir, tmp_path_factory):
     stub = openai_stub.serve()
     openai_url = f"http://127.0.0.1:{stub.server_address[1]}/v1"
     with ThreadPoolExecutor(max_workers=len(RUNS)) as pool:
-        traces = list(pool.map(lambda run: run_agent(run[1], openai_url, backend.url, run[2], by_environment=True), RUNS))
+        traces = list(pool.map(lambda run: run_agent(run[1], openai_url, backend.url, run[2], by_environment=True),
+                               RUNS))
     stub.shutdown()
     dashboard = dashboard_for(bin_dir, backend.url)
     yield backend, dashboard, dict(zip(NAMES, traces))
@@ -126,7 +127,8 @@ def test_the_dashboard_shows_each_librarys_run_as_a_tree(chromium, exported, pag
     below = root.locator("> ol.children > li.event")
     assert [li.get_attribute("data-event-id") for li in below.all()] == [c["event_id"] for c in top["children"]]
     assert texts(below.locator("> .event-row .event-name")) == [openai_stub.MODEL, "get_weather", openai_stub.MODEL]
-    assert root.locator(f"> ol.children > li[data-event-id='{tool['event_id']}']").count() == 1, "the tool is under its parent"
+    tool_row = root.locator(f"> ol.children > li[data-event-id='{tool['event_id']}']")
+    assert tool_row.count() == 1, "the tool is under its parent"
     for e in llm:
         facts = page.locator(f"li[data-event-id='{e['event_id']}'] > .event-row .event-facts").inner_text()
         assert facts.startswith(f"{e['total_tokens']} tokens · {money(e['cost'])} · "), facts
@@ -139,7 +141,8 @@ def test_the_dashboard_shows_each_librarys_run_as_a_tree(chromium, exported, pag
         n = go(page, lambda: page.click(f"li[data-event-id='{e['event_id']}'] > .event-row .event-name"), n)
         detail = page.locator("aside.detail")
         facts = dict(zip(texts(detail.locator(".facts dt")), texts(detail.locator(".facts dd"))))
-        assert (facts["Model"], facts["Tokens in"], facts["Tokens out"]) == (openai_stub.MODEL, str(tokens_in), str(tokens_out))
+        assert (facts["Model"], facts["Tokens in"], facts["Tokens out"]) == (openai_stub.MODEL, str(tokens_in),
+                                                                             str(tokens_out))
         assert facts["Cost"] == money(e["cost"]) and facts["Parent"] == top["event_id"], facts
     page.screenshot(path=str(artifacts / f"dashboard-otel-run-{name}.png"), full_page=True)
 
@@ -151,10 +154,10 @@ def test_the_dashboard_shows_each_librarys_run_as_a_tree(chromium, exported, pag
 def test_the_dashboard_lists_the_libraries_agent(chromium, exported, page):
     backend, dashboard, _ = exported
     (agent,) = route(backend, "/api/agents")
-    assert (agent["name"], agent["run_count"]) == (AGENT, len(RUNS))
+    assert (agent["name"], agent["run_count"], agent["total_tokens"]) == (AGENT, len(RUNS), len(RUNS) * (106 + 26))
     page.goto(f"{dashboard.url}/#/")
     settle(page)
     (row,) = page.locator("tbody tr").all()
     cells = texts(row.locator("td"))
-    assert cells[0] == AGENT and cells[1] == str(len(RUNS)), cells
+    assert cells[:3] == [AGENT, str(len(RUNS)), str(agent["event_count"])], cells
     assert cells[4] == money(agent["total_cost"]) and cells[3].startswith(f"{agent['total_tokens']}"), cells
