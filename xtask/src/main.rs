@@ -13,7 +13,7 @@
 //!     cargo xtask yank VERSION --reason "…" [--undo] [--yes] [--dry-run]
 //!     cargo xtask doctor [--json]
 //!     cargo xtask lint
-//!     cargo xtask bench <images [--rounds N]|release>
+//!     cargo xtask bench <images [--rounds N]|release|backend [--events N] [--otlp] [--against phoenix]>
 //!
 //! DESCRIPTION
 //!     Runs from anywhere in the repository: the shell moves to the workspace root first.
