@@ -1,6 +1,3 @@
-# NOT COLLECTED (not named test_*): this scenario failed at its second release, on a real bug
-# found by it: 0.1.2's mcp-server linux/arm64 image carried the SBOM and provenance of 0.1.1's
-# binary, so verify refused it. Rename back to test_yank.py once that is fixed (see the stop-26 note).
 """`cargo xtask yank`, against the Docker-Hub-like registry and the PyPI-like index, with two
 releases (0.1.1, then 0.1.2) in a copy of the repository whose origin is a bare repository:
 the yank of 0.1.2, interrupted (SIGKILL) after its first tag move and run again from a fresh
