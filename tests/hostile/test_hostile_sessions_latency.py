@@ -50,3 +50,19 @@ def test_odd_session_ids_are_stored_as_sent_or_refused(backend):
     assert status == 400 and "UTF-8" in body["error"], body
     status, body = get(backend, "/api/sessions/" + "x" * 300)
     assert status == 400 and "256 bytes" in body["error"], body
+
+
+def test_a_range_on_the_last_day_of_year_9999_counts_nothing_else_and_ends(backend):
+    # The day after 9999-12-31 written as text ("+10000-01-01") sorted before every day: a
+    # timeline ending then never ended, a range inside it counted every day before.
+    post(backend, [tool_call(1, ms=5)])
+    inside = "since=9999-12-31T23:00:00Z&until=9999-12-31T23:30:00Z"
+    status, summary = get(backend, "/api/metrics/summary?" + inside)
+    assert (status, summary["total_events"], summary["total_tokens_in"]) == (200, 0, 0), summary
+    status, latency = get(backend, "/api/metrics/latency?by=tool&" + inside)
+    assert (status, latency["items"], latency["item_count"]) == (200, [], 0), latency
+    for path in ["/api/metrics/timeline", "/api/metrics/cost-timeline", "/api/metrics/latency"]:
+        status, body = request("GET", backend.url + path + "?since=9999-12-30&until=9999-12-31T23:00:00Z", timeout=20)
+        assert status == 200, (path, body)
+    status, body = get(backend, "/api/metrics/timeline?since=9999-12-30&until=9999-12-31T23:00:00Z")
+    assert [d["date"] for d in body] == ["9999-12-30", "9999-12-31"], body
