@@ -66,3 +66,11 @@ def test_a_range_on_the_last_day_of_year_9999_counts_nothing_else_and_ends(backe
         assert status == 200, (path, body)
     status, body = get(backend, "/api/metrics/timeline?since=9999-12-30&until=9999-12-31T23:00:00Z")
     assert [d["date"] for d in body] == ["9999-12-30", "9999-12-31"], body
+
+
+def test_a_range_of_days_never_starts_before_year_1(backend):
+    for path in ["/api/metrics/latency", "/api/metrics/timeline"]:
+        status, body = get(backend, path + "?until=0001-01-02")
+        assert status == 400 and "0001-01-01" in body["error"], (path, body)
+        status, body = get(backend, path + "?until=0001-01-02&days=1")
+        assert status == 200, (path, body)
