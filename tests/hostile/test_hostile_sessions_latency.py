@@ -74,3 +74,15 @@ def test_a_range_of_days_never_starts_before_year_1(backend):
         assert status == 400 and "0001-01-01" in body["error"], (path, body)
         status, body = get(backend, path + "?until=0001-01-02&days=1")
         assert status == 200, (path, body)
+
+
+def test_an_otlp_session_id_blank_once_cut_names_no_session(backend):
+    from test_hostile_otlp import export, span
+
+    # 256 spaces then a letter: cut to 256 bytes it is blank, which a native event's is not taken as.
+    blank = span("ab" * 16, "cd" * 8, "root", attributes=[("gen_ai.conversation.id", " " * 256 + "x")])
+    kept = span("ef" * 16, "cd" * 8, "root", attributes=[("gen_ai.conversation.id", "  s  ")])
+    status, body = request("POST", backend.url + "/v1/traces", export(blank, kept))
+    assert status == 200, body
+    status, body = get(backend, "/api/sessions")
+    assert status == 200 and [s["session_id"] for s in body["sessions"]] == ["  s  "], body
