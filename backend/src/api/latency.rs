@@ -76,9 +76,15 @@ pub struct LatencyReport {
     pub relative_error: f64,
     /// Every call counted, whatever it called.
     pub total: LatencySeries,
-    /// Most calls first.
+    /// Most calls first; at most [`MAX_ITEMS`].
     pub items: Vec<LatencySeries>,
+    /// How many agents, models or tools had calls in the range, `items` or not.
+    pub item_count: usize,
 }
+
+/// The most series `items` holds (those with most calls): each has a day per date of the
+/// range, so many names over years would otherwise answer gigabytes.
+pub const MAX_ITEMS: usize = 100;
 
 fn by(text: Option<String>) -> Result<By, Refused> {
     match text.as_deref() {
@@ -138,8 +144,11 @@ pub async fn latency(State(app): State<App>, Query(q): Query<LatencyQuery>, days
             }
         }
         let dates = dates(&days.first, &days.last);
-        let mut items: Vec<LatencySeries> = names.iter().map(|l| series(&l.name, l, &dates)).collect();
-        items.sort_by(|a, b| b.percentiles.calls.cmp(&a.percentiles.calls).then_with(|| a.name.cmp(&b.name)));
+        // Ranked before any series is built, so that only the kept ones take a day per date.
+        let mut ranked: Vec<(u64, &Latencies)> =
+            names.iter().map(|l| (l.days.values().fold(0, |sum: u64, h| sum.saturating_add(h.calls())), l)).collect();
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
+        let items = ranked.iter().take(MAX_ITEMS).map(|(_, l)| series(&l.name, l, &dates)).collect();
         LatencyReport {
             by: by.as_str().into(),
             since: days.range.since.clone(),
@@ -147,6 +156,7 @@ pub async fn latency(State(app): State<App>, Query(q): Query<LatencyQuery>, days
             relative_error: RELATIVE_ERROR,
             total: series("all", &all, &dates),
             items,
+            item_count: names.len(),
         }
     }))
 }

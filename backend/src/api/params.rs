@@ -8,7 +8,7 @@ use axum::{
     http::{request::Parts, StatusCode},
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, Days, NaiveDate};
+use chrono::{DateTime, Datelike, Days, NaiveDate};
 use serde::{de::DeserializeOwned, Deserialize};
 use utoipa::IntoParams;
 
@@ -203,7 +203,8 @@ fn day_range(days: u64, given_range: Range) -> Result<DayRange, Refused> {
     };
     let since = match given_range.since.clone() {
         Some(since) => since,
-        None => midnight(last.checked_sub_days(Days::new(days - 1)).ok_or_else(too_early)?),
+        // Not before year 1: chrono has a year 0, which gati stores none of.
+        None => midnight(last.checked_sub_days(Days::new(days - 1)).filter(|d| d.year() >= 1).ok_or_else(too_early)?),
     };
     let first = day_of(&since);
     if (last - first).num_days() as u64 >= MAX_DAYS {

@@ -187,8 +187,9 @@ pub fn map_request(request: &ExportTraceServiceRequest) -> Mapped {
         if let Some(agent) = attrs.text(AGENT) {
             trace_agents.entry(span.trace_id.clone()).or_insert_with(|| name(agent));
         }
-        if let Some(session) = attrs.text(SESSION) {
-            trace_sessions.entry(span.trace_id.clone()).or_insert_with(|| name(session));
+        // Cut, it may be blank, which names no session (as a native event's blank one).
+        if let Some(session) = attrs.text(SESSION).map(name).filter(|s| !s.trim().is_empty()) {
+            trace_sessions.entry(span.trace_id.clone()).or_insert(session);
         }
     }
     for resource_spans in &request.resource_spans {

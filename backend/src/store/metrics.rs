@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate};
 use rusqlite::{params_from_iter, types::Value as Sql, Connection};
 
 use super::Store;
@@ -117,12 +117,16 @@ fn midnight(timestamp: &str) -> (String, bool) {
     (day.to_string(), timestamp.get(10..).is_none_or(|rest| rest == "T00:00:00.000000Z"))
 }
 
-/// The day after `day` (`2026-01-31` → `2026-02-01`).
+/// The day after `day` (`2026-01-31` → `2026-02-01`), as text that sorts after it: after
+/// 9999-12-31 (the last a range reaches), or what is no day, it is `9999-12-32`, since
+/// `+10000-01-01` sorts before every day (a timeline to it never ended, a range inside it took
+/// in every day).
 pub fn next_day(day: &str) -> String {
     NaiveDate::parse_from_str(day, "%Y-%m-%d")
         .ok()
         .and_then(|d| d.checked_add_days(Days::new(1)))
-        .map_or_else(|| day.to_string(), |d| d.format("%Y-%m-%d").to_string())
+        .filter(|d| d.year() <= 9999)
+        .map_or_else(|| "9999-12-32".to_string(), |d| d.format("%Y-%m-%d").to_string())
 }
 
 /// `range` split into whole days (from, to: `to` exclusive, either open) and the part days at
@@ -357,5 +361,9 @@ mod tests {
         assert_eq!(edges, vec![(at("2026-01-30", "12:00:00"), at("2026-01-30", "13:00:00"))]);
         assert_eq!(next_day("2024-02-28"), "2024-02-29");
         assert_eq!(next_day("2026-12-31"), "2027-01-01");
+        assert!(next_day("9999-12-31").as_str() > "9999-12-31", "{}", next_day("9999-12-31"));
+        let last = range(Some(&at("9999-12-31", "23:00:00")), Some(&at("9999-12-31", "23:30:00")));
+        let ((from, to), _) = split(&last);
+        assert_eq!(from, to, "no whole day inside the last one");
     }
 }

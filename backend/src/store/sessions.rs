@@ -191,4 +191,33 @@ mod tests {
         assert_eq!((total, sessions[0].session_id.as_str(), sessions[0].run_count), (1, "s", 2));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn a_run_is_in_the_session_of_its_earliest_event_whatever_order_they_arrive_in() {
+        let dir = std::env::temp_dir().join(format!("gati-sessions-order-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("gati.db")).unwrap();
+        let early = |run: &str| event(&format!("{run}-early"), run, Some("first"), "2026-01-01T00:00:00Z", json!({}));
+        let late = |run: &str| event(&format!("{run}-late"), run, Some("second"), "2026-01-01T00:05:00Z", json!({}));
+        // In order, late first in separate batches, late first in one batch.
+        ingest(&store, json!([early("r1")]));
+        ingest(&store, json!([late("r1")]));
+        ingest(&store, json!([late("r2")]));
+        ingest(&store, json!([early("r2")]));
+        ingest(&store, json!([late("r3"), early("r3")]));
+        let runs = |store: &Store| {
+            let (session, turns) = store.session("first", ALL).unwrap().unwrap();
+            (session.run_count, turns.into_iter().map(|t| t.run.run_id).collect::<Vec<_>>())
+        };
+        let expected = (3, vec!["r1".to_string(), "r2".into(), "r3".into()]);
+        assert_eq!(runs(&store), expected);
+        assert!(store.session("second", ALL).unwrap().is_none());
+        // And as the upgrade from version 4 finds them.
+        store.with(|c| c.execute_batch("UPDATE runs SET session_id = NULL; PRAGMA user_version = 4")).unwrap();
+        drop(store);
+        let store = Store::open(&dir.join("gati.db")).unwrap();
+        assert_eq!(runs(&store), expected);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

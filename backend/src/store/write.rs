@@ -165,17 +165,28 @@ fn write_batch(tx: &Transaction, batch: &[Incoming]) -> rusqlite::Result<(usize,
     Ok((stored, batch.len() - stored))
 }
 
-/// Puts each run of the batch in the session its first new event names, unless it is in one
-/// already: a run belongs to at most one session, whatever order its events come in.
+/// Puts each run of the batch in the session its earliest event that names one says (the first
+/// such of equal timestamps stored): a run belongs to at most one session, the same whatever
+/// order its events come in (and the same as the upgrade to version 5 finds).
 fn join_sessions(tx: &Transaction, events: &[&Incoming]) -> rusqlite::Result<()> {
-    let mut joined = HashSet::new();
-    let mut join = tx.prepare_cached("UPDATE runs SET session_id = ?2 WHERE run_id = ?1 AND session_id IS NULL")?;
-    for e in events {
-        if let Some(session) = &e.session_id {
-            if joined.insert(e.run_id.as_str()) {
-                join.execute(params![e.run_id, session])?;
-            }
+    let mut earliest: HashMap<&str, &Incoming> = HashMap::new();
+    for &e in events.iter().filter(|e| e.session_id.is_some()) {
+        let kept = earliest.entry(e.run_id.as_str()).or_insert(e);
+        if e.timestamp < kept.timestamp {
+            *kept = e;
         }
+    }
+    // A run already in another session moves only if none of its stored events names one as
+    // early: this reads the run's earlier events only when its events name different sessions.
+    let mut join = tx.prepare_cached(
+        "UPDATE runs SET session_id = ?2 WHERE run_id = ?1 AND (session_id IS NULL OR (session_id != ?2
+            AND NOT EXISTS (SELECT 1 FROM events e WHERE e.run_id = ?1 AND e.timestamp <= ?3
+                AND json_valid(e.attributes) AND json_type(e.attributes, '$.session_id') IN ('text', 'integer')
+                AND length(CAST(json_extract(e.attributes, '$.session_id') AS BLOB)) BETWEEN 1 AND 256
+                AND trim(json_extract(e.attributes, '$.session_id')) != '')))",
+    )?;
+    for (run, e) in earliest {
+        join.execute(params![run, e.session_id, e.timestamp])?;
     }
     Ok(())
 }

@@ -16,8 +16,11 @@ pub struct Latency {
     pub relative_error: f64,
     /// Every call counted, whatever it called.
     pub total: Series,
-    /// Most calls first.
+    /// Most calls first; the backend answers at most 100.
     pub items: Vec<Series>,
+    /// How many agents, models or tools had calls, listed in `items` or not.
+    #[serde(default)]
+    pub item_count: usize,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -72,6 +75,14 @@ impl Latency {
         for s in std::iter::once(&self.total).chain(&self.items) {
             let _ = writeln!(text, "| {} | {} |", s.name, s.percentiles.cells());
         }
+        if self.item_count > self.items.len() {
+            let _ = writeln!(
+                text,
+                "\n(The {} with most calls of {}; `all` counts every one.)",
+                self.items.len(),
+                self.item_count
+            );
+        }
         let busy: Vec<String> = self
             .total
             .days
@@ -81,5 +92,26 @@ impl Latency {
             .collect();
         let _ = writeln!(text, "\nDays with calls: {}.", busy.join("; "));
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_says_when_items_are_the_busiest_only() {
+        let series = |name: &str| {
+            serde_json::json!({"name": name, "calls": 1, "p50_ms": 1.0, "p95_ms": 1.0,
+            "p99_ms": 1.0, "days": [{"date": "2026-01-31", "calls": 1, "p50_ms": 1.0, "p95_ms": 1.0, "p99_ms": 1.0}]})
+        };
+        let answer = |count: usize| {
+            let latency: Latency = serde_json::from_value(serde_json::json!({"by": "tool", "relative_error": 0.02,
+                "total": series("all"), "items": [series("search")], "item_count": count}))
+            .unwrap();
+            latency.summary("")
+        };
+        assert!(answer(250).contains("(The 1 with most calls of 250;"), "{}", answer(250));
+        assert!(!answer(1).contains("most calls of"), "{}", answer(1));
     }
 }
