@@ -608,7 +608,10 @@ impl Gati {
         output_schema = schema::<SessionDetail>()
     )]
     async fn get_session(&self, Parameters(args): Parameters<SessionArgs>) -> Reply {
-        let data = self.backend.session(&args.session_id, page(args.page)).await?;
+        // 50 turns unless asked, as for every list here: the backend's own default for a session's
+        // runs is 1000, whose texts could fill an assistant's whole context.
+        let turns = PageArgs { limit: args.page.limit.or(Some(50)), offset: args.page.offset };
+        let data = self.backend.session(&args.session_id, page(turns)).await?;
         let session: SessionDetail = view(&data, "the session")?;
         Ok(Answer { summary: session.summary(), data }.into())
     }

@@ -308,7 +308,7 @@ def test_the_mcp_tools_list_sessions_and_read_one_turn_by_turn(bin_dir, seeded):
     assert data == ok(seeded, "/api/sessions", limit=1, offset=1) and "showing 2-2" in summary, summary
 
     summary, data = answer(chat)
-    assert data == ok(seeded, "/api/sessions/chat-1")
+    assert data == ok(seeded, "/api/sessions/chat-1", limit=50) and data["runs_limit"] == 50, "50 turns unless asked"
     turns = summary.split("Runs in time order:\n")[1].splitlines()
     assert turns[0].startswith('1. "first turn" (run_id n1) of support-bot, completed') and usd(0.01) in turns[0]
     assert turns[1:3] == ["   input: hi", "   output: hello"]
