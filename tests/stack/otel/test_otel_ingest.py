@@ -28,14 +28,17 @@ IDS = [f"{name}-{'gzip' if compressed else 'plain'}" for name, _, _, compressed 
 def stack(bin_dir, tmp_path_factory):
     backend = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(tmp_path_factory.mktemp("otel-ingest"))})
     stub = openai_stub.serve()
-    openai_url = f"http://127.0.0.1:{stub.server_address[1]}/v1"
-    # The agents run at once (each is seconds of Python start-up): several exporters, one backend.
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        traces = list(pool.map(lambda case: run_agent(case[1], openai_url, backend.url, case[2], gzip=case[3],
-                                                      by_environment=True), CASES))
-    yield backend, dict(zip(IDS, traces))
-    stub.shutdown()
-    assert backend.stop() == 0
+    try:
+        openai_url = f"http://127.0.0.1:{stub.server_address[1]}/v1"
+        # The agents run at once (each is seconds of Python start-up): several exporters, one backend.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            traces = list(pool.map(lambda case: run_agent(case[1], openai_url, backend.url, case[2], gzip=case[3],
+                                                          by_environment=True), CASES))
+        yield backend, dict(zip(IDS, traces))
+    finally:  # a failed agent too: no backend is left running
+        stub.shutdown()
+        status = backend.stop()
+    assert status == 0
 
 
 def get(backend, path):

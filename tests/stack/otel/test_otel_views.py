@@ -31,15 +31,21 @@ def exported(bin_dir, tmp_path_factory):
     exporter); its dashboard; the trace id of each library's run."""
     backend = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(tmp_path_factory.mktemp("otel-views"))})
     stub = openai_stub.serve()
-    openai_url = f"http://127.0.0.1:{stub.server_address[1]}/v1"
-    with ThreadPoolExecutor(max_workers=len(RUNS)) as pool:
-        traces = list(pool.map(lambda run: run_agent(run[1], openai_url, backend.url, run[2], by_environment=True),
-                               RUNS))
-    stub.shutdown()
-    dashboard = dashboard_for(bin_dir, backend.url)
-    yield backend, dashboard, dict(zip(NAMES, traces))
-    dashboard.stop()
-    assert backend.stop() == 0
+    try:
+        openai_url = f"http://127.0.0.1:{stub.server_address[1]}/v1"
+        with ThreadPoolExecutor(max_workers=len(RUNS)) as pool:
+            traces = list(pool.map(lambda run: run_agent(run[1], openai_url, backend.url, run[2], by_environment=True),
+                                   RUNS))
+        stub.shutdown()
+        dashboard = dashboard_for(bin_dir, backend.url)
+        try:
+            yield backend, dashboard, dict(zip(NAMES, traces))
+        finally:
+            dashboard.stop()
+    finally:  # a failed agent or dashboard too: no backend is left running
+        stub.shutdown()
+        status = backend.stop()
+    assert status == 0
 
 
 def llm_calls(run):
