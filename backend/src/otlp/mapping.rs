@@ -318,8 +318,15 @@ pub fn map_span(span: &Span, context: &Context) -> Result<MappedEvent, String> {
         attributes.insert("parent_span_id".into(), parent.clone().into());
     }
     attributes.insert("span_kind".into(), span.kind.into());
-    attributes.insert("span_attributes".into(), Value::Object(to_json(&span.attributes)?));
-    attributes.insert("resource_attributes".into(), Value::Object(to_json(context.resource)?));
+    // An attribute whose text is `data`'s prompt, completion... is stored there alone: messages
+    // are most of a span, and twice in the event they cost twice to store and to index.
+    let mut moved = vec![attrs.key(INPUT), attrs.key(OUTPUT)];
+    if kind == Kind::Llm {
+        moved.push(attrs.key(SYSTEM_PROMPT));
+    }
+    let moved: Vec<&str> = moved.into_iter().flatten().collect();
+    attributes.insert("span_attributes".into(), Value::Object(to_json(&span.attributes, &moved)?));
+    attributes.insert("resource_attributes".into(), Value::Object(to_json(context.resource, &[])?));
     if let Some(scope) = context.scope {
         attributes.insert("scope".into(), scope.clone());
     }
@@ -428,10 +435,15 @@ impl<'a> Attributes<'a> {
 
     /// The first of `keys` that holds a non-empty string.
     pub fn text(&self, keys: &[&str]) -> Option<&'a str> {
-        keys.iter().find_map(|k| match self.get(k)? {
-            Any::StringValue(s) if !s.trim().is_empty() => Some(s.as_str()),
+        self.key(keys).and_then(|k| match self.get(k)? {
+            Any::StringValue(s) => Some(s.as_str()),
             _ => None,
         })
+    }
+
+    /// The first of `keys` that holds a non-empty string: the one [`Self::text`] reads.
+    pub fn key<'k>(&self, keys: &[&'k str]) -> Option<&'k str> {
+        keys.iter().copied().find(|k| matches!(self.get(k), Some(Any::StringValue(s)) if !s.trim().is_empty()))
     }
 
     /// The first of `keys` that holds a count: a non-negative integer (or a string or whole
@@ -475,11 +487,14 @@ impl<'a> Attributes<'a> {
 }
 
 /// Attributes as a JSON object (key to value; the first of a repeated key), at most
-/// [`MAX_ATTRIBUTES`] of them; an error for a value nested deeper than [`MAX_VALUE_DEPTH`].
-pub fn to_json(kvs: &[KeyValue]) -> Result<Map<String, Value>, String> {
+/// [`MAX_ATTRIBUTES`] of them, but for the keys `left_out`; an error for a value nested deeper
+/// than [`MAX_VALUE_DEPTH`].
+pub fn to_json(kvs: &[KeyValue], left_out: &[&str]) -> Result<Map<String, Value>, String> {
     let mut object = Map::new();
+    let mut seen = HashSet::new();
     for kv in kvs.iter().take(MAX_ATTRIBUTES) {
-        if object.contains_key(&kv.key) {
+        // The first of a repeated key is the one read (and maybe left out), never a later one.
+        if !seen.insert(kv.key.as_str()) || left_out.contains(&kv.key.as_str()) {
             continue;
         }
         let value = any_to_json(kv.value.as_ref(), 1)

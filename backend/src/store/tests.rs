@@ -469,7 +469,9 @@ fn spans(service: &str, spans: &[(&str, Option<&str>, &str, u32, Value)]) -> Vec
                 "traceId": "5b8efff798038103d269b633813fc60c", "spanId": id.repeat(8),
                 "parentSpanId": parent.map(|p| p.repeat(8)).unwrap_or_default(), "name": name,
                 "startTimeUnixNano": start.to_string(), "endTimeUnixNano": (start + 100_000_000).to_string(),
-                "attributes": attributes, "status": {"code": if error { 2 } else { 0 }}})
+                "attributes": attributes,
+                "status": if error { serde_json::json!({"code": 2, "message": format!("{name}: quota exhausted")}) }
+                          else { serde_json::json!({"code": 0}) }})
         })
         .collect();
     let body = serde_json::json!({"resourceSpans": [{
@@ -565,5 +567,32 @@ fn a_failed_root_span_fails_its_run() {
     let Found::One(run) = store.find_run(None, "5b8efff798038103d269b633813fc60c").unwrap() else { panic!() };
     assert_eq!((run.status, run.error_count, run.agent_name.as_str()), (RunStatus::Failed, 1, "svc"));
     assert_eq!(disagreements(&store), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A span's event is found by its prompt, completion, model, tool name and error text, before
+/// the search index has it and from the index, and not by words it does not hold.
+#[test]
+fn spans_are_found_by_what_they_hold() {
+    let (dir, store) = temp_store("otlp-search");
+    let chat = serde_json::json!({"gen_ai.operation.name": "chat", "gen_ai.request.model": "claude-haiku-4-5",
+        "gen_ai.input.messages": r#"[{"role":"user","parts":[{"type":"text","content":"Where is the ocelot?"}]}]"#,
+        "gen_ai.output.messages": r#"[{"role":"assistant","parts":[{"type":"text","content":"With the pangolin."}]}]"#});
+    let tool = serde_json::json!({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather"});
+    store.ingest(spans("svc", &[("01", None, "chat", 0, chat), ("02", Some("01"), "lookup fails", 1, tool)])).unwrap();
+    let id = |span: &str| format!("5b8efff798038103d269b633813fc60c-{}", span.repeat(8));
+    for indexed in [false, true] {
+        for (q, found) in [
+            ("ocelot", id("01")),
+            ("the pangolin", id("01")),
+            ("claude-haiku-4-5", id("01")),
+            ("get_weather", id("02")),
+            ("quota exhausted", id("02")),
+        ] {
+            assert_eq!(search_ids(&store, q), [found], "{q}, indexed: {indexed}");
+        }
+        assert_eq!(search_ids(&store, "narwhal"), Vec::<String>::new());
+        store.catch_up().unwrap();
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -116,6 +116,34 @@ fn every_field_row_is_read_most_specific_first() {
     }
 }
 
+/// The attribute a prompt, completion, input or output was read from is stored once, in `data`;
+/// the others stay, and so does an attribute of those names that `data` did not take.
+#[test]
+fn texts_read_into_data_are_not_kept_twice() {
+    let messages = r#"[{"role":"user","parts":[{"type":"text","content":"hello"}]}]"#;
+    let chat = one(vec![
+        text("gen_ai.operation.name", "chat"),
+        text("gen_ai.input.messages", messages),
+        text("gen_ai.prompt", "a later name, not read"),
+        text("gen_ai.output.messages", "out"),
+        text("gen_ai.system_instructions", "be brief"),
+        text("gen_ai.request.model", "gpt-4o"),
+    ]);
+    assert_eq!((chat.data()["prompt"].as_str(), chat.data()["completion"].as_str()), (Some(messages), Some("out")));
+    assert_eq!(chat.data()["system_prompt"], "be brief");
+    let kept: Vec<String> = chat.attributes()["span_attributes"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(kept, ["gen_ai.operation.name", "gen_ai.prompt", "gen_ai.request.model"]);
+    let tool = one(vec![
+        text("gen_ai.operation.name", "execute_tool"),
+        text("gen_ai.tool.call.arguments", r#"{"id":1}"#),
+        text("gen_ai.system_instructions", "not a tool's field"),
+        text("gen_ai.output.messages", " "),
+    ]);
+    assert_eq!(tool.data()["input"], r#"{"id":1}"#);
+    let kept: Vec<String> = tool.attributes()["span_attributes"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(kept, ["gen_ai.operation.name", "gen_ai.output.messages", "gen_ai.system_instructions"]);
+}
+
 #[test]
 fn tokens_integers_or_strings_cost_from_the_price_table() {
     let event = one(vec![
@@ -341,10 +369,11 @@ fn bounded_work_on_big_spans() {
     assert!(prompt.len() < MAX_STRING_BYTES + 64 && prompt.ends_with("bytes]"));
     assert_eq!(event.agent_name.len(), 256);
     assert_eq!(event.data()["name"].as_str().unwrap().len(), 256);
-    assert_eq!(event.attributes()["span_attributes"].as_object().unwrap().len(), MAX_ATTRIBUTES);
+    // The first MAX_ATTRIBUTES, but for the prompt: that is `data`'s.
+    assert_eq!(event.attributes()["span_attributes"].as_object().unwrap().len(), MAX_ATTRIBUTES - 1);
     assert_eq!(event.attributes()["dropped"], json!(13 + 5));
     // NaN has no JSON: it is null, not an error.
-    assert_eq!(to_json(&[kv("nan", Any::DoubleValue(f64::NAN))]).unwrap()["nan"], Value::Null);
+    assert_eq!(to_json(&[kv("nan", Any::DoubleValue(f64::NAN))], &[]).unwrap()["nan"], Value::Null);
 }
 
 /// The real libraries' output (tests/stack/otel/capture_fixtures.py): one run per trace, its
