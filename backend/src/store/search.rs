@@ -2,7 +2,7 @@
 //! finds candidates, a check keeps those that contain the text).
 
 use rusqlite::{params, params_from_iter, types::Value as Sql};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{
     metrics::Range,
@@ -126,23 +126,55 @@ fn fts_query(text: &str) -> Option<String> {
     (!words.is_empty()).then(|| format!("\"{}\" *", words.join(" ")))
 }
 
-/// The text the search index holds for an event: every key and value of its `data` and
-/// `attributes`, strings unescaped (a prompt's `\n` separates words, as it did when written).
+/// The text the search index holds for an event: what [`searched`] finds in it, strings
+/// unescaped (a prompt's `\n` separates words, as it did when written).
 pub(super) fn search_text(data: &str, attributes: &str) -> String {
     let mut out = String::with_capacity(data.len() + attributes.len());
-    for text in [data, attributes] {
-        match serde_json::from_str::<Value>(text) {
-            Ok(value) => {
-                texts(&value, |s| {
-                    out.push_str(s);
-                    out.push(' ');
-                    false
-                });
-            }
-            Err(_) => out.push_str(text),
-        }
-    }
+    searched(data, attributes, |s| {
+        out.push_str(s);
+        out.push(' ');
+        false
+    });
     out
+}
+
+/// Calls `f` with each text of an event that a search finds it by, until it says it found what
+/// it looked for (then `true`): every key and value of its `data` and `attributes` (the whole
+/// text of one that is not JSON), but for a span's bookkeeping ([`span_texts`]).
+fn searched(data: &str, attributes: &str, mut f: impl FnMut(&str) -> bool) -> bool {
+    [(data, false), (attributes, true)].into_iter().any(|(text, attributes)| {
+        match serde_json::from_str::<Value>(text) {
+            Ok(value) => match span(&value).filter(|_| attributes) {
+                Some(span) => span_texts(span, &mut f),
+                None => texts(&value, &mut f),
+            },
+            Err(_) => f(text),
+        }
+    })
+}
+
+/// The keys of a span's `attributes` (the OTLP mapping's) that no search is for: its ids (the
+/// run's and the events' own), kind, scope and count of what was dropped.
+const SPAN_BOOKKEEPING: &[&str] = &["trace_id", "span_id", "parent_span_id", "span_kind", "scope", "dropped"];
+/// The keys of a span's `attributes` that hold its attributes by name.
+const SPAN_ATTRIBUTES: &[&str] = &["span_attributes", "resource_attributes"];
+
+/// `attributes` as the OTLP mapping writes them for a span: an object with a `span_id` and
+/// `span_attributes`.
+fn span(attributes: &Value) -> Option<&Map<String, Value>> {
+    attributes.as_object().filter(|o| {
+        o.get("span_id").is_some_and(Value::is_string) && o.get("span_attributes").is_some_and(Value::is_object)
+    })
+}
+
+/// A span's attributes, as [`texts`] walks them, but for what nobody searches and every span
+/// holds: its bookkeeping and the names of its keys and attributes (`gen_ai.usage.input_tokens`
+/// on every LLM call). Their values (model, tool, server...) are searched.
+fn span_texts(attributes: &Map<String, Value>, f: &mut impl FnMut(&str) -> bool) -> bool {
+    attributes.iter().filter(|(key, _)| !SPAN_BOOKKEEPING.contains(&key.as_str())).any(|(key, value)| match value {
+        Value::Object(named) if SPAN_ATTRIBUTES.contains(&key.as_str()) => named.values().any(|v| texts(v, &mut *f)),
+        _ => texts(value, &mut *f),
+    })
 }
 
 /// Calls `f` with each key, string and number of `value`, in document order, until it says
@@ -202,8 +234,5 @@ pub(super) fn fold(text: &str) -> String {
 /// `folded`, a text already folded: the check beside the index, and alone on the events the
 /// index has not reached.
 pub(super) fn contains(data: &str, attributes: &str, folded: &str) -> bool {
-    [data, attributes].into_iter().any(|text| match serde_json::from_str::<Value>(text) {
-        Ok(value) => texts(&value, |s| fold(s).contains(folded)),
-        Err(_) => fold(text).contains(folded),
-    })
+    searched(data, attributes, |s| fold(s).contains(folded))
 }

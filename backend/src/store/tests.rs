@@ -570,8 +570,9 @@ fn a_failed_root_span_fails_its_run() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A span's event is found by its prompt, completion, model, tool name and error text, before
-/// the search index has it and from the index, and not by words it does not hold.
+/// A span's event is found by its prompt, completion, model, tool name, error text and the
+/// values of its attributes and its resource's, before the search index has it and from the
+/// index; not by its ids or the names of its attributes, nor by words it does not hold.
 #[test]
 fn spans_are_found_by_what_they_hold() {
     let (dir, store) = temp_store("otlp-search");
@@ -591,7 +592,10 @@ fn spans_are_found_by_what_they_hold() {
         ] {
             assert_eq!(search_ids(&store, q), [found], "{q}, indexed: {indexed}");
         }
-        assert_eq!(search_ids(&store, "narwhal"), Vec::<String>::new());
+        assert_eq!(search_ids(&store, "svc"), [id("02"), id("01")], "the resource's service.name");
+        for q in ["narwhal", "0101010101010101", "5b8efff798038103d269b633813fc60c", "gen_ai.request.model"] {
+            assert_eq!(search_ids(&store, q), Vec::<String>::new(), "{q}, indexed: {indexed}");
+        }
         store.catch_up().unwrap();
     }
     let _ = std::fs::remove_dir_all(&dir);
