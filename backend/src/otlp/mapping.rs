@@ -540,7 +540,13 @@ fn id(bytes: &[u8], len: usize, field: &str) -> Result<String, String> {
     if bytes.len() != len || bytes.iter().all(|b| *b == 0) {
         return Err(format!("{field} must be {len} bytes, not all zero (got {} bytes)", bytes.len()));
     }
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(bytes))
+}
+
+/// Bytes in lowercase hex: a character at a time (every span has two or three ids).
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes.iter().flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]).map(char::from).collect()
 }
 
 /// Nanoseconds since the epoch as i64: a time past 2262 cannot be a timestamp here.
@@ -571,7 +577,7 @@ fn name(s: &str) -> String {
 
 /// How a rejected span is named in the answer: its ids as sent, if readable.
 fn span_label(span: &Span) -> String {
-    let hex = |b: &[u8]| b.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>();
+    let hex = |b: &[u8]| hex(&b[..b.len().min(16)]);
     format!("span {:?} (traceId {}, spanId {})", cut(&span.name, 64), hex(&span.trace_id), hex(&span.span_id))
 }
 

@@ -435,3 +435,9 @@ fn the_real_libraries_captures() {
         }
     }
 }
+
+#[test]
+fn ids_are_lowercase_hex_of_every_byte() {
+    assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0x10, 0xff]), "000fa510ff");
+    assert_eq!(id(&[0x9c; 8], 8, "spanId").unwrap(), "9c".repeat(8));
+}
