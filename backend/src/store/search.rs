@@ -144,9 +144,9 @@ pub(super) fn search_text(data: &str, attributes: &str) -> String {
 fn searched(data: &str, attributes: &str, mut f: impl FnMut(&str) -> bool) -> bool {
     [(data, false), (attributes, true)].into_iter().any(|(text, attributes)| {
         match serde_json::from_str::<Value>(text) {
-            Ok(value) => match span(&value).filter(|_| attributes) {
-                Some(span) => span_texts(span, &mut f),
-                None => texts(&value, &mut f),
+            Ok(value) => match span(&value) {
+                Some(span) if attributes => span_texts(span, &mut f),
+                _ => texts(&value, &mut f),
             },
             Err(_) => f(text),
         }
