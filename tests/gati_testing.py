@@ -190,7 +190,11 @@ def xtask(tree, *args, env=None, check=True, timeout=900):
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             kill_session(proc.pid)
-            out, _ = proc.communicate()
+            # A process that left the session may still hold the pipe: what it has said is enough.
+            try:
+                out, _ = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired as late:  # its output is bytes, even in text mode
+                out = (late.output or b"").decode(errors="replace")
             raise subprocess.TimeoutExpired(command, timeout, output=out) from None
     result = subprocess.CompletedProcess(command, proc.returncode, stdout=out)
     if check:

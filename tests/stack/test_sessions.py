@@ -100,9 +100,11 @@ def seed(service):
 @pytest.fixture(scope="module")
 def seeded(bin_dir, tmp_path_factory):
     service = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(tmp_path_factory.mktemp("sessions"))})
-    seed(service)
-    yield service
-    service.stop()
+    try:
+        seed(service)
+        yield service
+    finally:  # a failed seed too: no backend is left running
+        service.stop()
 
 
 def get(service, path, **params):
@@ -338,7 +340,11 @@ def test_the_dashboard_lists_sessions_and_reads_one_turn_by_turn(bin_dir, tmp_pa
     from test_dashboard_pages import dashboard_for, settle
 
     backend = Service(bin_dir / "gati-backend", env={"GATI_DATA_DIR": str(tmp_path / "data")})
-    dashboard = dashboard_for(bin_dir, backend.url)
+    try:
+        dashboard = dashboard_for(bin_dir, backend.url)
+    except BaseException:
+        backend.stop()
+        raise
     try:
         seed(backend)
         hostile = native("h1", ("h", HOSTILE), "agent_start", "2026-01-15T10:00:00Z", session=HOSTILE,
