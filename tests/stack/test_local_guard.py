@@ -31,15 +31,19 @@ def raw(base_url, method, path, body=None, headers=None, chunked=False):
     elif data is not None and "Content-Length" not in headers:
         connection.putheader("Content-Length", str(len(data)))
     connection.endheaders()
-    if data is not None:
-        if chunked:
+    try:
+        if data is not None and chunked:
             step = 1024 * 1024
             for i in range(0, len(data), step):
                 piece = data[i:i + step]
                 connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
             connection.send(b"0\r\n\r\n")
-        else:
+        elif data is not None:
             connection.send(data)
+    except (BrokenPipeError, ConnectionResetError):
+        # The server may answer (a 413) and close before the whole body is sent, as any server
+        # may: its answer is read all the same.
+        pass
     response = connection.getresponse()
     content_type = response.getheader("Content-Type", "").split(";")[0].strip()
     text = response.read()
