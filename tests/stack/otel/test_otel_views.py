@@ -17,7 +17,7 @@ import openai_stub  # noqa: E402
 from agent import AGENT, SESSION  # noqa: E402
 from gati_testing import Service  # noqa: E402
 from otel_helpers import RUNS, run_agent  # noqa: E402
-from test_dashboard_interaction import go, money, paused_page  # noqa: E402
+from test_dashboard_interaction import go, money, page  # noqa: E402,F401 (page: a fixture)
 from test_dashboard_pages import chromium, dashboard_for, settle  # noqa: E402,F401 (chromium: a fixture)
 from test_mcp_tools import answer, calls, route, usd  # noqa: E402
 
@@ -104,14 +104,6 @@ def test_the_mcp_tools_show_each_librarys_run_and_its_session(bin_dir, exported,
 
 
 # ---- the dashboard --------------------------------------------------------------------------------
-
-@pytest.fixture
-def page():
-    page = paused_page()
-    yield page
-    assert not page.errors, page.errors
-    page.context.close()
-
 
 def texts(locator):
     """The text of each element, as written (inner text would follow the style's capitals)."""
